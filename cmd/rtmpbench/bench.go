@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Names the bench publishes and plays.
+const (
+	benchApp    = "live"
+	benchStream = "bench"
+)
+
+// benchConfig is one run's parameters.
+type benchConfig struct {
+	plan         streamPlan
+	players      []int
+	duration     time.Duration // the measuring window
+	warmup       time.Duration // after the last player is ready, before the window
+	settle       time.Duration // publisher alone before the baseline RSS
+	rampRate     float64       // player connects per second
+	setupTimeout time.Duration
+	readTimeout  time.Duration
+	readBuf      int
+	verbose      bool
+	server       serverConfig
+}
+
+// stepResult is what one server did with one player count.
+type stepResult struct {
+	Server  string `json:"server"`
+	Players int    `json:"players"`
+	Error   string `json:"error,omitempty"`
+
+	OK      int `json:"ok"`      // streaming when the window started
+	Failed  int `json:"failed"`  // never got to streaming
+	Dropped int `json:"dropped"` // streamed, then lost the connection before the end
+
+	WindowSec     float64 `json:"window_sec"`
+	ExpectedMbps  float64 `json:"expected_mbps"`  // players × stream bitrate
+	DeliveredMbps float64 `json:"delivered_mbps"` // bytes all players received in the window
+	MinPlayerPct  float64 `json:"min_player_pct"` // slowest streaming player vs the bitrate
+
+	ServerCPUPct    float64 `json:"server_cpu_pct,omitempty"` // % of one core
+	RSSIdleKiB      int64   `json:"rss_idle_kib,omitempty"`
+	RSSBaseKiB      int64   `json:"rss_base_kib,omitempty"` // publisher only
+	RSSEndKiB       int64   `json:"rss_end_kib,omitempty"`
+	RSSPerPlayerKiB float64 `json:"rss_per_player_kib,omitempty"`
+
+	TTFF latencyStats `json:"ttff_ms"` // play → first video message
+	TTFK latencyStats `json:"ttfk_ms"` // play → first keyframe
+
+	ToolCPUPct  float64 `json:"tool_cpu_pct"`  // this process, % of one core
+	HostBusyPct float64 `json:"host_busy_pct"` // whole machine, % of all cores
+	HostCPUs    int     `json:"host_cpus"`
+	// OtherCPUPct is the CPU the rest of the machine used in the window
+	// (host busy minus server minus tool), % of one core: when it is large
+	// the server and the players competed with something else.
+	OtherCPUPct     float64 `json:"other_cpu_pct"`
+	PublisherLateMs float64 `json:"publisher_late_ms"` // worst frame lateness
+	RampSec         float64 `json:"ramp_sec"`          // first connect to last player ready
+
+	PlayerErrors []string `json:"player_errors,omitempty"` // distinct, with counts
+}
+
+// latencyStats summarises per-player latencies in milliseconds.
+type latencyStats struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	Max float64 `json:"max"`
+}
+
+// summarize returns nearest-rank percentiles of ds.
+func summarize(ds []time.Duration) latencyStats {
+	if len(ds) == 0 {
+		return latencyStats{}
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return latencyStats{
+		N:   len(s),
+		P50: ms(s[rank(len(s), 50)]),
+		P95: ms(s[rank(len(s), 95)]),
+		Max: ms(s[len(s)-1]),
+	}
+}
+
+// rank is the nearest-rank index of percentile p in n sorted values.
+func rank(n int, p float64) int {
+	r := int(float64(n)*p/100+0.999999999) - 1
+	return min(max(r, 0), n-1)
+}
+
+// countErrors groups error strings, most frequent first.
+func countErrors(errs []string) []string {
+	counts := map[string]int{}
+	for _, e := range errs {
+		counts[e]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	out := make([]string, 0, min(len(keys), 5))
+	for _, k := range keys[:min(len(keys), 5)] {
+		out = append(out, fmt.Sprintf("%d× %s", counts[k], k))
+	}
+	return out
+}
+
+// sleepCtx sleeps for d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// runStep starts a fresh server of the given kind, publishes, attaches n
+// players and measures one window.
+func runStep(ctx context.Context, cfg *benchConfig, kind string, n int) stepResult {
+	res := stepResult{Server: kind, Players: n}
+	fail := func(err error) stepResult {
+		res.Error = err.Error()
+		return res
+	}
+	logf := func(format string, args ...any) {
+		log.Printf("%s %d players: "+format, append([]any{kind, n}, args...)...)
+	}
+
+	srv, err := startServer(ctx, kind, &cfg.server)
+	if err != nil {
+		return fail(fmt.Errorf("start: %w", err))
+	}
+	defer func() {
+		if err := srv.stop(); err != nil {
+			logf("%v", err)
+		}
+	}()
+	logf("server %v", srv)
+	rss := func() int64 {
+		if srv.pid == 0 {
+			return 0
+		}
+		kib, err := processRSS(srv.pid)
+		if err != nil {
+			logf("rss: %v", err)
+		}
+		return kib
+	}
+	res.RSSIdleKiB = rss()
+
+	pub, err := startPublisher(ctx, srv.addr, benchApp, benchStream, cfg.plan, cfg.setupTimeout)
+	if err != nil {
+		return fail(srv.fail(err))
+	}
+	defer pub.stop()
+	if !sleepCtx(ctx, cfg.settle) {
+		return fail(ctx.Err())
+	}
+	if err := pub.Err(); err != nil {
+		return fail(err)
+	}
+	res.RSSBaseKiB = rss()
+
+	// Players, connecting at a bounded rate.
+	pcfg := &playerConfig{
+		addr: srv.addr, app: benchApp, name: benchStream,
+		setupTimeout: cfg.setupTimeout, readTimeout: cfg.readTimeout, readBuf: cfg.readBuf,
+	}
+	players := make([]player, n)
+	pctx, stopPlayers := context.WithCancel(ctx)
+	defer stopPlayers()
+	var running, ready sync.WaitGroup
+	ready.Add(n)
+	rampStart := time.Now()
+	interval := time.Duration(float64(time.Second) / cfg.rampRate)
+	started := 0
+	for i := range players {
+		if d := time.Until(rampStart.Add(time.Duration(i) * interval)); d > 0 && !sleepCtx(ctx, d) {
+			break
+		}
+		running.Go(func() { players[i].run(pctx, pcfg, ready.Done) })
+		started++
+	}
+	for range n - started {
+		ready.Done()
+	}
+	allReady := make(chan struct{})
+	go func() { ready.Wait(); close(allReady) }()
+	readyTimeout := cfg.setupTimeout + 5*time.Second
+	select {
+	case <-allReady:
+	case <-time.After(readyTimeout):
+		logf("not all players ready %v after the last connect", readyTimeout)
+	case <-ctx.Done():
+	}
+	res.RampSec = time.Since(rampStart).Seconds()
+	logf("players ready after %.1fs; warming up %v", res.RampSec, cfg.warmup)
+	if !sleepCtx(ctx, cfg.warmup) {
+		return fail(ctx.Err())
+	}
+
+	// The window.
+	startBytes := make([]uint64, n)
+	startState := make([]int32, n)
+	for i := range players {
+		startState[i] = players[i].state.Load()
+		startBytes[i] = players[i].bytes.Load()
+	}
+	var cpu0 time.Duration
+	if srv.pid != 0 {
+		if cpu0, err = processCPU(srv.pid); err != nil {
+			return fail(srv.fail(fmt.Errorf("server cpu: %w", err)))
+		}
+	}
+	tool0 := selfCPU()
+	host0, hostErr := readHostCPU()
+	t0 := time.Now()
+	logf("measuring %v", cfg.duration)
+	if !sleepCtx(ctx, cfg.duration) {
+		return fail(ctx.Err())
+	}
+	window := time.Since(t0)
+	var cpu1 time.Duration
+	if srv.pid != 0 {
+		if cpu1, err = processCPU(srv.pid); err != nil {
+			return fail(srv.fail(fmt.Errorf("server cpu: %w", err)))
+		}
+	}
+	tool1 := selfCPU()
+	host1, hostErr1 := readHostCPU()
+	endBytes := make([]uint64, n)
+	for i := range players {
+		endBytes[i] = players[i].bytes.Load()
+	}
+	res.RSSEndKiB = rss()
+	pubErr := pub.Err()
+
+	// Stop everything, bounded.
+	stopPlayers()
+	done := make(chan struct{})
+	go func() { running.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		logf("players did not all stop within 10s")
+	}
+
+	// Results.
+	res.WindowSec = window.Seconds()
+	res.ExpectedMbps = float64(n) * float64(cfg.plan.Bitrate) / 1e6
+	var total uint64
+	perPlayerExpected := float64(cfg.plan.Bitrate) / 8 * window.Seconds()
+	res.MinPlayerPct = -1
+	var ttff, ttfk []time.Duration
+	var errs []string
+	for i := range players {
+		p := &players[i]
+		total += endBytes[i] - startBytes[i]
+		st := p.state.Load()
+		switch {
+		case startState[i] == playerStreaming:
+			res.OK++
+			pct := 100 * float64(endBytes[i]-startBytes[i]) / perPlayerExpected
+			if res.MinPlayerPct < 0 || pct < res.MinPlayerPct {
+				res.MinPlayerPct = pct
+			}
+		case startState[i] == playerDropped:
+			// Lost before the window: counted as dropped below.
+		default:
+			res.Failed++
+			if startState[i] == playerStarting {
+				errs = append(errs, "not streaming when the window started")
+			}
+		}
+		if st == playerDropped {
+			res.Dropped++
+		}
+		if p.ttff > 0 && startState[i] != playerFailed && startState[i] != playerStarting {
+			ttff = append(ttff, p.ttff)
+		}
+		if p.ttfk > 0 && startState[i] != playerFailed && startState[i] != playerStarting {
+			ttfk = append(ttfk, p.ttfk)
+		}
+		if (st == playerFailed && startState[i] != playerStarting || st == playerDropped) && p.err != nil {
+			errs = append(errs, p.err.Error())
+		}
+	}
+	if res.MinPlayerPct < 0 {
+		res.MinPlayerPct = 0
+	}
+	res.DeliveredMbps = float64(total) * 8 / window.Seconds() / 1e6
+	res.TTFF = summarize(ttff)
+	res.TTFK = summarize(ttfk)
+	res.PlayerErrors = countErrors(errs)
+	if srv.pid != 0 {
+		res.ServerCPUPct = cpuPercent(cpu1-cpu0, window)
+		if res.OK > 0 && res.RSSEndKiB > 0 {
+			res.RSSPerPlayerKiB = float64(res.RSSEndKiB-res.RSSBaseKiB) / float64(res.OK)
+		}
+	}
+	res.ToolCPUPct = cpuPercent(tool1-tool0, window)
+	if hostErr == nil && hostErr1 == nil && host1.Total > host0.Total {
+		res.HostBusyPct = 100 * float64(host1.Busy-host0.Busy) / float64(host1.Total-host0.Total)
+		res.HostCPUs = host1.CPUs
+		res.OtherCPUPct = max(0, res.HostBusyPct*float64(res.HostCPUs)-res.ServerCPUPct-res.ToolCPUPct)
+	}
+	res.PublisherLateMs = float64(pub.maxLate.Load()) / 1e6
+	if pubErr != nil {
+		res.Error = "publisher: " + pubErr.Error()
+	}
+	logf("done: %.2f of %.2f Mbps, server cpu %.1f%%, tool cpu %.1f%%, others %.0f%%", res.DeliveredMbps, res.ExpectedMbps, res.ServerCPUPct, res.ToolCPUPct, res.OtherCPUPct)
+	return res
+}

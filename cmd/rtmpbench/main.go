@@ -1,0 +1,254 @@
+// Command rtmpbench is the load tool: it publishes one synthetic live
+// stream of a chosen bitrate to an RTMP server, attaches N players over
+// loopback and reports delivered Mbps, server CPU and RSS per player, and
+// time to first frame. It can start rtmphub and nginx-rtmp itself and
+// measure both in one run, so the report compares them.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const usageText = `rtmpbench publishes one synthetic live stream to an RTMP server, attaches
+N players over loopback and measures the server.
+
+Usage:
+  rtmpbench [flags]
+
+Examples (from the module root):
+  go run ./cmd/rtmpbench -server nginx -players 100,500,2000 -bitrate 232k
+  go run ./cmd/rtmpbench -server both -players 100,500,2000 -bitrate 232k
+  go run ./cmd/rtmpbench -server addr=127.0.0.1:1935 -server-pid 1234 -players 50
+
+Servers (-server):
+  rtmphub   builds ./cmd/rtmphub (or runs -rtmphub-bin) with -rtmphub-args and
+            reads its RTMP address from the JSON log line
+            {"msg":"listening","transport":"rtmp","addr":...}
+  nginx     writes an nginx.conf for nginx-rtmp (one process, master_process
+            off, chunk_size 4096, ping 0, application live { live on; }) and
+            runs nginx -c <conf> -p <tmp>; ping is off because the players
+            stop parsing after the first keyframe and cannot answer pings
+  both      rtmphub and nginx, one after the other for each player count,
+            with a ratio row rtmphub/nginx
+  addr=H:P  an already running server; CPU and RSS only with -server-pid
+
+Each (server, player count) step starts a fresh server, publishes
+rtmp://addr/live/bench like ffmpeg (FMLE connect, releaseStream, FCPublish,
+createStream, publish live; @setDataFrame onMetaData, AVC and AAC sequence
+headers, then keyframes every -gop and inter frames at -fps plus AAC frames
+at 44100/1024 per second, paced in real time), lets it run -settle, then
+connects the players at -ramp. A player connects, creates a stream, plays,
+parses messages until the first keyframe and from then on only counts
+bytes, acknowledging per the server's window. After -warmup the window of
+-duration is measured:
+
+  Mbps got  bytes all players received in the window (RTMP chunk headers
+            included, so a few % over the media rate) / window
+  expected  players × bitrate (media payload)
+  min%      the slowest player's bytes vs the stream bitrate
+  CPU%      server utime+stime over the window, % of one core
+  RSS base  server VmRSS with the publisher only; RSS/pl = (VmRSS at the
+            end of the window − RSS base) / streaming players
+  TTFF      play sent → first video message (p50/p95/max, ms); key = play
+            sent → first keyframe carrying coded data (a server without a
+            GOP cache makes players wait up to -gop for it)
+  tool%     this process's CPU over the window, % of one core (the players
+            and the publisher share the machine with the server)
+  other%    CPU the rest of the machine used in the window (host busy −
+            server − tool), % of one core; large values spoil the run
+
+The server and the tool share the host, and over loopback part of the
+receiving side's kernel work is charged to the sender: compare servers
+within one run, on an otherwise idle machine.
+
+Flags:
+`
+
+func main() {
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("rtmpbench: ")
+	if err := run(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run() error {
+	var (
+		serverFlag   = flag.String("server", "both", "rtmphub, nginx, both, or addr=host:port")
+		serverPID    = flag.Int("server-pid", 0, "with -server addr=: the server's pid, for CPU and RSS")
+		playersFlag  = flag.String("players", "100,500,2000", "player counts to run, comma-separated")
+		bitrateFlag  = flag.String("bitrate", "232k", "stream bitrate (media payload), e.g. 232k, 1.5M")
+		audioFlag    = flag.String("audio-bitrate", "", "audio share of -bitrate (default 64k, or 30% of a stream under 213k; 0: no audio)")
+		fps          = flag.Float64("fps", 25, "video frames per second")
+		gop          = flag.Duration("gop", time.Second, "keyframe interval")
+		keyFactor    = flag.Int("keyframe-factor", 5, "keyframe size as a multiple of an inter frame")
+		duration     = flag.Duration("duration", 20*time.Second, "measuring window")
+		warmup       = flag.Duration("warmup", 5*time.Second, "wait after the last player is ready, before the window")
+		settle       = flag.Duration("settle", 2*time.Second, "publisher alone before the baseline RSS and the players")
+		rampFlag     = flag.String("ramp", "500/s", "player connect rate")
+		rtmphubBin   = flag.String("rtmphub-bin", "", "rtmphub binary (default: go build ./cmd/rtmphub)")
+		rtmphubArgs  = flag.String("rtmphub-args", "serve --rtmp-addr 127.0.0.1:0 --data-dir {datadir} --log-format json --log-level info", "rtmphub arguments, space-separated; {datadir} is a fresh directory, {addr} a free 127.0.0.1 port (then readiness is seen by connecting instead of from the log)")
+		nginxBin     = flag.String("nginx-bin", "nginx", "nginx binary")
+		nginxModule  = flag.String("nginx-module", "/usr/lib/nginx/modules/ngx_rtmp_module.so", "nginx-rtmp dynamic module (load_module)")
+		setupTimeout = flag.Duration("setup-timeout", 10*time.Second, "bound on dial through first keyframe, per player and for the publisher")
+		readTimeout  = flag.Duration("read-timeout", 10*time.Second, "a streaming player with no data for this long counts as dropped")
+		readBuf      = flag.Int("read-buf", 16<<10, "player read buffer, bytes")
+		jsonOut      = flag.Bool("json", false, "print the report as JSON on stdout instead of a table")
+		outFile      = flag.String("out", "", "also write the JSON report to this file")
+		keepTmp      = flag.Bool("keep-tmp", false, "keep the temporary directory (server configs and logs)")
+	)
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), usageText)
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (see -h)", flag.Args())
+	}
+
+	bitrate, err := parseBitrate(*bitrateFlag)
+	if err != nil {
+		return err
+	}
+	audio := defaultAudioBitrate(bitrate)
+	if *audioFlag != "" {
+		if *audioFlag == "0" {
+			audio = 0
+		} else if audio, err = parseBitrate(*audioFlag); err != nil {
+			return err
+		}
+	}
+	plan, err := planStream(bitrate, audio, *fps, *gop, *keyFactor)
+	if err != nil {
+		return err
+	}
+	players, err := parsePlayers(*playersFlag)
+	if err != nil {
+		return err
+	}
+	ramp, err := parseRate(*rampFlag)
+	if err != nil {
+		return err
+	}
+	if *duration <= 0 || *warmup < 0 || *settle < 0 || *setupTimeout <= 0 || *readTimeout <= 0 || *readBuf < 512 {
+		return fmt.Errorf("durations must be positive and -read-buf >= 512")
+	}
+
+	cfg := &benchConfig{
+		plan: plan, players: players, duration: *duration, warmup: *warmup, settle: *settle,
+		rampRate: ramp, setupTimeout: *setupTimeout, readTimeout: *readTimeout, readBuf: *readBuf,
+		server: serverConfig{
+			rtmphubBin:   *rtmphubBin,
+			rtmphubArgs:  strings.Fields(*rtmphubArgs),
+			nginxBin:     *nginxBin,
+			nginxModule:  *nginxModule,
+			externalPID:  *serverPID,
+			startTimeout: 15 * time.Second,
+		},
+	}
+	var kinds []string
+	switch s := *serverFlag; {
+	case s == kindRtmphub, s == kindNginx:
+		kinds = []string{s}
+	case s == "both":
+		kinds = []string{kindRtmphub, kindNginx}
+	case strings.HasPrefix(s, "addr="):
+		cfg.server.externalAddr = strings.TrimPrefix(s, "addr=")
+		kinds = []string{kindExternal}
+	default:
+		return fmt.Errorf("bad -server %q: want rtmphub, nginx, both or addr=host:port", s)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	nofile, err := raiseNofile()
+	if err != nil {
+		log.Printf("raising the open-file limit: %v", err)
+	}
+	if need := uint64(slices.Max(players)*2 + 64); nofile < need {
+		log.Printf("warning: open-file limit %d; %d players over loopback need about %d (server and tool together)", nofile, slices.Max(players), need)
+	}
+
+	tmp, err := os.MkdirTemp("", "rtmpbench-")
+	if err != nil {
+		return err
+	}
+	cfg.server.tmpRoot = tmp
+	if *keepTmp {
+		log.Printf("keeping %s", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+
+	for _, k := range kinds {
+		switch k {
+		case kindRtmphub:
+			if cfg.server.rtmphubBin == "" {
+				log.Printf("building ./cmd/rtmphub")
+				if cfg.server.rtmphubBin, err = buildRtmphub(ctx, tmp); err != nil {
+					return err
+				}
+			}
+		case kindNginx:
+			if cfg.server.nginxBin, err = exec.LookPath(cfg.server.nginxBin); err != nil {
+				return fmt.Errorf("nginx: %w", err)
+			}
+			if _, err := os.Stat(cfg.server.nginxModule); err != nil {
+				return fmt.Errorf("nginx-rtmp module: %w (apt-get install libnginx-mod-rtmp, or -nginx-module)", err)
+			}
+		}
+	}
+
+	host, _ := readHostCPU()
+	rep := &report{
+		Started: time.Now(), Stream: formatBitrate(bitrate), Plan: plan,
+		Warmup: warmup.String(), Duration: duration.String(), Ramp: ramp, HostCPUs: host.CPUs,
+	}
+	log.Printf("%v", plan)
+	for _, n := range players {
+		for _, k := range kinds {
+			if ctx.Err() != nil {
+				break
+			}
+			res := runStep(ctx, cfg, k, n)
+			if res.Error != "" {
+				log.Printf("%s %d players: %s", k, n, res.Error)
+			}
+			rep.Results = append(rep.Results, res)
+		}
+	}
+
+	if *outFile != "" {
+		f, err := os.Create(*outFile)
+		if err != nil {
+			return err
+		}
+		if err := rep.writeJSON(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	if *jsonOut {
+		err = rep.writeJSON(os.Stdout)
+	} else {
+		err = rep.writeTable(os.Stdout)
+	}
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
+}

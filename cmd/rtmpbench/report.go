@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report is everything one run produced.
+type report struct {
+	Started  time.Time    `json:"started"`
+	Stream   string       `json:"stream"`
+	Plan     streamPlan   `json:"plan"`
+	Warmup   string       `json:"warmup"`
+	Duration string       `json:"duration"`
+	Ramp     float64      `json:"ramp_per_sec"`
+	HostCPUs int          `json:"host_cpus"`
+	Results  []stepResult `json:"results"`
+}
+
+func (r *report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// writeTable prints the results as a table, one row per server and player
+// count, with a ratio row wherever both rtmphub and nginx ran the same
+// count.
+func (r *report) writeTable(w io.Writer) error {
+	fmt.Fprintf(w, "%s\n", r.Plan)
+	fmt.Fprintf(w, "window %s after %s warmup; players connect at %g/s; host has %d CPUs\n",
+		r.Duration, r.Warmup, r.Ramp, r.HostCPUs)
+	io.WriteString(w, `CPU% = server CPU over the window, % of one core; RSS/pl = (RSS at end − RSS with publisher only) / streaming players;
+Mbps = bytes received by all players (RTMP chunk headers included) vs players × stream bitrate; min% = slowest player;
+TTFF = play sent → first video message, key = play sent → first keyframe (ms); tool% = this process; other% = the rest
+of the machine (host busy − server − tool, % of one core): large values mean the run competed with something else.
+
+`)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "players\tserver\tok/fail/drop\tMbps got\texpected\tmin%\tCPU%\tRSS base\tRSS/pl\tTTFF p50\tp95\tmax\tkey p50\tp95\ttool%\tother%\t")
+	for i, res := range r.Results {
+		fmt.Fprintln(tw, resultRow(res))
+		if i+1 == len(r.Results) || r.Results[i+1].Players != res.Players {
+			for _, row := range r.ratioRows(res.Players) {
+				fmt.Fprintln(tw, row)
+			}
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, res := range r.Results {
+		if res.Error != "" {
+			fmt.Fprintf(w, "\n%s, %d players: ERROR %s\n", res.Server, res.Players, res.Error)
+		}
+		if len(res.PlayerErrors) > 0 {
+			fmt.Fprintf(w, "\n%s, %d players, player errors:\n  %s\n", res.Server, res.Players, strings.Join(res.PlayerErrors, "\n  "))
+		}
+		if res.PublisherLateMs > 100 {
+			fmt.Fprintf(w, "\n%s, %d players: publisher fell up to %.0f ms behind real time\n", res.Server, res.Players, res.PublisherLateMs)
+		}
+	}
+	return nil
+}
+
+func resultRow(r stepResult) string {
+	if r.Error != "" && r.WindowSec == 0 {
+		return fmt.Sprintf("%d\t%s\t%s\t\t\t\t\t\t\t\t\t\t\t\t\t\t", r.Players, r.Server, "error")
+	}
+	dash := func(ok bool, s string) string {
+		if !ok {
+			return "-"
+		}
+		return s
+	}
+	hasProc := r.RSSEndKiB > 0
+	return strings.Join([]string{
+		fmt.Sprint(r.Players),
+		r.Server,
+		fmt.Sprintf("%d/%d/%d", r.OK, r.Failed, r.Dropped),
+		fmt.Sprintf("%.2f", r.DeliveredMbps),
+		fmt.Sprintf("%.2f", r.ExpectedMbps),
+		fmt.Sprintf("%.1f", r.MinPlayerPct),
+		dash(hasProc, fmt.Sprintf("%.1f", r.ServerCPUPct)),
+		dash(hasProc, formatKiB(float64(r.RSSBaseKiB))),
+		dash(hasProc && r.OK > 0, formatKiB(r.RSSPerPlayerKiB)),
+		dash(r.TTFF.N > 0, formatMs(r.TTFF.P50)),
+		dash(r.TTFF.N > 0, formatMs(r.TTFF.P95)),
+		dash(r.TTFF.N > 0, formatMs(r.TTFF.Max)),
+		dash(r.TTFK.N > 0, formatMs(r.TTFK.P50)),
+		dash(r.TTFK.N > 0, formatMs(r.TTFK.P95)),
+		fmt.Sprintf("%.1f", r.ToolCPUPct),
+		dash(r.HostCPUs > 0, fmt.Sprintf("%.0f", r.OtherCPUPct)),
+	}, "\t") + "\t"
+}
+
+// ratioRows compares rtmphub with nginx at a player count both ran without
+// error: rtmphub's value divided by nginx's.
+func (r *report) ratioRows(players int) []string {
+	var rows []string
+	for _, a := range r.Results {
+		if a.Server != kindRtmphub || a.Players != players || a.Error != "" {
+			continue
+		}
+		for _, b := range r.Results {
+			if b.Server != kindNginx || b.Players != a.Players || b.Error != "" {
+				continue
+			}
+			rows = append(rows, strings.Join([]string{
+				fmt.Sprint(a.Players),
+				"rtmphub/nginx",
+				"",
+				ratio(a.DeliveredMbps, b.DeliveredMbps),
+				"",
+				"",
+				ratio(a.ServerCPUPct, b.ServerCPUPct),
+				ratio(float64(a.RSSBaseKiB), float64(b.RSSBaseKiB)),
+				ratio(a.RSSPerPlayerKiB, b.RSSPerPlayerKiB),
+				ratio(a.TTFF.P50, b.TTFF.P50),
+				ratio(a.TTFF.P95, b.TTFF.P95),
+				ratio(a.TTFF.Max, b.TTFF.Max),
+				ratio(a.TTFK.P50, b.TTFK.P50),
+				ratio(a.TTFK.P95, b.TTFK.P95),
+				"",
+				"",
+			}, "\t")+"\t")
+		}
+	}
+	return rows
+}
+
+func ratio(a, b float64) string {
+	if b <= 0 || a < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+// formatKiB prints a size given in KiB with a unit that keeps it short.
+func formatKiB(kib float64) string {
+	switch {
+	case kib >= 1024 || kib <= -1024:
+		return fmt.Sprintf("%.1fM", kib/1024)
+	case kib >= 100 || kib <= -100:
+		return fmt.Sprintf("%.0fK", kib)
+	}
+	return fmt.Sprintf("%.1fK", kib)
+}
+
+// formatMs prints milliseconds: one decimal below 10 ms, none above.
+func formatMs(ms float64) string {
+	if ms < 10 {
+		return fmt.Sprintf("%.1f", ms)
+	}
+	return fmt.Sprintf("%.0f", ms)
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestSummarize(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- { // unsorted on purpose
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	got := summarize(ds)
+	want := latencyStats{N: 100, P50: 50, P95: 95, Max: 100}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if ds[0] != 100*time.Millisecond {
+		t.Error("summarize sorted its input")
+	}
+	if got := summarize(nil); got != (latencyStats{}) {
+		t.Errorf("empty: %+v", got)
+	}
+	if got := summarize([]time.Duration{3 * time.Millisecond}); got.P50 != 3 || got.P95 != 3 || got.Max != 3 {
+		t.Errorf("one value: %+v", got)
+	}
+}
+
+func TestRank(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		p    float64
+		want int
+	}{{1, 50, 0}, {2, 50, 0}, {3, 50, 1}, {10, 95, 9}, {20, 95, 18}, {2000, 95, 1899}, {100, 100, 99}, {5, 0, 0}} {
+		if got := rank(tc.n, tc.p); got != tc.want {
+			t.Errorf("rank(%d, %v) = %d, want %d", tc.n, tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestCountErrors(t *testing.T) {
+	got := countErrors([]string{"b", "a", "b", "c", "b", "a"})
+	want := []string{"3× b", "2× a", "1× c"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func sampleReport() *report {
+	p, _ := planStream(232000, 64000, 25, time.Second, 5)
+	base := stepResult{
+		Players: 100, OK: 100, WindowSec: 20, ExpectedMbps: 23.2, DeliveredMbps: 23.7, MinPlayerPct: 101.5,
+		ServerCPUPct: 10, RSSIdleKiB: 8000, RSSBaseKiB: 9000, RSSEndKiB: 11000, RSSPerPlayerKiB: 20,
+		TTFF: latencyStats{N: 100, P50: 20, P95: 40, Max: 60}, TTFK: latencyStats{N: 100, P50: 500, P95: 950, Max: 990},
+		ToolCPUPct: 5, HostBusyPct: 12, HostCPUs: 2,
+	}
+	a, b := base, base
+	a.Server, b.Server = kindRtmphub, kindNginx
+	a.ServerCPUPct, a.RSSPerPlayerKiB, a.TTFF.P50 = 15, 30, 10
+	c := stepResult{Server: kindNginx, Players: 500, Error: "start: boom"}
+	return &report{
+		Started: time.Unix(0, 0), Stream: "232k", Plan: p, Warmup: "5s", Duration: "20s", Ramp: 500, HostCPUs: 2,
+		Results: []stepResult{a, b, c},
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	var buf bytes.Buffer
+	if err := sampleReport().writeTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"232k stream: video 168k 25 fps",
+		"rtmphub/nginx",
+		"1.50×", // CPU 15 vs 10
+		"0.50×", // TTFF p50 10 vs 20
+		"100/0/0",
+		"23.70",
+		"8.8M", // RSS base 9000 KiB
+		"nginx, 500 players: ERROR start: boom",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// The ratio row follows the pair it compares, before the next count.
+	if i, j := strings.Index(out, "rtmphub/nginx"), regexp.MustCompile(`\n +500 +nginx`).FindStringIndex(out)[0]; i < 0 || j < 0 || i > j {
+		t.Errorf("ratio row misplaced:\n%s", out)
+	}
+	// Every table row has the same number of columns.
+	var widths []int
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "100") || strings.HasPrefix(strings.TrimSpace(l), "players") {
+			widths = append(widths, utf8.RuneCountInString(l))
+		}
+	}
+	for _, w := range widths[1:] {
+		if w != widths[0] {
+			t.Errorf("ragged table %v:\n%s", widths, out)
+			break
+		}
+	}
+}
+
+func TestWriteJSON(t *testing.T) {
+	var buf bytes.Buffer
+	if err := sampleReport().writeJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var back report
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Results) != 3 || back.Results[0].TTFF.P50 != 10 || back.Results[2].Error != "start: boom" || back.Plan.KeySize == 0 {
+		t.Errorf("round trip lost data: %+v", back)
+	}
+}
+
+func TestFormatKiB(t *testing.T) {
+	for kib, want := range map[float64]string{12.34: "12.3K", 512: "512K", 9000: "8.8M", 20480: "20.0M", -300: "-300K", 0: "0.0K"} {
+		if got := formatKiB(kib); got != want {
+			t.Errorf("formatKiB(%v) = %q, want %q", kib, got, want)
+		}
+	}
+}
+
+func TestNginxConf(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/nginx.conf"
+	if err := writeNginxConf(path, "/m.so", dir, "127.0.0.1:5555", "live"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := readFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"load_module /m.so;", "master_process off;", "listen 127.0.0.1:5555;", "application live {", "worker_connections 10000;", "error_log " + dir + "/error.log"} {
+		if !strings.Contains(b, want) {
+			t.Errorf("conf lacks %q:\n%s", want, b)
+		}
+	}
+}
+
+func readFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return string(b), err
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// config is every setting of the binary. Each field is read from the
+// environment variable RTMPHUB_<env> and from the flag of the same name in
+// lower case with dashes; a flag wins over the environment, which wins over
+// the default.
+type config struct {
+	RTMPAddr        string        `env:"RTMP_ADDR" envDefault:":1935" help:"TCP address for RTMP"`
+	DataDir         string        `env:"DATA_DIR" envDefault:"./data" help:"applications folder: <data>/<app>/..."`
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat       string        `env:"LOG_FORMAT" envDefault:"text" help:"text or json"`
+	MaxConnections  int           `env:"MAX_CONNECTIONS" envDefault:"10000" help:"clients at once, all transports"`
+	MaxMessageSize  int           `env:"MAX_MESSAGE_SIZE" envDefault:"8388608" help:"largest message accepted from a client, bytes"`
+	PlayerQueue     int           `env:"PLAYER_QUEUE" envDefault:"512" help:"messages queued per player before it skips to the next keyframe"`
+	StallTimeout    time.Duration `env:"STALL_TIMEOUT" envDefault:"10s" help:"disconnect a client whose writes stall this long"`
+	GOPCache        bool          `env:"GOP_CACHE" envDefault:"true" help:"start players at the last keyframe"`
+	ChunkSize       int           `env:"CHUNK_SIZE" envDefault:"4096" help:"outgoing RTMP chunk size"`
+	StrictApps      bool          `env:"STRICT_APPS" envDefault:"false" help:"accept only applications that have a folder in the data dir, as FMS"`
+	PublisherGrace  time.Duration `env:"PUBLISHER_GRACE" envDefault:"3s" help:"how long players wait for a vanished publisher to come back"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"5s" help:"longest graceful shutdown"`
+}
+
+const envPrefix = "RTMPHUB_"
+
+// setting describes one field of config for flags, errors and help.
+type setting struct {
+	field reflect.StructField
+	value reflect.Value
+	env   string // full variable name
+	flag  string
+}
+
+func settings(cfg *config) []setting {
+	v := reflect.ValueOf(cfg).Elem()
+	t := v.Type()
+	out := make([]setting, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("env")
+		out = append(out, setting{
+			field: f,
+			value: v.Field(i),
+			env:   envPrefix + name,
+			flag:  strings.ReplaceAll(strings.ToLower(name), "_", "-"),
+		})
+	}
+	return out
+}
+
+// settingError names the variable and flag of a bad setting in one line.
+type settingError struct {
+	s   setting
+	val string
+	err error
+}
+
+func (e *settingError) Error() string {
+	return fmt.Sprintf("bad setting %s / --%s = %q: %v", e.s.env, e.s.flag, e.val, e.err)
+}
+
+// loadConfig reads the environment (through lookup), then the flags in
+// args. It returns flag.ErrHelp when help was asked for.
+func loadConfig(args []string, environ map[string]string, usage io.Writer) (*config, error) {
+	cfg := &config{}
+	if err := env.ParseWithOptions(cfg, env.Options{Prefix: envPrefix, Environment: environ}); err != nil {
+		return nil, envError(cfg, err, environ)
+	}
+	fs := flag.NewFlagSet("rtmphub serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, s := range settings(cfg) {
+		fs.Var(fieldValue{s.value}, s.flag, s.field.Tag.Get("help"))
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printSettings(usage)
+			return nil, err
+		}
+		return nil, flagError(cfg, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return cfg, validate(cfg)
+}
+
+// envError turns env's errors into one line naming variable and flag.
+func envError(cfg *config, err error, environ map[string]string) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) && len(agg.Errors) > 0 {
+		err = agg.Errors[0]
+	}
+	var pe env.ParseError
+	if errors.As(err, &pe) {
+		for _, s := range settings(cfg) {
+			if s.field.Name == pe.Name {
+				return &settingError{s: s, val: environ[s.env], err: pe.Err}
+			}
+		}
+	}
+	return fmt.Errorf("bad environment: %w", err)
+}
+
+// flagError names the variable along with the flag flag.Parse complained of.
+func flagError(cfg *config, err error) error {
+	msg := err.Error()
+	for _, s := range settings(cfg) {
+		if strings.Contains(msg, " -"+s.flag+":") {
+			return fmt.Errorf("bad setting %s / --%s: %s", s.env, s.flag, strings.TrimPrefix(msg, "invalid value "))
+		}
+	}
+	return fmt.Errorf("%s (see rtmphub help)", msg)
+}
+
+func validate(cfg *config) error {
+	ss := settings(cfg)
+	find := func(name string) setting {
+		for _, s := range ss {
+			if s.field.Name == name {
+				return s
+			}
+		}
+		panic("no setting " + name)
+	}
+	check := func(name string, ok bool, why string) error {
+		if ok {
+			return nil
+		}
+		s := find(name)
+		return &settingError{s: s, val: fmt.Sprint(s.value.Interface()), err: errors.New(why)}
+	}
+	var level slog.Level
+	return errors.Join(
+		check("LogLevel", level.UnmarshalText([]byte(cfg.LogLevel)) == nil, "want debug, info, warn or error"),
+		check("LogFormat", cfg.LogFormat == "text" || cfg.LogFormat == "json", "want text or json"),
+		check("MaxConnections", cfg.MaxConnections > 0, "must be positive"),
+		check("MaxMessageSize", cfg.MaxMessageSize >= 1024 && cfg.MaxMessageSize <= 0xFFFFFF, "must be from 1024 to 16777215 (the largest RTMP message length)"),
+		check("PlayerQueue", cfg.PlayerQueue >= 16 && cfg.PlayerQueue <= 1<<20, "must be from 16 to 1048576"),
+		check("StallTimeout", cfg.StallTimeout > 0, "must be positive"),
+		check("ChunkSize", cfg.ChunkSize >= 128 && cfg.ChunkSize <= 65536, "must be from 128 to 65536"),
+		check("PublisherGrace", cfg.PublisherGrace >= 0, "must not be negative"),
+		check("ShutdownTimeout", cfg.ShutdownTimeout > 0, "must be positive"),
+	)
+}
+
+// fieldValue is a flag.Value over one config field.
+type fieldValue struct{ v reflect.Value }
+
+func (f fieldValue) String() string {
+	if !f.v.IsValid() {
+		return ""
+	}
+	return fmt.Sprint(f.v.Interface())
+}
+
+func (f fieldValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == reflect.Bool }
+
+func (f fieldValue) Set(s string) error {
+	switch f.v.Interface().(type) {
+	case string:
+		f.v.SetString(s)
+	case bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		f.v.SetBool(b)
+	case int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return errors.New("want a whole number")
+		}
+		f.v.SetInt(int64(n))
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return errors.New("want a duration such as 500ms or 10s")
+		}
+		f.v.SetInt(int64(d))
+	default:
+		return fmt.Errorf("unsupported setting type %s", f.v.Type())
+	}
+	return nil
+}
+
+func printSettings(w io.Writer) {
+	var cfg config
+	fmt.Fprintf(w, "Settings (flag > environment > default):\n")
+	for _, s := range settings(&cfg) {
+		fmt.Fprintf(w, "  --%-18s %-26s default %-10q %s\n", s.flag, s.env, s.field.Tag.Get("envDefault"), s.field.Tag.Get("help"))
+	}
+}

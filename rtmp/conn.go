@@ -1,0 +1,178 @@
+// Package rtmp carries RTMP messages over a byte stream: the handshake, then
+// chunked messages in both directions, with acknowledgements. Its Conn is
+// the chunked implementation of the message transport the session core
+// works on; any net.Conn (TCP, an RTMPT tunnel, a QUIC stream) can carry it.
+//
+// The package never logs and never starts goroutines.
+package rtmp
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtmphub/rtmphub/rtmp/chunk"
+	"github.com/rtmphub/rtmphub/rtmp/handshake"
+	"github.com/rtmphub/rtmphub/rtmp/message"
+)
+
+// DefaultReadBufferSize is the size of the buffered reader on a connection.
+// Players send little, publishers send large messages that bypass the
+// buffer, so it is kept small: thousands of players each hold one.
+const DefaultReadBufferSize = 2048
+
+// defaultPeerWindow is the acknowledgement window assumed until the peer
+// sets one with a WindowAckSize message.
+const defaultPeerWindow = 2500000
+
+// Conn is one RTMP connection after the handshake. ReadMessage is called by
+// one goroutine and WriteMessages by another (or the same); writes are
+// serialized internally, so acknowledgements sent by the reader never
+// interleave with a batch being written.
+type Conn struct {
+	nc net.Conn
+	r  *chunk.Reader
+
+	wmu sync.Mutex
+	w   *chunk.Writer
+
+	peerWindow atomic.Uint32 // acknowledgement window the peer asked for
+	ackedAt    uint64        // reader-owned: bytes read when the last ack was sent
+	base       uint64        // handshake bytes read before the chunk reader existed
+
+	bytesOut atomic.Uint64
+
+	writeTimeout time.Duration // guarded by wmu
+	deadlineAt   time.Time     // when the write deadline was last moved
+}
+
+// Accept runs the server handshake on nc and returns the connection. The
+// caller sets a deadline on nc to bound the handshake.
+func Accept(nc net.Conn, maxMessageSize uint32) (*Conn, *handshake.Info, error) {
+	br := bufio.NewReaderSize(nc, DefaultReadBufferSize)
+	info, err := handshake.Server(readWriter{br, nc})
+	if err != nil {
+		return nil, nil, fmt.Errorf("handshake: %w", err)
+	}
+	c := newConn(nc, br, maxMessageSize)
+	c.base = 1 + 1536 + 1536
+	c.bytesOut.Store(1 + 1536 + 1536)
+	return c, info, nil
+}
+
+// Dial runs the client handshake on nc (digest selects the Flash Player 9
+// handshake) and returns the connection.
+func Dial(nc net.Conn, digest bool, maxMessageSize uint32) (*Conn, error) {
+	br := bufio.NewReaderSize(nc, DefaultReadBufferSize)
+	if err := handshake.Client(readWriter{br, nc}, digest); err != nil {
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	c := newConn(nc, br, maxMessageSize)
+	c.base = 1 + 1536 + 1536
+	c.bytesOut.Store(1 + 1536 + 1536)
+	return c, nil
+}
+
+func newConn(nc net.Conn, br *bufio.Reader, maxMessageSize uint32) *Conn {
+	c := &Conn{nc: nc, r: chunk.NewReader(br, maxMessageSize), w: chunk.NewWriter(nc)}
+	c.peerWindow.Store(defaultPeerWindow)
+	return c
+}
+
+type readWriter struct {
+	io.Reader
+	io.Writer
+}
+
+// ReadMessage returns the next message, control messages included (the
+// chunk size and abort are applied already). It acknowledges received
+// bytes as the peer's window asks, at half the window so that encoders
+// that track acknowledgements never wait for one.
+func (c *Conn) ReadMessage() (*message.Message, error) {
+	m, err := c.r.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	switch m.Type {
+	case message.TypeWindowAckSize:
+		if n, err := message.DecodeUint32(m.Payload); err == nil && n > 0 {
+			c.peerWindow.Store(n)
+		}
+	}
+	read := c.BytesRead()
+	if w := uint64(c.peerWindow.Load()); read-c.ackedAt >= w/2 {
+		c.ackedAt = read
+		if err := c.WriteMessages([]message.Message{*message.Ack(uint32(read))}); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// WriteMessages writes msgs in order with one vectored write. A
+// SetChunkSize message among them takes effect for the messages after it.
+// Payloads are referenced, not copied, until the call returns.
+func (c *Conn) WriteMessages(msgs []message.Message) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.writeTimeout > 0 {
+		// Moving the deadline costs a timer update: do it only when a
+		// quarter of the timeout has passed, so a write always has at
+		// least three quarters of it.
+		if now := time.Now(); now.Sub(c.deadlineAt) >= c.writeTimeout/4 {
+			c.nc.SetWriteDeadline(now.Add(c.writeTimeout))
+			c.deadlineAt = now
+		}
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if err := c.w.Queue(m); err != nil {
+			return err
+		}
+		if m.Type == message.TypeSetChunkSize {
+			if n, err := message.DecodeUint32(m.Payload); err == nil {
+				c.w.SetChunkSize(n)
+			}
+		}
+	}
+	n := c.w.Buffered()
+	err := c.w.Flush()
+	if err == nil {
+		c.bytesOut.Add(uint64(n))
+	}
+	return err
+}
+
+// BytesRead is the number of bytes received, handshake included.
+func (c *Conn) BytesRead() uint64 { return c.base + c.r.BytesRead() }
+
+// BytesWritten is the number of bytes sent, handshake included.
+func (c *Conn) BytesWritten() uint64 { return c.bytesOut.Load() }
+
+// SetWriteTimeout makes every write, acknowledgements included, fail when
+// it cannot finish within about d (between 3/4 d and d); 0 disables it.
+func (c *Conn) SetWriteTimeout(d time.Duration) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.writeTimeout = d
+	c.deadlineAt = time.Time{}
+	if d == 0 {
+		c.nc.SetWriteDeadline(time.Time{})
+	}
+}
+
+// SetReadDeadline bounds the next reads.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+
+// Close closes the underlying connection.
+func (c *Conn) Close() error { return c.nc.Close() }
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// LocalAddr is the local address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }

@@ -1,0 +1,272 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtmphub/rtmphub/rtmp/message"
+)
+
+// Client is one connected peer: its identity as FMS reports it, its
+// streams, and its outbound queue.
+type Client struct {
+	srv  *Server
+	t    Transport
+	id   uint64
+	info ConnInfo
+	ip   string
+	log  *slog.Logger
+
+	connectedAt time.Time
+
+	// Set by connect, read-only afterwards.
+	connected      bool
+	inst           *Instance
+	app            string
+	tcURL          string
+	agent          string // flashVer
+	pageURL        string
+	swfURL         string
+	query          string
+	amf3           bool // objectEncoding 3
+	enhanced       bool // the client sent a fourCcList
+	bufferLength   atomic.Uint32
+	streams        map[uint32]*netStream // reader goroutine only
+	nextStreamID   uint32
+	publishTimeout bool
+
+	// Outbound queue, drained by the writer goroutine.
+	outMu      sync.Mutex
+	out        []message.Message
+	closeAfter bool // close once the queue is written (a rejected connect)
+	wake       chan struct{}
+
+	done      chan struct{}
+	closeOnce sync.Once
+	reason    error
+	writerEnd chan struct{}
+}
+
+// netStream is a message stream a client created: it publishes or plays.
+type netStream struct {
+	id     uint32
+	pub    *publication
+	player *player
+}
+
+const maxStreamsPerClient = 64
+
+func newClient(s *Server, t Transport, info ConnInfo, log *slog.Logger) *Client {
+	c := &Client{
+		srv:         s,
+		t:           t,
+		id:          s.nextID.Add(1),
+		info:        info,
+		connectedAt: time.Now(),
+		streams:     make(map[uint32]*netStream),
+		wake:        make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		writerEnd:   make(chan struct{}),
+	}
+	c.ip = info.RemoteIP
+	if c.ip == "" {
+		if host, _, err := net.SplitHostPort(t.RemoteAddr().String()); err == nil {
+			c.ip = host
+		} else {
+			c.ip = t.RemoteAddr().String()
+		}
+	}
+	c.log = log.With("client", c.id)
+	return c
+}
+
+// ID is the client's id, unique in this server's lifetime.
+func (c *Client) ID() uint64 { return c.id }
+
+// Protocol is how the client reached the server ("rtmp", "rtmpt", ...).
+func (c *Client) Protocol() string { return c.info.Protocol }
+
+// IP is the client's address.
+func (c *Client) IP() string { return c.ip }
+
+func (c *Client) run(ctx context.Context) error {
+	c.t.SetWriteTimeout(c.srv.cfg.StallTimeout)
+	go c.writer()
+	stop := context.AfterFunc(ctx, func() { c.close(fmt.Errorf("server stopping: %w", context.Cause(ctx))) })
+	defer stop()
+
+	c.t.SetReadDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
+	for {
+		m, err := c.t.ReadMessage()
+		if err != nil {
+			c.close(readError(err, c.connected))
+			break
+		}
+		if err := c.handle(m); err != nil {
+			c.close(err)
+			break
+		}
+	}
+	c.cleanup()
+	<-c.writerEnd
+	attrs := []any{"reason", c.reason.Error(), "bytes_in", c.t.BytesRead(), "bytes_out", c.t.BytesWritten(),
+		"duration", time.Since(c.connectedAt).Round(time.Millisecond).String()}
+	if c.connected {
+		attrs = append(attrs, "app", c.app)
+	}
+	c.log.Info("closed", attrs...)
+	return c.reason
+}
+
+// readError turns a transport read error into the reason logged.
+func readError(err error, connected bool) error {
+	switch {
+	case errors.Is(err, io.EOF):
+		return errors.New("client disconnected")
+	case errors.Is(err, net.ErrClosed):
+		return errors.New("connection closed")
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		if !connected {
+			return errors.New("no connect command in time")
+		}
+		return errors.New("read timeout")
+	}
+	return fmt.Errorf("read: %w", err)
+}
+
+// close ends the client with reason; the first reason wins.
+func (c *Client) close(reason error) {
+	c.closeOnce.Do(func() {
+		c.reason = reason
+		close(c.done)
+		c.t.Close()
+	})
+}
+
+// Close disconnects the client.
+func (c *Client) Close(reason string) { c.close(errors.New(reason)) }
+
+// cleanup detaches the client's streams and leaves its instance. It runs on
+// the reader goroutine after the read loop ends.
+func (c *Client) cleanup() {
+	for _, ns := range c.streams {
+		c.closeNetStream(ns, false)
+	}
+	if c.inst != nil {
+		c.inst.removeClient(c)
+	}
+}
+
+// --- outbound queue ---
+
+// hardQueueLimit bounds the messages that are never dropped (commands,
+// status, control) on top of the media queue: a client that lets this many
+// pile up is not reading and is disconnected.
+const hardQueueLimit = 1024
+
+// send queues messages that must not be dropped.
+func (c *Client) send(msgs ...message.Message) {
+	c.outMu.Lock()
+	if len(c.out)+len(msgs) > c.srv.cfg.PlayerQueue+hardQueueLimit {
+		c.outMu.Unlock()
+		c.srv.stats.SlowDisconnects.Add(1)
+		c.close(fmt.Errorf("outbound queue overflow (%d messages): client not reading", len(c.out)))
+		return
+	}
+	c.out = append(c.out, msgs...)
+	c.outMu.Unlock()
+	c.signal()
+}
+
+// sendMedia queues a media message unless the queue is full; it reports
+// whether the message was queued.
+func (c *Client) sendMedia(m message.Message) bool {
+	c.outMu.Lock()
+	if len(c.out) >= c.srv.cfg.PlayerQueue {
+		c.outMu.Unlock()
+		return false
+	}
+	c.out = append(c.out, m)
+	c.outMu.Unlock()
+	c.signal()
+	return true
+}
+
+func (c *Client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writer drains the outbound queue: everything queued since the last write
+// goes out in one batch. A batch that cannot be written within the stall
+// timeout ends the client.
+func (c *Client) writer() {
+	defer close(c.writerEnd)
+	var batch []message.Message
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return
+		}
+		for {
+			c.outMu.Lock()
+			batch, c.out = c.out, batch[:0]
+			closeAfter := c.closeAfter
+			c.outMu.Unlock()
+			if len(batch) == 0 {
+				if closeAfter {
+					c.close(errors.New("connection rejected"))
+					return
+				}
+				break
+			}
+			err := c.t.WriteMessages(batch)
+			clear(batch) // drop payload references
+			if cap(batch) > 256 {
+				batch = nil // a burst (a join) grew it: give the memory back
+			}
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					c.srv.stats.SlowDisconnects.Add(1)
+					c.close(fmt.Errorf("write stalled for %v: client too slow", c.srv.cfg.StallTimeout))
+				} else {
+					c.close(fmt.Errorf("write: %w", err))
+				}
+				return
+			}
+		}
+	}
+}
+
+// sendCommand encodes a command in the client's object encoding and queues it.
+func (c *Client) sendCommand(msid uint32, cmd *message.Command) {
+	typ, payload, err := message.EncodeCommand(cmd, c.amf3)
+	if err != nil {
+		c.log.Error("encoding command", "command", cmd.Name, "err", err)
+		return
+	}
+	c.send(message.Message{Type: typ, StreamID: msid, ChunkStreamID: message.DefaultCSID(typ, msid), Payload: payload})
+}
+
+// sendData encodes a data message and queues it on stream msid.
+func (c *Client) sendData(msid uint32, vals ...any) {
+	typ, payload, err := message.EncodeData(c.amf3, vals...)
+	if err != nil {
+		c.log.Error("encoding data message", "err", err)
+		return
+	}
+	c.send(message.Message{Type: typ, StreamID: msid, ChunkStreamID: message.CSIDStream, Payload: payload})
+}

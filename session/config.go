@@ -1,0 +1,85 @@
+package session
+
+import "time"
+
+// Config holds the core's settings. The zero value of a field means its
+// default, filled in by withDefaults; only cmd parses the environment.
+type Config struct {
+	// DataDir is the applications folder: <DataDir>/<app>/...
+	DataDir string
+	// StrictApps rejects connections to applications that have no folder
+	// under DataDir, as FMS does. When false any valid name is accepted.
+	StrictApps bool
+
+	MaxConnections int    // all clients at once (0 = default)
+	MaxMessageSize uint32 // largest message accepted from a peer
+
+	// PlayerQueue bounds a player's outbound queue in messages. Media
+	// beyond it is dropped up to the next keyframe.
+	PlayerQueue int
+	// StallTimeout disconnects a client whose writes make no progress for
+	// this long.
+	StallTimeout time.Duration
+	// GOPCache keeps the last group of pictures so a joining player starts
+	// at once from its keyframe. Disabled when DisableGOPCache is set.
+	DisableGOPCache bool
+	// GOPCacheMaxBytes bounds the cached group; a longer one is not cached.
+	GOPCacheMaxBytes int
+
+	OutChunkSize  uint32 // chunk size the server announces and writes with
+	WindowAckSize uint32 // window the server asks peers to acknowledge
+
+	HandshakeTimeout time.Duration // handshake and connect must finish within it
+	// PublisherIdleTimeout drops a publisher that sends nothing for this long.
+	PublisherIdleTimeout time.Duration
+	// PublisherTakeover lets a new publisher take over a name whose current
+	// publisher has sent nothing for this long (a reconnecting encoder whose
+	// old connection is not yet known dead); players keep playing.
+	PublisherTakeover time.Duration
+	// PublisherGrace keeps a stream whose publisher vanished without
+	// unpublishing for this long, so a reconnecting encoder resumes it and
+	// players never see the interruption.
+	PublisherGrace time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 10000
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = 16 << 20
+	}
+	if c.PlayerQueue <= 0 {
+		c.PlayerQueue = 512
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 10 * time.Second
+	}
+	if c.GOPCacheMaxBytes <= 0 {
+		c.GOPCacheMaxBytes = 16 << 20
+	}
+	if c.OutChunkSize == 0 {
+		c.OutChunkSize = 4096
+	}
+	if c.WindowAckSize == 0 {
+		c.WindowAckSize = 2500000
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.PublisherIdleTimeout <= 0 {
+		c.PublisherIdleTimeout = 30 * time.Second
+	}
+	if c.PublisherTakeover <= 0 {
+		c.PublisherTakeover = 2 * time.Second
+	}
+	if c.PublisherGrace < 0 {
+		c.PublisherGrace = 0
+	} else if c.PublisherGrace == 0 {
+		c.PublisherGrace = 3 * time.Second
+	}
+	return c
+}

@@ -1,0 +1,424 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/rtmphub/rtmphub/rtmp/amf"
+	"github.com/rtmphub/rtmphub/rtmp/message"
+)
+
+// handle processes one message from the client on its reader goroutine. An
+// error ends the client.
+func (c *Client) handle(m *message.Message) error {
+	switch m.Type {
+	case message.TypeCommandAMF0, message.TypeCommandAMF3:
+		cmd, err := message.DecodeCommand(m)
+		if err != nil {
+			return fmt.Errorf("bad command message: %w", err)
+		}
+		return c.command(m.StreamID, cmd)
+	case message.TypeAudio, message.TypeVideo, message.TypeDataAMF0, message.TypeDataAMF3:
+		ns := c.streams[m.StreamID]
+		if ns == nil || ns.pub == nil {
+			return nil // media or data on a stream that does not publish: ignored, as FMS does
+		}
+		if c.publishTimeout {
+			c.t.SetReadDeadline(time.Now().Add(c.srv.cfg.PublisherIdleTimeout))
+		}
+		return ns.pub.write(m)
+	case message.TypeAggregate:
+		subs, err := message.SplitAggregate(m)
+		if err != nil {
+			return fmt.Errorf("bad aggregate message: %w", err)
+		}
+		for _, sm := range subs {
+			if sm.Type == message.TypeAggregate {
+				return errors.New("nested aggregate message")
+			}
+			if err := c.handle(sm); err != nil {
+				return err
+			}
+		}
+		return nil
+	case message.TypeUserControl:
+		uc, err := message.DecodeUserControl(m.Payload)
+		if err != nil {
+			return fmt.Errorf("bad user control message: %w", err)
+		}
+		switch uc.Event {
+		case message.UCPingRequest:
+			c.send(*message.UserControl{Event: message.UCPingResponse, StreamID: uc.StreamID}.Message())
+		case message.UCSetBufferLength:
+			c.bufferLength.Store(uc.BufferLength)
+		}
+		return nil
+	case message.TypeSharedObjectAMF0, message.TypeSharedObjectAMF3:
+		c.log.Debug("shared object message ignored", "len", len(m.Payload))
+		return nil
+	default:
+		// Chunk-level control (chunk size, abort, acks, window) is handled
+		// by the transport.
+		return nil
+	}
+}
+
+// command dispatches a command. Before connect only connect is accepted.
+func (c *Client) command(msid uint32, cmd *message.Command) error {
+	if !c.connected {
+		if cmd.Name != "connect" {
+			return fmt.Errorf("%q before connect", cmd.Name)
+		}
+		return c.connect(cmd)
+	}
+	switch cmd.Name {
+	case "connect":
+		c.sendError(cmd.TransactionID, "NetConnection.Connect.Rejected", "Already connected.")
+	case "createStream":
+		c.createStream(cmd)
+	case "releaseStream":
+		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+	case "FCPublish":
+		name, _ := cmd.Arg(0).(string)
+		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+		c.sendCommand(0, &message.Command{Name: "onFCPublish", Args: []any{info(levelStatus, "NetStream.Publish.Start", streamName(name)+" is now published.", amf.Property{Key: "details", Value: streamName(name)})}})
+	case "FCUnpublish":
+		name, _ := cmd.Arg(0).(string)
+		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+		c.sendCommand(0, &message.Command{Name: "onFCUnpublish", Args: []any{info(levelStatus, "NetStream.Unpublish.Success", streamName(name)+" is now unpublished.", amf.Property{Key: "details", Value: streamName(name)})}})
+		c.fcUnpublish(streamName(name))
+	case "FCSubscribe":
+		name, _ := cmd.Arg(0).(string)
+		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+		c.sendCommand(0, &message.Command{Name: "onFCSubscribe", Args: []any{info(levelStatus, "NetStream.Play.Start", "Started playing "+streamName(name)+".")}})
+	case "FCUnsubscribe":
+		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+	case "getStreamLength":
+		c.sendResult(cmd.TransactionID, nil, 0.0)
+	case "_checkbw":
+		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+	case "publish":
+		return c.publish(msid, cmd)
+	case "play":
+		return c.play(msid, cmd)
+	case "deleteStream":
+		if id, ok := amf.Number(cmd.Arg(0)); ok {
+			if ns := c.streams[uint32(id)]; ns != nil {
+				c.closeNetStream(ns, true)
+				delete(c.streams, ns.id)
+			}
+		}
+	case "closeStream":
+		if ns := c.streams[msid]; ns != nil {
+			c.closeNetStream(ns, true)
+		}
+	case "pause", "pauseRaw":
+		c.pause(msid, cmd)
+	case "seek":
+		c.sendStatus(msid, levelError, "NetStream.Seek.Failed", "Seeking is not supported on a live stream.", "")
+	case "receiveAudio", "receiveVideo":
+		if ns := c.streams[msid]; ns != nil && ns.player != nil {
+			on, _ := cmd.Arg(0).(bool)
+			ns.player.setReceive(cmd.Name == "receiveVideo", on)
+		}
+	case "_result", "_error", "onBWCheck", "onBWDone":
+		// Replies to server-side calls; nothing is outstanding yet.
+	default:
+		c.sendError(cmd.TransactionID, "NetConnection.Call.Failed", fmt.Sprintf("Method not found (%s).", cmd.Name))
+	}
+	return nil
+}
+
+var (
+	appNameRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	instNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$`)
+)
+
+// splitApp splits a connect app field "app[/instance][?query]".
+func splitApp(s string) (app, inst, query string) {
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		s, query = s[:i], s[i+1:]
+	}
+	s = strings.Trim(s, "/")
+	app, inst, _ = strings.Cut(s, "/")
+	if inst == "" {
+		inst = "_definst_"
+	}
+	return app, inst, query
+}
+
+// connect answers the connect command as FMS does.
+func (c *Client) connect(cmd *message.Command) error {
+	obj, _ := cmd.Object.(amf.Object)
+	get := func(k string) string {
+		v, _ := obj.Get(k)
+		s, _ := v.(string)
+		return s
+	}
+	rawApp := get("app")
+	c.tcURL = get("tcUrl")
+	c.agent = get("flashVer")
+	c.pageURL = get("pageUrl")
+	c.swfURL = get("swfUrl")
+	if v, ok := obj.Get("objectEncoding"); ok {
+		if n, _ := amf.Number(v); n == 3 {
+			c.amf3 = true
+		}
+	}
+	if _, ok := obj.Get("fourCcList"); ok {
+		c.enhanced = true
+	}
+	app, inst, query := splitApp(rawApp)
+	c.app, c.query = app, query
+	log := c.log.With("app", app, "instance", inst)
+
+	reject := func(desc string) error {
+		c.srv.stats.Rejected.Add(1)
+		c.sendCommand(0, &message.Command{Name: "_error", TransactionID: cmd.TransactionID, Args: []any{
+			info(levelError, "NetConnection.Connect.Rejected", desc)}})
+		c.outMu.Lock()
+		c.closeAfter = true
+		c.outMu.Unlock()
+		c.signal()
+		log.Info("connect rejected", "reason", desc, "tcUrl", c.tcURL)
+		return nil
+	}
+	if !appNameRE.MatchString(app) || !instNameRE.MatchString(inst) || strings.Contains(inst, "..") || app == ".." {
+		return reject(fmt.Sprintf("Invalid application name (%s).", rawApp))
+	}
+	if c.srv.cfg.StrictApps {
+		if fi, err := os.Stat(filepath.Join(c.srv.cfg.DataDir, app)); err != nil || !fi.IsDir() {
+			return reject(fmt.Sprintf("Application (%s) is not defined.", app))
+		}
+	}
+
+	c.connected = true
+	c.inst = c.srv.instance(app, inst)
+	c.inst.addClient(c)
+	c.t.SetReadDeadline(time.Time{})
+	c.log = log
+
+	cfg := c.srv.cfg
+	enc := 0.0
+	if c.amf3 {
+		enc = 3
+	}
+	props := amf.Object{
+		{Key: "fmsVer", Value: FMSVersion},
+		{Key: "capabilities", Value: 31.0},
+		{Key: "mode", Value: 1.0},
+	}
+	if c.enhanced {
+		props = append(props,
+			amf.Property{Key: "fourCcList", Value: []any{"*"}},
+			amf.Property{Key: "videoFourCcInfoMap", Value: amf.Object{{Key: "*", Value: 4.0}}},
+			amf.Property{Key: "audioFourCcInfoMap", Value: amf.Object{{Key: "*", Value: 4.0}}},
+			amf.Property{Key: "capsEx", Value: 0.0})
+	}
+	result := info(levelStatus, "NetConnection.Connect.Success", "Connection succeeded.",
+		amf.Property{Key: "data", Value: amf.ECMAArray{{Key: "version", Value: FMSDataVersion}}},
+		amf.Property{Key: "clientid", Value: float64(c.id)},
+		amf.Property{Key: "objectEncoding", Value: enc})
+
+	c.send(
+		*message.WindowAckSize(cfg.WindowAckSize),
+		*message.SetPeerBandwidth(cfg.WindowAckSize, 2),
+		*message.UserControl{Event: message.UCStreamBegin, StreamID: 0}.Message(),
+		*message.SetChunkSize(cfg.OutChunkSize),
+	)
+	c.sendCommand(0, &message.Command{Name: "_result", TransactionID: cmd.TransactionID, Args: []any{props, result}})
+	c.sendCommand(0, &message.Command{Name: "onBWDone", Args: nil})
+	log.Info("connected", "flashVer", c.agent, "tcUrl", c.tcURL, "objectEncoding", enc)
+	return nil
+}
+
+// FMS identity reported in connect replies.
+const (
+	FMSVersion     = "FMS/3,5,7,7009"
+	FMSDataVersion = "3,5,7,7009"
+)
+
+func (c *Client) createStream(cmd *message.Command) {
+	if len(c.streams) >= maxStreamsPerClient {
+		c.sendError(cmd.TransactionID, "NetConnection.Call.Failed", "Too many streams on this connection.")
+		return
+	}
+	for {
+		c.nextStreamID++
+		if c.nextStreamID == 0 {
+			c.nextStreamID = 1
+		}
+		if c.streams[c.nextStreamID] == nil {
+			break
+		}
+	}
+	id := c.nextStreamID
+	c.streams[id] = &netStream{id: id}
+	c.sendResult(cmd.TransactionID, nil, float64(id))
+}
+
+// streamName strips a query string from a stream name.
+func streamName(s string) string {
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+const maxStreamNameLen = 1024
+
+// netStreamFor returns the stream msid, creating it for clients that
+// publish or play on a stream id they did not create (Flash allows msid 0
+// replies in some flows; FFmpeg always creates one).
+func (c *Client) netStreamFor(msid uint32) *netStream {
+	ns := c.streams[msid]
+	if ns == nil && msid != 0 && len(c.streams) < maxStreamsPerClient {
+		ns = &netStream{id: msid}
+		c.streams[msid] = ns
+	}
+	return ns
+}
+
+func (c *Client) publish(msid uint32, cmd *message.Command) error {
+	ns := c.netStreamFor(msid)
+	if ns == nil {
+		return fmt.Errorf("publish on stream %d, which was not created", msid)
+	}
+	raw, ok := cmd.Arg(0).(string)
+	if !ok || raw == "" {
+		// publish(false) or publish(null): stop publishing.
+		c.closeNetStream(ns, true)
+		return nil
+	}
+	name := streamName(raw)
+	typ, _ := cmd.Arg(1).(string)
+	if typ == "" {
+		typ = "live"
+	}
+	if name == "" || len(name) > maxStreamNameLen || (typ != "live" && typ != "record" && typ != "append") {
+		c.sendStatus(msid, levelError, "NetStream.Publish.BadName", fmt.Sprintf("Invalid stream name or type (%s, %s).", raw, typ), raw)
+		return nil
+	}
+	if ns.pub != nil || ns.player != nil {
+		c.closeNetStream(ns, true)
+	}
+	var err error
+	c.inst.withStream(name, func(st *Stream) {
+		ns.pub, err = st.publish(c, msid, typ)
+	})
+	if err != nil {
+		c.sendStatus(msid, levelError, "NetStream.Publish.BadName", err.Error(), name)
+		c.log.Info("publish refused", "stream", name, "reason", err.Error())
+		return nil
+	}
+	c.publishTimeout = true
+	c.t.SetReadDeadline(time.Now().Add(c.srv.cfg.PublisherIdleTimeout))
+	c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
+	c.sendStatus(msid, levelStatus, "NetStream.Publish.Start", name+" is now published.", name)
+	c.log.Info("publish", "stream", name, "type", typ, "takeover", ns.pub.takeover)
+	return nil
+}
+
+func (c *Client) play(msid uint32, cmd *message.Command) error {
+	ns := c.netStreamFor(msid)
+	if ns == nil {
+		return fmt.Errorf("play on stream %d, which was not created", msid)
+	}
+	raw, ok := cmd.Arg(0).(string)
+	if !ok || raw == "" {
+		// play(false): stop playing.
+		c.closeNetStream(ns, true)
+		return nil
+	}
+	name := streamName(raw)
+	start := -2000.0
+	if v, ok := amf.Number(cmd.Arg(1)); ok {
+		start = v
+	}
+	reset := true
+	switch v := cmd.Arg(3).(type) {
+	case bool:
+		reset = v
+	case float64:
+		reset = v != 0 && v != 2
+	}
+	if name == "" || len(name) > maxStreamNameLen {
+		c.sendStatus(msid, levelError, "NetStream.Play.StreamNotFound", fmt.Sprintf("Failed to play %s; stream not found.", raw), raw)
+		return nil
+	}
+	if ns.pub != nil || ns.player != nil {
+		c.closeNetStream(ns, true)
+	}
+	// Recorded streams arrive with VOD; until then every start value plays
+	// the live stream (-2 and -1 as FMS; >= 0 falls back to live).
+	_ = start
+	c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
+	if reset {
+		c.sendStatus(msid, levelStatus, "NetStream.Play.Reset", "Playing and resetting "+name+".", name)
+	}
+	c.sendStatus(msid, levelStatus, "NetStream.Play.Start", "Started playing "+name+".", name)
+	c.sendData(msid, "|RtmpSampleAccess", true, true)
+	c.sendData(msid, "onStatus", info(levelStatus, "NetStream.Data.Start", "Data start."))
+	c.inst.withStream(name, func(st *Stream) {
+		ns.player = st.addPlayer(c, msid)
+	})
+	c.log.Info("play", "stream", name, "start", start)
+	return nil
+}
+
+// closeNetStream stops what ns publishes or plays. graceful is false when
+// the connection dropped, which lets a vanished publisher's stream wait for
+// it to come back.
+func (c *Client) closeNetStream(ns *netStream, graceful bool) {
+	if ns.pub != nil {
+		pub := ns.pub
+		ns.pub = nil
+		c.publishTimeout = false
+		pub.stream.unpublish(pub, graceful)
+		if graceful && c.inst != nil {
+			c.sendStatus(ns.id, levelStatus, "NetStream.Unpublish.Success", pub.stream.name+" is now unpublished.", pub.stream.name)
+		}
+		c.log.Info("unpublish", "stream", pub.stream.name, "graceful", graceful)
+	}
+	if ns.player != nil {
+		p := ns.player
+		ns.player = nil
+		p.stream.removePlayer(p)
+		c.log.Debug("stop playing", "stream", p.stream.name)
+	}
+}
+
+// fcUnpublish ends the publication of name on any of the client's streams.
+func (c *Client) fcUnpublish(name string) {
+	for _, ns := range c.streams {
+		if ns.pub != nil && ns.pub.stream.name == name {
+			c.closeNetStream(ns, true)
+		}
+	}
+}
+
+func (c *Client) pause(msid uint32, cmd *message.Command) {
+	ns := c.streams[msid]
+	if ns == nil || ns.player == nil {
+		return
+	}
+	paused, ok := cmd.Arg(0).(bool)
+	if !ok {
+		paused = !ns.player.isPaused()
+	}
+	name := ns.player.stream.name
+	if paused {
+		ns.player.setPaused(true)
+		c.sendStatus(msid, levelStatus, "NetStream.Pause.Notify", "Pausing "+name+".", name)
+		c.send(*message.UserControl{Event: message.UCStreamEOF, StreamID: msid}.Message())
+	} else {
+		c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
+		c.sendStatus(msid, levelStatus, "NetStream.Unpause.Notify", "Unpausing "+name+".", name)
+		ns.player.setPaused(false)
+	}
+}

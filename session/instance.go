@@ -1,0 +1,67 @@
+package session
+
+import (
+	"sync"
+)
+
+// Instance is a running application instance (rtmp://host/app/instance):
+// its clients and its live streams. Streams are scoped to an instance.
+type Instance struct {
+	srv  *Server
+	app  string
+	name string
+
+	mu      sync.Mutex
+	clients map[uint64]*Client
+	streams map[string]*Stream
+}
+
+func newInstance(s *Server, app, name string) *Instance {
+	return &Instance{srv: s, app: app, name: name, clients: make(map[uint64]*Client), streams: make(map[string]*Stream)}
+}
+
+// App is the application name; Name the instance name.
+func (in *Instance) App() string  { return in.app }
+func (in *Instance) Name() string { return in.name }
+
+func (in *Instance) addClient(c *Client) {
+	in.mu.Lock()
+	in.clients[c.id] = c
+	in.mu.Unlock()
+}
+
+func (in *Instance) removeClient(c *Client) {
+	in.mu.Lock()
+	delete(in.clients, c.id)
+	in.mu.Unlock()
+	in.srv.dropInstanceIfIdle(in)
+}
+
+func (in *Instance) idle() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.clients) == 0 && len(in.streams) == 0
+}
+
+// withStream runs fn on the live stream called name, created if needed,
+// while the instance is locked, so that a stream found unused and removed
+// can never be the one fn attaches to. fn may lock the stream.
+func (in *Instance) withStream(name string, fn func(*Stream)) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	st := in.streams[name]
+	if st == nil {
+		st = newStream(in, name)
+		in.streams[name] = st
+	}
+	fn(st)
+}
+
+// removeStreamIfUnused forgets a stream with no publisher and no players.
+func (in *Instance) removeStreamIfUnused(st *Stream) {
+	in.mu.Lock()
+	if in.streams[st.name] == st && st.unused() {
+		delete(in.streams, st.name)
+	}
+	in.mu.Unlock()
+}

@@ -1,0 +1,188 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtmphub/rtmphub/rtmp"
+)
+
+// Server is the session core shared by every transport.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	nextID atomic.Uint64
+
+	mu        sync.Mutex
+	instances map[string]*Instance // key app + "/" + instance
+	clients   map[uint64]*Client
+	closed    bool
+	wg        sync.WaitGroup // one per running client
+
+	stats Stats
+}
+
+// Stats are counters kept for logs, the admin API and metrics.
+type Stats struct {
+	Connections     atomic.Int64  // clients now
+	Accepted        atomic.Uint64 // clients ever
+	Rejected        atomic.Uint64 // connections refused (limits, bad input)
+	SlowDisconnects atomic.Uint64 // clients dropped for stalled writes or queue overflow
+	DroppedMessages atomic.Uint64 // media messages skipped for slow players
+}
+
+// NewServer returns a core with cfg (zero fields take their defaults)
+// logging to log.
+func NewServer(cfg Config, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{
+		cfg:       cfg.withDefaults(),
+		log:       log,
+		instances: make(map[string]*Instance),
+		clients:   make(map[uint64]*Client),
+	}
+}
+
+// Config returns the effective configuration.
+func (s *Server) Config() Config { return s.cfg }
+
+// Stats returns the server's counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+// ErrServerClosed is returned for connections arriving after Shutdown. It
+// unwraps to net.ErrClosed.
+var ErrServerClosed = fmt.Errorf("session: server closed: %w", net.ErrClosed)
+
+// ServeConn runs one connection carrying chunked RTMP: the handshake, then
+// the client session until it ends. It returns when the connection is
+// closed; nc is always closed on return.
+func (s *Server) ServeConn(ctx context.Context, nc net.Conn, info ConnInfo) error {
+	if info.Protocol == "" {
+		info.Protocol = "rtmp"
+	}
+	log := s.log.With("proto", info.Protocol, "remote", nc.RemoteAddr().String())
+	if err := s.admit(); err != nil {
+		nc.Close()
+		log.Warn("connection refused", "reason", err.Error())
+		return err
+	}
+	defer s.release()
+	nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	conn, hs, err := rtmp.Accept(nc, s.cfg.MaxMessageSize)
+	if err != nil {
+		nc.Close()
+		s.stats.Rejected.Add(1)
+		log.Info("closed", "reason", err.Error())
+		return err
+	}
+	nc.SetDeadline(time.Time{})
+	log.Debug("handshake done", "digest", hs.Digest, "client_version", fmt.Sprintf("%d.%d.%d.%d", hs.ClientVersion[0], hs.ClientVersion[1], hs.ClientVersion[2], hs.ClientVersion[3]))
+	return s.serve(ctx, conn, info, log)
+}
+
+// ServeTransport runs a client session on a message transport (one that
+// needs no RTMP handshake, such as RoQR).
+func (s *Server) ServeTransport(ctx context.Context, t Transport, info ConnInfo) error {
+	log := s.log.With("proto", info.Protocol, "remote", t.RemoteAddr().String())
+	if err := s.admit(); err != nil {
+		t.Close()
+		log.Warn("connection refused", "reason", err.Error())
+		return err
+	}
+	defer s.release()
+	return s.serve(ctx, t, info, log)
+}
+
+func (s *Server) admit() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrServerClosed
+	}
+	if n := s.stats.Connections.Load(); n >= int64(s.cfg.MaxConnections) {
+		s.stats.Rejected.Add(1)
+		return fmt.Errorf("too many connections (%d, limit %d)", n, s.cfg.MaxConnections)
+	}
+	s.stats.Connections.Add(1)
+	s.stats.Accepted.Add(1)
+	s.wg.Add(1)
+	return nil
+}
+
+func (s *Server) release() {
+	s.stats.Connections.Add(-1)
+	s.wg.Done()
+}
+
+func (s *Server) serve(ctx context.Context, t Transport, info ConnInfo, log *slog.Logger) error {
+	c := newClient(s, t, info, log)
+	s.mu.Lock()
+	s.clients[c.id] = c
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.clients, c.id)
+		s.mu.Unlock()
+	}()
+	return c.run(ctx)
+}
+
+// Shutdown stops accepting clients, disconnects the current ones and waits
+// for them to end, or for ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	clients := make([]*Client, 0, len(s.clients))
+	for _, c := range s.clients {
+		clients = append(clients, c)
+	}
+	s.mu.Unlock()
+	for _, c := range clients {
+		c.close(errors.New("server shutting down"))
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// instance returns the running instance app/inst, starting it if needed.
+func (s *Server) instance(app, inst string) *Instance {
+	key := app + "/" + inst
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.instances[key]
+	if in == nil {
+		in = newInstance(s, app, inst)
+		s.instances[key] = in
+		s.log.Info("instance started", "app", app, "instance", inst)
+	}
+	return in
+}
+
+// dropInstanceIfIdle unloads an instance with no clients and no streams.
+func (s *Server) dropInstanceIfIdle(in *Instance) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !in.idle() {
+		return
+	}
+	key := in.app + "/" + in.name
+	if s.instances[key] == in {
+		delete(s.instances, key)
+		s.log.Info("instance stopped", "app", in.app, "instance", in.name)
+	}
+}
