@@ -82,26 +82,26 @@ func (c *Client) command(msid uint32, cmd *message.Command) error {
 	case "createStream":
 		c.createStream(cmd)
 	case "releaseStream":
-		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+		c.sendResult(cmd.TransactionID, amf.Undefined{})
 	case "FCPublish":
 		name, _ := cmd.Arg(0).(string)
-		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+		c.sendResult(cmd.TransactionID, amf.Undefined{})
 		c.sendCommand(0, &message.Command{Name: "onFCPublish", Args: []any{info(levelStatus, "NetStream.Publish.Start", streamName(name)+" is now published.", amf.Property{Key: "details", Value: streamName(name)})}})
 	case "FCUnpublish":
 		name, _ := cmd.Arg(0).(string)
-		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+		c.sendResult(cmd.TransactionID, amf.Undefined{})
 		c.sendCommand(0, &message.Command{Name: "onFCUnpublish", Args: []any{info(levelStatus, "NetStream.Unpublish.Success", streamName(name)+" is now unpublished.", amf.Property{Key: "details", Value: streamName(name)})}})
 		c.fcUnpublish(streamName(name))
 	case "FCSubscribe":
 		name, _ := cmd.Arg(0).(string)
-		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+		c.sendResult(cmd.TransactionID, amf.Undefined{})
 		c.sendCommand(0, &message.Command{Name: "onFCSubscribe", Args: []any{info(levelStatus, "NetStream.Play.Start", "Started playing "+streamName(name)+".")}})
 	case "FCUnsubscribe":
-		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+		c.sendResult(cmd.TransactionID, amf.Undefined{})
 	case "getStreamLength":
-		c.sendResult(cmd.TransactionID, nil, 0.0)
+		c.sendResult(cmd.TransactionID, 0.0)
 	case "_checkbw":
-		c.sendResult(cmd.TransactionID, nil, amf.Undefined{})
+		c.sendResult(cmd.TransactionID, amf.Undefined{})
 	case "publish":
 		return c.publish(msid, cmd)
 	case "play":
@@ -231,7 +231,7 @@ func (c *Client) connect(cmd *message.Command) error {
 		*message.UserControl{Event: message.UCStreamBegin, StreamID: 0}.Message(),
 		*message.SetChunkSize(cfg.OutChunkSize),
 	)
-	c.sendCommand(0, &message.Command{Name: "_result", TransactionID: cmd.TransactionID, Args: []any{props, result}})
+	c.sendCommand(0, &message.Command{Name: "_result", TransactionID: cmd.TransactionID, Object: props, Args: []any{result}})
 	c.sendCommand(0, &message.Command{Name: "onBWDone", Args: nil})
 	log.Info("connected", "flashVer", c.agent, "tcUrl", c.tcURL, "objectEncoding", enc)
 	return nil
@@ -259,7 +259,7 @@ func (c *Client) createStream(cmd *message.Command) {
 	}
 	id := c.nextStreamID
 	c.streams[id] = &netStream{id: id}
-	c.sendResult(cmd.TransactionID, nil, float64(id))
+	c.sendResult(cmd.TransactionID, float64(id))
 }
 
 // streamName strips a query string from a stream name.
@@ -357,15 +357,18 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 	// Recorded streams arrive with VOD; until then every start value plays
 	// the live stream (-2 and -1 as FMS; >= 0 falls back to live).
 	_ = start
-	c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
-	if reset {
-		c.sendStatus(msid, levelStatus, "NetStream.Play.Reset", "Playing and resetting "+name+".", name)
-	}
-	c.sendStatus(msid, levelStatus, "NetStream.Play.Start", "Started playing "+name+".", name)
-	c.sendData(msid, "|RtmpSampleAccess", true, true)
-	c.sendData(msid, "onStatus", info(levelStatus, "NetStream.Data.Start", "Data start."))
 	c.inst.withStream(name, func(st *Stream) {
-		ns.player = st.addPlayer(c, msid)
+		// The replies are queued with the stream locked, so that no media
+		// can come between them and the player's first packets.
+		ns.player = st.addPlayer(c, msid, func() {
+			c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
+			if reset {
+				c.sendStatus(msid, levelStatus, "NetStream.Play.Reset", "Playing and resetting "+name+".", name)
+			}
+			c.sendStatus(msid, levelStatus, "NetStream.Play.Start", "Started playing "+name+".", name)
+			c.sendData(msid, "|RtmpSampleAccess", true, true)
+			c.sendData(msid, "onStatus", info(levelStatus, "NetStream.Data.Start", "Data start."))
+		})
 	})
 	c.log.Info("play", "stream", name, "start", start)
 	return nil

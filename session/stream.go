@@ -271,10 +271,11 @@ func (st *Stream) writePacket(p *publication, ts uint32, pkt *Packet, seqKey str
 
 // addPlayer attaches a player on stream msid of c. A player joining a
 // live stream gets metadata, sequence headers and the cached group of
-// pictures at once.
-func (st *Stream) addPlayer(c *Client, msid uint32) *player {
+// pictures at once, right after what prelude queues.
+func (st *Stream) addPlayer(c *Client, msid uint32, prelude func()) *player {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	prelude()
 	pl := &player{stream: st, client: c, msid: msid, receiveAudio: true, receiveVideo: true}
 	st.players = append(st.players, pl)
 	st.joinLocked(pl)

@@ -170,7 +170,7 @@ func (c *Conn) CreateStream(ctx context.Context) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	id, ok := amf.Number(r.Arg(1))
+	id, ok := amf.Number(r.Arg(0))
 	if !ok {
 		return 0, fmt.Errorf("createStream result %v has no stream id", r.Args)
 	}
