@@ -187,9 +187,11 @@ func (c *Client) send(msgs ...message.Message) {
 	c.signal()
 }
 
-// sendMedia queues a media message unless the queue is full; it reports
-// whether the message was queued.
-func (c *Client) sendMedia(m message.Message) bool {
+// queueMedia queues a media message unless the queue is full; it reports
+// whether the message was queued. It does not wake the writer: the stream
+// decides when (see Stream.writePacket), so that messages close in time
+// share one write.
+func (c *Client) queueMedia(m message.Message) bool {
 	c.outMu.Lock()
 	if len(c.out) >= c.srv.cfg.PlayerQueue {
 		c.outMu.Unlock()
@@ -197,7 +199,6 @@ func (c *Client) sendMedia(m message.Message) bool {
 	}
 	c.out = append(c.out, m)
 	c.outMu.Unlock()
-	c.signal()
 	return true
 }
 

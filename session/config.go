@@ -26,6 +26,12 @@ type Config struct {
 	// GOPCacheMaxBytes bounds the cached group; a longer one is not cached.
 	GOPCacheMaxBytes int
 
+	// WriteMerge is the longest time audio and data messages wait for the
+	// next video frame, so that a player gets both in one write (fewer
+	// system calls per player). Negative disables merging; 0 means the
+	// default.
+	WriteMerge time.Duration
+
 	OutChunkSize  uint32 // chunk size the server announces and writes with
 	WindowAckSize uint32 // window the server asks peers to acknowledge
 
@@ -60,6 +66,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GOPCacheMaxBytes <= 0 {
 		c.GOPCacheMaxBytes = 16 << 20
+	}
+	if c.WriteMerge == 0 {
+		c.WriteMerge = 50 * time.Millisecond
 	}
 	if c.OutChunkSize == 0 {
 		c.OutChunkSize = 4096

@@ -20,6 +20,7 @@ type player struct {
 	waitKey  bool   // not started yet: wait for a keyframe (no GOP cache)
 	skipping bool   // queue overflowed: drop media up to the next keyframe
 	paused   bool
+	pending  bool // media queued since the writer was last woken
 
 	receiveAudio, receiveVideo bool
 
@@ -57,7 +58,8 @@ func (pl *player) message(pkt *Packet, ts uint32) message.Message {
 }
 
 // deliver queues pkt for the player, applying pause, receiveAudio/Video,
-// the start at a keyframe and the slow-player policy.
+// the start at a keyframe and the slow-player policy. Media waits for
+// flush; metadata and sequence headers go out at once.
 func (pl *player) deliver(pkt *Packet, flags int) {
 	if pl.paused {
 		return
@@ -82,12 +84,20 @@ func (pl *player) deliver(pkt *Packet, flags int) {
 		pl.drop()
 		return
 	}
-	if !pl.client.sendMedia(pl.message(pkt, pl.rebase(pkt.Timestamp))) {
+	if !pl.client.queueMedia(pl.message(pkt, pl.rebase(pkt.Timestamp))) {
 		pl.skipping = true
 		pl.drop()
 		return
 	}
-	pl.skipping, pl.lastTs = false, pkt.Timestamp
+	pl.skipping, pl.lastTs, pl.pending = false, pkt.Timestamp, true
+}
+
+// flush wakes the player's writer if media is waiting.
+func (pl *player) flush() {
+	if pl.pending {
+		pl.pending = false
+		pl.client.signal()
+	}
 }
 
 func (pl *player) drop() {
@@ -142,6 +152,7 @@ func (pl *player) resumeLocked() {
 	for _, pkt := range st.gop {
 		pl.deliver(pkt, 0)
 	}
+	pl.flush()
 }
 
 // setReceive implements receiveAudio and receiveVideo.

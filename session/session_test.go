@@ -361,7 +361,7 @@ func TestPublisherTakeoverKeepsPlayers(t *testing.T) {
 	pub.frames(t, 0, 10, 5)
 	c, id := play(t, base, "cam")
 	time.Sleep(300 * time.Millisecond) // the old publisher falls silent
-	pub2 := publish(t, base, "cam")     // same name: takes over
+	pub2 := publish(t, base, "cam")    // same name: takes over
 	pub2.frames(t, 0, 6, 5)
 	var lastTs uint32
 	for {

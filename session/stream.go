@@ -44,6 +44,11 @@ type Stream struct {
 	last       uint32
 	haveLast   bool
 	orphanedAt *time.Timer // running while a vanished publisher may come back
+
+	// Write merging: audio and data wait up to the merge window for the
+	// next video frame so that both leave in one write per player.
+	flushTimer *time.Timer
+	flushArmed bool
 }
 
 func newStream(in *Instance, name string) *Stream {
@@ -266,7 +271,39 @@ func (st *Stream) writePacket(p *publication, ts uint32, pkt *Packet, seqKey str
 	for _, pl := range st.players {
 		pl.deliver(pkt, 0)
 	}
+	st.flushLocked(pkt.Video || pkt.Seq || cfg.WriteMerge <= 0)
 	return nil
+}
+
+// flushLocked wakes the writers of players with queued media now, or, for
+// messages that may wait (audio, data), within the merge window.
+func (st *Stream) flushLocked(now bool) {
+	if !now {
+		if !st.flushArmed {
+			st.flushArmed = true
+			if st.flushTimer == nil {
+				st.flushTimer = time.AfterFunc(st.in.srv.cfg.WriteMerge, st.flushDeferred)
+			} else {
+				st.flushTimer.Reset(st.in.srv.cfg.WriteMerge)
+			}
+		}
+		return
+	}
+	for _, pl := range st.players {
+		pl.flush()
+	}
+	if st.flushArmed {
+		st.flushArmed = false
+		st.flushTimer.Stop()
+	}
+}
+
+func (st *Stream) flushDeferred() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.flushArmed {
+		st.flushLocked(true)
+	}
 }
 
 // addPlayer attaches a player on stream msid of c. A player joining a
@@ -301,6 +338,7 @@ func (st *Stream) joinLocked(pl *player) {
 	for _, pkt := range st.gop {
 		pl.deliver(pkt, 0)
 	}
+	pl.flush()
 }
 
 func (st *Stream) removePlayer(pl *player) {

@@ -28,6 +28,7 @@ type config struct {
 	PlayerQueue     int           `env:"PLAYER_QUEUE" envDefault:"512" help:"messages queued per player before it skips to the next keyframe"`
 	StallTimeout    time.Duration `env:"STALL_TIMEOUT" envDefault:"10s" help:"disconnect a client whose writes stall this long"`
 	GOPCache        bool          `env:"GOP_CACHE" envDefault:"true" help:"start players at the last keyframe"`
+	WriteMerge      time.Duration `env:"WRITE_MERGE" envDefault:"50ms" help:"longest wait of audio for the next video frame to share a write (0 = write every message at once)"`
 	ChunkSize       int           `env:"CHUNK_SIZE" envDefault:"4096" help:"outgoing RTMP chunk size"`
 	StrictApps      bool          `env:"STRICT_APPS" envDefault:"false" help:"accept only applications that have a folder in the data dir, as FMS"`
 	PublisherGrace  time.Duration `env:"PUBLISHER_GRACE" envDefault:"3s" help:"how long players wait for a vanished publisher to come back"`
@@ -150,6 +151,7 @@ func validate(cfg *config) error {
 		check("MaxMessageSize", cfg.MaxMessageSize >= 1024 && cfg.MaxMessageSize <= 0xFFFFFF, "must be from 1024 to 16777215 (the largest RTMP message length)"),
 		check("PlayerQueue", cfg.PlayerQueue >= 16 && cfg.PlayerQueue <= 1<<20, "must be from 16 to 1048576"),
 		check("StallTimeout", cfg.StallTimeout > 0, "must be positive"),
+		check("WriteMerge", cfg.WriteMerge >= 0 && cfg.WriteMerge <= time.Second, "must be from 0 to 1s"),
 		check("ChunkSize", cfg.ChunkSize >= 128 && cfg.ChunkSize <= 65536, "must be from 128 to 65536"),
 		check("PublisherGrace", cfg.PublisherGrace >= 0, "must not be negative"),
 		check("ShutdownTimeout", cfg.ShutdownTimeout > 0, "must be positive"),

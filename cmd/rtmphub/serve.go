@@ -25,7 +25,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		StallTimeout:    cfg.StallTimeout,
 		DisableGOPCache: !cfg.GOPCache,
 		OutChunkSize:    uint32(cfg.ChunkSize),
-		PublisherGrace:  graceSetting(cfg.PublisherGrace),
+		WriteMerge:      offSetting(cfg.WriteMerge),
+		PublisherGrace:  offSetting(cfg.PublisherGrace),
 	}, log)
 
 	ln, err := listen("tcp", cfg.RTMPAddr, "RTMPHUB_RTMP_ADDR / --rtmp-addr")
@@ -67,9 +68,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	return nil
 }
 
-// graceSetting maps the configured publisher grace (0 = off) onto the
-// core's convention (negative = off, 0 = default).
-func graceSetting(d time.Duration) time.Duration {
+// offSetting maps a duration setting where 0 means off onto the core's
+// convention (negative = off, 0 = default).
+func offSetting(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1
 	}
