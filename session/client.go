@@ -235,7 +235,7 @@ func (c *Client) writer() {
 			}
 			err := c.t.WriteMessages(batch)
 			clear(batch) // drop payload references
-			if cap(batch) > 256 {
+			if cap(batch) > 32 {
 				batch = nil // a burst (a join) grew it: give the memory back
 			}
 			if err != nil {

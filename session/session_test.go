@@ -453,3 +453,47 @@ func TestGarbageAfterHandshakeClosesOnlyThatConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Enhanced RTMP media passes through untouched, and its sequence start is
+// cached like an AVC sequence header, so a late HEVC player can decode.
+func TestEnhancedRTMPPassThrough(t *testing.T) {
+	base, _, _ := startServer(t, session.Config{})
+	c := dial(t, base+"/live", client.Options{Extra: amf.Object{{Key: "fourCcList", Value: []any{"hvc1", "av01"}}}})
+	if props, _ := c.Result.Object.(amf.Object); props != nil {
+		if _, ok := props.Get("fourCcList"); !ok {
+			t.Error("connect with fourCcList: the reply does not state the server's fourCcList")
+		}
+	}
+	ctx := ctxT(t, 5*time.Second)
+	id, _ := c.CreateStream(ctx)
+	if err := c.Publish(ctx, id, "hevc", "live"); err != nil {
+		t.Fatal(err)
+	}
+	pub := &publisher{c: c, msid: id}
+	// ExHeader | keyframe | SequenceStart, "hvc1", then a configuration record.
+	seqStart := append([]byte{0x90, 'h', 'v', 'c', '1'}, 1, 2, 3, 4)
+	// ExHeader | keyframe | CodedFramesX, "hvc1"; inter frames: frame type 2.
+	key := append([]byte{0x93, 'h', 'v', 'c', '1'}, bytes.Repeat([]byte{7}, 100)...)
+	inter := append([]byte{0xa3, 'h', 'v', 'c', '1'}, bytes.Repeat([]byte{8}, 50)...)
+	// Opus audio: ExHeader sound format 9, CodedFrames, "Opus".
+	opus := append([]byte{0x91, 'O', 'p', 'u', 's'}, 9, 9, 9)
+	pub.send(t, message.TypeVideo, 0, seqStart)
+	pub.send(t, message.TypeVideo, 0, key)
+	pub.send(t, message.TypeAudio, 10, opus)
+	pub.send(t, message.TypeVideo, 40, inter)
+	time.Sleep(100 * time.Millisecond)
+
+	p, pid := play(t, base, "hevc")
+	var got [][]byte
+	for len(got) < 4 {
+		m := next(t, p, pid)
+		if m.Type == message.TypeVideo || m.Type == message.TypeAudio {
+			got = append(got, m.Payload)
+		}
+	}
+	for i, want := range [][]byte{seqStart, key, opus, inter} {
+		if !bytes.Equal(got[i], want) {
+			t.Fatalf("message %d: % x, want % x", i, got[i][:5], want[:5])
+		}
+	}
+}

@@ -32,6 +32,7 @@ type config struct {
 	ChunkSize       int           `env:"CHUNK_SIZE" envDefault:"4096" help:"outgoing RTMP chunk size"`
 	StrictApps      bool          `env:"STRICT_APPS" envDefault:"false" help:"accept only applications that have a folder in the data dir, as FMS"`
 	PublisherGrace  time.Duration `env:"PUBLISHER_GRACE" envDefault:"3s" help:"how long players wait for a vanished publisher to come back"`
+	DebugAddr       string        `env:"DEBUG_ADDR" envDefault:"" help:"address for Go's pprof profiles over HTTP (empty = off; keep it on loopback)"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"5s" help:"longest graceful shutdown"`
 }
 

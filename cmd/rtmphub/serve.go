@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"syscall"
 	"time"
 
@@ -34,6 +36,17 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("listening", "transport", "rtmp", "addr", ln.Addr().String())
+	if cfg.DebugAddr != "" {
+		dln, err := listen("tcp", cfg.DebugAddr, "RTMPHUB_DEBUG_ADDR / --debug-addr")
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		log.Info("listening", "transport", "pprof", "addr", dln.Addr().String())
+		dsrv := &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		go dsrv.Serve(dln)
+		defer dsrv.Close()
+	}
 	log.Info("rtmphub started", "version", version(), "data_dir", cfg.DataDir)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -66,6 +79,17 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// pprofMux serves Go's runtime profiles under /debug/pprof/.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // offSetting maps a duration setting where 0 means off onto the core's

@@ -15,10 +15,12 @@ const (
 	// iovecs per flush low (see BenchmarkWriterCopyThreshold).
 	copyBelow = 512
 
-	// Flush drops buffers that a burst grew beyond these sizes, so that an
-	// idle Writer holds little memory.
-	maxKeptScratch  = 64 << 10
-	maxKeptSegments = 256
+	// Flush drops buffers that a burst (a player's join) grew beyond these
+	// sizes, so that a Writer in steady state holds little memory:
+	// thousands of players each keep one. A steady flush of a few audio
+	// and video messages fits well within them.
+	maxKeptScratch  = 4 << 10
+	maxKeptSegments = 32
 )
 
 // outStream is the send state of one chunk stream id: the header fields of
@@ -88,11 +90,11 @@ func (w *Writer) Buffered() int { return len(w.scratch) + w.extBytes }
 //
 // The header of the first chunk is compressed against the last message on
 // the same chunk stream: format 0 for the first message, a new message
-// stream id or a timestamp lower than the last one (including a 32-bit
-// wrap); format 1 when the length or type changed; format 3 when the delta
-// repeats one a format 1 or 2 header set; format 2 otherwise. Timestamps
-// and deltas of 0xFFFFFF or more use the extended field, repeated on
-// every continuation chunk.
+// stream id, a timestamp lower than the last one (including a 32-bit wrap)
+// or a delta of 0xFFFFFF or more; format 1 when the length or type
+// changed; format 3 when the delta repeats one a format 1 or 2 header set;
+// format 2 otherwise. A timestamp of 0xFFFFFF or more uses the extended
+// field, repeated on every continuation chunk.
 func (w *Writer) Queue(m *message.Message) error {
 	csid := m.ChunkStreamID
 	if csid == 0 {
@@ -111,22 +113,26 @@ func (w *Writer) Queue(m *message.Message) error {
 	var field uint32 // timestamp (format 0) or delta (1, 2)
 	delta := m.Timestamp - s.timestamp
 	switch {
-	case !s.seen || s.streamID != m.StreamID || m.Timestamp < s.timestamp:
+	case !s.seen || s.streamID != m.StreamID || m.Timestamp < s.timestamp || delta >= extendedMark:
+		// Extended deltas are legal in formats 1 and 2, but Wireshark
+		// adds the next deltas to the extended field as if it were
+		// absolute; an absolute format-0 timestamp reads the same in
+		// every implementation.
 		format, field = 0, m.Timestamp
 		s.deltaOK = false
 	case s.length != length || s.typ != m.Type:
 		format, field = 1, delta
 		s.delta, s.deltaOK = delta, true
-	case s.deltaOK && delta == s.delta && delta < extendedMark:
+	case s.deltaOK && delta == s.delta:
 		format = 3
 	default:
 		format, field = 2, delta
 		s.delta, s.deltaOK = delta, true
 	}
 	s.seen, s.typ, s.streamID, s.length, s.timestamp = true, m.Type, m.StreamID, length, m.Timestamp
-	// A format-3 new message only follows a header whose delta was below
-	// extendedMark, so it carries no extended field.
-	extended := format < 3 && field >= extendedMark
+	// Only format 0 carries an extended field: deltas are below
+	// extendedMark, so a format-3 new message has none either.
+	extended := format == 0 && field >= extendedMark
 
 	b := w.appendBasic(w.scratch, format, csid)
 	if format < 3 {
@@ -194,8 +200,8 @@ func (w *Writer) closeRun() {
 }
 
 // Flush writes everything queued with one vectored write and empties the
-// queue, whether or not the write succeeds. Buffers grown beyond 64 KiB (or
-// 256 pieces) by a burst are released. After an error the peer's view of
+// queue, whether or not the write succeeds. Buffers grown beyond 4 KiB (or
+// 32 pieces) by a burst are released. After an error the peer's view of
 // the chunk streams is unknown and the connection must be closed.
 func (w *Writer) Flush() error {
 	w.closeRun()
