@@ -386,6 +386,7 @@ func TestEncodeAMF0Errors(t *testing.T) {
 		{"class too long", TypedObject{Class: strings.Repeat("c", 70000)}, ErrUnencodable},
 		{"cycle", cyclic, ErrDepth},
 		{"AVM+ empty key", AVMPlus{ECMAArray{{"", 1}}}, ErrUnencodable},
+		{"date beyond ActionScript", time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC), ErrUnencodable},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var e Encoder

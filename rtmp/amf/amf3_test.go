@@ -450,6 +450,31 @@ func TestEncoderTables(t *testing.T) {
 	}
 }
 
+func TestEncoderNoReferences(t *testing.T) {
+	p := &Object{{"k", "k"}}
+	v := []any{p, p, TypedObject{Class: "C"}, TypedObject{Class: "C"}}
+	e := Encoder{NoReferences: true}
+	if err := e.EncodeAMF3(v); err != nil {
+		t.Fatal(err)
+	}
+	want := hx(`09 09 01
+		0A 0B 01 03 6B 06 03 6B 01
+		0A 0B 01 03 6B 06 03 6B 01
+		0A 03 03 43
+		0A 03 03 43`)
+	if !bytes.Equal(e.Bytes(), want) {
+		t.Fatalf("got  % X\nwant % X", e.Bytes(), want)
+	}
+	got, err := Unmarshal3(e.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantV := []any{[]any{Object{{"k", "k"}}, Object{{"k", "k"}}, TypedObject{Class: "C", Props: Object{}}, TypedObject{Class: "C", Props: Object{}}}}
+	if !equalValues(got, wantV, false) {
+		t.Fatalf("got %#v", got)
+	}
+}
+
 // Decoded byte arrays do not alias the input.
 func TestByteArrayCopied(t *testing.T) {
 	in := hx("0C 03 07")

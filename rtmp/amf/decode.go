@@ -84,7 +84,9 @@ func (d *Decoder) Reset(b []byte) {
 	clear(d.strs)
 	clear(d.objs)
 	clear(d.traits)
+	clear(d.stack)
 	d.refs0, d.strs, d.objs, d.traits = d.refs0[:0], d.strs[:0], d.objs[:0], d.traits[:0]
+	d.stack = d.stack[:0]
 }
 
 // SetInput makes b the bytes left to decode but keeps the reference tables,

@@ -14,8 +14,13 @@ import (
 //
 // AMF0 output never uses references. AMF3 output uses string and trait
 // references, and object references for a *Object or *TypedObject written
-// again through the same pointer.
+// again through the same pointer, unless NoReferences is set.
 type Encoder struct {
+	// NoReferences makes AMF3 output write every string, trait and object
+	// inline. Any peer reads that correctly whatever the scope of its own
+	// reference tables (per value, per message or per connection).
+	NoReferences bool
+
 	buf   []byte
 	depth int
 
@@ -54,6 +59,12 @@ func (e *Encoder) ResetTo(b []byte) {
 func (e *Encoder) Write(p []byte) (int, error) {
 	e.buf = append(e.buf, p...)
 	return len(p), nil
+}
+
+// WriteString appends s unchanged. It never fails.
+func (e *Encoder) WriteString(s string) (int, error) {
+	e.buf = append(e.buf, s...)
+	return len(s), nil
 }
 
 func (e *Encoder) resetTables() {
@@ -261,8 +272,12 @@ func (e *Encoder) value0(v any) error {
 			e.number0(f)
 		}
 	case time.Time:
+		ms, err := dateMillis(x)
+		if err != nil {
+			return err
+		}
 		e.u8(marker0Date)
-		e.f64(float64(x.UnixMilli()))
+		e.f64(ms)
 		e.u16(0)
 	case Undefined:
 		e.u8(marker0Undefined)
@@ -348,4 +363,15 @@ func (e *Encoder) wrapf(err error, format string, a ...any) error {
 		return err
 	}
 	return fmt.Errorf(format+": %w", append(a, err)...)
+}
+
+// dateMillis returns t in milliseconds since the epoch, if ActionScript can
+// hold it.
+func dateMillis(t time.Time) (float64, error) {
+	if sec := t.Unix(); sec < 1e13 && sec > -1e13 { // UnixMilli cannot overflow
+		if ms := t.UnixMilli(); ms <= maxDateMillis && ms >= -maxDateMillis {
+			return float64(ms), nil
+		}
+	}
+	return 0, fmt.Errorf("date %v: %w", t, ErrUnencodable)
 }

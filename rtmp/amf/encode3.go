@@ -89,7 +89,7 @@ func (e *Encoder) str3(s string) error {
 		return err
 	}
 	e.buf = append(e.buf, s...)
-	if e.nstrs < maxU28 {
+	if e.nstrs < maxU28 && !e.NoReferences {
 		if e.strs == nil {
 			e.strs = make(map[string]int)
 		}
@@ -230,9 +230,13 @@ func (e *Encoder) value3(v any) error {
 	case MixedArray:
 		return e.mixed3(x.Dense, x.Assoc)
 	case time.Time:
+		ms, err := dateMillis(x)
+		if err != nil {
+			return err
+		}
 		e.u8(marker3Date)
 		e.u8(0x01)
-		e.f64(float64(x.UnixMilli()))
+		e.f64(ms)
 		e.nobjs++
 	case Undefined, Unsupported:
 		e.u8(marker3Undefined)
@@ -304,6 +308,9 @@ func (e *Encoder) value3(v any) error {
 // pointerRef writes an object reference if p was written before, and
 // otherwise records that p is the next object.
 func (e *Encoder) pointerRef(p any) bool {
+	if e.NoReferences {
+		return false
+	}
 	if i, ok := e.objs[p]; ok {
 		e.u8(marker3Object)
 		e.u29(uint32(i) << 1)
@@ -388,6 +395,9 @@ func (e *Encoder) dictionary3(x *Dictionary) error {
 // traitRef writes a traits reference for key if those traits were written
 // before, and otherwise records them as the next traits.
 func (e *Encoder) traitRef(key []byte) bool {
+	if e.NoReferences {
+		return false
+	}
 	if i, ok := e.traits[string(key)]; ok {
 		e.u29(uint32(i)<<2 | 1)
 		return true
@@ -432,7 +442,7 @@ func (e *Encoder) object3(ps Object) error {
 		e.u29(uint32(e.anon-1)<<2 | 1)
 	} else {
 		e.buf = append(e.buf, 0x0B, 0x01) // inline dynamic traits, class ""
-		if e.ntraits < 1<<26 {
+		if e.ntraits < 1<<26 && !e.NoReferences {
 			e.anon = e.ntraits + 1
 			e.ntraits++
 		}

@@ -89,7 +89,10 @@ func DecodeCommand(m *Message) (*Command, error) {
 // set, AMF3 (type 17: a zero selector byte, the name and transaction id in
 // AMF0, other values switched to AMF3 except null and undefined).
 func EncodeCommand(c *Command, amf3 bool) (Type, []byte, error) {
-	var e amf.Encoder
+	// Each AVM+-switched value is written without references: whether a
+	// peer's AMF3 reference tables span switches is not settled, and a
+	// value without references reads the same either way.
+	e := amf.Encoder{NoReferences: true}
 	var out []byte
 	if amf3 {
 		out = append(out, 0x00)
@@ -151,7 +154,7 @@ func DecodeData(m *Message) ([]any, error) {
 
 // EncodeData encodes values as a data message, AMF0 (18) or AMF3 (15).
 func EncodeData(amf3 bool, vals ...any) (Type, []byte, error) {
-	var e amf.Encoder
+	e := amf.Encoder{NoReferences: true}
 	for i, v := range vals {
 		if err := encodeValue(&e, v, amf3); err != nil {
 			return 0, nil, fmt.Errorf("data value %d: %w", i, err)
