@@ -325,9 +325,10 @@ var cases = []wireCase{
 		wire: cat(
 			hx("06 000000 000004 08 01000000"), a4,
 			hx("46 ffffff 000005 08 01000000"), pl(5, 5)),
+		decodeOnly: true,
 	},
 	{
-		name: "extended delta: format 2, repeated delta stays format 2",
+		name: "extended delta: format 2 twice",
 		msgs: []*message.Message{
 			msg(6, tAudio, 1, 0, a4),
 			msg(6, tAudio, 1, 0x01000000, a4),
@@ -337,6 +338,7 @@ var cases = []wireCase{
 			hx("06 000000 000004 08 01000000"), a4,
 			hx("86 ffffff 01000000"), a4,
 			hx("86 ffffff 01000000"), a4),
+		decodeOnly: true,
 	},
 	{
 		name: "extended delta: format 2 with continuation chunks",
@@ -351,6 +353,25 @@ var cases = []wireCase{
 			hx("87 ffffff 01000010"), v300[:128],
 			hx("c7 01000010"), v300[128:256],
 			hx("c7 01000010"), v300[256:]),
+		decodeOnly: true,
+	},
+	{
+		name: "delta of 0xFFFFFF or more: the writer sends format 0",
+		msgs: []*message.Message{
+			msg(7, tVideo, 1, 0, v130),
+			msg(7, tVideo, 1, 0x01000010, v130),
+			msg(7, tVideo, 1, 0x01000038, v130),
+			msg(7, tVideo, 1, 0x01000060, v130),
+		},
+		wire: cat(
+			hx("07 000000 000082 09 01000000"), v130[:128],
+			hx("c7"), v130[128:],
+			hx("07 ffffff 000082 09 01000000 01000010"), v130[:128],
+			hx("c7 01000010"), v130[128:],
+			hx("87 000028"), v130[:128],
+			hx("c7"), v130[128:],
+			hx("c7"), v130[:128],
+			hx("c7"), v130[128:]),
 	},
 	{
 		name: "ffmpeg: format-3 new message repeating an extended delta",
@@ -465,9 +486,9 @@ var cases = []wireCase{
 		decodeOnly: true,
 	},
 	{
-		name: "librtmp: format-1 ping response on a fresh chunk stream 2",
-		msgs: []*message.Message{msg(2, tUC, 0, 0, hx("0007 00000d0f"))},
-		wire: hx("42 000000 000006 04 0007 00000d0f"),
+		name:       "librtmp: format-1 ping response on a fresh chunk stream 2",
+		msgs:       []*message.Message{msg(2, tUC, 0, 0, hx("0007 00000d0f"))},
+		wire:       hx("42 000000 000006 04 0007 00000d0f"),
 		decodeOnly: true,
 	},
 

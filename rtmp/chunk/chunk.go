@@ -41,10 +41,10 @@
 // one message's length by the Reader's maxMessageSize; the sum of the
 // declared lengths of concurrently partial messages by four times that;
 // the number of chunk streams tracked by MaxChunkStreams; and a message's
-// payload is allocated as its bytes arrive (at most 64 KiB ahead of them,
-// and at most 4 KiB ahead once 1 MiB is already allocated ahead of data
-// across partial messages), never from the declared length alone. Chunk
-// sizes from 1 to MaxChunkSize are accepted.
+// payload buffer grows as its bytes arrive, never from the declared length
+// alone: it starts at 64 KiB (4 KiB once 1 MiB is allocated ahead of data
+// across partial messages) or the message length if smaller, and doubles
+// when full. Chunk sizes from 1 to MaxChunkSize are accepted.
 //
 // The package never logs and never starts goroutines. A Reader and a
 // Writer each belong to one goroutine at a time.

@@ -152,8 +152,37 @@ func FuzzReader(f *testing.F) {
 		f.Add(c.wire)
 	}
 	f.Fuzz(func(t *testing.T, wire []byte) {
+		_, r, err := decodeAll(bytes.NewReader(wire), 1<<12)
+		checkInvariants(t, r)
+		if err == io.EOF && r.BytesRead() != uint64(len(wire)) {
+			t.Fatalf("io.EOF after %d of %d bytes", r.BytesRead(), len(wire))
+		}
 		checkRoundTrip(t, wire, 1<<16)
 	})
+}
+
+// checkInvariants verifies the Reader's accounting of partial messages.
+func checkInvariants(t testing.TB, r *Reader) {
+	t.Helper()
+	var partial uint64
+	var ahead int
+	for _, s := range r.streams {
+		if s.active {
+			partial += uint64(s.length)
+			ahead += cap(s.buf) - len(s.buf)
+			if uint32(cap(s.buf)) > s.length {
+				t.Fatalf("chunk stream %d: buffer of %d for a %d-byte message", s.csid, cap(s.buf), s.length)
+			}
+		} else if s.buf != nil {
+			t.Fatalf("chunk stream %d: idle with a buffer", s.csid)
+		}
+	}
+	if partial != r.partial || ahead != r.ahead {
+		t.Fatalf("partial %d (counted %d), ahead %d (counted %d)", r.partial, partial, r.ahead, ahead)
+	}
+	if partial > r.maxPartial || len(r.streams) > MaxChunkStreams {
+		t.Fatalf("limits exceeded: partial %d, %d chunk streams", partial, len(r.streams))
+	}
 }
 
 // TestLongStream runs interleaved audio and video with continuation chunks
@@ -445,4 +474,87 @@ func TestReaderUsesCallerBufio(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameMessages(t, msgs, c.msgs)
+}
+
+// TestReaderAllocs: reading costs the Message and its payload, nothing
+// per chunk, also with extended timestamps repeated on every chunk.
+func TestReaderAllocs(t *testing.T) {
+	var msgs []*message.Message
+	for i := range 16 {
+		msgs = append(msgs,
+			msg(7, tVideo, 1, 0x01000000+uint32(i)*33, make([]byte, 4096)),
+			msg(6, tAudio, 1, 0x01000000+uint32(i)*23, make([]byte, 300)))
+	}
+	wire := encodeAll(t, msgs, false)
+	r := NewReader(&loopReader{b: wire}, 0)
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := r.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 2 {
+		t.Fatalf("%v allocs per message, want 2", n)
+	}
+	checkInvariants(t, r)
+}
+
+// FuzzWriter encodes message sequences built from the input (chunk stream
+// ids of every basic header size, timestamps that repeat, go back, jump by
+// 0xFFFFFF and wrap, chunk size changes) and checks that they decode to the
+// same messages.
+func FuzzWriter(f *testing.F) {
+	f.Add([]byte{0, 8, 1, 0, 10, 100, 0, 8, 1, 0, 10, 100, 0, 8, 1, 0, 10, 100})
+	f.Add([]byte{4, 9, 1, 3, 1, 200, 4, 9, 1, 0, 33, 200, 4, 255, 0, 0, 7, 0, 3, 8, 1, 2, 5, 10})
+	f.Add([]byte{8, 20, 0, 3, 0, 0, 8, 20, 0, 3, 0, 0, 5, 18, 2, 1, 0, 250})
+	csids := []uint32{2, 3, 4, 6, 7, 64, 319, 320, 65599}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var msgs []*message.Message
+		var ts uint32
+		for ; len(in) >= 6; in = in[6:] {
+			if in[1] == 255 {
+				msgs = append(msgs, setChunkSize(1+uint32(in[3])<<8|uint32(in[4])))
+				continue
+			}
+			typ := message.Type(in[1] % 23)
+			if typ == message.TypeSetChunkSize || typ == message.TypeAbort {
+				typ = tAudio
+			}
+			switch in[3] % 4 {
+			case 0:
+				ts += uint32(in[4])
+			case 1:
+				ts -= uint32(in[4])
+			case 2:
+				ts += extendedMark - 128 + uint32(in[4])
+			case 3:
+				ts = 0xFFFFFFFF - uint32(in[4])
+			}
+			msgs = append(msgs, msg(csids[int(in[0])%len(csids)], typ, uint32(in[2]%3), ts, pl(int(in[5])*3, in[5])))
+		}
+		wire := encodeAll(t, msgs, len(msgs)%2 == 0)
+		got, r, err := decodeAll(bytes.NewReader(wire), 0)
+		if err != io.EOF {
+			t.Fatalf("decode: %v", err)
+		}
+		sameMessages(t, got, msgs)
+		checkInvariants(t, r)
+	})
+}
+
+// TestScratchNeed: Queue never writes more scratch bytes than it reserved.
+func TestScratchNeed(t *testing.T) {
+	for _, cs := range []uint32{1, 2, 100, 128, 511, 512, 513, 4096} {
+		for _, csid := range []uint32{3, 64, 320} {
+			for _, ts := range []uint32{0, 0xFFFFFF} {
+				for _, n := range []int{0, 1, 127, 128, 129, 511, 512, 513, 1000, 5000} {
+					w := NewWriter(io.Discard)
+					w.SetChunkSize(cs)
+					need := w.scratchNeed(uint32(n), csid, ts >= extendedMark)
+					w.Queue(msg(csid, tVideo, 1, ts, make([]byte, n)))
+					if len(w.scratch) > need {
+						t.Errorf("chunk %d csid %d ts %#x length %d: wrote %d, reserved %d", cs, csid, ts, n, len(w.scratch), need)
+					}
+				}
+			}
+		}
+	}
 }

@@ -282,14 +282,15 @@ func (r *Reader) readData(s *inStream) (*message.Message, error) {
 		if len(s.buf) == cap(s.buf) {
 			r.grow(s)
 		}
-		k := min(n, uint32(cap(s.buf)-len(s.buf)))
 		start := len(s.buf)
-		s.buf = s.buf[:start+int(k)]
-		if err := r.readFull(s.buf[start:]); err != nil {
+		k := min(int(n), cap(s.buf)-start)
+		got, err := r.read(s.buf[start : start+k])
+		s.buf = s.buf[:start+got]
+		r.ahead -= got
+		if err != nil {
 			return nil, err
 		}
-		r.ahead -= int(k)
-		n -= k
+		n -= uint32(got)
 	}
 	if uint32(len(s.buf)) < s.length {
 		return nil, nil
@@ -386,10 +387,16 @@ func (r *Reader) stream(csid uint32) (*inStream, error) {
 // readFull fills p, counting the bytes consumed; an end of stream here is
 // in the middle of a chunk.
 func (r *Reader) readFull(p []byte) error {
+	_, err := r.read(p)
+	return err
+}
+
+// read is readFull that also reports how many bytes it read.
+func (r *Reader) read(p []byte) (int, error) {
 	n, err := io.ReadFull(r.br, p)
 	r.nread += uint64(n)
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	return err
+	return n, err
 }

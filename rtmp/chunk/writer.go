@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 
 	"github.com/rtmphub/rtmphub/rtmp/message"
 )
@@ -134,7 +135,10 @@ func (w *Writer) Queue(m *message.Message) error {
 	// extendedMark, so a format-3 new message has none either.
 	extended := format == 0 && field >= extendedMark
 
-	b := w.appendBasic(w.scratch, format, csid)
+	// Grow the scratch buffer once for the whole message rather than
+	// doubling chunk by chunk: Flush may have released it.
+	b := slices.Grow(w.scratch, w.scratchNeed(length, csid, extended))
+	b = w.appendBasic(b, format, csid)
 	if format < 3 {
 		f := min(field, extendedMark)
 		b = append(b, byte(f>>16), byte(f>>8), byte(f))
@@ -164,6 +168,35 @@ func (w *Writer) Queue(m *message.Message) error {
 		p = p[n:]
 	}
 	return nil
+}
+
+// scratchNeed returns an upper bound of the scratch bytes Queue writes for
+// a message: its chunk headers and the payload pieces it copies.
+func (w *Writer) scratchNeed(length, csid uint32, extended bool) int {
+	basic := 1
+	if csid >= 320 {
+		basic = 3
+	} else if csid >= 64 {
+		basic = 2
+	}
+	need := basic + 11 + 4
+	if length == 0 {
+		return need
+	}
+	cs := w.chunkSize
+	chunks := (length + cs - 1) / cs
+	cont := basic
+	if extended {
+		cont += 4
+	}
+	need += int(chunks-1) * cont
+	if int(cs) < w.copyBelow {
+		return need + int(length)
+	}
+	if last := int(length - (chunks-1)*cs); last < w.copyBelow {
+		need += last
+	}
+	return need
 }
 
 // appendBasic appends a basic header of the given format for csid.
