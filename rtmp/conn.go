@@ -23,7 +23,7 @@ import (
 // DefaultReadBufferSize is the size of the buffered reader on a connection.
 // Players send little, publishers send large messages that bypass the
 // buffer, so it is kept small: thousands of players each hold one.
-const DefaultReadBufferSize = 2048
+const DefaultReadBufferSize = 1024
 
 // defaultPeerWindow is the acknowledgement window assumed until the peer
 // sets one with a WindowAckSize message.

@@ -45,13 +45,14 @@ type Client struct {
 	// Outbound queue, drained by the writer goroutine.
 	outMu      sync.Mutex
 	out        []message.Message
-	closeAfter bool // close once the queue is written (a rejected connect)
-	wake       chan struct{}
+	spare      []message.Message // an empty queue to swap in
+	writing    bool              // a drain goroutine is running
+	ended      bool              // closed: nothing more is written
+	closeAfter bool              // close once the queue is written (a rejected connect)
+	writers    sync.WaitGroup
 
-	done      chan struct{}
 	closeOnce sync.Once
 	reason    error
-	writerEnd chan struct{}
 }
 
 // netStream is a message stream a client created: it publishes or plays.
@@ -71,9 +72,6 @@ func newClient(s *Server, t Transport, info ConnInfo, log *slog.Logger) *Client 
 		info:        info,
 		connectedAt: time.Now(),
 		streams:     make(map[uint32]*netStream),
-		wake:        make(chan struct{}, 1),
-		done:        make(chan struct{}),
-		writerEnd:   make(chan struct{}),
 	}
 	c.ip = info.RemoteIP
 	if c.ip == "" {
@@ -98,7 +96,6 @@ func (c *Client) IP() string { return c.ip }
 
 func (c *Client) run(ctx context.Context) error {
 	c.t.SetWriteTimeout(c.srv.cfg.StallTimeout)
-	go c.writer()
 	stop := context.AfterFunc(ctx, func() { c.close(fmt.Errorf("server stopping: %w", context.Cause(ctx))) })
 	defer stop()
 
@@ -115,7 +112,7 @@ func (c *Client) run(ctx context.Context) error {
 		}
 	}
 	c.cleanup()
-	<-c.writerEnd
+	c.writers.Wait()
 	attrs := []any{"reason", c.reason.Error(), "bytes_in", c.t.BytesRead(), "bytes_out", c.t.BytesWritten(),
 		"duration", time.Since(c.connectedAt).Round(time.Millisecond).String()}
 	if c.connected {
@@ -147,7 +144,11 @@ func readError(err error, connected bool) error {
 func (c *Client) close(reason error) {
 	c.closeOnce.Do(func() {
 		c.reason = reason
-		close(c.done)
+		c.outMu.Lock()
+		c.ended = true
+		clear(c.out) // drop payload references
+		c.out = c.out[:0]
+		c.outMu.Unlock()
 		c.t.Close()
 	})
 }
@@ -176,6 +177,10 @@ const hardQueueLimit = 1024
 // send queues messages that must not be dropped.
 func (c *Client) send(msgs ...message.Message) {
 	c.outMu.Lock()
+	if c.ended {
+		c.outMu.Unlock()
+		return
+	}
 	if len(c.out)+len(msgs) > c.srv.cfg.PlayerQueue+hardQueueLimit {
 		c.outMu.Unlock()
 		c.srv.stats.SlowDisconnects.Add(1)
@@ -193,7 +198,7 @@ func (c *Client) send(msgs ...message.Message) {
 // share one write.
 func (c *Client) queueMedia(m message.Message) bool {
 	c.outMu.Lock()
-	if len(c.out) >= c.srv.cfg.PlayerQueue {
+	if len(c.out) >= c.srv.cfg.PlayerQueue || c.ended {
 		c.outMu.Unlock()
 		return false
 	}
@@ -203,54 +208,65 @@ func (c *Client) queueMedia(m message.Message) bool {
 }
 
 func (c *Client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	c.outMu.Lock()
+	if !c.writing && !c.ended && len(c.out) > 0 {
+		c.writing = true
+		c.writers.Add(1)
+		go c.drain()
+	}
+	c.outMu.Unlock()
+}
+
+// drain writes the outbound queue until it is empty: everything queued
+// since the last write goes out in one batch. It runs only while there is
+// something to write, so an idle client holds no writer goroutine (and no
+// stack). A batch that cannot be written within the stall timeout ends the
+// client.
+func (c *Client) drain() {
+	defer c.writers.Done()
+	var batch []message.Message
+	for {
+		c.outMu.Lock()
+		if len(c.out) == 0 || c.ended {
+			c.writing = false
+			closeAfter := c.closeAfter && !c.ended
+			c.outMu.Unlock()
+			if closeAfter {
+				c.close(errors.New("connection rejected"))
+			}
+			return
+		}
+		batch, c.out = c.out, c.spare
+		c.spare = nil
+		c.outMu.Unlock()
+
+		err := c.t.WriteMessages(batch)
+		clear(batch) // drop payload references
+		if cap(batch) <= maxKeptBatch {
+			c.outMu.Lock()
+			c.spare = batch[:0]
+			c.outMu.Unlock()
+		}
+		batch = nil
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.srv.stats.SlowDisconnects.Add(1)
+				c.close(fmt.Errorf("write stalled for %v: client too slow", c.srv.cfg.StallTimeout))
+			} else {
+				c.close(fmt.Errorf("write: %w", err))
+			}
+			c.outMu.Lock()
+			c.writing = false
+			c.outMu.Unlock()
+			return
+		}
 	}
 }
 
-// writer drains the outbound queue: everything queued since the last write
-// goes out in one batch. A batch that cannot be written within the stall
-// timeout ends the client.
-func (c *Client) writer() {
-	defer close(c.writerEnd)
-	var batch []message.Message
-	for {
-		select {
-		case <-c.wake:
-		case <-c.done:
-			return
-		}
-		for {
-			c.outMu.Lock()
-			batch, c.out = c.out, batch[:0]
-			closeAfter := c.closeAfter
-			c.outMu.Unlock()
-			if len(batch) == 0 {
-				if closeAfter {
-					c.close(errors.New("connection rejected"))
-					return
-				}
-				break
-			}
-			err := c.t.WriteMessages(batch)
-			clear(batch) // drop payload references
-			if cap(batch) > 32 {
-				batch = nil // a burst (a join) grew it: give the memory back
-			}
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					c.srv.stats.SlowDisconnects.Add(1)
-					c.close(fmt.Errorf("write stalled for %v: client too slow", c.srv.cfg.StallTimeout))
-				} else {
-					c.close(fmt.Errorf("write: %w", err))
-				}
-				return
-			}
-		}
-	}
-}
+// maxKeptBatch is the largest queue (in messages) a client keeps for
+// reuse; a join burst grows one past it, and that memory is given back.
+const maxKeptBatch = 16
 
 // sendCommand encodes a command in the client's object encoding and queues it.
 func (c *Client) sendCommand(msid uint32, cmd *message.Command) {

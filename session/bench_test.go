@@ -1,0 +1,98 @@
+package session
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rtmphub/rtmphub/rtmp/message"
+)
+
+// discardTransport accepts writes and counts them; reads block until Close.
+type discardTransport struct {
+	mu     sync.Mutex
+	writes int
+	bytes  int
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newDiscardTransport() *discardTransport { return &discardTransport{closed: make(chan struct{})} }
+
+func (d *discardTransport) ReadMessage() (*message.Message, error) {
+	<-d.closed
+	return nil, io.EOF
+}
+
+func (d *discardTransport) WriteMessages(msgs []message.Message) error {
+	d.mu.Lock()
+	d.writes++
+	for i := range msgs {
+		d.bytes += len(msgs[i].Payload)
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *discardTransport) SetReadDeadline(time.Time) error { return nil }
+func (d *discardTransport) SetWriteTimeout(time.Duration)   {}
+func (d *discardTransport) Close() error {
+	d.once.Do(func() { close(d.closed) })
+	return nil
+}
+func (d *discardTransport) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+func (d *discardTransport) BytesRead() uint64    { return 0 }
+func (d *discardTransport) BytesWritten() uint64 { return 0 }
+
+// BenchmarkFanout measures the core's cost of handing one message of a live
+// stream to N players (queueing, waking writers, batching), without the
+// cost of the transport: one op is one message delivered to every player.
+func BenchmarkFanout(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(strconv.Itoa(n)+"players", func(b *testing.B) {
+			srv := NewServer(Config{DataDir: b.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			in := srv.instance("live", "_definst_")
+			var st *Stream
+			in.withStream("bench", func(s *Stream) { st = s })
+			pubClient := newClient(srv, newDiscardTransport(), ConnInfo{Protocol: "rtmp"}, srv.log)
+			pub, err := st.publish(pubClient, 1, "live")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var transports []*discardTransport
+			for range n {
+				tr := newDiscardTransport()
+				transports = append(transports, tr)
+				c := newClient(srv, tr, ConnInfo{Protocol: "rtmp"}, srv.log)
+				st.addPlayer(c, 1, func() {})
+			}
+			video := make([]byte, 724)
+			video[0], video[1] = 0x27, 1
+			key := make([]byte, 3624)
+			key[0], key[1] = 0x17, 1
+			audio := []byte{0xaf, 1, 2, 3, 4, 5}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				m := message.Message{Type: message.TypeAudio, StreamID: 1, Timestamp: uint32(i * 20), Payload: audio}
+				if i%3 != 0 {
+					m.Type, m.Payload = message.TypeVideo, video
+					if i%75 == 1 {
+						m.Payload = key
+					}
+				}
+				pub.write(&m)
+			}
+			b.StopTimer()
+			for _, pl := range st.players {
+				pl.client.writers.Wait()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/player-msg")
+		})
+	}
+}
+
