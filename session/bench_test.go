@@ -95,4 +95,3 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 }
-

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"regexp"
 	"slices"
 	"sort"
 	"sync"
@@ -27,7 +28,7 @@ type benchConfig struct {
 	setupTimeout time.Duration
 	readTimeout  time.Duration
 	readBuf      int
-	verbose      bool
+	batch        time.Duration // stream time a player lets the kernel buffer before waking it
 	server       serverConfig
 }
 
@@ -66,6 +67,7 @@ type stepResult struct {
 	RampSec         float64 `json:"ramp_sec"`          // first connect to last player ready
 
 	PlayerErrors []string `json:"player_errors,omitempty"` // distinct, with counts
+	Warnings     []string `json:"warnings,omitempty"`      // reasons to distrust the numbers
 }
 
 // latencyStats summarises per-player latencies in milliseconds.
@@ -98,11 +100,15 @@ func rank(n int, p float64) int {
 	return min(max(r, 0), n-1)
 }
 
-// countErrors groups error strings, most frequent first.
+// addrPattern matches IPv4 socket addresses in error texts.
+var addrPattern = regexp.MustCompile(`\d{1,3}(?:\.\d{1,3}){3}:\d+`)
+
+// countErrors groups error strings, with socket addresses blanked out, most
+// frequent first.
 func countErrors(errs []string) []string {
 	counts := map[string]int{}
 	for _, e := range errs {
-		counts[e]++
+		counts[addrPattern.ReplaceAllString(e, "<addr>")]++
 	}
 	keys := make([]string, 0, len(counts))
 	for k := range counts {
@@ -184,6 +190,7 @@ func runStep(ctx context.Context, cfg *benchConfig, kind string, n int) stepResu
 	pcfg := &playerConfig{
 		addr: srv.addr, app: benchApp, name: benchStream,
 		setupTimeout: cfg.setupTimeout, readTimeout: cfg.readTimeout, readBuf: cfg.readBuf,
+		rcvLowat: rcvLowat(cfg.plan.Bitrate, cfg.batch, cfg.readBuf),
 	}
 	players := make([]player, n)
 	pctx, stopPlayers := context.WithCancel(ctx)
@@ -327,6 +334,36 @@ func runStep(ctx context.Context, cfg *benchConfig, kind string, n int) stepResu
 	if pubErr != nil {
 		res.Error = "publisher: " + pubErr.Error()
 	}
+	res.Warnings = stepWarnings(&res)
 	logf("done: %.2f of %.2f Mbps, server cpu %.1f%%, tool cpu %.1f%%, others %.0f%%", res.DeliveredMbps, res.ExpectedMbps, res.ServerCPUPct, res.ToolCPUPct, res.OtherCPUPct)
 	return res
+}
+
+// rcvLowat is the SO_RCVLOWAT that lets batch worth of a stream of bitrate
+// bits per second accumulate, at most half the read buffer; 0 when batching
+// is off.
+func rcvLowat(bitrate int, batch time.Duration, readBuf int) int {
+	if batch <= 0 {
+		return 0
+	}
+	n := int(float64(bitrate) / 8 * batch.Seconds())
+	return max(1, min(n, readBuf/2))
+}
+
+// stepWarnings lists what makes a step's numbers doubtful.
+func stepWarnings(r *stepResult) []string {
+	var w []string
+	if r.OtherCPUPct > 25 {
+		w = append(w, fmt.Sprintf("other processes used %.0f%% of a core during the window; the server and players competed with them", r.OtherCPUPct))
+	}
+	if r.PublisherLateMs > 100 {
+		w = append(w, fmt.Sprintf("the publisher fell up to %.0f ms behind real time", r.PublisherLateMs))
+	}
+	if r.OK > 0 && r.MinPlayerPct > 110 {
+		w = append(w, fmt.Sprintf("even the slowest player got %.0f%% of the stream rate: the window caught up a backlog from before it", r.MinPlayerPct))
+	}
+	if r.Failed > 0 || r.Dropped > 0 {
+		w = append(w, fmt.Sprintf("%d players failed to start and %d dropped", r.Failed, r.Dropped))
+	}
+	return w
 }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -40,7 +41,8 @@ Servers (-server):
             stop parsing after the first keyframe and cannot answer pings
   both      rtmphub and nginx, one after the other for each player count,
             with a ratio row rtmphub/nginx
-  addr=H:P  an already running server; CPU and RSS only with -server-pid
+  addr=H:P  an already running server (not restarted between steps); CPU
+            and RSS only with -server-pid
 
 Each (server, player count) step starts a fresh server, publishes
 rtmp://addr/live/bench like ffmpeg (FMLE connect, releaseStream, FCPublish,
@@ -49,7 +51,10 @@ headers, then keyframes every -gop and inter frames at -fps plus AAC frames
 at 44100/1024 per second, paced in real time), lets it run -settle, then
 connects the players at -ramp. A player connects, creates a stream, plays,
 parses messages until the first keyframe and from then on only counts
-bytes, acknowledging per the server's window. After -warmup the window of
+bytes, acknowledging per the server's window; while counting it asks the
+kernel (SO_RCVLOWAT) to wake it once -batch of the stream is buffered, so
+2000 players cost the host little and, over loopback, the server's sends
+do not pay for a player wakeup per message. After -warmup the window of
 -duration is measured:
 
   Mbps got  bytes all players received in the window (RTMP chunk headers
@@ -103,9 +108,13 @@ func run() error {
 		setupTimeout = flag.Duration("setup-timeout", 10*time.Second, "bound on dial through first keyframe, per player and for the publisher")
 		readTimeout  = flag.Duration("read-timeout", 10*time.Second, "a streaming player with no data for this long counts as dropped")
 		readBuf      = flag.Int("read-buf", 16<<10, "player read buffer, bytes")
+		batch        = flag.Duration("batch", 100*time.Millisecond, "once counting, a player is woken when this much of the stream is buffered (SO_RCVLOWAT, at most -read-buf/2); 0: on every segment")
 		jsonOut      = flag.Bool("json", false, "print the report as JSON on stdout instead of a table")
 		outFile      = flag.String("out", "", "also write the JSON report to this file")
 		keepTmp      = flag.Bool("keep-tmp", false, "keep the temporary directory (server configs and logs)")
+		idleBusy     = flag.Float64("wait-idle", 0, "before each step wait (up to -wait-idle-max) until the host is less than this % busy; 0: don't wait")
+		idleMax      = flag.Duration("wait-idle-max", 10*time.Minute, "longest wait for an idle host per step")
+		niceness     = flag.Int("nice", 0, "run the tool and the servers it starts at this nice value (e.g. -10 on a shared host; needs root to go below 0)")
 	)
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usageText)
@@ -146,7 +155,7 @@ func run() error {
 
 	cfg := &benchConfig{
 		plan: plan, players: players, duration: *duration, warmup: *warmup, settle: *settle,
-		rampRate: ramp, setupTimeout: *setupTimeout, readTimeout: *readTimeout, readBuf: *readBuf,
+		rampRate: ramp, setupTimeout: *setupTimeout, readTimeout: *readTimeout, readBuf: *readBuf, batch: *batch,
 		server: serverConfig{
 			rtmphubBin:   *rtmphubBin,
 			rtmphubArgs:  strings.Fields(*rtmphubArgs),
@@ -172,6 +181,13 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if *niceness != 0 {
+		// Twice: a thread started during the first pass by a thread not yet
+		// reniced would keep the old value.
+		if err := errors.Join(reniceSelf(*niceness), reniceSelf(*niceness)); err != nil {
+			return fmt.Errorf("-nice %d: %w", *niceness, err)
+		}
+	}
 	nofile, err := raiseNofile()
 	if err != nil {
 		log.Printf("raising the open-file limit: %v", err)
@@ -179,6 +195,12 @@ func run() error {
 	if need := uint64(slices.Max(players)*2 + 64); nofile < need {
 		log.Printf("warning: open-file limit %d; %d players over loopback need about %d (server and tool together)", nofile, slices.Max(players), need)
 	}
+
+	release, err := benchLock(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	tmp, err := os.MkdirTemp("", "rtmpbench-")
 	if err != nil {
@@ -214,12 +236,24 @@ func run() error {
 	rep := &report{
 		Started: time.Now(), Stream: formatBitrate(bitrate), Plan: plan,
 		Warmup: warmup.String(), Duration: duration.String(), Ramp: ramp, HostCPUs: host.CPUs,
+		RcvLowat: rcvLowat(bitrate, *batch, *readBuf),
 	}
 	log.Printf("%v", plan)
 	for _, n := range players {
 		for _, k := range kinds {
 			if ctx.Err() != nil {
 				break
+			}
+			if *idleBusy > 0 {
+				busy, err := waitIdle(ctx, *idleBusy, *idleMax)
+				switch {
+				case ctx.Err() != nil:
+					continue
+				case err != nil:
+					log.Printf("waiting for an idle host: %v", err)
+				case busy >= *idleBusy:
+					log.Printf("host still %.0f%% busy after %v; running anyway", busy, *idleMax)
+				}
 			}
 			res := runStep(ctx, cfg, k, n)
 			if res.Error != "" {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp/amf"
@@ -43,6 +45,7 @@ type playerConfig struct {
 	setupTimeout    time.Duration // dial through first keyframe
 	readTimeout     time.Duration // longest silence tolerated while streaming
 	readBuf         int
+	rcvLowat        int // SO_RCVLOWAT while counting; 0 leaves the default (1)
 }
 
 // run is the player's goroutine. ready is called once when the player
@@ -137,6 +140,14 @@ func (p *player) setup(c *clientConn, cfg *playerConfig) error {
 // the connection ends. It acknowledges per the window the server set at
 // connect (later changes are not seen: messages are no longer parsed).
 func (p *player) count(c *clientConn, cfg *playerConfig) error {
+	if cfg.rcvLowat > 1 {
+		if err := setRcvLowat(c.conn, cfg.rcvLowat); err != nil {
+			return fmt.Errorf("SO_RCVLOWAT: %w", err)
+		}
+	}
+	// Bytes the chunk reader buffered past the keyframe were counted when
+	// they were read; the reader itself is not needed any more.
+	c.r = nil
 	buf := make([]byte, cfg.readBuf)
 	var deadlineSet time.Time
 	for {
@@ -168,4 +179,25 @@ func (p *player) count(c *clientConn, cfg *playerConfig) error {
 			return err
 		}
 	}
+}
+
+// setRcvLowat sets SO_RCVLOWAT: the kernel wakes the reader only once n
+// bytes are buffered (a non-blocking read still returns what there is), so
+// a player costs a few wakeups a second instead of one per message.
+func setRcvLowat(conn net.Conn, n int) error {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("%T has no file descriptor", conn)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, n)
+	}); err != nil {
+		return err
+	}
+	return serr
 }

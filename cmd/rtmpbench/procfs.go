@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -153,4 +154,56 @@ func cpuPercent(used, window time.Duration) float64 {
 		return 0
 	}
 	return 100 * used.Seconds() / window.Seconds()
+}
+
+// hostBusy samples the host's busy share (% of all CPUs) over d.
+func hostBusy(ctx context.Context, d time.Duration) (float64, error) {
+	a, err := readHostCPU()
+	if err != nil {
+		return 0, err
+	}
+	if !sleepCtx(ctx, d) {
+		return 0, ctx.Err()
+	}
+	b, err := readHostCPU()
+	if err != nil {
+		return 0, err
+	}
+	if b.Total <= a.Total {
+		return 0, nil
+	}
+	return 100 * float64(b.Busy-a.Busy) / float64(b.Total-a.Total), nil
+}
+
+// waitIdle waits until the host is less than maxBusy % busy over a 3-second
+// sample, for at most maxWait. It reports the last sample.
+func waitIdle(ctx context.Context, maxBusy float64, maxWait time.Duration) (float64, error) {
+	deadline := time.Now().Add(maxWait)
+	for {
+		busy, err := hostBusy(ctx, 3*time.Second)
+		if err != nil || busy < maxBusy || time.Now().After(deadline) {
+			return busy, err
+		}
+	}
+}
+
+// reniceSelf sets the nice value of every thread of this process. Linux
+// keeps priorities per thread; threads and processes started later inherit
+// the value of the thread that creates them, so the servers the bench
+// starts run at it too.
+func reniceSelf(n int) error {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, n); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return err
+		}
+	}
+	return nil
 }

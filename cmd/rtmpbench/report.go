@@ -18,6 +18,7 @@ type report struct {
 	Duration string       `json:"duration"`
 	Ramp     float64      `json:"ramp_per_sec"`
 	HostCPUs int          `json:"host_cpus"`
+	RcvLowat int          `json:"player_rcvlowat"` // SO_RCVLOWAT of counting players, 0 = default
 	Results  []stepResult `json:"results"`
 }
 
@@ -32,8 +33,8 @@ func (r *report) writeJSON(w io.Writer) error {
 // count.
 func (r *report) writeTable(w io.Writer) error {
 	fmt.Fprintf(w, "%s\n", r.Plan)
-	fmt.Fprintf(w, "window %s after %s warmup; players connect at %g/s; host has %d CPUs\n",
-		r.Duration, r.Warmup, r.Ramp, r.HostCPUs)
+	fmt.Fprintf(w, "window %s after %s warmup; players connect at %g/s, read with SO_RCVLOWAT %d; host has %d CPUs\n",
+		r.Duration, r.Warmup, r.Ramp, max(1, r.RcvLowat), r.HostCPUs)
 	io.WriteString(w, `CPU% = server CPU over the window, % of one core; RSS/pl = (RSS at end − RSS with publisher only) / streaming players;
 Mbps = bytes received by all players (RTMP chunk headers included) vs players × stream bitrate; min% = slowest player;
 TTFF = play sent → first video message, key = play sent → first keyframe (ms); tool% = this process; other% = the rest
@@ -60,8 +61,8 @@ of the machine (host busy − server − tool, % of one core): large values mean
 		if len(res.PlayerErrors) > 0 {
 			fmt.Fprintf(w, "\n%s, %d players, player errors:\n  %s\n", res.Server, res.Players, strings.Join(res.PlayerErrors, "\n  "))
 		}
-		if res.PublisherLateMs > 100 {
-			fmt.Fprintf(w, "\n%s, %d players: publisher fell up to %.0f ms behind real time\n", res.Server, res.Players, res.PublisherLateMs)
+		if len(res.Warnings) > 0 {
+			fmt.Fprintf(w, "\n%s, %d players (*), doubtful:\n  %s\n", res.Server, res.Players, strings.Join(res.Warnings, "\n  "))
 		}
 	}
 	return nil
@@ -78,9 +79,13 @@ func resultRow(r stepResult) string {
 		return s
 	}
 	hasProc := r.RSSEndKiB > 0
+	star := ""
+	if len(r.Warnings) > 0 {
+		star = "*"
+	}
 	return strings.Join([]string{
 		fmt.Sprint(r.Players),
-		r.Server,
+		r.Server + star,
 		fmt.Sprintf("%d/%d/%d", r.OK, r.Failed, r.Dropped),
 		fmt.Sprintf("%.2f", r.DeliveredMbps),
 		fmt.Sprintf("%.2f", r.ExpectedMbps),

@@ -50,6 +50,13 @@ func TestCountErrors(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("got %q, want %q", got, want)
 	}
+	got = countErrors([]string{
+		"connect: read tcp 127.0.0.1:39244->127.0.0.1:46459: i/o timeout",
+		"connect: read tcp 127.0.0.1:39260->127.0.0.1:46459: i/o timeout",
+	})
+	if len(got) != 1 || got[0] != "2× connect: read tcp <addr>-><addr>: i/o timeout" {
+		t.Errorf("addresses not merged: %q", got)
+	}
 }
 
 func sampleReport() *report {
@@ -151,4 +158,42 @@ func TestNginxConf(t *testing.T) {
 func readFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	return string(b), err
+}
+
+func TestRcvLowat(t *testing.T) {
+	for _, tc := range []struct {
+		bitrate int
+		batch   time.Duration
+		readBuf int
+		want    int
+	}{
+		{232000, 100 * time.Millisecond, 16384, 2900},
+		{232000, 0, 16384, 0},
+		{6000000, 100 * time.Millisecond, 16384, 8192}, // capped at half the buffer
+		{8, time.Millisecond, 16384, 1},
+	} {
+		if got := rcvLowat(tc.bitrate, tc.batch, tc.readBuf); got != tc.want {
+			t.Errorf("rcvLowat(%d, %v, %d) = %d, want %d", tc.bitrate, tc.batch, tc.readBuf, got, tc.want)
+		}
+	}
+}
+
+func TestStepWarnings(t *testing.T) {
+	r := stepResult{OK: 10, MinPlayerPct: 99, OtherCPUPct: 5, PublisherLateMs: 20}
+	if w := stepWarnings(&r); len(w) != 0 {
+		t.Errorf("clean step warned: %q", w)
+	}
+	r = stepResult{OK: 10, MinPlayerPct: 137, OtherCPUPct: 150, PublisherLateMs: 900, Failed: 3}
+	if w := stepWarnings(&r); len(w) != 4 {
+		t.Errorf("want 4 warnings, got %q", w)
+	}
+	rep := sampleReport()
+	rep.Results[1].Warnings = stepWarnings(&r)
+	var buf bytes.Buffer
+	if err := rep.writeTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if out := buf.String(); !strings.Contains(out, "nginx*") || !strings.Contains(out, "nginx, 100 players (*), doubtful:") {
+		t.Errorf("warnings not shown:\n%s", out)
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/rtmphub/rtmphub/tunnel"
 )
 
 // config is every setting of the binary. Each field is read from the
@@ -34,6 +36,22 @@ type config struct {
 	PublisherGrace  time.Duration `env:"PUBLISHER_GRACE" envDefault:"3s" help:"how long players wait for a vanished publisher to come back"`
 	DebugAddr       string        `env:"DEBUG_ADDR" envDefault:"" help:"address for Go's pprof profiles over HTTP (empty = off; keep it on loopback)"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"5s" help:"longest graceful shutdown"`
+
+	HTTPAddr              string        `env:"HTTP_ADDR" envDefault:":80" help:"TCP address for RTMPT, RTMP over HTTP (the RTMP port serves it too); empty = off"`
+	TLSCert               string        `env:"TLS_CERT" envDefault:"" help:"PEM certificate chain file: enables RTMPS and RTMPTS (TLS is also sniffed on the RTMP and HTTP ports)"`
+	TLSKey                string        `env:"TLS_KEY" envDefault:"" help:"PEM private key file of the certificate"`
+	TLSAddr               string        `env:"TLS_ADDR" envDefault:":443" help:"TCP address for RTMPS/RTMPTS when a certificate is set; empty = off"`
+	TrustedProxies        string        `env:"TRUSTED_PROXIES" envDefault:"" help:"comma-separated CIDRs of reverse proxies whose X-Forwarded-For / Forwarded headers name the client"`
+	RTMPTHold             time.Duration `env:"RTMPT_HOLD" envDefault:"500ms" help:"longest time an RTMPT idle poll waits for data before an empty reply (0 = answer at once)"`
+	RTMPTTimeout          time.Duration `env:"RTMPT_TIMEOUT" envDefault:"15s" help:"close an RTMPT session that sends no request for this long"`
+	RTMPTMaxSessions      int           `env:"RTMPT_MAX_SESSIONS" envDefault:"10000" help:"RTMPT sessions at once"`
+	RTMPTMaxSessionsPerIP int           `env:"RTMPT_MAX_SESSIONS_PER_IP" envDefault:"100" help:"RTMPT sessions at once from one client address"`
+	RTMPTMaxBody          int           `env:"RTMPT_MAX_BODY" envDefault:"8388608" help:"largest RTMPT request body, bytes (larger: 413)"`
+	RTMPTMaxPending       int           `env:"RTMPT_MAX_PENDING" envDefault:"1048576" help:"bytes an RTMPT session buffers for its client between polls; a full session blocks its writes (then --stall-timeout applies)"`
+
+	// explicit holds the names of the fields set by the environment or a
+	// flag, as opposed to their defaults.
+	explicit map[string]bool
 }
 
 const envPrefix = "RTMPHUB_"
@@ -53,6 +71,9 @@ func settings(cfg *config) []setting {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name := f.Tag.Get("env")
+		if name == "" {
+			continue
+		}
 		out = append(out, setting{
 			field: f,
 			value: v.Field(i),
@@ -96,6 +117,19 @@ func loadConfig(args []string, environ map[string]string, usage io.Writer) (*con
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	cfg.explicit = make(map[string]bool)
+	for _, s := range settings(cfg) {
+		if _, ok := environ[s.env]; ok {
+			cfg.explicit[s.field.Name] = true
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		for _, s := range settings(cfg) {
+			if s.flag == f.Name {
+				cfg.explicit[s.field.Name] = true
+			}
+		}
+	})
 	return cfg, validate(cfg)
 }
 
@@ -145,6 +179,7 @@ func validate(cfg *config) error {
 		return &settingError{s: s, val: fmt.Sprint(s.value.Interface()), err: errors.New(why)}
 	}
 	var level slog.Level
+	_, trustedErr := tunnel.ParsePrefixes(cfg.TrustedProxies)
 	return errors.Join(
 		check("LogLevel", level.UnmarshalText([]byte(cfg.LogLevel)) == nil, "want debug, info, warn or error"),
 		check("LogFormat", cfg.LogFormat == "text" || cfg.LogFormat == "json", "want text or json"),
@@ -156,6 +191,15 @@ func validate(cfg *config) error {
 		check("ChunkSize", cfg.ChunkSize >= 128 && cfg.ChunkSize <= 65536, "must be from 128 to 65536"),
 		check("PublisherGrace", cfg.PublisherGrace >= 0, "must not be negative"),
 		check("ShutdownTimeout", cfg.ShutdownTimeout > 0, "must be positive"),
+		check("TLSCert", cfg.TLSCert != "" || cfg.TLSKey == "", "a key needs its certificate (RTMPHUB_TLS_CERT / --tls-cert)"),
+		check("TLSKey", cfg.TLSKey != "" || cfg.TLSCert == "", "a certificate needs its key (RTMPHUB_TLS_KEY / --tls-key)"),
+		check("TrustedProxies", trustedErr == nil, fmt.Sprint(trustedErr)),
+		check("RTMPTHold", cfg.RTMPTHold >= 0 && cfg.RTMPTHold <= 10*time.Second, "must be from 0 to 10s (librtmp gives up on a reply after 30s)"),
+		check("RTMPTTimeout", cfg.RTMPTTimeout >= time.Second && cfg.RTMPTTimeout > 2*cfg.RTMPTHold, "must be at least 1s and more than twice --rtmpt-hold"),
+		check("RTMPTMaxSessions", cfg.RTMPTMaxSessions > 0, "must be positive"),
+		check("RTMPTMaxSessionsPerIP", cfg.RTMPTMaxSessionsPerIP > 0, "must be positive"),
+		check("RTMPTMaxBody", cfg.RTMPTMaxBody >= 4096, "must be at least 4096"),
+		check("RTMPTMaxPending", cfg.RTMPTMaxPending >= 65536, "must be at least 65536"),
 	)
 }
 

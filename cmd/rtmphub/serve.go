@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,15 +32,61 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		PublisherGrace:  offSetting(cfg.PublisherGrace),
 	}, log)
 
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("RTMPHUB_TLS_CERT / --tls-cert %s, RTMPHUB_TLS_KEY / --tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	trusted, _ := tunnel.ParsePrefixes(cfg.TrustedProxies) // validated already
+
+	var lns []net.Listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}
 	ln, err := listen("tcp", cfg.RTMPAddr, "RTMPHUB_RTMP_ADDR / --rtmp-addr")
 	if err != nil {
 		return err
 	}
+	lns = append(lns, ln)
 	log.Info("listening", "transport", "rtmp", "addr", ln.Addr().String())
+	// The HTTP and TLS ports: an address left at its default may be
+	// unavailable (a privileged port, or one in use); RTMPT and TLS are
+	// still sniffed on the RTMP port then. One set explicitly must bind.
+	for _, o := range []struct {
+		on        bool
+		addr      string
+		field     string
+		setting   string
+		transport string
+	}{
+		{cfg.HTTPAddr != "", cfg.HTTPAddr, "HTTPAddr", "RTMPHUB_HTTP_ADDR / --http-addr", "rtmpt"},
+		{tlsCfg != nil && cfg.TLSAddr != "", cfg.TLSAddr, "TLSAddr", "RTMPHUB_TLS_ADDR / --tls-addr", "tls"},
+	} {
+		if !o.on {
+			continue
+		}
+		l, err := listen("tcp", o.addr, o.setting)
+		if err != nil {
+			if !cfg.explicit[o.field] && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EADDRINUSE)) {
+				log.Warn("default port not available; "+o.transport+" stays available on the RTMP port",
+					"transport", o.transport, "addr", o.addr, "err", err.Error(), "rtmp_addr", ln.Addr().String())
+				continue
+			}
+			closeAll()
+			return err
+		}
+		lns = append(lns, l)
+		log.Info("listening", "transport", o.transport, "addr", l.Addr().String())
+	}
 	if cfg.DebugAddr != "" {
 		dln, err := listen("tcp", cfg.DebugAddr, "RTMPHUB_DEBUG_ADDR / --debug-addr")
 		if err != nil {
-			ln.Close()
+			closeAll()
 			return err
 		}
 		log.Info("listening", "transport", "pprof", "addr", dln.Addr().String())
@@ -47,22 +94,33 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		go dsrv.Serve(dln)
 		defer dsrv.Close()
 	}
+	ts := tunnel.NewServer(tunnel.Config{
+		HoldTime:         offSetting(cfg.RTMPTHold),
+		SessionTimeout:   cfg.RTMPTTimeout,
+		MaxSessions:      cfg.RTMPTMaxSessions,
+		MaxSessionsPerIP: cfg.RTMPTMaxSessionsPerIP,
+		MaxBodySize:      cfg.RTMPTMaxBody,
+		MaxPending:       cfg.RTMPTMaxPending,
+		TrustedProxies:   trusted,
+		TLSConfig:        tlsCfg,
+		Logger:           log,
+	}, func(ctx context.Context, nc net.Conn, info tunnel.Info) {
+		srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: info.Protocol, RemoteIP: info.RemoteIP, TunnelID: info.TunnelID})
+	})
 	log.Info("rtmphub started", "version", version(), "data_dir", cfg.DataDir)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	served := make(chan error, 1)
 	go func() {
-		served <- tunnel.Serve(ctx, ln, "rtmp", log, func(ctx context.Context, nc net.Conn, proto string) {
-			srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: proto})
-		})
+		served <- ts.Run(ctx, lns...)
 	}()
 
 	select {
 	case <-ctx.Done():
 	case err := <-served:
 		if err != nil {
-			return fmt.Errorf("rtmp listener: %w", err)
+			return err
 		}
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
@@ -102,17 +160,26 @@ func offSetting(d time.Duration) time.Duration {
 }
 
 // listen binds addr, naming the setting when the port is taken or
-// cannot be bound.
+// cannot be bound. The error unwraps to the system's.
 func listen(network, addr, setting string) (net.Listener, error) {
 	ln, err := net.Listen(network, addr)
 	if err != nil {
 		switch {
 		case errors.Is(err, syscall.EADDRINUSE):
-			return nil, fmt.Errorf("%s %s: port already in use", setting, addr)
+			return nil, &listenError{fmt.Sprintf("%s %s: port already in use", setting, addr), err}
 		case errors.Is(err, syscall.EACCES):
-			return nil, fmt.Errorf("%s %s: permission denied (ports below 1024 need privileges)", setting, addr)
+			return nil, &listenError{fmt.Sprintf("%s %s: permission denied (ports below 1024 need privileges)", setting, addr), err}
 		}
 		return nil, fmt.Errorf("%s %s: %w", setting, addr, err)
 	}
 	return ln, nil
 }
+
+// listenError says which setting failed to bind, and unwraps to the cause.
+type listenError struct {
+	msg string
+	err error
+}
+
+func (e *listenError) Error() string { return e.msg }
+func (e *listenError) Unwrap() error { return e.err }
