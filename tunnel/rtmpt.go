@@ -1,0 +1,266 @@
+package tunnel
+
+import (
+	"crypto/rand"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// RTMPT (RTMP tunneled over HTTP polling). A client POSTs /open/1 and gets
+// a session id; it then POSTs /send/<id>/<seq> with RTMP bytes and
+// /idle/<id>/<seq> to poll, and each reply carries one interval byte and
+// the RTMP bytes the server has for it; /close/<id> ends the session. The
+// reply shapes and headers are the ones FFmpeg, librtmp and Flash Player
+// all accept: status line "HTTP/1.1 200 OK", Content-Type
+// application/x-fcs, a Content-Length (never chunked), Cache-Control:
+// no-cache and Connection: Keep-Alive (never close).
+
+const (
+	contentTypeFCS = "application/x-fcs"
+	sidLen         = 16
+)
+
+var (
+	errClientClosed   = errors.New("rtmpt: client closed the session")
+	errSessionTimeout = errors.New("rtmpt: no request for the session timeout")
+)
+
+// serveRTMPT is the fasthttp handler for every RTMPT request.
+func (s *Server) serveRTMPT(ctx *fasthttp.RequestCtx) {
+	s.stats.requests.Add(1)
+	h := &ctx.Response.Header
+	h.SetContentType(contentTypeFCS)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "Keep-Alive")
+	if !ctx.IsPost() {
+		h.Set("Allow", "POST")
+		s.refuse(ctx, fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	req, err := parseRTMPTPath(string(ctx.Path()))
+	if err != nil {
+		s.refuse(ctx, fasthttp.StatusBadRequest)
+		return
+	}
+	switch req.cmd {
+	case cmdIdent:
+		// Flash Player asks first and goes on to /open after a 404.
+		s.refuse(ctx, fasthttp.StatusNotFound)
+	case cmdOpen:
+		s.open(ctx)
+	case cmdIdle, cmdSend:
+		ss := s.lookup(req.sid)
+		if ss == nil {
+			s.refuse(ctx, fasthttp.StatusNotFound)
+			return
+		}
+		reply, status := ss.exchange(ctx.Done(), req.cmd, req.seq, ctx.PostBody())
+		if status != fasthttp.StatusOK {
+			s.refuse(ctx, status)
+			return
+		}
+		ctx.Response.SetBodyRaw(reply)
+	case cmdClose:
+		ss := s.lookup(req.sid)
+		if ss == nil {
+			s.refuse(ctx, fasthttp.StatusNotFound)
+			return
+		}
+		ss.end(errClientClosed)
+		s.log.Debug("rtmpt session closed by client", "tunnel", ss.id)
+		ctx.Response.SetBodyRaw(closeReply)
+	}
+}
+
+var closeReply = []byte{0}
+
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, status int) {
+	s.stats.refused.Add(1)
+	ctx.SetStatusCode(status)
+	ctx.Response.ResetBody()
+}
+
+// open starts a session: a new id, the per-address and global limits,
+// and the core's handler on the session's conn.
+func (s *Server) open(ctx *fasthttp.RequestCtx) {
+	secure := false
+	if hc, ok := ctx.Conn().(*httpConn); ok {
+		secure = hc.secure
+	}
+	peer := addrPortOf(ctx.RemoteAddr())
+	ip, forwarded := clientIP(peer.Addr(), s.cfg.TrustedProxies,
+		headerValues(&ctx.Request.Header, "Forwarded"), headerValues(&ctx.Request.Header, "X-Forwarded-For"))
+	info := Info{Protocol: "rtmpt"}
+	if secure {
+		info.Protocol = "rtmpts"
+	}
+	remote := net.TCPAddrFromAddrPort(peer)
+	if forwarded {
+		info.RemoteIP = ip.String()
+		remote = net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))
+	}
+	ipKey := ip.String()
+
+	s.mu.Lock()
+	switch {
+	case s.closing:
+		s.mu.Unlock()
+		s.refuse(ctx, fasthttp.StatusNotFound)
+		return
+	case len(s.sessions) >= s.cfg.MaxSessions:
+		s.mu.Unlock()
+		s.refuse(ctx, fasthttp.StatusTooManyRequests)
+		s.log.Debug("rtmpt session refused: too many sessions", "limit", s.cfg.MaxSessions)
+		return
+	case s.perIP[ipKey] >= s.cfg.MaxSessionsPerIP:
+		s.mu.Unlock()
+		s.refuse(ctx, fasthttp.StatusTooManyRequests)
+		s.log.Debug("rtmpt session refused: too many sessions from one address", "ip", ipKey, "limit", s.cfg.MaxSessionsPerIP)
+		return
+	}
+	id := newSessionID()
+	for s.sessions[id] != nil {
+		id = newSessionID()
+	}
+	info.TunnelID = id
+	ss := newRTMPTSession(s, id, ipKey, info, ctx.LocalAddr(), remote)
+	s.sessions[id] = ss
+	s.perIP[ipKey]++
+	s.sessWG.Add(1)
+	s.mu.Unlock()
+	s.stats.opened.Add(1)
+
+	go func() {
+		defer s.sessWG.Done()
+		ss.serveCore(s.runCtx, s.handler)
+	}()
+	s.log.Debug("rtmpt session opened", "tunnel", id, "remote", remote.String(), "proto", info.Protocol)
+	body := make([]byte, 0, sidLen+1)
+	body = append(append(body, id...), '\n')
+	ctx.Response.SetBodyRaw(body)
+}
+
+func (s *Server) lookup(id string) *rtmptSession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}
+
+// removeSession takes ss out of the table (idempotent). Callers may hold
+// ss.mu: the server's lock is always taken after a session's, never the
+// other way round.
+func (s *Server) removeSession(ss *rtmptSession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[ss.id] != ss {
+		return
+	}
+	delete(s.sessions, ss.id)
+	if n := s.perIP[ss.ip] - 1; n > 0 {
+		s.perIP[ss.ip] = n
+	} else {
+		delete(s.perIP, ss.ip)
+	}
+}
+
+// janitor closes sessions that received no request for the session
+// timeout, checking a few times per timeout.
+func (s *Server) janitor(ctx interface{ Done() <-chan struct{} }) {
+	period := min(max(s.cfg.SessionTimeout/4, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	var stale []*rtmptSession
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cutoff := time.Now().Add(-s.cfg.SessionTimeout).UnixNano()
+		stale = stale[:0]
+		s.mu.Lock()
+		for _, ss := range s.sessions {
+			if ss.stale(cutoff) {
+				stale = append(stale, ss)
+			}
+		}
+		s.mu.Unlock()
+		for _, ss := range stale {
+			ss.end(errSessionTimeout)
+		}
+		if len(stale) > 0 {
+			s.stats.timedOut.Add(uint64(len(stale)))
+			s.log.Debug("rtmpt sessions closed for silence", "count", len(stale), "timeout", s.cfg.SessionTimeout.String())
+		}
+		clear(stale)
+	}
+}
+
+// newSessionID returns sidLen characters [A-Za-z0-9] from crypto/rand:
+// the id is the only credential of a tunneled session.
+func newSessionID() string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	var out [sidLen]byte
+	var buf [2 * sidLen]byte
+	n := 0
+	for n < sidLen {
+		rand.Read(buf[:]) // never fails (crypto/rand panics rather)
+		for _, b := range buf {
+			if b >= 248 { // 248 = 4 × 62: keep the choice uniform
+				continue
+			}
+			out[n] = alphabet[b%62]
+			if n++; n == sidLen {
+				break
+			}
+		}
+	}
+	return string(out[:])
+}
+
+func headerValues(h *fasthttp.RequestHeader, key string) []string {
+	vals := h.PeekAll(key)
+	if len(vals) == 0 {
+		return nil
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = string(v)
+	}
+	return out
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.AddrPort()
+	case nil:
+		return netip.AddrPort{}
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// httpErrorHandler answers requests fasthttp could not read: never with a
+// 5xx status.
+func httpErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ctx.SetStatusCode(fasthttp.StatusRequestEntityTooLarge)
+	case errors.As(err, &small):
+		ctx.SetStatusCode(fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.As(err, &ne) && ne.Timeout():
+		ctx.SetStatusCode(fasthttp.StatusRequestTimeout)
+	default:
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+	}
+	ctx.Response.Header.SetContentType(contentTypeFCS)
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.Response.ResetBody()
+}

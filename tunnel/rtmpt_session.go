@@ -1,0 +1,499 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Sequencing bounds of an RTMPT session.
+const (
+	// seqWindow is how far ahead of the next expected sequence number a
+	// request may arrive (clients that pipeline over several connections)
+	// and wait for the ones before it.
+	seqWindow = 32
+	// gapWait bounds that wait: a request whose predecessor never comes is
+	// refused (409) and the client may retry it.
+	gapWait = 2 * time.Second
+	// replyCache is how many recent replies are kept for clients that
+	// retry a request with the same sequence number.
+	replyCache = 8
+	// inboundWait bounds how long a /send waits for the session core to
+	// read what earlier requests brought before it is refused (429).
+	inboundWait = 10 * time.Second
+	// keepBuffer is the largest buffer capacity an idle session keeps.
+	keepBuffer = 64 << 10
+)
+
+// errSessionEnded is the cause of writes after the client left.
+var errSessionEnded = errors.New("rtmpt: session ended by the client")
+
+type cachedReply struct {
+	seq  uint64
+	data []byte // interval byte + RTMP bytes; never modified once cached
+}
+
+// rtmptSession is one RTMPT session: the net.Conn the session core reads
+// and writes, fed by /send bodies and drained by the replies to /idle and
+// /send requests. Its state is keyed on the session id, never on an HTTP
+// connection: every request may arrive on another connection.
+type rtmptSession struct {
+	srv    *Server
+	id     string
+	ip     string // client address for the per-IP limit
+	info   Info
+	local  net.Addr
+	remote net.Addr
+
+	lastReq atomic.Int64 // unix nanoseconds of the last request naming it
+
+	mu sync.Mutex
+
+	// Client to core: bytes of /send bodies not read yet.
+	in         []byte
+	inOff      int
+	inSig      signal // bytes arrived or the session ended
+	inSpaceSig signal // the core read some
+
+	// Core to client: bytes written and not yet handed to a reply.
+	out      []byte
+	outSig   signal // bytes arrived, a later request arrived, or the session ended
+	spaceSig signal // out was drained
+
+	// Sequencing.
+	started bool
+	next    uint64 // sequence number the session answers next
+	maxSeen uint64 // highest sequence number received
+	applied bool   // the body of request next is in `in` already
+	seqSig  signal // next advanced
+	cache   [replyCache]cachedReply
+	cacheN  int // replies cached so far (ring position = cacheN % replyCache)
+	empties int // consecutive replies without data (for the interval byte)
+
+	localClosed bool  // the core closed the conn
+	remoteErr   error // the client closed, or went silent; reads end with EOF
+
+	rd, wd *deadline
+
+	bytesIn, bytesOut uint64
+}
+
+func newRTMPTSession(srv *Server, id, ip string, info Info, local, remote net.Addr) *rtmptSession {
+	ss := &rtmptSession{srv: srv, id: id, ip: ip, info: info, local: local, remote: remote,
+		rd: newDeadline(), wd: newDeadline()}
+	ss.lastReq.Store(time.Now().UnixNano())
+	return ss
+}
+
+// --- net.Conn, used by the session core ---
+
+// Read returns bytes the client sent; io.EOF once the client closed the
+// session (or went silent) and every byte it sent was read.
+func (ss *rtmptSession) Read(p []byte) (int, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for {
+		if ss.localClosed {
+			return 0, opError("read", "rtmpt", ss.remote, net.ErrClosed)
+		}
+		if ss.rd.expired() {
+			return 0, opError("read", "rtmpt", ss.remote, errTimeout)
+		}
+		if ss.inOff < len(ss.in) {
+			n := copy(p, ss.in[ss.inOff:])
+			ss.inOff += n
+			if ss.inOff == len(ss.in) {
+				ss.in, ss.inOff = ss.in[:0], 0
+				if cap(ss.in) > keepBuffer {
+					ss.in = nil
+				}
+			}
+			ss.inSpaceSig.fire()
+			return n, nil
+		}
+		if ss.remoteErr != nil {
+			return 0, io.EOF
+		}
+		ch, dl := ss.inSig.wait(), ss.rd.wait()
+		ss.mu.Unlock()
+		select {
+		case <-ch:
+		case <-dl:
+		}
+		ss.mu.Lock()
+	}
+}
+
+// Write queues p for the client's next polls. When the session already
+// holds MaxPending bytes the client has not fetched, Write blocks until a
+// poll takes them or the write deadline passes (a timeout error, after
+// which the core's slow-client policy applies). Bytes are never dropped.
+func (ss *rtmptSession) Write(p []byte) (int, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	n := 0
+	limit := ss.srv.cfg.MaxPending
+	for {
+		switch {
+		case ss.localClosed:
+			return n, opError("write", "rtmpt", ss.remote, net.ErrClosed)
+		case ss.remoteErr != nil:
+			return n, opError("write", "rtmpt", ss.remote, syscall.EPIPE)
+		case ss.wd.expired():
+			return n, opError("write", "rtmpt", ss.remote, errTimeout)
+		case len(p) == 0:
+			return n, nil
+		}
+		if room := limit - len(ss.out); room > 0 {
+			k := min(room, len(p))
+			ss.out = append(ss.out, p[:k]...)
+			p, n = p[k:], n+k
+			ss.outSig.fire()
+			continue
+		}
+		ch, dl := ss.spaceSig.wait(), ss.wd.wait()
+		ss.mu.Unlock()
+		select {
+		case <-ch:
+		case <-dl:
+		}
+		ss.mu.Lock()
+	}
+}
+
+// Close ends the session on the server's side. Bytes written before it
+// are still handed to the client's next polls; the session leaves the
+// table once they are (or when the client goes silent).
+func (ss *rtmptSession) Close() error {
+	ss.mu.Lock()
+	if ss.localClosed {
+		ss.mu.Unlock()
+		return nil
+	}
+	ss.localClosed = true
+	ss.in, ss.inOff = nil, 0
+	drained := len(ss.out) == 0
+	ss.fireAllLocked()
+	ss.mu.Unlock()
+	ss.rd.stop()
+	ss.wd.stop()
+	if drained {
+		ss.srv.removeSession(ss)
+	}
+	return nil
+}
+
+func (ss *rtmptSession) LocalAddr() net.Addr  { return ss.local }
+func (ss *rtmptSession) RemoteAddr() net.Addr { return ss.remote }
+
+func (ss *rtmptSession) SetDeadline(t time.Time) error {
+	ss.rd.set(t)
+	ss.wd.set(t)
+	ss.wakeWaiters()
+	return nil
+}
+
+func (ss *rtmptSession) SetReadDeadline(t time.Time) error {
+	ss.rd.set(t)
+	ss.wakeWaiters()
+	return nil
+}
+
+func (ss *rtmptSession) SetWriteDeadline(t time.Time) error {
+	ss.wd.set(t)
+	ss.wakeWaiters()
+	return nil
+}
+
+// wakeWaiters lets blocked reads and writes look at a moved deadline.
+func (ss *rtmptSession) wakeWaiters() {
+	ss.mu.Lock()
+	ss.inSig.fire()
+	ss.spaceSig.fire()
+	ss.mu.Unlock()
+}
+
+func (ss *rtmptSession) fireAllLocked() {
+	ss.inSig.fire()
+	ss.inSpaceSig.fire()
+	ss.outSig.fire()
+	ss.spaceSig.fire()
+	ss.seqSig.fire()
+}
+
+func (ss *rtmptSession) openLocked() bool { return !ss.localClosed && ss.remoteErr == nil }
+
+// end closes the session on the client's side: /close, or no request for
+// the session timeout. The core reads what is left, then io.EOF.
+func (ss *rtmptSession) end(reason error) {
+	ss.mu.Lock()
+	if ss.remoteErr == nil {
+		ss.remoteErr = reason
+	}
+	ss.fireAllLocked()
+	ss.mu.Unlock()
+	ss.srv.removeSession(ss)
+}
+
+// --- the HTTP side ---
+
+// exchange serves one /idle or /send request with sequence number seq:
+// it applies the body in sequence order, then answers with the interval
+// byte and every byte pending for the client. An /idle with nothing to
+// send is held up to hold (a /send up to linger) and answered the moment
+// bytes are written, a later request arrives or the session ends. A
+// repeated sequence number gets the same reply as the first (a retry).
+// It returns the reply body, or an HTTP status for a refusal.
+func (ss *rtmptSession) exchange(done <-chan struct{}, cmd rtmptCmd, seq uint64, body []byte) ([]byte, int) {
+	ss.lastReq.Store(time.Now().UnixNano())
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if !ss.started {
+		// Clients start anywhere (0 after open for FFmpeg and librtmp, 1
+		// for others): the first request sets the origin.
+		ss.started, ss.next, ss.maxSeen = true, seq, seq
+	}
+	if seq > ss.maxSeen {
+		ss.maxSeen = seq
+		ss.outSig.fire() // a held earlier poll answers now, keeping order
+	}
+	if seq > ss.next {
+		if seq-ss.next >= seqWindow {
+			return nil, 400
+		}
+		if st := ss.waitTurnLocked(done, seq); st != 0 {
+			return nil, st
+		}
+	}
+	if seq < ss.next {
+		if r := ss.cachedLocked(seq); r != nil {
+			return r, 200
+		}
+		if cmd == cmdIdle {
+			// An idle from before the origin, or one whose reply is no
+			// longer cached: it takes nothing, so an empty answer is safe.
+			return []byte{ss.intervalLocked(false)}, 200
+		}
+		return nil, 409 // a /send that cannot be placed in the stream
+	}
+
+	// seq == ss.next: this request (or a concurrent retry of it) is the
+	// one the session answers now.
+	if cmd == cmdSend && !ss.applied && len(body) > 0 {
+		if st := ss.waitInboundRoomLocked(done, seq); st != 0 {
+			return nil, st
+		}
+		if seq < ss.next { // a retry answered while this one waited
+			return ss.cachedOrConflictLocked(seq)
+		}
+		if !ss.applied && ss.openLocked() {
+			if ss.inOff > 0 && ss.inOff >= len(ss.in)/2 {
+				k := copy(ss.in, ss.in[ss.inOff:])
+				ss.in, ss.inOff = ss.in[:k], 0
+			}
+			ss.in = append(ss.in, body...)
+			ss.bytesIn += uint64(len(body))
+			ss.inSig.fire()
+		}
+	}
+	ss.applied = true
+
+	hold := ss.srv.cfg.HoldTime
+	if cmd == cmdSend {
+		hold = ss.srv.cfg.SendLinger
+	}
+	if len(ss.out) == 0 && hold > 0 && ss.maxSeen == seq && ss.openLocked() {
+		ss.holdLocked(done, seq, hold)
+	}
+	if seq < ss.next {
+		return ss.cachedOrConflictLocked(seq)
+	}
+	return ss.answerLocked(seq), 200
+}
+
+// waitTurnLocked waits until the requests before seq have been answered.
+func (ss *rtmptSession) waitTurnLocked(done <-chan struct{}, seq uint64) int {
+	t := time.NewTimer(gapWait)
+	defer t.Stop()
+	for seq > ss.next {
+		if !ss.openLocked() && ss.remoteErr != nil {
+			return 404
+		}
+		ch := ss.seqSig.wait()
+		ss.mu.Unlock()
+		select {
+		case <-ch:
+			ss.mu.Lock()
+		case <-t.C:
+			ss.mu.Lock()
+			if seq > ss.next {
+				return 409
+			}
+		case <-done:
+			ss.mu.Lock()
+			return 409
+		}
+	}
+	return 0
+}
+
+// waitInboundRoomLocked applies back-pressure to a sending client: the
+// body waits while the core has MaxPending bytes or more left to read.
+func (ss *rtmptSession) waitInboundRoomLocked(done <-chan struct{}, seq uint64) int {
+	if len(ss.in)-ss.inOff < ss.srv.cfg.MaxPending {
+		return 0
+	}
+	t := time.NewTimer(inboundWait)
+	defer t.Stop()
+	for len(ss.in)-ss.inOff >= ss.srv.cfg.MaxPending && ss.openLocked() && seq == ss.next && !ss.applied {
+		ch := ss.inSpaceSig.wait()
+		ss.mu.Unlock()
+		select {
+		case <-ch:
+			ss.mu.Lock()
+		case <-t.C:
+			ss.mu.Lock()
+			return 429
+		case <-done:
+			ss.mu.Lock()
+			return 429
+		}
+	}
+	return 0
+}
+
+// holdLocked waits up to d for bytes to send, a later request or the end
+// of the session. Woken by a write, it yields a few times so that the
+// rest of a message being written in several pieces joins the reply.
+func (ss *rtmptSession) holdLocked(done <-chan struct{}, seq uint64, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		ch := ss.outSig.wait()
+		ss.mu.Unlock()
+		timedOut := false
+		select {
+		case <-ch:
+		case <-t.C:
+			timedOut = true
+		case <-done:
+			timedOut = true
+		}
+		ss.mu.Lock()
+		if seq < ss.next {
+			return
+		}
+		if len(ss.out) > 0 {
+			for range 4 {
+				n := len(ss.out)
+				ss.mu.Unlock()
+				runtime.Gosched()
+				ss.mu.Lock()
+				if len(ss.out) == n || seq < ss.next {
+					break
+				}
+			}
+			return
+		}
+		if timedOut || ss.maxSeen > seq || !ss.openLocked() {
+			return
+		}
+	}
+}
+
+// answerLocked builds the reply to request seq from the pending bytes,
+// caches it and moves the session to the next sequence number.
+func (ss *rtmptSession) answerLocked(seq uint64) []byte {
+	data := len(ss.out) > 0
+	reply := make([]byte, 1+len(ss.out))
+	copy(reply[1:], ss.out)
+	ss.bytesOut += uint64(len(ss.out))
+	ss.out = ss.out[:0]
+	if cap(ss.out) > keepBuffer {
+		ss.out = nil
+	}
+	ss.spaceSig.fire()
+	last := ss.localClosed
+	reply[0] = ss.intervalLocked(data)
+	if last {
+		reply[0] = 0 // the server is closing the session
+	}
+	ss.cache[ss.cacheN%replyCache] = cachedReply{seq: seq, data: reply}
+	ss.cacheN++
+	ss.bytesCachedTrimLocked()
+	ss.next = seq + 1
+	ss.applied = false
+	ss.seqSig.fire()
+	if last {
+		ss.srv.removeSession(ss)
+	}
+	return reply
+}
+
+// bytesCachedTrimLocked bounds the memory of the retry cache to twice
+// MaxPending: older replies are dropped first, the newest is always kept.
+func (ss *rtmptSession) bytesCachedTrimLocked() {
+	total := 0
+	for i := 0; i < replyCache && i < ss.cacheN; i++ {
+		idx := (ss.cacheN - 1 - i) % replyCache
+		total += len(ss.cache[idx].data)
+		if i > 0 && total > 2*ss.srv.cfg.MaxPending {
+			ss.cache[idx] = cachedReply{}
+		}
+	}
+}
+
+func (ss *rtmptSession) cachedLocked(seq uint64) []byte {
+	for i := range ss.cache {
+		if c := &ss.cache[i]; c.data != nil && c.seq == seq {
+			return c.data
+		}
+	}
+	return nil
+}
+
+func (ss *rtmptSession) cachedOrConflictLocked(seq uint64) ([]byte, int) {
+	if r := ss.cachedLocked(seq); r != nil {
+		return r, 200
+	}
+	return nil, 409
+}
+
+// intervalLocked is the polling interval hint of a reply: 1 while data
+// flows, then backing off over consecutive empty replies as Red5 does
+// (1, 3, 5, 9, 17, 33). Clients that long-poll may ignore it.
+func (ss *rtmptSession) intervalLocked(data bool) byte {
+	if data {
+		ss.empties = 0
+		return 1
+	}
+	ss.empties++
+	switch {
+	case ss.empties < 10:
+		return 1
+	case ss.empties < 20:
+		return 3
+	case ss.empties < 30:
+		return 5
+	case ss.empties < 40:
+		return 9
+	case ss.empties < 50:
+		return 17
+	}
+	return 33
+}
+
+// stale reports whether the session has seen no request since before.
+func (ss *rtmptSession) stale(before int64) bool { return ss.lastReq.Load() < before }
+
+// serveCore runs the handler on the session, in its own goroutine.
+func (ss *rtmptSession) serveCore(ctx context.Context, h ConnHandler) {
+	defer ss.Close()
+	h(ctx, ss, ss.info)
+}

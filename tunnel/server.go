@@ -1,0 +1,422 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Info describes how an accepted connection reached the server.
+type Info struct {
+	// Protocol is "rtmp", "rtmps", "rtmpt" or "rtmpts".
+	Protocol string
+	// RemoteIP is the client's address as a trusted proxy forwarded it;
+	// empty means the connection's own remote address.
+	RemoteIP string
+	// TunnelID is the RTMPT session id ("" for native connections).
+	TunnelID string
+}
+
+// ConnHandler serves one connection carrying RTMP bytes (handshake
+// included). It owns nc and closes it; ctx ends when the server stops.
+type ConnHandler func(ctx context.Context, nc net.Conn, info Info)
+
+// Config tunes a Server. The zero value of a field means its default.
+type Config struct {
+	// HoldTime is the longest time an /idle request with nothing to send
+	// is held open, answered the moment bytes are ready (long polling).
+	// Default 500ms; negative answers at once.
+	HoldTime time.Duration
+	// SendLinger is how long a /send with nothing to send back waits for
+	// the reply the core is about to write (the handshake, a command
+	// result), saving the client a poll. Default 3ms; negative disables.
+	SendLinger time.Duration
+	// SessionTimeout closes an RTMPT session that received no request for
+	// this long; its core sees the client disconnect. Default 15s.
+	SessionTimeout time.Duration
+
+	MaxSessions      int // RTMPT sessions at once (default 10000)
+	MaxSessionsPerIP int // RTMPT sessions of one client address (default 100)
+	MaxBodySize      int // largest request body; larger gets 413 (default 8 MiB)
+	// MaxPending bounds the bytes an RTMPT session holds for the client
+	// between polls (and for the core between reads). A full session
+	// blocks the core's writes — back-pressure — rather than drop bytes.
+	// Default 1 MiB.
+	MaxPending int
+	// MaxHTTPConns bounds the HTTP connections open at once; more are
+	// refused with 429 (default 2 × MaxSessions + 256).
+	MaxHTTPConns int
+
+	// SniffTimeout bounds the wait for a connection's first byte and its
+	// TLS handshake. Default 10s.
+	SniffTimeout time.Duration
+
+	// TrustedProxies are the peers whose X-Forwarded-For and Forwarded
+	// headers name the client.
+	TrustedProxies []netip.Prefix
+	// TLSConfig, when set, lets a connection that starts a TLS handshake
+	// carry RTMPS or RTMPTS (sniffed again inside TLS).
+	TLSConfig *tls.Config
+
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.HoldTime == 0 {
+		c.HoldTime = 500 * time.Millisecond
+	} else if c.HoldTime < 0 {
+		c.HoldTime = 0
+	}
+	if c.SendLinger == 0 {
+		c.SendLinger = 3 * time.Millisecond
+	} else if c.SendLinger < 0 {
+		c.SendLinger = 0
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 15 * time.Second
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 10000
+	}
+	if c.MaxSessionsPerIP <= 0 {
+		c.MaxSessionsPerIP = 100
+	}
+	if c.MaxBodySize <= 0 {
+		c.MaxBodySize = 8 << 20
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 1 << 20
+	}
+	if c.MaxHTTPConns <= 0 {
+		c.MaxHTTPConns = 2*c.MaxSessions + 256
+	}
+	if c.SniffTimeout <= 0 {
+		c.SniffTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Server accepts connections on any number of listeners and tells them
+// apart by their first byte: 0x03 (and anything else that is not HTTP or
+// TLS) is native RTMP, an ASCII letter is HTTP — RTMPT, served by one
+// fasthttp server for all listeners — and 0x16 is TLS, inside which the
+// same choice is made again (RTMPS, RTMPTS). Every client ends up as a
+// net.Conn handed to the ConnHandler with its protocol.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	handler ConnHandler
+	http    *fasthttp.Server
+	vln     *connQueue
+
+	runCtx context.Context
+
+	mu       sync.Mutex
+	running  bool
+	closing  bool
+	sessions map[string]*rtmptSession
+	perIP    map[string]int
+	conns    map[*httpConn]struct{} // open HTTP connections
+	sessWG   sync.WaitGroup         // one per running session core
+
+	httpConns atomic.Int64
+	stats     counters
+}
+
+type counters struct {
+	opened, requests, refused, timedOut atomic.Uint64
+}
+
+// Stats is a snapshot of a Server's counters.
+type Stats struct {
+	Sessions        int    // RTMPT sessions now
+	SessionsOpened  uint64 // RTMPT sessions ever
+	SessionsTimeout uint64 // RTMPT sessions closed for silence
+	Requests        uint64 // RTMPT requests served
+	Refused         uint64 // RTMPT requests answered with a 4xx status
+	HTTPConns       int64  // HTTP connections now
+}
+
+// NewServer returns a server that hands every client to h.
+func NewServer(cfg Config, h ConnHandler) *Server {
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		handler:  h,
+		vln:      newConnQueue(),
+		sessions: make(map[string]*rtmptSession),
+		perIP:    make(map[string]int),
+		conns:    make(map[*httpConn]struct{}),
+	}
+	s.http = &fasthttp.Server{
+		Handler:                      s.serveRTMPT,
+		ErrorHandler:                 httpErrorHandler,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		MaxRequestBodySize:           cfg.MaxBodySize,
+		ReadTimeout:                  30 * time.Second,
+		WriteTimeout:                 30 * time.Second,
+		IdleTimeout:                  cfg.SessionTimeout + 5*time.Second,
+		Concurrency:                  cfg.MaxHTTPConns + 64,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{cfg.Logger},
+	}
+	return s
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	n := len(s.sessions)
+	s.mu.Unlock()
+	return Stats{
+		Sessions:        n,
+		SessionsOpened:  s.stats.opened.Load(),
+		SessionsTimeout: s.stats.timedOut.Load(),
+		Requests:        s.stats.requests.Load(),
+		Refused:         s.stats.refused.Load(),
+		HTTPConns:       s.httpConns.Load(),
+	}
+}
+
+// httpShutdownWait bounds the wait for HTTP connections to finish their
+// request when the server stops; the rest are closed.
+const httpShutdownWait = 2 * time.Second
+
+// Run serves the listeners until ctx ends or one of them fails for good
+// (its error is returned). It closes the listeners, ends the RTMPT
+// sessions and waits for every handler it started before returning. A
+// Server runs once.
+func (s *Server) Run(ctx context.Context, lns ...net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("tunnel: server already running")
+	}
+	s.running = true
+	s.runCtx = ctx
+	s.mu.Unlock()
+
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if err := s.http.Serve(s.vln); err != nil {
+			s.log.Warn("rtmpt: http server ended", "err", err)
+		}
+	}()
+	janitorDone := make(chan struct{})
+	go func() {
+		defer close(janitorDone)
+		s.janitor(ctx)
+	}()
+
+	var (
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error
+	)
+	for _, ln := range lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := Serve(ctx, ln, "", s.log, func(ctx context.Context, nc net.Conn, _ string) { s.handleConn(ctx, nc) })
+			if err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("listener %s: %w", ln.Addr(), err)
+				}
+				errMu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	<-ctx.Done()
+
+	// Stop taking RTMPT sessions, end the open ones (their cores see the
+	// client leave) and let requests in progress answer.
+	s.mu.Lock()
+	s.closing = true
+	sessions := make([]*rtmptSession, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range sessions {
+		ss.end(errServerStopping)
+	}
+	s.vln.Close()
+	sctx, scancel := context.WithTimeout(context.Background(), httpShutdownWait)
+	if err := s.http.ShutdownWithContext(sctx); err != nil {
+		s.closeHTTPConns()
+	}
+	scancel()
+	<-httpDone
+	wg.Wait() // accept loops and native connections
+	s.sessWG.Wait()
+	<-janitorDone
+	return firstErr
+}
+
+var errServerStopping = errors.New("rtmpt: server stopping")
+
+// handleConn sniffs an accepted connection and serves it.
+func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
+	b, c, err := sniffByte(nc, s.cfg.SniffTimeout)
+	if err != nil {
+		nc.Close() // silent or gone before its first byte
+		return
+	}
+	if b == 0x16 && s.cfg.TLSConfig != nil {
+		tc := tls.Server(c, s.cfg.TLSConfig)
+		hctx, hcancel := context.WithTimeout(ctx, s.cfg.SniffTimeout)
+		err := tc.HandshakeContext(hctx)
+		hcancel()
+		if err != nil {
+			s.log.Debug("tls handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			tc.Close()
+			return
+		}
+		b, c, err = sniffByte(tc, s.cfg.SniffTimeout)
+		if err != nil {
+			tc.Close()
+			return
+		}
+		s.dispatch(ctx, c, b, true)
+		return
+	}
+	s.dispatch(ctx, c, b, false)
+}
+
+func (s *Server) dispatch(ctx context.Context, nc net.Conn, first byte, secure bool) {
+	if first >= 'A' && first <= 'Z' || first >= 'a' && first <= 'z' {
+		s.serveHTTPConn(nc, secure)
+		return
+	}
+	proto := "rtmp"
+	if secure {
+		proto = "rtmps"
+	}
+	s.handler(ctx, nc, Info{Protocol: proto})
+}
+
+// refusedHTTPConn is the whole answer to an HTTP connection over the
+// connection limit.
+const refusedHTTPConn = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/x-fcs\r\n" +
+	"Cache-Control: no-cache\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+// serveHTTPConn hands an HTTP connection to the fasthttp server.
+func (s *Server) serveHTTPConn(nc net.Conn, secure bool) {
+	if s.httpConns.Add(1) > int64(s.cfg.MaxHTTPConns) {
+		s.httpConns.Add(-1)
+		s.stats.refused.Add(1)
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		nc.Write([]byte(refusedHTTPConn))
+		nc.Close()
+		return
+	}
+	hc := &httpConn{Conn: nc, secure: secure, srv: s}
+	s.mu.Lock()
+	s.conns[hc] = struct{}{}
+	s.mu.Unlock()
+	if !s.vln.push(hc) {
+		hc.Close()
+	}
+}
+
+func (s *Server) closeHTTPConns() {
+	s.mu.Lock()
+	conns := make([]*httpConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// httpConn is an HTTP connection being served; it remembers whether it
+// came through TLS and leaves the server's count when closed.
+type httpConn struct {
+	net.Conn
+	secure bool
+	srv    *Server
+	once   sync.Once
+}
+
+func (c *httpConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.srv.httpConns.Add(-1)
+		c.srv.mu.Lock()
+		delete(c.srv.conns, c)
+		c.srv.mu.Unlock()
+	})
+	return err
+}
+
+// connQueue is the listener the fasthttp server accepts from: it yields
+// the connections the sniffer found to be HTTP.
+type connQueue struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newConnQueue() *connQueue {
+	return &connQueue{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (q *connQueue) push(c net.Conn) bool {
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return queueAddr{} }
+
+type queueAddr struct{}
+
+func (queueAddr) Network() string { return "sniffed" }
+func (queueAddr) String() string  { return "sniffed" }
+
+// fasthttpLogger routes fasthttp's own messages to the debug log.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("http: " + fmt.Sprintf(format, args...))
+}
