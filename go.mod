@@ -3,6 +3,7 @@ module github.com/rtmphub/rtmphub
 go 1.26
 
 require (
+	github.com/Eyevinn/mp4ff v0.56.0
 	github.com/caarlos0/env/v11 v11.3.1 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-multierror v1.1.0 // indirect

@@ -1,0 +1,50 @@
+# rtmphub — common tasks. `make test` is what CI runs (.ci/run).
+
+GO       ?= go
+BIN      ?= bin/rtmphub
+FUZZTIME ?= 20s
+# Extra flags for `make bench`, e.g. BENCHFLAGS="-players 100,500".
+BENCHFLAGS ?=
+
+.PHONY: all build test tools vet unit e2e e2e-race bench fuzz clean
+
+all: build
+
+## build: the server binary in bin/
+build:
+	$(GO) build -o $(BIN) ./cmd/rtmphub
+
+## tools: install the external tools the e2e tests drive (apt-get)
+tools:
+	bash ./scripts/install-test-tools.sh
+
+## vet: go vet every package
+vet:
+	$(GO) vet ./...
+
+## test: tools, vet, then every unit and e2e test with the race detector
+test: tools vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## unit: the tests without the e2e suite
+unit:
+	$(GO) test -race -count=1 -short ./...
+
+## e2e: only the end-to-end suite, verbose
+e2e: tools
+	$(GO) test -race -count=1 -timeout 20m -v ./e2e/
+
+## e2e-race: the end-to-end suite against a server built with -race
+e2e-race: tools
+	RTMPHUB_E2E_RACE=1 $(GO) test -race -count=1 -timeout 20m -v ./e2e/
+
+## bench: the load benchmark (cmd/rtmpbench)
+bench:
+	$(GO) run ./cmd/rtmpbench $(BENCHFLAGS)
+
+## fuzz: every Fuzz* target for FUZZTIME each
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash ./scripts/fuzz.sh
+
+clean:
+	rm -rf bin

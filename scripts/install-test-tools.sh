@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, the external tools the end-to-end tests drive:
+# ffmpeg (with ffprobe), rtmpdump, nginx with its RTMP module,
+# python3-librtmp and tshark. Only what is missing is installed; when
+# everything is present this does nothing and returns at once.
+set -euo pipefail
+
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+missing=()
+{ have_cmd ffmpeg && have_cmd ffprobe; } || missing+=(ffmpeg)
+have_cmd rtmpdump || missing+=(rtmpdump)
+have_cmd nginx || missing+=(nginx)
+have_pkg libnginx-mod-rtmp || missing+=(libnginx-mod-rtmp)
+have_pkg python3-librtmp || missing+=(python3-librtmp)
+have_cmd tshark || missing+=(tshark)
+
+if ((${#missing[@]} == 0)); then
+	echo "test tools: all present"
+	exit 0
+fi
+echo "test tools: installing ${missing[*]}"
+
+if ! have_cmd apt-get; then
+	echo "apt-get not found: install ${missing[*]} with your package manager" >&2
+	exit 1
+fi
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+	if ! have_cmd sudo; then
+		echo "not root and no sudo: cannot install ${missing[*]}" >&2
+		exit 1
+	fi
+	sudo=(sudo)
+fi
+
+for p in "${missing[@]}"; do
+	if [ "$p" = tshark ]; then
+		# Answer wireshark-common's "allow non-root capture?" question up front.
+		echo 'wireshark-common wireshark-common/install-setuid boolean false' |
+			"${sudo[@]}" debconf-set-selections
+	fi
+done
+
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
