@@ -45,9 +45,11 @@ type Client struct {
 	// Outbound queue, drained by the writer goroutine.
 	outMu      sync.Mutex
 	out        []message.Message
+	outBytes   int               // payload bytes in out
 	spare      []message.Message // an empty queue to swap in
 	writing    bool              // a drain goroutine is running
 	ended      bool              // closed: nothing more is written
+	room       chan struct{}     // closed when the queue empties (see queueWait)
 	closeAfter bool              // close once the queue is written (a rejected connect)
 	writers    sync.WaitGroup
 
@@ -60,6 +62,8 @@ type netStream struct {
 	id     uint32
 	pub    *publication
 	player *player
+	vod    *vodPlayer // playing recorded streams (vod.go)
+	rec    *recorder  // recording what pub publishes (record.go)
 }
 
 const maxStreamsPerClient = 64
@@ -148,6 +152,7 @@ func (c *Client) close(reason error) {
 		c.ended = true
 		clear(c.out) // drop payload references
 		c.out = c.out[:0]
+		c.wakeRoomLocked()
 		c.outMu.Unlock()
 		c.t.Close()
 	})
@@ -188,21 +193,26 @@ func (c *Client) send(msgs ...message.Message) {
 		return
 	}
 	c.out = append(c.out, msgs...)
+	for i := range msgs {
+		c.outBytes += len(msgs[i].Payload)
+	}
 	c.outMu.Unlock()
 	c.signal()
 }
 
-// queueMedia queues a media message unless the queue is full; it reports
-// whether the message was queued. It does not wake the writer: the stream
-// decides when (see Stream.writePacket), so that messages close in time
-// share one write.
-func (c *Client) queueMedia(m message.Message) bool {
+// queueMedia queues a media message unless the queue is full (in messages
+// or in payload bytes) or force is set; it reports whether the message was
+// queued. force is for a player's join burst, which the GOP cache's own
+// bound limits. It does not wake the writer: the stream decides when (see
+// Stream.writePacket), so that messages close in time share one write.
+func (c *Client) queueMedia(m message.Message, force bool) bool {
 	c.outMu.Lock()
-	if len(c.out) >= c.srv.cfg.PlayerQueue || c.ended {
+	if c.ended || !force && (len(c.out) >= c.srv.cfg.PlayerQueue || c.outBytes+len(m.Payload) > c.srv.cfg.PlayerQueueBytes) {
 		c.outMu.Unlock()
 		return false
 	}
 	c.out = append(c.out, m)
+	c.outBytes += len(m.Payload)
 	c.outMu.Unlock()
 	return true
 }
@@ -237,7 +247,8 @@ func (c *Client) drain() {
 			return
 		}
 		batch, c.out = c.out, c.spare
-		c.spare = nil
+		c.spare, c.outBytes = nil, 0
+		c.wakeRoomLocked()
 		c.outMu.Unlock()
 
 		err := c.t.WriteMessages(batch)

@@ -17,6 +17,9 @@ type Config struct {
 	// PlayerQueue bounds a player's outbound queue in messages. Media
 	// beyond it is dropped up to the next keyframe.
 	PlayerQueue int
+	// PlayerQueueBytes bounds the same queue in payload bytes, so that a
+	// player stalled on a high-bitrate stream holds little memory.
+	PlayerQueueBytes int
 	// StallTimeout disconnects a client whose writes make no progress for
 	// this long.
 	StallTimeout time.Duration
@@ -32,6 +35,13 @@ type Config struct {
 	// default.
 	WriteMerge time.Duration
 
+	// TCPNoDelay sends every write at once (TCP_NODELAY). Off by default,
+	// as in nginx-rtmp and SRS: the kernel then coalesces a player's small
+	// writes while earlier data is unacknowledged, which costs far less CPU
+	// per player (measured: 68% of a core vs 44% at 2000 players of a
+	// 232 kbps stream) for at most one round trip of added latency.
+	TCPNoDelay bool
+
 	OutChunkSize  uint32 // chunk size the server announces and writes with
 	WindowAckSize uint32 // window the server asks peers to acknowledge
 
@@ -46,6 +56,18 @@ type Config struct {
 	// unpublishing for this long, so a reconnecting encoder resumes it and
 	// players never see the interruption.
 	PublisherGrace time.Duration
+
+	// VODBuffer is how far ahead of real time recorded streams are sent
+	// to a client that has not set a buffer length (SetBufferLength);
+	// otherwise its buffer length is.
+	VODBuffer time.Duration
+	// VODIndexCache bounds the stream files whose keyframe index,
+	// metadata and sequence headers are kept in memory.
+	VODIndexCache int
+	// RecordQueueBytes bounds the media waiting to be written by a
+	// recording; a disk that falls this far behind stops the recording
+	// (NetStream.Record.Failed) while live streaming goes on.
+	RecordQueueBytes int
 }
 
 func (c Config) withDefaults() Config {
@@ -61,11 +83,14 @@ func (c Config) withDefaults() Config {
 	if c.PlayerQueue <= 0 {
 		c.PlayerQueue = 512
 	}
+	if c.PlayerQueueBytes <= 0 {
+		c.PlayerQueueBytes = 4 << 20
+	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = 10 * time.Second
 	}
 	if c.GOPCacheMaxBytes <= 0 {
-		c.GOPCacheMaxBytes = 16 << 20
+		c.GOPCacheMaxBytes = 8 << 20
 	}
 	if c.WriteMerge == 0 {
 		c.WriteMerge = 50 * time.Millisecond
@@ -89,6 +114,15 @@ func (c Config) withDefaults() Config {
 		c.PublisherGrace = 0
 	} else if c.PublisherGrace == 0 {
 		c.PublisherGrace = 3 * time.Second
+	}
+	if c.VODBuffer <= 0 {
+		c.VODBuffer = 2 * time.Second
+	}
+	if c.VODIndexCache <= 0 {
+		c.VODIndexCache = 128
+	}
+	if c.RecordQueueBytes <= 0 {
+		c.RecordQueueBytes = 16 << 20
 	}
 	return c
 }

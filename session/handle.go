@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -30,6 +31,9 @@ func (c *Client) handle(m *message.Message) error {
 		}
 		if c.publishTimeout {
 			c.t.SetReadDeadline(time.Now().Add(c.srv.cfg.PublisherIdleTimeout))
+		}
+		if ns.rec != nil {
+			ns.rec.push(m)
 		}
 		return ns.pub.write(m)
 	case message.TypeAggregate:
@@ -99,7 +103,8 @@ func (c *Client) command(msid uint32, cmd *message.Command) error {
 	case "FCUnsubscribe":
 		c.sendResult(cmd.TransactionID, amf.Undefined{})
 	case "getStreamLength":
-		c.sendResult(cmd.TransactionID, 0.0)
+		name, _ := cmd.Arg(0).(string)
+		c.sendResult(cmd.TransactionID, c.streamLength(name))
 	case "_checkbw":
 		c.sendResult(cmd.TransactionID, amf.Undefined{})
 	case "publish":
@@ -120,11 +125,19 @@ func (c *Client) command(msid uint32, cmd *message.Command) error {
 	case "pause", "pauseRaw":
 		c.pause(msid, cmd)
 	case "seek":
+		if ns := c.streams[msid]; ns != nil && ns.vod != nil {
+			ms, _ := amf.Number(cmd.Arg(0))
+			ns.vod.seek(int64(max(0, min(ms, math.MaxInt32))))
+			break
+		}
 		c.sendStatus(msid, levelError, "NetStream.Seek.Failed", "Seeking is not supported on a live stream.", "")
 	case "receiveAudio", "receiveVideo":
 		if ns := c.streams[msid]; ns != nil && ns.player != nil {
 			on, _ := cmd.Arg(0).(bool)
 			ns.player.setReceive(cmd.Name == "receiveVideo", on)
+		} else if ns != nil && ns.vod != nil {
+			on, _ := cmd.Arg(0).(bool)
+			ns.vod.setReceive(cmd.Name == "receiveVideo", on)
 		}
 	case "_result", "_error", "onBWCheck", "onBWDone":
 		// Replies to server-side calls; nothing is outstanding yet.
@@ -304,7 +317,7 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 		c.sendStatus(msid, levelError, "NetStream.Publish.BadName", fmt.Sprintf("Invalid stream name or type (%s, %s).", raw, typ), raw)
 		return nil
 	}
-	if ns.pub != nil || ns.player != nil {
+	if ns.pub != nil || ns.player != nil || ns.vod != nil {
 		c.closeNetStream(ns, true)
 	}
 	var err error
@@ -321,6 +334,9 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 	c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
 	c.sendStatus(msid, levelStatus, "NetStream.Publish.Start", name+" is now published.", name)
 	c.log.Info("publish", "stream", name, "type", typ, "takeover", ns.pub.takeover)
+	if record, appendTo := recordType(typ); record {
+		ns.rec = c.startRecording(msid, name, appendTo)
+	}
 	return nil
 }
 
@@ -340,23 +356,41 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 	if v, ok := amf.Number(cmd.Arg(1)); ok {
 		start = v
 	}
-	reset := true
+	length := -1.0
+	if v, ok := amf.Number(cmd.Arg(2)); ok {
+		length = v
+	}
+	reset, burst := true, false
 	switch v := cmd.Arg(3).(type) {
 	case bool:
 		reset = v
 	case float64:
-		reset = v != 0 && v != 2
+		// 0 queue, 1 replace; 2 and 3 the same without pacing.
+		reset, burst = v != 0 && v != 2, v == 2 || v == 3
 	}
 	if name == "" || len(name) > maxStreamNameLen {
 		c.sendStatus(msid, levelError, "NetStream.Play.StreamNotFound", fmt.Sprintf("Failed to play %s; stream not found.", raw), raw)
 		return nil
 	}
-	if ns.pub != nil || ns.player != nil {
+	item, choice := c.chooseVOD(name, start, length, reset)
+	if choice == choiceNotFound {
+		c.sendStatus(msid, levelError, "NetStream.Play.StreamNotFound", fmt.Sprintf("Failed to play %s; stream not found.", name), name)
+		c.log.Info("play: stream not found", "stream", name, "start", start)
+		return nil
+	}
+	if choice == choiceVOD && !reset && ns.vod != nil {
+		ns.vod.add(item) // a playlist: after what plays now
+		c.log.Info("play queued", "stream", name, "start", start, "len", length)
+		return nil
+	}
+	if ns.pub != nil || ns.player != nil || ns.vod != nil {
 		c.closeNetStream(ns, true)
 	}
-	// Recorded streams arrive with VOD; until then every start value plays
-	// the live stream (-2 and -1 as FMS; >= 0 falls back to live).
-	_ = start
+	if choice == choiceVOD {
+		ns.vod = c.startVOD(msid, item, burst)
+		c.log.Info("play", "stream", name, "start", start, "len", length, "recorded", true)
+		return nil
+	}
 	c.inst.withStream(name, func(st *Stream) {
 		// The replies are queued with the stream locked, so that no media
 		// can come between them and the player's first packets.
@@ -382,6 +416,10 @@ func (c *Client) closeNetStream(ns *netStream, graceful bool) {
 		pub := ns.pub
 		ns.pub = nil
 		c.publishTimeout = false
+		if ns.rec != nil {
+			ns.rec.stop(graceful && c.inst != nil)
+			ns.rec = nil
+		}
 		pub.stream.unpublish(pub, graceful)
 		if graceful && c.inst != nil {
 			c.sendStatus(ns.id, levelStatus, "NetStream.Unpublish.Success", pub.stream.name+" is now unpublished.", pub.stream.name)
@@ -393,6 +431,10 @@ func (c *Client) closeNetStream(ns *netStream, graceful bool) {
 		ns.player = nil
 		p.stream.removePlayer(p)
 		c.log.Debug("stop playing", "stream", p.stream.name)
+	}
+	if ns.vod != nil {
+		ns.vod.close()
+		ns.vod = nil
 	}
 }
 
@@ -407,6 +449,11 @@ func (c *Client) fcUnpublish(name string) {
 
 func (c *Client) pause(msid uint32, cmd *message.Command) {
 	ns := c.streams[msid]
+	if ns != nil && ns.vod != nil {
+		paused, ok := cmd.Arg(0).(bool)
+		ns.vod.pause(paused, ok)
+		return
+	}
 	if ns == nil || ns.player == nil {
 		return
 	}

@@ -29,9 +29,13 @@ type player struct {
 	lastLog    time.Time
 }
 
-// flagForce marks messages a player must get even when skipping:
-// metadata and sequence headers.
-const flagForce = 1
+// Delivery flags. flagForce marks messages a player must get even when
+// skipping: metadata and sequence headers. flagJoin marks the join burst
+// (the cached group of pictures), which may exceed the queue's bounds.
+const (
+	flagForce = 1 << iota
+	flagJoin
+)
 
 const dropLogInterval = 10 * time.Second
 
@@ -84,7 +88,7 @@ func (pl *player) deliver(pkt *Packet, flags int) {
 		pl.drop()
 		return
 	}
-	if !pl.client.queueMedia(pl.message(pkt, pl.rebase(pkt.Timestamp))) {
+	if !pl.client.queueMedia(pl.message(pkt, pl.rebase(pkt.Timestamp)), flags&flagJoin != 0) {
 		pl.skipping = true
 		pl.drop()
 		return
@@ -150,7 +154,7 @@ func (pl *player) resumeLocked() {
 		return
 	}
 	for _, pkt := range st.gop {
-		pl.deliver(pkt, 0)
+		pl.deliver(pkt, flagJoin)
 	}
 	pl.flush()
 }

@@ -27,6 +27,8 @@ type Server struct {
 	wg        sync.WaitGroup // one per running client
 
 	stats Stats
+
+	media *mediaStore // stream files: VOD and recording
 }
 
 // Stats are counters kept for logs, the admin API and metrics.
@@ -44,12 +46,14 @@ func NewServer(cfg Config, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{
+	s := &Server{
 		cfg:       cfg.withDefaults(),
 		log:       log,
 		instances: make(map[string]*Instance),
 		clients:   make(map[uint64]*Client),
 	}
+	s.media = newMediaStore(&s.cfg, log)
+	return s
 }
 
 // Config returns the effective configuration.
@@ -76,6 +80,9 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, info ConnInfo) erro
 		return err
 	}
 	defer s.release()
+	if tc, ok := nc.(interface{ SetNoDelay(bool) error }); ok {
+		tc.SetNoDelay(s.cfg.TCPNoDelay)
+	}
 	nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	conn, hs, err := rtmp.Accept(nc, s.cfg.MaxMessageSize)
 	if err != nil {

@@ -336,7 +336,7 @@ func (st *Stream) joinLocked(pl *player) {
 		pl.deliver(s, flagForce)
 	}
 	for _, pkt := range st.gop {
-		pl.deliver(pkt, 0)
+		pl.deliver(pkt, flagJoin)
 	}
 	pl.flush()
 }

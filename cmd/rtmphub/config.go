@@ -21,33 +21,36 @@ import (
 // lower case with dashes; a flag wins over the environment, which wins over
 // the default.
 type config struct {
-	RTMPAddr        string        `env:"RTMP_ADDR" envDefault:":1935" help:"TCP address for RTMP"`
-	DataDir         string        `env:"DATA_DIR" envDefault:"./data" help:"applications folder: <data>/<app>/..."`
-	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
-	LogFormat       string        `env:"LOG_FORMAT" envDefault:"text" help:"text or json"`
-	MaxConnections  int           `env:"MAX_CONNECTIONS" envDefault:"10000" help:"clients at once, all transports"`
-	MaxMessageSize  int           `env:"MAX_MESSAGE_SIZE" envDefault:"8388608" help:"largest message accepted from a client, bytes"`
-	PlayerQueue     int           `env:"PLAYER_QUEUE" envDefault:"512" help:"messages queued per player before it skips to the next keyframe"`
-	StallTimeout    time.Duration `env:"STALL_TIMEOUT" envDefault:"10s" help:"disconnect a client whose writes stall this long"`
-	GOPCache        bool          `env:"GOP_CACHE" envDefault:"true" help:"start players at the last keyframe"`
-	WriteMerge      time.Duration `env:"WRITE_MERGE" envDefault:"50ms" help:"longest wait of audio for the next video frame to share a write (0 = write every message at once)"`
-	ChunkSize       int           `env:"CHUNK_SIZE" envDefault:"4096" help:"outgoing RTMP chunk size"`
-	StrictApps      bool          `env:"STRICT_APPS" envDefault:"false" help:"accept only applications that have a folder in the data dir, as FMS"`
-	PublisherGrace  time.Duration `env:"PUBLISHER_GRACE" envDefault:"3s" help:"how long players wait for a vanished publisher to come back"`
-	DebugAddr       string        `env:"DEBUG_ADDR" envDefault:"" help:"address for Go's pprof profiles over HTTP (empty = off; keep it on loopback)"`
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"5s" help:"longest graceful shutdown"`
+	RTMPAddr         string        `env:"RTMP_ADDR" envDefault:":1935" help:"TCP address for RTMP"`
+	DataDir          string        `env:"DATA_DIR" envDefault:"./data" help:"applications folder: <data>/<app>/..."`
+	LogLevel         string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat        string        `env:"LOG_FORMAT" envDefault:"text" help:"text or json"`
+	MaxConnections   int           `env:"MAX_CONNECTIONS" envDefault:"10000" help:"clients at once, all transports"`
+	MaxMessageSize   int           `env:"MAX_MESSAGE_SIZE" envDefault:"8388608" help:"largest message accepted from a client, bytes"`
+	PlayerQueue      int           `env:"PLAYER_QUEUE" envDefault:"512" help:"messages queued per player before it skips to the next keyframe"`
+	PlayerQueueBytes int           `env:"PLAYER_QUEUE_BYTES" envDefault:"4194304" help:"payload bytes queued per player before it skips to the next keyframe"`
+	StallTimeout     time.Duration `env:"STALL_TIMEOUT" envDefault:"10s" help:"disconnect a client whose writes stall this long"`
+	GOPCache         bool          `env:"GOP_CACHE" envDefault:"true" help:"start players at the last keyframe"`
+	WriteMerge       time.Duration `env:"WRITE_MERGE" envDefault:"50ms" help:"longest wait of audio for the next video frame to share a write (0 = write every message at once)"`
+	TCPNoDelay       bool          `env:"TCP_NODELAY" envDefault:"false" help:"send each write at once (TCP_NODELAY); off lets the kernel coalesce a player's small writes: less CPU, at most a round trip of latency"`
+	ChunkSize        int           `env:"CHUNK_SIZE" envDefault:"4096" help:"outgoing RTMP chunk size"`
+	StrictApps       bool          `env:"STRICT_APPS" envDefault:"false" help:"accept only applications that have a folder in the data dir, as FMS"`
+	PublisherGrace   time.Duration `env:"PUBLISHER_GRACE" envDefault:"3s" help:"how long players wait for a vanished publisher to come back"`
+	DebugAddr        string        `env:"DEBUG_ADDR" envDefault:"" help:"address for Go's pprof profiles over HTTP (empty = off; keep it on loopback)"`
+	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"5s" help:"longest graceful shutdown"`
 
-	HTTPAddr              string        `env:"HTTP_ADDR" envDefault:":80" help:"TCP address for RTMPT, RTMP over HTTP (the RTMP port serves it too); empty = off"`
-	TLSCert               string        `env:"TLS_CERT" envDefault:"" help:"PEM certificate chain file: enables RTMPS and RTMPTS (TLS is also sniffed on the RTMP and HTTP ports)"`
-	TLSKey                string        `env:"TLS_KEY" envDefault:"" help:"PEM private key file of the certificate"`
-	TLSAddr               string        `env:"TLS_ADDR" envDefault:":443" help:"TCP address for RTMPS/RTMPTS when a certificate is set; empty = off"`
-	TrustedProxies        string        `env:"TRUSTED_PROXIES" envDefault:"" help:"comma-separated CIDRs of reverse proxies whose X-Forwarded-For / Forwarded headers name the client"`
-	RTMPTHold             time.Duration `env:"RTMPT_HOLD" envDefault:"500ms" help:"longest time an RTMPT idle poll waits for data before an empty reply (0 = answer at once)"`
-	RTMPTTimeout          time.Duration `env:"RTMPT_TIMEOUT" envDefault:"15s" help:"close an RTMPT session that sends no request for this long"`
-	RTMPTMaxSessions      int           `env:"RTMPT_MAX_SESSIONS" envDefault:"10000" help:"RTMPT sessions at once"`
-	RTMPTMaxSessionsPerIP int           `env:"RTMPT_MAX_SESSIONS_PER_IP" envDefault:"100" help:"RTMPT sessions at once from one client address"`
-	RTMPTMaxBody          int           `env:"RTMPT_MAX_BODY" envDefault:"8388608" help:"largest RTMPT request body, bytes (larger: 413)"`
-	RTMPTMaxPending       int           `env:"RTMPT_MAX_PENDING" envDefault:"1048576" help:"bytes an RTMPT session buffers for its client between polls; a full session blocks its writes (then --stall-timeout applies)"`
+	HTTPAddr         string        `env:"HTTP_ADDR" envDefault:":80" help:"TCP address for RTMPT, RTMP over HTTP (the RTMP port serves it too); empty = off"`
+	TLSCert          string        `env:"TLS_CERT" envDefault:"" help:"PEM certificate chain file: enables RTMPS and RTMPTS (TLS is also sniffed on the RTMP and HTTP ports)"`
+	TLSKey           string        `env:"TLS_KEY" envDefault:"" help:"PEM private key file of the certificate"`
+	TLSAddr          string        `env:"TLS_ADDR" envDefault:":443" help:"TCP address for RTMPS/RTMPTS when a certificate is set; empty = off"`
+	TrustedProxies   string        `env:"TRUSTED_PROXIES" envDefault:"" help:"comma-separated CIDRs of reverse proxies whose X-Forwarded-For / Forwarded headers name the client"`
+	RTMPTHold        time.Duration `env:"RTMPT_HOLD" envDefault:"500ms" help:"longest time an RTMPT idle poll waits for data before an empty reply (0 = answer at once)"`
+	RTMPTTimeout     time.Duration `env:"RTMPT_TIMEOUT" envDefault:"15s" help:"close an RTMPT session that sends no request for this long"`
+	RTMPTMaxSessions int           `env:"RTMPT_MAX_SESSIONS" envDefault:"10000" help:"RTMPT sessions at once"`
+	RTMPTMaxPerIP    int           `env:"RTMPT_MAX_PER_IP" envDefault:"100" help:"RTMPT sessions at once from one client address"`
+	RTMPTMaxBody     int           `env:"RTMPT_MAX_BODY" envDefault:"8388608" help:"largest RTMPT request body, bytes (larger: 413)"`
+	RTMPTIDPrefix    string        `env:"RTMPT_ID_PREFIX" envDefault:"" help:"characters (up to 8, [A-Za-z0-9]) starting every RTMPT session id: give each instance behind one reverse proxy its own, and route on it"`
+	RTMPTMaxPending  int           `env:"RTMPT_MAX_PENDING" envDefault:"1048576" help:"bytes an RTMPT session buffers for its client between polls; a full session blocks its writes (then --stall-timeout applies)"`
 
 	// explicit holds the names of the fields set by the environment or a
 	// flag, as opposed to their defaults.
@@ -186,6 +189,7 @@ func validate(cfg *config) error {
 		check("MaxConnections", cfg.MaxConnections > 0, "must be positive"),
 		check("MaxMessageSize", cfg.MaxMessageSize >= 1024 && cfg.MaxMessageSize <= 0xFFFFFF, "must be from 1024 to 16777215 (the largest RTMP message length)"),
 		check("PlayerQueue", cfg.PlayerQueue >= 16 && cfg.PlayerQueue <= 1<<20, "must be from 16 to 1048576"),
+		check("PlayerQueueBytes", cfg.PlayerQueueBytes >= 64<<10, "must be at least 65536"),
 		check("StallTimeout", cfg.StallTimeout > 0, "must be positive"),
 		check("WriteMerge", cfg.WriteMerge >= 0 && cfg.WriteMerge <= time.Second, "must be from 0 to 1s"),
 		check("ChunkSize", cfg.ChunkSize >= 128 && cfg.ChunkSize <= 65536, "must be from 128 to 65536"),
@@ -197,9 +201,10 @@ func validate(cfg *config) error {
 		check("RTMPTHold", cfg.RTMPTHold >= 0 && cfg.RTMPTHold <= 10*time.Second, "must be from 0 to 10s (librtmp gives up on a reply after 30s)"),
 		check("RTMPTTimeout", cfg.RTMPTTimeout >= time.Second && cfg.RTMPTTimeout > 2*cfg.RTMPTHold, "must be at least 1s and more than twice --rtmpt-hold"),
 		check("RTMPTMaxSessions", cfg.RTMPTMaxSessions > 0, "must be positive"),
-		check("RTMPTMaxSessionsPerIP", cfg.RTMPTMaxSessionsPerIP > 0, "must be positive"),
+		check("RTMPTMaxPerIP", cfg.RTMPTMaxPerIP > 0, "must be positive"),
 		check("RTMPTMaxBody", cfg.RTMPTMaxBody >= 4096, "must be at least 4096"),
 		check("RTMPTMaxPending", cfg.RTMPTMaxPending >= 65536, "must be at least 65536"),
+		check("RTMPTIDPrefix", tunnel.ValidSessionIDPrefix(cfg.RTMPTIDPrefix), "must be at most 8 characters [A-Za-z0-9]"),
 	)
 }
 

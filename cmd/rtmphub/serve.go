@@ -20,16 +20,18 @@ import (
 // then shuts down within cfg.ShutdownTimeout.
 func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	srv := session.NewServer(session.Config{
-		DataDir:         cfg.DataDir,
-		StrictApps:      cfg.StrictApps,
-		MaxConnections:  cfg.MaxConnections,
-		MaxMessageSize:  uint32(cfg.MaxMessageSize),
-		PlayerQueue:     cfg.PlayerQueue,
-		StallTimeout:    cfg.StallTimeout,
-		DisableGOPCache: !cfg.GOPCache,
-		OutChunkSize:    uint32(cfg.ChunkSize),
-		WriteMerge:      offSetting(cfg.WriteMerge),
-		PublisherGrace:  offSetting(cfg.PublisherGrace),
+		DataDir:          cfg.DataDir,
+		StrictApps:       cfg.StrictApps,
+		MaxConnections:   cfg.MaxConnections,
+		MaxMessageSize:   uint32(cfg.MaxMessageSize),
+		PlayerQueue:      cfg.PlayerQueue,
+		PlayerQueueBytes: cfg.PlayerQueueBytes,
+		TCPNoDelay:       cfg.TCPNoDelay,
+		StallTimeout:     cfg.StallTimeout,
+		DisableGOPCache:  !cfg.GOPCache,
+		OutChunkSize:     uint32(cfg.ChunkSize),
+		WriteMerge:       offSetting(cfg.WriteMerge),
+		PublisherGrace:   offSetting(cfg.PublisherGrace),
 	}, log)
 
 	var tlsCfg *tls.Config
@@ -70,15 +72,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		if !o.on {
 			continue
 		}
-		l, err := listen("tcp", o.addr, o.setting)
+		l, err := listenOptional(o.addr, o.setting, o.transport, cfg.explicit[o.field], ln.Addr().String(), log)
 		if err != nil {
-			if !cfg.explicit[o.field] && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EADDRINUSE)) {
-				log.Warn("default port not available; "+o.transport+" stays available on the RTMP port",
-					"transport", o.transport, "addr", o.addr, "err", err.Error(), "rtmp_addr", ln.Addr().String())
-				continue
-			}
 			closeAll()
 			return err
+		}
+		if l == nil {
+			continue
 		}
 		lns = append(lns, l)
 		log.Info("listening", "transport", o.transport, "addr", l.Addr().String())
@@ -98,9 +98,10 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		HoldTime:         offSetting(cfg.RTMPTHold),
 		SessionTimeout:   cfg.RTMPTTimeout,
 		MaxSessions:      cfg.RTMPTMaxSessions,
-		MaxSessionsPerIP: cfg.RTMPTMaxSessionsPerIP,
+		MaxSessionsPerIP: cfg.RTMPTMaxPerIP,
 		MaxBodySize:      cfg.RTMPTMaxBody,
 		MaxPending:       cfg.RTMPTMaxPending,
+		SessionIDPrefix:  cfg.RTMPTIDPrefix,
 		TrustedProxies:   trusted,
 		TLSConfig:        tlsCfg,
 		Logger:           log,
@@ -173,6 +174,23 @@ func listen(network, addr, setting string) (net.Listener, error) {
 		return nil, fmt.Errorf("%s %s: %w", setting, addr, err)
 	}
 	return ln, nil
+}
+
+// listenOptional binds the address of an optional transport. An address
+// left at its default that is taken or needs privileges is skipped with a
+// warning (nil, nil): the RTMP port still serves the transport. One set
+// explicitly must bind.
+func listenOptional(addr, setting, transport string, explicit bool, rtmpAddr string, log *slog.Logger) (net.Listener, error) {
+	l, err := listen("tcp", addr, setting)
+	if err == nil {
+		return l, nil
+	}
+	if explicit || !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EADDRINUSE) {
+		return nil, err
+	}
+	log.Warn("default port not available; "+transport+" stays available on the RTMP port",
+		"transport", transport, "addr", addr, "err", err.Error(), "rtmp_addr", rtmpAddr)
+	return nil, nil
 }
 
 // listenError says which setting failed to bind, and unwraps to the cause.

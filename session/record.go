@@ -1,0 +1,430 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rtmphub/rtmphub/flv"
+	"github.com/rtmphub/rtmphub/rtmp/amf"
+	"github.com/rtmphub/rtmphub/rtmp/message"
+)
+
+// Recording: publish type "record" writes the stream to
+// <DataDir>/<app>/streams/<instance>/<name>.flv, replacing the file;
+// "append" continues it, its timestamps following the file's. The
+// publisher's reader goroutine only queues messages (bounded in bytes);
+// a goroutine per recording writes them, so a slow disk never stalls the
+// publisher or its players. When the disk cannot keep up and the queue
+// overflows, or a write fails (disk full), the recording stops with
+// NetStream.Record.Failed and live streaming goes on. The file plays
+// while it is being recorded (players follow its end).
+
+// tagWriter is what a recording writes to: an flv.Writer.
+type tagWriter interface {
+	WriteTag(typ message.Type, ts uint32, data []byte) error
+	Close() error
+}
+
+// openFLVWriter opens the recording at path: flv.Append for an existing
+// file when appendTo, otherwise flv.Create with meta.
+func openFLVWriter(path string, appendTo bool, hasAudio, hasVideo bool, meta amf.ECMAArray) (tagWriter, error) {
+	if appendTo {
+		return flv.Append(path)
+	}
+	return flv.Create(path, hasAudio, hasVideo, meta)
+}
+
+const (
+	// recordOverhead is what a queued message costs beyond its payload.
+	recordOverhead = 64
+	// recordStopWait bounds how long an unpublish waits for its recording
+	// to write what is queued and close the file.
+	recordStopWait = 5 * time.Second
+	// recordBusyWait bounds how long a recording waits for an earlier one
+	// of the same file to finish.
+	recordBusyWait = 5 * time.Second
+)
+
+// recorder records one publication.
+type recorder struct {
+	c        *Client
+	ms       *mediaStore
+	msid     uint32
+	name     string
+	file     string // under the instance's streams folder
+	appendTo bool
+	limit    int
+
+	mu     sync.Mutex
+	queue  []message.Message
+	bytes  int
+	closed bool // no more input
+	wake   chan struct{}
+	done   chan struct{}
+
+	failed atomic.Bool
+	path   string // real path, once prepared (goroutine)
+	tags   int
+	wrote  int64
+}
+
+// startRecording starts recording what stream msid publishes as name.
+func (c *Client) startRecording(msid uint32, name string, appendTo bool) *recorder {
+	file, kind := fileName(name)
+	r := &recorder{c: c, ms: c.srv.media, msid: msid, name: name, file: file, appendTo: appendTo,
+		limit: c.srv.cfg.RecordQueueBytes, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if kind != kindFLV {
+		r.fail("NetStream.Record.NoAccess", "Recording to MP4 is not supported.", nil)
+		close(r.done)
+		return r
+	}
+	go r.run()
+	return r
+}
+
+// push queues a message of the publication; it never blocks.
+func (r *recorder) push(m *message.Message) {
+	if r.failed.Load() {
+		return
+	}
+	switch m.Type {
+	case message.TypeAudio, message.TypeVideo, message.TypeDataAMF0, message.TypeDataAMF3:
+	default:
+		return
+	}
+	n := len(m.Payload) + recordOverhead
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	if r.bytes+n > r.limit {
+		clear(r.queue)
+		r.queue, r.bytes, r.closed = nil, 0, true
+		r.mu.Unlock()
+		r.fail("NetStream.Record.Failed", "Recording stopped: the disk is too slow.",
+			fmt.Errorf("record queue overflow: more than %d bytes waiting for the disk", r.limit))
+		r.signal()
+		return
+	}
+	r.queue = append(r.queue, *m)
+	r.bytes += n
+	r.mu.Unlock()
+	r.signal()
+}
+
+func (r *recorder) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// fail stops the recording once, telling the publisher with code.
+func (r *recorder) fail(code, desc string, err error) {
+	if !r.failed.CompareAndSwap(false, true) {
+		return
+	}
+	r.c.sendStatus(r.msid, levelError, code, desc, r.name)
+	attrs := []any{"stream", r.name, "file", r.file, "code", code}
+	if err != nil {
+		attrs = append(attrs, "err", err.Error())
+	}
+	r.c.log.Warn("recording failed", attrs...)
+}
+
+// stop ends the recording: what is queued is written and the file closed
+// (waiting up to recordStopWait), then, when graceful and nothing failed,
+// the publisher gets NetStream.Record.Stop.
+func (r *recorder) stop(graceful bool) {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.signal()
+	t := time.NewTimer(recordStopWait)
+	defer t.Stop()
+	select {
+	case <-r.done:
+	case <-t.C:
+		r.c.log.Warn("recording still writing after unpublish; it finishes in the background", "stream", r.name, "file", r.file)
+	}
+	if graceful && !r.failed.Load() {
+		r.c.sendStatus(r.msid, levelStatus, "NetStream.Record.Stop", "Stopped recording "+r.name+".", r.name)
+	}
+}
+
+func (r *recorder) run() {
+	defer close(r.done)
+	path, err := r.ms.prepareRecording(r.c.app, r.c.inst.name, r.file)
+	if err != nil {
+		r.fail("NetStream.Record.NoAccess", "No access to record "+r.name+".", err)
+		r.drop()
+		return
+	}
+	if !r.ms.register(path, r) {
+		r.fail("NetStream.Record.NoAccess", "The file of "+r.name+" is being recorded.", errors.New("an earlier recording of the file is still writing"))
+		r.drop()
+		return
+	}
+	r.path = path
+	defer r.ms.unregister(path, r)
+
+	var w tagWriter
+	if r.appendTo {
+		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+			if w, err = r.ms.openWriter(path, true, true, true, nil); err != nil {
+				r.fail("NetStream.Record.Failed", "Cannot append to "+r.name+".", err)
+				r.drop()
+				return
+			}
+		}
+	}
+	r.c.sendStatus(r.msid, levelStatus, "NetStream.Record.Start", "Recording "+r.name+".", r.name)
+	r.c.log.Info("record start", "stream", r.name, "file", path, "append", r.appendTo)
+	started := time.Now()
+	rw := recordWriter{r: r, w: w}
+	defer func() {
+		if err := rw.close(); err != nil {
+			r.fail("NetStream.Record.Failed", "Recording of "+r.name+" failed.", err)
+		}
+		r.c.log.Info("record stop", "stream", r.name, "file", path, "tags", r.tags, "bytes", r.wrote,
+			"duration", time.Since(started).Round(time.Millisecond).String(), "failed", r.failed.Load())
+	}()
+	var batch []message.Message
+	for {
+		r.mu.Lock()
+		batch, r.queue = r.queue, batch[:0]
+		r.bytes = 0
+		closed := r.closed
+		r.mu.Unlock()
+		for i := range batch {
+			if r.failed.Load() {
+				break
+			}
+			if err := rw.write(&batch[i]); err != nil {
+				r.fail("NetStream.Record.Failed", "Recording of "+r.name+" failed.", err)
+			}
+		}
+		clear(batch)
+		if r.failed.Load() {
+			r.drop()
+			return
+		}
+		if closed && len(batch) == 0 {
+			return
+		}
+		if len(batch) == 0 {
+			<-r.wake
+		}
+	}
+}
+
+// drop discards the queue and refuses more input.
+func (r *recorder) drop() {
+	r.mu.Lock()
+	clear(r.queue)
+	r.queue, r.bytes, r.closed = nil, 0, true
+	r.mu.Unlock()
+}
+
+// recordWriter turns published messages into tags.
+type recordWriter struct {
+	r     *recorder
+	w     tagWriter
+	first uint32
+	based bool
+	meta  amf.ECMAArray
+}
+
+func (rw *recordWriter) write(m *message.Message) error {
+	r := rw.r
+	typ, data := m.Type, m.Payload
+	if typ == message.TypeDataAMF0 || typ == message.TypeDataAMF3 {
+		if typ == message.TypeDataAMF3 {
+			data = message.AMF3Body(data)
+		}
+		typ = flv.TagScript
+		name, next, ok := message.DataName(data)
+		if !ok {
+			return nil
+		}
+		switch name {
+		case "@setDataFrame":
+			data = data[next:]
+			fallthrough
+		case "onMetaData":
+			if rw.w == nil && rw.meta == nil {
+				if md, err := flv.ParseMetadata(data); err == nil {
+					switch x := md.Raw.(type) {
+					case amf.ECMAArray:
+						rw.meta = x
+					case amf.Object:
+						rw.meta = amf.ECMAArray(x)
+					}
+				}
+			}
+			return nil // the file's onMetaData is the writer's
+		case "@clearDataFrame", "|RtmpSampleAccess":
+			return nil
+		}
+	} else if len(data) == 0 {
+		return nil
+	}
+	if !rw.based {
+		rw.first, rw.based = m.Timestamp, true
+	}
+	ts := m.Timestamp - rw.first
+	if int32(ts) < 0 {
+		ts = 0
+	}
+	if rw.w == nil {
+		if err := rw.create(); err != nil {
+			return err
+		}
+	}
+	if err := rw.w.WriteTag(typ, ts, data); err != nil {
+		return err
+	}
+	r.tags++
+	r.wrote += int64(len(data))
+	return nil
+}
+
+// create starts the file with the metadata the publisher sent first.
+func (rw *recordWriter) create() error {
+	hasAudio, hasVideo := true, true
+	if rw.meta != nil {
+		_, v := rw.meta.Get("videocodecid")
+		_, a := rw.meta.Get("audiocodecid")
+		if a || v {
+			hasAudio, hasVideo = a, v
+		}
+	}
+	w, err := rw.r.ms.openWriter(rw.r.path, false, hasAudio, hasVideo, rw.meta)
+	if err != nil {
+		return err
+	}
+	rw.w = w
+	return nil
+}
+
+// close finishes the file; a recording that got no media still replaces
+// the file with an empty recording.
+func (rw *recordWriter) close() error {
+	if rw.w == nil {
+		if rw.r.failed.Load() {
+			return nil
+		}
+		if err := rw.create(); err != nil {
+			return err
+		}
+	}
+	return rw.w.Close()
+}
+
+// prepareRecording makes the instance's streams folder and returns the
+// real path of the recording of file, which must stay in the data dir and
+// be writable.
+func (ms *mediaStore) prepareRecording(app, inst, file string) (string, error) {
+	rel, ok := streamRel(app, inst, file)
+	if !ok {
+		return "", fmt.Errorf("invalid stream name %q", file)
+	}
+	if err := os.MkdirAll(ms.dataDir, 0o755); err != nil {
+		return "", err
+	}
+	base, err := ms.base()
+	if err != nil {
+		return "", err
+	}
+	root, err := os.OpenRoot(base)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	dir := filepath.Dir(rel)
+	if err := root.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	realDir, err := inside(base, filepath.Join(base, dir))
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(realDir, filepath.Base(rel))
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if path, err = inside(base, path); err != nil {
+			return "", err
+		}
+	}
+	// Check that the file can be written without creating it: players
+	// must never find an empty file where the recording will be.
+	switch fi, err := os.Stat(path); {
+	case err == nil && !fi.Mode().IsRegular():
+		return "", fmt.Errorf("%s is not a regular file", path)
+	case err == nil:
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return "", err
+		}
+		f.Close()
+	default:
+		f, err := os.CreateTemp(realDir, ".rtmphub-probe-*")
+		if err != nil {
+			return "", err
+		}
+		f.Close()
+		os.Remove(f.Name())
+	}
+	return path, nil
+}
+
+// register makes r the recording of path, waiting a while for an earlier
+// recording of it to finish.
+func (ms *mediaStore) register(path string, r *recorder) bool {
+	deadline := time.Now().Add(recordBusyWait)
+	for {
+		ms.mu.Lock()
+		prev := ms.recordings[path]
+		if prev == nil {
+			ms.recordings[path] = r
+			ms.mu.Unlock()
+			return true
+		}
+		ms.mu.Unlock()
+		d := time.Until(deadline)
+		if d <= 0 {
+			return false
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-prev.done:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (ms *mediaStore) unregister(path string, r *recorder) {
+	ms.mu.Lock()
+	if ms.recordings[path] == r {
+		delete(ms.recordings, path)
+	}
+	ms.mu.Unlock()
+}
+
+// recordName reports whether a publish type records.
+func recordType(typ string) (record, appendTo bool) {
+	switch strings.ToLower(typ) {
+	case "record":
+		return true, false
+	case "append":
+		return true, true
+	}
+	return false, false
+}

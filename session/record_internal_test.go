@@ -1,0 +1,146 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rtmphub/rtmphub/rtmp/amf"
+	"github.com/rtmphub/rtmphub/rtmp/client"
+	"github.com/rtmphub/rtmphub/rtmp/message"
+)
+
+// slowWriter is a disk that takes delay per tag.
+type slowWriter struct {
+	delay time.Duration
+	mu    sync.Mutex
+	tags  int
+}
+
+func (w *slowWriter) WriteTag(typ message.Type, ts uint32, data []byte) error {
+	time.Sleep(w.delay)
+	w.mu.Lock()
+	w.tags++
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *slowWriter) Close() error { return nil }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// serveForTest runs srv on a loopback listener until the test ends.
+func serveForTest(t *testing.T, srv *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { srv.ServeConn(ctx, nc, ConnInfo{}) })
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		ln.Close()
+		wg.Wait()
+	})
+	return "rtmp://" + ln.Addr().String() + "/live"
+}
+
+// A disk slower than the stream: the recording stops with Record.Failed
+// when its queue overflows, and neither the publisher nor a live player
+// is held up.
+func TestRecordSlowDiskOverflowStopsRecordingOnly(t *testing.T) {
+	logs := &lockedBuffer{}
+	srv := NewServer(Config{DataDir: t.TempDir(), RecordQueueBytes: 64 << 10}, slog.New(slog.NewTextHandler(logs, nil)))
+	slow := &slowWriter{delay: 100 * time.Millisecond}
+	srv.media.openWriter = func(string, bool, bool, bool, amf.ECMAArray) (tagWriter, error) { return slow, nil }
+	url := serveForTest(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	player, err := client.Dial(ctx, url, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer player.Close()
+	pid, _ := player.CreateStream(ctx)
+	if err := player.Play(ctx, pid, "cam", -1000); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := client.Dial(ctx, url, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	id, _ := pub.CreateStream(ctx)
+	if err := pub.Publish(ctx, id, "cam", "record"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.WaitStatus(ctx, id, "NetStream.Record.Start"); err != nil {
+		t.Fatal(err)
+	}
+	frame := make([]byte, 4<<10)
+	frame[0], frame[1] = 0x17, 1
+	start := time.Now()
+	const n = 100 // 400 KB: at 100 ms a tag the disk would need 10 s
+	for i := range n {
+		if err := pub.WriteMessages([]message.Message{{Type: message.TypeVideo, StreamID: id, Timestamp: uint32(i * 40), Payload: frame}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	for got < n {
+		player.SetReadDeadline(time.Now().Add(5 * time.Second))
+		m, err := player.ReadMessage()
+		if err != nil {
+			t.Fatalf("live player got %d of %d frames: %v", got, n, err)
+		}
+		if m.Type == message.TypeVideo && len(m.Payload) == len(frame) {
+			got++
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("live player got the frames after %v: held up by the disk", d)
+	}
+	if _, err := pub.WaitStatus(ctx, id, "NetStream.Record.Failed"); err != nil {
+		t.Fatalf("publisher: %v, want NetStream.Record.Failed", err)
+	}
+	if !strings.Contains(logs.String(), "record queue overflow") {
+		t.Fatalf("no log line about the overflow:\n%s", logs.String())
+	}
+	slow.mu.Lock()
+	written := slow.tags
+	slow.mu.Unlock()
+	if written >= n {
+		t.Fatalf("all %d tags written: no overflow", written)
+	}
+}
