@@ -328,7 +328,9 @@ func runStep(ctx context.Context, cfg *benchConfig, kind string, n int) stepResu
 	if hostErr == nil && hostErr1 == nil && host1.Total > host0.Total {
 		res.HostBusyPct = 100 * float64(host1.Busy-host0.Busy) / float64(host1.Total-host0.Total)
 		res.HostCPUs = host1.CPUs
-		res.OtherCPUPct = max(0, res.HostBusyPct*float64(res.HostCPUs)-res.ServerCPUPct-res.ToolCPUPct)
+		if srv.pid != 0 {
+			res.OtherCPUPct = max(0, res.HostBusyPct*float64(res.HostCPUs)-res.ServerCPUPct-res.ToolCPUPct)
+		}
 	}
 	res.PublisherLateMs = float64(pub.maxLate.Load()) / 1e6
 	if pubErr != nil {

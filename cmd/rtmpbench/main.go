@@ -30,6 +30,8 @@ Examples (from the module root):
   go run ./cmd/rtmpbench -server nginx -players 100,500,2000 -bitrate 232k
   go run ./cmd/rtmpbench -server both -players 100,500,2000 -bitrate 232k
   go run ./cmd/rtmpbench -server addr=127.0.0.1:1935 -server-pid 1234 -players 50
+  # on a shared host: higher priority, and wait for other work to calm down
+  go run ./cmd/rtmpbench -server both -nice -10 -wait-idle 30 -wait-idle-max 2m -out bench/r.json
 
 Servers (-server):
   rtmphub   builds ./cmd/rtmphub (or runs -rtmphub-bin) with -rtmphub-args and
@@ -72,7 +74,8 @@ do not pay for a player wakeup per message. After -warmup the window of
   other%    CPU the rest of the machine used in the window (host busy −
             server − tool), % of one core; large values spoil the run
 
-The server and the tool share the host, and over loopback part of the
+Runs on one host take turns (an flock on $TMPDIR/rtmpbench.lock): two at
+once would spoil each other's numbers. The server and the tool share the host, and over loopback part of the
 receiving side's kernel work is charged to the sender: compare servers
 within one run, on an otherwise idle machine.
 
@@ -102,7 +105,7 @@ func run() error {
 		settle       = flag.Duration("settle", 2*time.Second, "publisher alone before the baseline RSS and the players")
 		rampFlag     = flag.String("ramp", "500/s", "player connect rate")
 		rtmphubBin   = flag.String("rtmphub-bin", "", "rtmphub binary (default: go build ./cmd/rtmphub)")
-		rtmphubArgs  = flag.String("rtmphub-args", "serve --rtmp-addr 127.0.0.1:0 --data-dir {datadir} --log-format json --log-level info", "rtmphub arguments, space-separated; {datadir} is a fresh directory, {addr} a free 127.0.0.1 port (then readiness is seen by connecting instead of from the log)")
+		rtmphubArgs  = flag.String("rtmphub-args", "serve --rtmp-addr 127.0.0.1:0 --http-addr= --data-dir {datadir} --log-format json --log-level info", "rtmphub arguments, space-separated; {datadir} is a fresh directory, {addr} a free 127.0.0.1 port (then readiness is seen by connecting instead of from the log)")
 		nginxBin     = flag.String("nginx-bin", "nginx", "nginx binary")
 		nginxModule  = flag.String("nginx-module", "/usr/lib/nginx/modules/ngx_rtmp_module.so", "nginx-rtmp dynamic module (load_module)")
 		setupTimeout = flag.Duration("setup-timeout", 10*time.Second, "bound on dial through first keyframe, per player and for the publisher")

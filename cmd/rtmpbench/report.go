@@ -99,7 +99,7 @@ func resultRow(r stepResult) string {
 		dash(r.TTFK.N > 0, formatMs(r.TTFK.P50)),
 		dash(r.TTFK.N > 0, formatMs(r.TTFK.P95)),
 		fmt.Sprintf("%.1f", r.ToolCPUPct),
-		dash(r.HostCPUs > 0, fmt.Sprintf("%.0f", r.OtherCPUPct)),
+		dash(r.HostCPUs > 0 && hasProc, fmt.Sprintf("%.0f", r.OtherCPUPct)),
 	}, "\t") + "\t"
 }
 
@@ -141,6 +141,9 @@ func (r *report) ratioRows(players int) []string {
 func ratio(a, b float64) string {
 	if b <= 0 || a < 0 {
 		return "-"
+	}
+	if r := a / b; r < 0.01 {
+		return "<0.01×"
 	}
 	return fmt.Sprintf("%.2f×", a/b)
 }
