@@ -70,6 +70,30 @@ func waitStatus(t *testing.T, c *client.Conn, msid uint32, code string) {
 	}
 }
 
+// countTags counts the complete media tags of a file that may be
+// being written.
+func countTags(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	r, err := flv.NewReader(f)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for {
+		tag, err := r.Next()
+		if err != nil {
+			return n
+		}
+		if tag.Type != flv.TagScript {
+			n++
+		}
+	}
+}
+
 func readTags(t *testing.T, path string) []*flv.Tag {
 	t.Helper()
 	f, err := os.Open(path)
@@ -99,7 +123,7 @@ func waitTags(t *testing.T, path string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := os.Stat(path); err == nil && len(readTags(t, path)) >= n {
+		if countTags(path) >= n {
 			return
 		}
 		if time.Now().After(deadline) {
