@@ -13,6 +13,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp/chunk"
@@ -48,6 +49,11 @@ type Conn struct {
 
 	writeTimeout time.Duration // guarded by wmu
 	deadlineAt   time.Time     // when the write deadline was last moved
+
+	// Non-blocking writes (TryWriteMessages), on sockets only.
+	rc      syscall.RawConn
+	pending []byte          // bytes a non-blocking write left unwritten, guarded by wmu
+	iov     []syscall.Iovec // scratch for writev, guarded by wmu
 }
 
 // Accept runs the server handshake on nc and returns the connection. The
@@ -78,7 +84,7 @@ func Dial(nc net.Conn, digest bool, maxMessageSize uint32) (*Conn, error) {
 }
 
 func newConn(nc net.Conn, br *bufio.Reader, maxMessageSize uint32) *Conn {
-	c := &Conn{nc: nc, r: chunk.NewReader(br, maxMessageSize), w: chunk.NewWriter(nc)}
+	c := &Conn{nc: nc, r: chunk.NewReader(br, maxMessageSize), w: chunk.NewWriter(nc), rc: rawConnOf(nc)}
 	c.peerWindow.Store(defaultPeerWindow)
 	return c
 }
@@ -119,15 +125,40 @@ func (c *Conn) ReadMessage() (*message.Message, error) {
 func (c *Conn) WriteMessages(msgs []message.Message) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.armDeadline()
+	if len(c.pending) > 0 {
+		// The tail of an earlier non-blocking write goes first.
+		n, err := c.nc.Write(c.pending)
+		c.bytesOut.Add(uint64(n))
+		if err != nil {
+			return err
+		}
+		c.pending = nil
+	}
+	if err := c.queue(msgs); err != nil {
+		return err
+	}
+	n := c.w.Buffered()
+	err := c.w.Flush()
+	if err == nil {
+		c.bytesOut.Add(uint64(n))
+	}
+	return err
+}
+
+// armDeadline keeps the write deadline writeTimeout ahead. Moving it costs
+// a timer update: it moves only when a quarter of the timeout has passed,
+// so a write always has at least three quarters of it. wmu is held.
+func (c *Conn) armDeadline() {
 	if c.writeTimeout > 0 {
-		// Moving the deadline costs a timer update: do it only when a
-		// quarter of the timeout has passed, so a write always has at
-		// least three quarters of it.
 		if now := time.Now(); now.Sub(c.deadlineAt) >= c.writeTimeout/4 {
 			c.nc.SetWriteDeadline(now.Add(c.writeTimeout))
 			c.deadlineAt = now
 		}
 	}
+}
+
+func (c *Conn) queue(msgs []message.Message) error {
 	for i := range msgs {
 		m := &msgs[i]
 		if err := c.w.Queue(m); err != nil {
@@ -139,12 +170,52 @@ func (c *Conn) WriteMessages(msgs []message.Message) error {
 			}
 		}
 	}
-	n := c.w.Buffered()
-	err := c.w.Flush()
-	if err == nil {
-		c.bytesOut.Add(uint64(n))
+	return nil
+}
+
+// TryWriteMessages writes msgs without ever waiting: on a socket it queues
+// them and makes one non-blocking writev. It reports whether it took msgs
+// (false when another write is under way or the connection is not a
+// socket: nothing was written, the caller writes them with WriteMessages)
+// and whether bytes remain unwritten (the socket was full), which the
+// caller must then flush with WriteMessages(nil) from a goroutine that may
+// block. This lets a publisher's goroutine write to thousands of players
+// without a goroutine switch per write.
+func (c *Conn) TryWriteMessages(msgs []message.Message) (taken, more bool, err error) {
+	if c.rc == nil || !c.wmu.TryLock() {
+		return false, false, nil
 	}
-	return err
+	defer c.wmu.Unlock()
+	if len(c.pending) > 0 {
+		return false, false, nil
+	}
+	c.armDeadline() // an expired deadline would fail even this write
+	if err := c.queue(msgs); err != nil {
+		return true, false, err
+	}
+	bufs := c.w.Pending()
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	n, iov, err := writevNow(c.rc, bufs, c.iov)
+	c.iov = iov
+	c.bytesOut.Add(uint64(n))
+	if err == nil && n < total {
+		// Keep the unwritten tail: the writer's scratch is reused and
+		// payloads may be released, so it is copied.
+		c.pending = make([]byte, 0, total-n)
+		for _, b := range bufs {
+			if n >= len(b) {
+				n -= len(b)
+				continue
+			}
+			c.pending = append(c.pending, b[n:]...)
+			n = 0
+		}
+	}
+	c.w.Discard()
+	return true, len(c.pending) > 0, err
 }
 
 // BytesRead is the number of bytes received, handshake included.

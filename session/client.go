@@ -222,51 +222,125 @@ func (c *Client) signal() {
 	if !c.writing && !c.ended && len(c.out) > 0 {
 		c.writing = true
 		c.writers.Add(1)
-		go c.drain()
+		go c.drain(nil, false)
 	}
 	c.outMu.Unlock()
+}
+
+// inlineWriter is a transport that can write without ever blocking (see
+// rtmp.Conn.TryWriteMessages).
+type inlineWriter interface {
+	TryWriteMessages(msgs []message.Message) (taken, more bool, err error)
+}
+
+// writeNow writes the queue on the caller's goroutine when the transport
+// can do so without blocking, and hands over to a drain goroutine when it
+// cannot (a full socket, another write under way). A publisher's goroutine
+// uses it to reach its players without a goroutine switch per write.
+func (c *Client) writeNow() {
+	tw, ok := c.t.(inlineWriter)
+	if !ok {
+		c.signal()
+		return
+	}
+	c.outMu.Lock()
+	if c.writing || c.ended || len(c.out) == 0 {
+		c.outMu.Unlock()
+		return // the running drain takes it
+	}
+	batch := c.takeLocked()
+	c.writing = true
+	c.outMu.Unlock()
+
+	taken, more, err := tw.TryWriteMessages(batch)
+	switch {
+	case err != nil:
+		c.writeFailed(err)
+		c.outMu.Lock()
+		c.writing = false
+		c.outMu.Unlock()
+		return
+	case !taken:
+		c.writers.Add(1)
+		go c.drain(batch, false)
+		return
+	}
+	c.recycle(batch)
+	if more {
+		c.writers.Add(1)
+		go c.drain(nil, true)
+		return
+	}
+	c.outMu.Lock()
+	if len(c.out) > 0 && !c.ended { // queued meanwhile by another goroutine
+		c.writers.Add(1)
+		go c.drain(nil, false)
+	} else {
+		c.writing = false
+	}
+	c.outMu.Unlock()
+}
+
+// takeLocked takes the queued messages for writing.
+func (c *Client) takeLocked() []message.Message {
+	batch := c.out
+	c.out, c.spare, c.outBytes = c.spare, nil, 0
+	c.wakeRoomLocked()
+	return batch
+}
+
+// recycle keeps a written batch's memory for the next one, unless a burst
+// made it large.
+func (c *Client) recycle(batch []message.Message) {
+	clear(batch) // drop payload references
+	if cap(batch) <= maxKeptBatch {
+		c.outMu.Lock()
+		c.spare = batch[:0]
+		c.outMu.Unlock()
+	}
+}
+
+// writeFailed ends the client after a failed write.
+func (c *Client) writeFailed(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.srv.stats.SlowDisconnects.Add(1)
+		c.close(fmt.Errorf("write stalled for %v: client too slow", c.srv.cfg.StallTimeout))
+	} else {
+		c.close(fmt.Errorf("write: %w", err))
+	}
 }
 
 // drain writes the outbound queue until it is empty: everything queued
 // since the last write goes out in one batch. It runs only while there is
 // something to write, so an idle client holds no writer goroutine (and no
-// stack). A batch that cannot be written within the stall timeout ends the
-// client.
-func (c *Client) drain() {
+// stack). first is a batch already taken from the queue; flush asks it to
+// finish the transport's unwritten bytes first. A batch that cannot be
+// written within the stall timeout ends the client.
+func (c *Client) drain(first []message.Message, flush bool) {
 	defer c.writers.Done()
-	var batch []message.Message
+	batch := first
 	for {
-		c.outMu.Lock()
-		if len(c.out) == 0 || c.ended {
-			c.writing = false
-			closeAfter := c.closeAfter && !c.ended
-			c.outMu.Unlock()
-			if closeAfter {
-				c.close(errors.New("connection rejected"))
-			}
-			return
-		}
-		batch, c.out = c.out, c.spare
-		c.spare, c.outBytes = nil, 0
-		c.wakeRoomLocked()
-		c.outMu.Unlock()
-
-		err := c.t.WriteMessages(batch)
-		clear(batch) // drop payload references
-		if cap(batch) <= maxKeptBatch {
+		if batch == nil && !flush {
 			c.outMu.Lock()
-			c.spare = batch[:0]
+			if len(c.out) == 0 || c.ended {
+				c.writing = false
+				closeAfter := c.closeAfter && !c.ended
+				c.outMu.Unlock()
+				if closeAfter {
+					c.close(errors.New("connection rejected"))
+				}
+				return
+			}
+			batch = c.takeLocked()
 			c.outMu.Unlock()
 		}
+		flush = false
+		err := c.t.WriteMessages(batch)
+		c.recycle(batch)
 		batch = nil
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				c.srv.stats.SlowDisconnects.Add(1)
-				c.close(fmt.Errorf("write stalled for %v: client too slow", c.srv.cfg.StallTimeout))
-			} else {
-				c.close(fmt.Errorf("write: %w", err))
-			}
+			c.writeFailed(err)
 			c.outMu.Lock()
 			c.writing = false
 			c.outMu.Unlock()

@@ -96,11 +96,12 @@ func (pl *player) deliver(pkt *Packet, flags int) {
 	pl.skipping, pl.lastTs, pl.pending = false, pkt.Timestamp, true
 }
 
-// flush wakes the player's writer if media is waiting.
+// flush writes the player's queued media, on the caller's goroutine when
+// that cannot block (see Client.writeNow).
 func (pl *player) flush() {
 	if pl.pending {
 		pl.pending = false
-		pl.client.signal()
+		pl.client.writeNow()
 	}
 }
 

@@ -49,6 +49,7 @@ type Stream struct {
 	// next video frame so that both leave in one write per player.
 	flushTimer *time.Timer
 	flushArmed bool
+	flushList  []*Client // reused by flushLocked and write
 }
 
 func newStream(in *Instance, name string) *Stream {
@@ -224,8 +225,8 @@ func (st *Stream) writeData(p *publication, m *message.Message) error {
 func (st *Stream) writePacket(p *publication, ts uint32, pkt *Packet, seqKey string) error {
 	cfg := &st.in.srv.cfg
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	if st.pub != p {
+		st.mu.Unlock()
 		return nil // taken over
 	}
 	if p.rebase {
@@ -271,13 +272,17 @@ func (st *Stream) writePacket(p *publication, ts uint32, pkt *Packet, seqKey str
 	for _, pl := range st.players {
 		pl.deliver(pkt, 0)
 	}
-	st.flushLocked(pkt.Video || pkt.Seq || cfg.WriteMerge <= 0)
+	clients := st.flushLocked(pkt.Video || pkt.Seq || cfg.WriteMerge <= 0)
+	st.mu.Unlock()
+	st.write(clients)
 	return nil
 }
 
-// flushLocked wakes the writers of players with queued media now, or, for
-// messages that may wait (audio, data), within the merge window.
-func (st *Stream) flushLocked(now bool) {
+// flushLocked returns the clients whose players have media queued, to be
+// written now by write (after the stream is unlocked, so that the writes
+// never hold up joins), or, for messages that may wait (audio, data),
+// arms the merge timer and returns nil.
+func (st *Stream) flushLocked(now bool) []*Client {
 	if !now {
 		if !st.flushArmed {
 			st.flushArmed = true
@@ -287,23 +292,48 @@ func (st *Stream) flushLocked(now bool) {
 				st.flushTimer.Reset(st.in.srv.cfg.WriteMerge)
 			}
 		}
-		return
+		return nil
 	}
+	clients := st.flushList[:0]
+	st.flushList = nil
 	for _, pl := range st.players {
-		pl.flush()
+		if pl.pending {
+			pl.pending = false
+			clients = append(clients, pl.client)
+		}
 	}
 	if st.flushArmed {
 		st.flushArmed = false
 		st.flushTimer.Stop()
 	}
+	return clients
+}
+
+// write writes the queued media of clients, on the caller's goroutine
+// where that cannot block, and gives the list back for reuse.
+func (st *Stream) write(clients []*Client) {
+	if clients == nil {
+		return
+	}
+	for _, c := range clients {
+		c.writeNow()
+	}
+	clear(clients)
+	st.mu.Lock()
+	if st.flushList == nil {
+		st.flushList = clients[:0]
+	}
+	st.mu.Unlock()
 }
 
 func (st *Stream) flushDeferred() {
 	st.mu.Lock()
-	defer st.mu.Unlock()
+	var clients []*Client
 	if st.flushArmed {
-		st.flushLocked(true)
+		clients = st.flushLocked(true)
 	}
+	st.mu.Unlock()
+	st.write(clients)
 }
 
 // addPlayer attaches a player on stream msid of c. A player joining a

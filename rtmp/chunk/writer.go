@@ -237,10 +237,22 @@ func (w *Writer) closeRun() {
 // 32 pieces) by a burst are released. After an error the peer's view of
 // the chunk streams is unknown and the connection must be closed.
 func (w *Writer) Flush() error {
-	w.closeRun()
-	if len(w.segs) == 0 {
+	bufs := w.Pending()
+	if len(bufs) == 0 {
 		return nil
 	}
+	w.out = bufs
+	_, err := w.out.WriteTo(w.w)
+	w.Discard()
+	return err
+}
+
+// Pending returns the queued output as buffers, in order, for a caller
+// that writes them itself (a non-blocking write, say). The buffers stay
+// valid until Discard, which the caller must call next; pieces of payload
+// are the queued messages' own bytes.
+func (w *Writer) Pending() net.Buffers {
+	w.closeRun()
 	iov := w.iov[:0]
 	for _, sg := range w.segs {
 		if sg.ext != nil {
@@ -250,14 +262,16 @@ func (w *Writer) Flush() error {
 		}
 	}
 	w.iov = iov
-	w.out = iov
-	_, err := w.out.WriteTo(w.w)
+	return iov
+}
 
-	// Drop references to payloads so that they can be collected.
-	clear(iov)
+// Discard empties the queue after Pending (or Flush), dropping references
+// to payloads and releasing buffers a burst grew.
+func (w *Writer) Discard() {
+	clear(w.iov)
 	clear(w.segs)
 	w.out = nil
-	w.iov = iov[:0]
+	w.iov = w.iov[:0]
 	w.segs = w.segs[:0]
 	w.scratch = w.scratch[:0]
 	w.mark = 0
@@ -271,7 +285,6 @@ func (w *Writer) Flush() error {
 	if cap(w.iov) > maxKeptSegments {
 		w.iov = nil
 	}
-	return err
 }
 
 // WriteMessage queues m and flushes.
