@@ -8,10 +8,17 @@
 // here, once, for every transport.
 //
 // Concurrency: each client has one reader goroutine, which runs its
-// commands in order, and one writer goroutine, which drains the client's
-// bounded outbound queue in batches (one vectored write per batch). A
-// publisher hands each media message to its players' queues without ever
-// blocking: a player whose queue is full skips to the next keyframe, and one
-// whose writes stall past the configured limit is disconnected. Locks are
-// taken in the order instance, stream, client queue.
+// commands in order, and a bounded outbound queue. A publisher hands each
+// media message to its players' queues without ever blocking, then writes
+// each player's queue with one non-blocking vectored write from its own
+// goroutine, after releasing the stream's lock; only when a socket is full
+// (or the transport cannot write without blocking, as RTMPT) does a drain
+// goroutine take over for that client, and it exits once the queue is
+// empty, so an idle client holds no writer goroutine. A player whose queue
+// is full (in messages or bytes) skips to the next keyframe, and one whose
+// writes stall past the configured limit is disconnected. Audio waits for
+// the next video frame (at most the merge window) so both leave in one
+// write. VOD players have a pacing goroutine each; a recording writes its
+// file on its own goroutine behind a bounded queue. Locks are taken in the
+// order instance, stream, client queue.
 package session
