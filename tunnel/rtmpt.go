@@ -1,11 +1,13 @@
 package tunnel
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"net"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 )
@@ -22,6 +24,9 @@ import (
 const (
 	contentTypeFCS = "application/x-fcs"
 	sidLen         = 16
+	// MaxSessionIDPrefix is the longest Config.SessionIDPrefix: the
+	// other characters of an id (at least 8, 47 bits) stay random.
+	MaxSessionIDPrefix = 8
 )
 
 var (
@@ -33,15 +38,16 @@ var (
 func (s *Server) serveRTMPT(ctx *fasthttp.RequestCtx) {
 	s.stats.requests.Add(1)
 	h := &ctx.Response.Header
-	h.SetContentType(contentTypeFCS)
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "Keep-Alive")
+	h.SetContentTypeBytes(hdrFCS)
+	h.SetCanonical(hdrCacheControl, hdrNoCache)
+	h.SetCanonical(hdrConnection, hdrKeepAlive)
 	if !ctx.IsPost() {
 		h.Set("Allow", "POST")
 		s.refuse(ctx, fasthttp.StatusMethodNotAllowed)
 		return
 	}
-	req, err := parseRTMPTPath(string(ctx.Path()))
+	// req.sid aliases the request's buffer: it is only looked up, never kept.
+	req, err := parseRTMPTPath(b2s(ctx.Path()))
 	if err != nil {
 		s.refuse(ctx, fasthttp.StatusBadRequest)
 		return
@@ -76,7 +82,15 @@ func (s *Server) serveRTMPT(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-var closeReply = []byte{0}
+var (
+	closeReply = []byte{0}
+
+	hdrFCS          = []byte(contentTypeFCS)
+	hdrCacheControl = []byte("Cache-Control")
+	hdrNoCache      = []byte("no-cache")
+	hdrConnection   = []byte("Connection")
+	hdrKeepAlive    = []byte("Keep-Alive")
+)
 
 func (s *Server) refuse(ctx *fasthttp.RequestCtx, status int) {
 	s.stats.refused.Add(1)
@@ -122,9 +136,9 @@ func (s *Server) open(ctx *fasthttp.RequestCtx) {
 		s.log.Debug("rtmpt session refused: too many sessions from one address", "ip", ipKey, "limit", s.cfg.MaxSessionsPerIP)
 		return
 	}
-	id := newSessionID()
+	id := newSessionID(s.cfg.SessionIDPrefix)
 	for s.sessions[id] != nil {
-		id = newSessionID()
+		id = newSessionID(s.cfg.SessionIDPrefix)
 	}
 	info.TunnelID = id
 	ss := newRTMPTSession(s, id, ipKey, info, ctx.LocalAddr(), remote)
@@ -169,7 +183,7 @@ func (s *Server) removeSession(ss *rtmptSession) {
 
 // janitor closes sessions that received no request for the session
 // timeout, checking a few times per timeout.
-func (s *Server) janitor(ctx interface{ Done() <-chan struct{} }) {
+func (s *Server) janitor(ctx context.Context) {
 	period := min(max(s.cfg.SessionTimeout/4, 10*time.Millisecond), time.Second)
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -200,13 +214,14 @@ func (s *Server) janitor(ctx interface{ Done() <-chan struct{} }) {
 	}
 }
 
-// newSessionID returns sidLen characters [A-Za-z0-9] from crypto/rand:
-// the id is the only credential of a tunneled session.
-func newSessionID() string {
+// newSessionID returns sidLen characters [A-Za-z0-9]: prefix, then
+// characters from crypto/rand. The id is the only credential of a
+// tunneled session.
+func newSessionID(prefix string) string {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 	var out [sidLen]byte
+	n := copy(out[:], prefix)
 	var buf [2 * sidLen]byte
-	n := 0
 	for n < sidLen {
 		rand.Read(buf[:]) // never fails (crypto/rand panics rather)
 		for _, b := range buf {
@@ -220,6 +235,11 @@ func newSessionID() string {
 		}
 	}
 	return string(out[:])
+}
+
+// ValidSessionIDPrefix reports whether p can prefix session ids.
+func ValidSessionIDPrefix(p string) bool {
+	return p == "" || len(p) <= MaxSessionIDPrefix && validSID(p)
 }
 
 func headerValues(h *fasthttp.RequestHeader, key string) []string {
@@ -244,6 +264,9 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
 }
+
+// b2s views b as a string for the duration of a call that does not keep it.
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // httpErrorHandler answers requests fasthttp could not read: never with a
 // 5xx status.

@@ -22,8 +22,12 @@ const (
 	// refused (409) and the client may retry it.
 	gapWait = 2 * time.Second
 	// replyCache is how many recent replies are kept for clients that
-	// retry a request with the same sequence number.
-	replyCache = 8
+	// retry a request with the same sequence number; minCacheBytes is the
+	// least memory they may take (see bytesCachedTrimLocked). A retry
+	// that comes too late for its reply gets 410: the session cannot go
+	// on without the bytes that reply carried.
+	replyCache    = 8
+	minCacheBytes = 512 << 10
 	// inboundWait bounds how long a /send waits for the session core to
 	// read what earlier requests brought before it is refused (429).
 	inboundWait = 10 * time.Second
@@ -63,11 +67,15 @@ type rtmptSession struct {
 
 	// Core to client: bytes written and not yet handed to a reply.
 	out      []byte
-	outSig   signal // bytes arrived, a later request arrived, or the session ended
-	spaceSig signal // out was drained
+	outLen   atomic.Int64 // len(out), readable without the lock
+	outSig   signal       // bytes arrived, a later request arrived, or the session ended
+	spaceSig signal       // out was drained
 
 	// Sequencing.
 	started bool
+	origin  uint64 // sequence number of the first request seen
+	placed  bool   // a /send body from origin on is in the stream
+	early   uint64 // requests before origin still placeable have this number or more
 	next    uint64 // sequence number the session answers next
 	maxSeen uint64 // highest sequence number received
 	applied bool   // the body of request next is in `in` already
@@ -81,12 +89,16 @@ type rtmptSession struct {
 
 	rd, wd *deadline
 
+	holdTimer *time.Timer // reused by held polls, one at a time
+	holding   bool        // holdTimer is in use
+
 	bytesIn, bytesOut uint64
 }
 
 func newRTMPTSession(srv *Server, id, ip string, info Info, local, remote net.Addr) *rtmptSession {
 	ss := &rtmptSession{srv: srv, id: id, ip: ip, info: info, local: local, remote: remote,
-		rd: newDeadline(), wd: newDeadline()}
+		rd: newDeadline(), wd: newDeadline(), holdTimer: time.NewTimer(time.Hour)}
+	ss.holdTimer.Stop()
 	ss.lastReq.Store(time.Now().UnixNano())
 	return ss
 }
@@ -153,6 +165,7 @@ func (ss *rtmptSession) Write(p []byte) (int, error) {
 		if room := limit - len(ss.out); room > 0 {
 			k := min(room, len(p))
 			ss.out = append(ss.out, p[:k]...)
+			ss.outLen.Store(int64(len(ss.out)))
 			p, n = p[k:], n+k
 			ss.outSig.fire()
 			continue
@@ -257,7 +270,7 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, cmd rtmptCmd, seq uint64,
 	if !ss.started {
 		// Clients start anywhere (0 after open for FFmpeg and librtmp, 1
 		// for others): the first request sets the origin.
-		ss.started, ss.next, ss.maxSeen = true, seq, seq
+		ss.started, ss.origin, ss.next, ss.maxSeen = true, seq, seq, seq
 	}
 	if seq > ss.maxSeen {
 		ss.maxSeen = seq
@@ -275,12 +288,31 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, cmd rtmptCmd, seq uint64,
 		if r := ss.cachedLocked(seq); r != nil {
 			return r, 200
 		}
-		if cmd == cmdIdle {
-			// An idle from before the origin, or one whose reply is no
-			// longer cached: it takes nothing, so an empty answer is safe.
+		if seq < ss.origin && seq >= ss.early && !ss.placed {
+			// Sent before the first request this session saw, and
+			// overtaken by it on another connection (a client that
+			// opens with a send and a poll at once). No body has been
+			// placed after it yet, so its body still goes first; its
+			// reply takes no bytes, so replies stay in order too. Such
+			// requests are placed in increasing order, each once.
+			ss.early = seq + 1
+			if cmd == cmdSend && len(body) > 0 && ss.openLocked() {
+				ss.appendInLocked(body)
+			}
+			reply := []byte{ss.intervalLocked(false)}
+			ss.cacheLocked(seq, reply)
+			return reply, 200
+		}
+		if seq < ss.origin && cmd == cmdIdle {
+			// An idle from before the origin that was never answered:
+			// it takes nothing, so an empty answer is safe.
 			return []byte{ss.intervalLocked(false)}, 200
 		}
-		return nil, 409 // a /send that cannot be placed in the stream
+		// A /send that can no longer be placed in the stream, or a retry
+		// whose reply is no longer cached: the bytes it carried are lost
+		// to the client, which must hear so rather than go on without
+		// them.
+		return nil, 410
 	}
 
 	// seq == ss.next: this request (or a concurrent retry of it) is the
@@ -293,13 +325,8 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, cmd rtmptCmd, seq uint64,
 			return ss.cachedOrConflictLocked(seq)
 		}
 		if !ss.applied && ss.openLocked() {
-			if ss.inOff > 0 && ss.inOff >= len(ss.in)/2 {
-				k := copy(ss.in, ss.in[ss.inOff:])
-				ss.in, ss.inOff = ss.in[:k], 0
-			}
-			ss.in = append(ss.in, body...)
-			ss.bytesIn += uint64(len(body))
-			ss.inSig.fire()
+			ss.appendInLocked(body)
+			ss.placed = true
 		}
 	}
 	ss.applied = true
@@ -322,8 +349,8 @@ func (ss *rtmptSession) waitTurnLocked(done <-chan struct{}, seq uint64) int {
 	t := time.NewTimer(gapWait)
 	defer t.Stop()
 	for seq > ss.next {
-		if !ss.openLocked() && ss.remoteErr != nil {
-			return 404
+		if ss.remoteErr != nil {
+			return 404 // the client closed it meanwhile
 		}
 		ch := ss.seqSig.wait()
 		ss.mu.Unlock()
@@ -369,39 +396,41 @@ func (ss *rtmptSession) waitInboundRoomLocked(done <-chan struct{}, seq uint64) 
 }
 
 // holdLocked waits up to d for bytes to send, a later request or the end
-// of the session. Woken by a write, it yields a few times so that the
-// rest of a message being written in several pieces joins the reply.
+// of the session. Woken by a write, it lets the writer finish: the core
+// writes a message in several pieces (chunk headers and payload), and the
+// reply should carry them all.
 func (ss *rtmptSession) holdLocked(done <-chan struct{}, seq uint64, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
+	t := ss.holdTimer
+	if t == nil || ss.holding {
+		t = time.NewTimer(d) // a second request held at once (a retry): its own timer
+		defer t.Stop()
+	} else {
+		ss.holding = true
+		t.Reset(d)
+		defer func() { t.Stop(); ss.holding = false }()
+	}
 	for {
 		ch := ss.outSig.wait()
 		ss.mu.Unlock()
 		timedOut := false
 		select {
 		case <-ch:
+			// Yield while the writer is still adding pieces, watching the
+			// length without taking the lock it needs.
+			for range 4 {
+				n := ss.outLen.Load()
+				runtime.Gosched()
+				if ss.outLen.Load() == n {
+					break
+				}
+			}
 		case <-t.C:
 			timedOut = true
 		case <-done:
 			timedOut = true
 		}
 		ss.mu.Lock()
-		if seq < ss.next {
-			return
-		}
-		if len(ss.out) > 0 {
-			for range 4 {
-				n := len(ss.out)
-				ss.mu.Unlock()
-				runtime.Gosched()
-				ss.mu.Lock()
-				if len(ss.out) == n || seq < ss.next {
-					break
-				}
-			}
-			return
-		}
-		if timedOut || ss.maxSeen > seq || !ss.openLocked() {
+		if seq < ss.next || len(ss.out) > 0 || timedOut || ss.maxSeen > seq || !ss.openLocked() {
 			return
 		}
 	}
@@ -415,6 +444,7 @@ func (ss *rtmptSession) answerLocked(seq uint64) []byte {
 	copy(reply[1:], ss.out)
 	ss.bytesOut += uint64(len(ss.out))
 	ss.out = ss.out[:0]
+	ss.outLen.Store(0)
 	if cap(ss.out) > keepBuffer {
 		ss.out = nil
 	}
@@ -424,9 +454,7 @@ func (ss *rtmptSession) answerLocked(seq uint64) []byte {
 	if last {
 		reply[0] = 0 // the server is closing the session
 	}
-	ss.cache[ss.cacheN%replyCache] = cachedReply{seq: seq, data: reply}
-	ss.cacheN++
-	ss.bytesCachedTrimLocked()
+	ss.cacheLocked(seq, reply)
 	ss.next = seq + 1
 	ss.applied = false
 	ss.seqSig.fire()
@@ -436,14 +464,34 @@ func (ss *rtmptSession) answerLocked(seq uint64) []byte {
 	return reply
 }
 
-// bytesCachedTrimLocked bounds the memory of the retry cache to twice
-// MaxPending: older replies are dropped first, the newest is always kept.
+// appendInLocked adds a /send body to the bytes the core reads.
+func (ss *rtmptSession) appendInLocked(body []byte) {
+	if ss.inOff > 0 && ss.inOff >= len(ss.in)/2 {
+		k := copy(ss.in, ss.in[ss.inOff:])
+		ss.in, ss.inOff = ss.in[:k], 0
+	}
+	ss.in = append(ss.in, body...)
+	ss.bytesIn += uint64(len(body))
+	ss.inSig.fire()
+}
+
+// cacheLocked keeps reply for a retry of request seq.
+func (ss *rtmptSession) cacheLocked(seq uint64, reply []byte) {
+	ss.cache[ss.cacheN%replyCache] = cachedReply{seq: seq, data: reply}
+	ss.cacheN++
+	ss.bytesCachedTrimLocked()
+}
+
+// bytesCachedTrimLocked bounds the memory of the retry cache to
+// max(2 × MaxPending, minCacheBytes): older replies are dropped first,
+// the newest is always kept.
 func (ss *rtmptSession) bytesCachedTrimLocked() {
+	limit := max(2*ss.srv.cfg.MaxPending, minCacheBytes)
 	total := 0
 	for i := 0; i < replyCache && i < ss.cacheN; i++ {
 		idx := (ss.cacheN - 1 - i) % replyCache
 		total += len(ss.cache[idx].data)
-		if i > 0 && total > 2*ss.srv.cfg.MaxPending {
+		if i > 0 && total > limit {
 			ss.cache[idx] = cachedReply{}
 		}
 	}
@@ -462,7 +510,7 @@ func (ss *rtmptSession) cachedOrConflictLocked(seq uint64) ([]byte, int) {
 	if r := ss.cachedLocked(seq); r != nil {
 		return r, 200
 	}
-	return nil, 409
+	return nil, 410
 }
 
 // intervalLocked is the polling interval hint of a reply: 1 while data

@@ -56,6 +56,12 @@ type Config struct {
 	// refused with 429 (default 2 × MaxSessions + 256).
 	MaxHTTPConns int
 
+	// SessionIDPrefix starts every RTMPT session id this server hands
+	// out (at most 8 characters [A-Za-z0-9]; the rest of the 16 are
+	// random). Several servers behind one reverse proxy each get their
+	// own prefix, and the proxy routes /idle, /send and /close on it.
+	SessionIDPrefix string
+
 	// SniffTimeout bounds the wait for a connection's first byte and its
 	// TLS handshake. Default 10s.
 	SniffTimeout time.Duration
@@ -99,6 +105,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxHTTPConns <= 0 {
 		c.MaxHTTPConns = 2*c.MaxSessions + 256
 	}
+	if !ValidSessionIDPrefix(c.SessionIDPrefix) {
+		c.SessionIDPrefix = "" // NewServer's callers validate; never hand out bad ids
+	}
 	if c.SniffTimeout <= 0 {
 		c.SniffTimeout = 10 * time.Second
 	}
@@ -133,6 +142,7 @@ type Server struct {
 
 	httpConns atomic.Int64
 	stats     counters
+	tlsFailed rateLog // failed TLS handshakes, logged at most once a second
 }
 
 type counters struct {
@@ -161,6 +171,7 @@ func NewServer(cfg Config, h ConnHandler) *Server {
 		perIP:    make(map[string]int),
 		conns:    make(map[*httpConn]struct{}),
 	}
+	s.tlsFailed.log = cfg.Logger
 	s.http = &fasthttp.Server{
 		Handler:                      s.serveRTMPT,
 		ErrorHandler:                 httpErrorHandler,
@@ -174,7 +185,7 @@ func NewServer(cfg Config, h ConnHandler) *Server {
 		IdleTimeout:                  cfg.SessionTimeout + 5*time.Second,
 		Concurrency:                  cfg.MaxHTTPConns + 64,
 		CloseOnShutdown:              true,
-		Logger:                       fasthttpLogger{cfg.Logger},
+		Logger:                       fasthttpLogger{&rateLog{log: cfg.Logger}},
 	}
 	return s
 }
@@ -289,7 +300,9 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 		err := tc.HandshakeContext(hctx)
 		hcancel()
 		if err != nil {
-			s.log.Debug("tls handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			s.tlsFailed.debug(func() (string, []any) {
+				return "tls handshake failed", []any{"remote", nc.RemoteAddr().String(), "err", err.Error()}
+			})
 			tc.Close()
 			return
 		}
@@ -348,20 +361,87 @@ func (s *Server) closeHTTPConns() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.Close()
+		// Only the socket: the goroutine serving c owns its buffers, and
+		// closes c (leaving the count) once its reads and writes fail.
+		c.Conn.Close()
 	}
 }
 
 // httpConn is an HTTP connection being served; it remembers whether it
 // came through TLS and leaves the server's count when closed.
+//
+// It also gathers what the HTTP server writes until the server next reads
+// (or closes): fasthttp writes a reply through a 4 KiB buffer, which cuts
+// a reply carrying a video frame into several write system calls, and an
+// RTMPT server sends one reply per frame to every player. The server
+// always reads the next request after writing a reply, so nothing waits
+// on the gathered bytes.
 type httpConn struct {
 	net.Conn
 	secure bool
 	srv    *Server
 	once   sync.Once
+
+	mu      sync.Mutex // the server closes idle connections from another goroutine
+	pending *[]byte    // gathered writes, from writeBufs
+	werr    error      // the error of a gathered write, reported by the next call
+}
+
+// maxGather bounds the bytes gathered before they are written out.
+const maxGather = 256 << 10
+
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func (c *httpConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if c.pending == nil {
+		c.pending = writeBufs.Get().(*[]byte)
+	}
+	*c.pending = append(*c.pending, p...)
+	if len(*c.pending) >= maxGather {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// flush writes the gathered bytes out; call with c.mu held.
+func (c *httpConn) flush() error {
+	if c.pending == nil {
+		return c.werr
+	}
+	b := c.pending
+	c.pending = nil
+	_, err := c.Conn.Write(*b)
+	if cap(*b) <= 1<<20 {
+		*b = (*b)[:0]
+		writeBufs.Put(b)
+	}
+	if err != nil && c.werr == nil {
+		c.werr = err
+	}
+	return c.werr
+}
+
+func (c *httpConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	err := c.flush()
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
 }
 
 func (c *httpConn) Close() error {
+	c.mu.Lock()
+	c.flush()
+	c.mu.Unlock()
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.srv.httpConns.Add(-1)
@@ -414,9 +494,40 @@ type queueAddr struct{}
 func (queueAddr) Network() string { return "sniffed" }
 func (queueAddr) String() string  { return "sniffed" }
 
-// fasthttpLogger routes fasthttp's own messages to the debug log.
-type fasthttpLogger struct{ log *slog.Logger }
+// fasthttpLogger routes fasthttp's own messages to the debug log, at
+// most one a second.
+type fasthttpLogger struct{ lim *rateLog }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Debug("http: " + fmt.Sprintf(format, args...))
+	l.lim.debug(func() (string, []any) { return "http: " + fmt.Sprintf(format, args...), nil })
+}
+
+// rateLog writes at most one debug line a second for a kind of event that
+// a misbehaving peer could repeat at will, counting the ones it skipped.
+type rateLog struct {
+	log     *slog.Logger
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+func (r *rateLog) debug(line func() (string, []any)) {
+	if !r.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	r.mu.Lock()
+	now := time.Now()
+	if now.Sub(r.last) < time.Second {
+		r.skipped++
+		r.mu.Unlock()
+		return
+	}
+	skipped := r.skipped
+	r.last, r.skipped = now, 0
+	r.mu.Unlock()
+	msg, attrs := line()
+	if skipped > 0 {
+		attrs = append(attrs, "similar_skipped", skipped)
+	}
+	r.log.Debug(msg, attrs...)
 }
