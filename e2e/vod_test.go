@@ -76,7 +76,12 @@ func sameFrames(t *testing.T, who string, ref, got *frameLog) {
 	t.Logf("%s: %d video frames identical to the file's, %.3fs of audio (file %.3fs)", who, len(got.Video), got.AudioSeconds, ref.AudioSeconds)
 }
 
-func TestVODFFmpegAndRtmpdumpPlay(t *testing.T) {
+func TestVODFFmpegAndRtmpdumpPlay(t *testing.T) { testVODPlay(t, false) }
+
+// The same over RTMPT on the HTTP port.
+func TestVODFFmpegAndRtmpdumpPlayRTMPT(t *testing.T) { testVODPlay(t, true) }
+
+func testVODPlay(t *testing.T, rtmpt bool) {
 	e2e(t)
 	needFFmpeg(t)
 	needTool(t, "rtmpdump")
@@ -84,13 +89,17 @@ func TestVODFFmpegAndRtmpdumpPlay(t *testing.T) {
 	file := vodFixture(t, srv, "movie", 8)
 	ref := decodeToMD5(t, file)
 	dir := t.TempDir()
+	url := srv.URL("movie")
+	if rtmpt {
+		url = "rtmpt://" + srv.RTMPTAddr(t) + "/live/movie"
+	}
 
 	// ffmpeg plays in real time (3 s buffer), rtmpdump downloads (its
 	// buffer is 10 hours: as fast as it reads).
 	ffOut := filepath.Join(dir, "ffmpeg.md5")
-	ff := startFFmpegPlayer(t, "ffmpeg", srv.URL("movie"), ffOut, nil)
+	ff := startFFmpegPlayer(t, "ffmpeg", url, ffOut, nil)
 	rdOut := filepath.Join(dir, "rtmpdump.flv")
-	rd := newPlayer(t, "rtmpdump", nil, "Starting download", "rtmpdump", "-r", srv.URL("movie"), "-o", rdOut)
+	rd := newPlayer(t, "rtmpdump", nil, "Starting download", "rtmpdump", "-r", url, "-o", rdOut)
 	for _, p := range []*player{ff, rd} {
 		if !p.wait(40 * time.Second) {
 			t.Fatalf("%s did not end by itself (no Play.Complete / Play.Stop?)", p.Who)
