@@ -64,7 +64,7 @@ func (s *Server) serveRTMPT(ctx *fasthttp.RequestCtx) {
 			s.refuse(ctx, fasthttp.StatusNotFound)
 			return
 		}
-		reply, status := ss.exchange(ctx.Done(), req.cmd, req.seq, ctx.PostBody())
+		reply, status := ss.exchange(ctx.Done(), ctx.Conn(), req.cmd, req.seq, ctx.PostBody())
 		if status != fasthttp.StatusOK {
 			s.refuse(ctx, status)
 			return

@@ -41,6 +41,7 @@ var errSessionEnded = errors.New("rtmpt: session ended by the client")
 type cachedReply struct {
 	seq  uint64
 	data []byte // interval byte + RTMP bytes; never modified once cached
+	via  any    // the HTTP connection it was last sent on (nil: unknown)
 }
 
 // rtmptSession is one RTMPT session: the net.Conn the session core reads
@@ -65,9 +66,11 @@ type rtmptSession struct {
 	inSig      signal // bytes arrived or the session ended
 	inSpaceSig signal // the core read some
 
-	// Core to client: bytes written and not yet handed to a reply.
+	// Core to client: bytes written and not yet handed to a reply, after
+	// a byte kept for the reply's interval (out is nil when empty): the
+	// buffer becomes the reply as it is.
 	out      []byte
-	outLen   atomic.Int64 // len(out), readable without the lock
+	outLen   atomic.Int64 // pending bytes (len(out)-1), readable without the lock
 	outSig   signal       // bytes arrived, a later request arrived, or the session ended
 	spaceSig signal       // out was drained
 
@@ -162,10 +165,13 @@ func (ss *rtmptSession) Write(p []byte) (int, error) {
 		case len(p) == 0:
 			return n, nil
 		}
-		if room := limit - len(ss.out); room > 0 {
+		if room := limit - ss.pendingLocked(); room > 0 {
 			k := min(room, len(p))
+			if ss.out == nil {
+				ss.out = make([]byte, 1, 1+max(k, 4096))
+			}
 			ss.out = append(ss.out, p[:k]...)
-			ss.outLen.Store(int64(len(ss.out)))
+			ss.outLen.Store(int64(ss.pendingLocked()))
 			p, n = p[k:], n+k
 			ss.outSig.fire()
 			continue
@@ -191,7 +197,7 @@ func (ss *rtmptSession) Close() error {
 	}
 	ss.localClosed = true
 	ss.in, ss.inOff = nil, 0
-	drained := len(ss.out) == 0
+	drained := ss.pendingLocked() == 0
 	ss.fireAllLocked()
 	ss.mu.Unlock()
 	ss.rd.stop()
@@ -263,10 +269,23 @@ func (ss *rtmptSession) end(reason error) {
 // bytes are written, a later request arrives or the session ends. A
 // repeated sequence number gets the same reply as the first (a retry).
 // It returns the reply body, or an HTTP status for a refusal.
-func (ss *rtmptSession) exchange(done <-chan struct{}, cmd rtmptCmd, seq uint64, body []byte) ([]byte, int) {
+//
+// via identifies the HTTP connection the request came on (nil when
+// unknown). A client that does not pipeline has read every reply sent on
+// a connection before it sends the next request there, so the replies
+// sent on via are not kept for retries any more; clients that pipeline
+// (librtmp) do not retry.
+func (ss *rtmptSession) exchange(done <-chan struct{}, via any, cmd rtmptCmd, seq uint64, body []byte) ([]byte, int) {
 	ss.lastReq.Store(time.Now().UnixNano())
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if via != nil {
+		for i := range ss.cache {
+			if c := &ss.cache[i]; c.via == via && c.seq < seq {
+				*c = cachedReply{}
+			}
+		}
+	}
 	if !ss.started {
 		// Clients start anywhere (0 after open for FFmpeg and librtmp, 1
 		// for others): the first request sets the origin.
@@ -285,7 +304,7 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, cmd rtmptCmd, seq uint64,
 		}
 	}
 	if seq < ss.next {
-		if r := ss.cachedLocked(seq); r != nil {
+		if r := ss.cachedLocked(seq, via); r != nil {
 			return r, 200
 		}
 		if seq < ss.origin && seq >= ss.early && !ss.placed {
@@ -300,7 +319,7 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, cmd rtmptCmd, seq uint64,
 				ss.appendInLocked(body)
 			}
 			reply := []byte{ss.intervalLocked(false)}
-			ss.cacheLocked(seq, reply)
+			ss.cacheLocked(seq, reply, via)
 			return reply, 200
 		}
 		if seq < ss.origin && cmd == cmdIdle {
@@ -322,7 +341,7 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, cmd rtmptCmd, seq uint64,
 			return nil, st
 		}
 		if seq < ss.next { // a retry answered while this one waited
-			return ss.cachedOrConflictLocked(seq)
+			return ss.cachedOrGoneLocked(seq, via)
 		}
 		if !ss.applied && ss.openLocked() {
 			ss.appendInLocked(body)
@@ -335,13 +354,13 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, cmd rtmptCmd, seq uint64,
 	if cmd == cmdSend {
 		hold = ss.srv.cfg.SendLinger
 	}
-	if len(ss.out) == 0 && hold > 0 && ss.maxSeen == seq && ss.openLocked() {
+	if ss.pendingLocked() == 0 && hold > 0 && ss.maxSeen == seq && ss.openLocked() {
 		ss.holdLocked(done, seq, hold)
 	}
 	if seq < ss.next {
-		return ss.cachedOrConflictLocked(seq)
+		return ss.cachedOrGoneLocked(seq, via)
 	}
-	return ss.answerLocked(seq), 200
+	return ss.answerLocked(seq, via), 200
 }
 
 // waitTurnLocked waits until the requests before seq have been answered.
@@ -430,7 +449,7 @@ func (ss *rtmptSession) holdLocked(done <-chan struct{}, seq uint64, d time.Dura
 			timedOut = true
 		}
 		ss.mu.Lock()
-		if seq < ss.next || len(ss.out) > 0 || timedOut || ss.maxSeen > seq || !ss.openLocked() {
+		if seq < ss.next || ss.pendingLocked() > 0 || timedOut || ss.maxSeen > seq || !ss.openLocked() {
 			return
 		}
 	}
@@ -438,23 +457,22 @@ func (ss *rtmptSession) holdLocked(done <-chan struct{}, seq uint64, d time.Dura
 
 // answerLocked builds the reply to request seq from the pending bytes,
 // caches it and moves the session to the next sequence number.
-func (ss *rtmptSession) answerLocked(seq uint64) []byte {
-	data := len(ss.out) > 0
-	reply := make([]byte, 1+len(ss.out))
-	copy(reply[1:], ss.out)
-	ss.bytesOut += uint64(len(ss.out))
-	ss.out = ss.out[:0]
-	ss.outLen.Store(0)
-	if cap(ss.out) > keepBuffer {
-		ss.out = nil
+func (ss *rtmptSession) answerLocked(seq uint64, via any) []byte {
+	data := ss.pendingLocked() > 0
+	reply := []byte{0}
+	if data {
+		reply = ss.out
+		ss.bytesOut += uint64(len(reply) - 1)
 	}
+	ss.out = nil
+	ss.outLen.Store(0)
 	ss.spaceSig.fire()
 	last := ss.localClosed
 	reply[0] = ss.intervalLocked(data)
 	if last {
 		reply[0] = 0 // the server is closing the session
 	}
-	ss.cacheLocked(seq, reply)
+	ss.cacheLocked(seq, reply, via)
 	ss.next = seq + 1
 	ss.applied = false
 	ss.seqSig.fire()
@@ -462,6 +480,14 @@ func (ss *rtmptSession) answerLocked(seq uint64) []byte {
 		ss.srv.removeSession(ss)
 	}
 	return reply
+}
+
+// pendingLocked is the number of bytes waiting for the client.
+func (ss *rtmptSession) pendingLocked() int {
+	if ss.out == nil {
+		return 0
+	}
+	return len(ss.out) - 1
 }
 
 // appendInLocked adds a /send body to the bytes the core reads.
@@ -476,8 +502,8 @@ func (ss *rtmptSession) appendInLocked(body []byte) {
 }
 
 // cacheLocked keeps reply for a retry of request seq.
-func (ss *rtmptSession) cacheLocked(seq uint64, reply []byte) {
-	ss.cache[ss.cacheN%replyCache] = cachedReply{seq: seq, data: reply}
+func (ss *rtmptSession) cacheLocked(seq uint64, reply []byte, via any) {
+	ss.cache[ss.cacheN%replyCache] = cachedReply{seq: seq, data: reply, via: via}
 	ss.cacheN++
 	ss.bytesCachedTrimLocked()
 }
@@ -497,17 +523,19 @@ func (ss *rtmptSession) bytesCachedTrimLocked() {
 	}
 }
 
-func (ss *rtmptSession) cachedLocked(seq uint64) []byte {
+// cachedLocked returns the reply kept for request seq, now sent on via.
+func (ss *rtmptSession) cachedLocked(seq uint64, via any) []byte {
 	for i := range ss.cache {
 		if c := &ss.cache[i]; c.data != nil && c.seq == seq {
+			c.via = via
 			return c.data
 		}
 	}
 	return nil
 }
 
-func (ss *rtmptSession) cachedOrConflictLocked(seq uint64) ([]byte, int) {
-	if r := ss.cachedLocked(seq); r != nil {
+func (ss *rtmptSession) cachedOrGoneLocked(seq uint64, via any) ([]byte, int) {
+	if r := ss.cachedLocked(seq, via); r != nil {
 		return r, 200
 	}
 	return nil, 410
