@@ -54,6 +54,7 @@ type Conn struct {
 	rc      syscall.RawConn
 	pending []byte          // bytes a non-blocking write left unwritten, guarded by wmu
 	iov     []syscall.Iovec // scratch for writev, guarded by wmu
+	flat    []byte          // one-write buffer for non-sockets, guarded by wmu
 }
 
 // Accept runs the server handshake on nc and returns the connection. The
@@ -138,6 +139,9 @@ func (c *Conn) WriteMessages(msgs []message.Message) error {
 	if err := c.queue(msgs); err != nil {
 		return err
 	}
+	if c.rc == nil {
+		return c.writeFlat()
+	}
 	n := c.w.Buffered()
 	err := c.w.Flush()
 	if err == nil {
@@ -145,6 +149,31 @@ func (c *Conn) WriteMessages(msgs []message.Message) error {
 	}
 	return err
 }
+
+// writeFlat writes the queued output with one Write, for connections that
+// are not sockets (an RTMPT session, a QUIC stream): written piece by
+// piece, a tunnel would wake its reader, and maybe answer a poll, once per
+// chunk header. wmu is held.
+func (c *Conn) writeFlat() error {
+	flat := c.flat[:0]
+	for _, b := range c.w.Pending() {
+		flat = append(flat, b...)
+	}
+	c.w.Discard()
+	if len(flat) == 0 {
+		return nil
+	}
+	n, err := c.nc.Write(flat)
+	c.bytesOut.Add(uint64(n))
+	if cap(flat) > maxKeptFlat {
+		flat = nil
+	}
+	c.flat = flat[:0]
+	return err
+}
+
+// maxKeptFlat is the largest write buffer a non-socket connection keeps.
+const maxKeptFlat = 64 << 10
 
 // armDeadline keeps the write deadline writeTimeout ahead. Moving it costs
 // a timer update: it moves only when a quarter of the timeout has passed,
