@@ -25,6 +25,8 @@ type Client struct {
 	log  *slog.Logger
 
 	connectedAt time.Time
+	bytesIn     atomic.Uint64 // the transport's BytesRead, for readers on other goroutines
+	bw          bandwidth     // limits (bandwidth.go)
 
 	// Set by connect, read-only afterwards.
 	connected      bool
@@ -55,6 +57,10 @@ type Client struct {
 
 	closeOnce sync.Once
 	reason    error
+
+	rpc       rpcState                 // server-to-client calls (rpc.go)
+	bwRunning atomic.Bool              // a bandwidth check runs (bwcheck.go)
+	sos       map[string]*SharedObject // used shared objects, reader goroutine only
 }
 
 // netStream is a message stream a client created: it publishes or plays.
@@ -104,12 +110,17 @@ func (c *Client) run(ctx context.Context) error {
 	defer stop()
 
 	c.t.SetReadDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
+	c.SetBandwidthLimit(c.srv.cfg.ClientBandwidthOut, c.srv.cfg.ClientBandwidthIn)
+	var paced uint64
 	for {
 		m, err := c.t.ReadMessage()
+		read := c.t.BytesRead()
+		c.bytesIn.Store(read)
 		if err != nil {
 			c.close(readError(err, c.connected))
 			break
 		}
+		c.paceIn(read, &paced)
 		if err := c.handle(m); err != nil {
 			c.close(err)
 			break
@@ -123,6 +134,7 @@ func (c *Client) run(ctx context.Context) error {
 		attrs = append(attrs, "app", c.app)
 	}
 	c.log.Info("closed", attrs...)
+	c.accessDisconnect()
 	return c.reason
 }
 
@@ -167,6 +179,8 @@ func (c *Client) cleanup() {
 	for _, ns := range c.streams {
 		c.closeNetStream(ns, false)
 	}
+	c.closeCalls()
+	c.releaseSharedObjects()
 	if c.inst != nil {
 		c.inst.removeClient(c)
 	}
@@ -239,7 +253,7 @@ type inlineWriter interface {
 // uses it to reach its players without a goroutine switch per write.
 func (c *Client) writeNow() {
 	tw, ok := c.t.(inlineWriter)
-	if !ok {
+	if !ok || c.outLimited() {
 		c.signal()
 		return
 	}
@@ -336,7 +350,7 @@ func (c *Client) drain(first []message.Message, flush bool) {
 			c.outMu.Unlock()
 		}
 		flush = false
-		err := c.t.WriteMessages(batch)
+		err := c.writeBatch(batch)
 		c.recycle(batch)
 		batch = nil
 		if err != nil {

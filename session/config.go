@@ -13,6 +13,21 @@ type Config struct {
 
 	MaxConnections int    // all clients at once (0 = default)
 	MaxMessageSize uint32 // largest message accepted from a peer
+	// MaxConnectionsPerIP bounds the clients at once from one address
+	// (0 = no limit).
+	MaxConnectionsPerIP int
+
+	// Authorize, when set, is asked before every connect, publish and
+	// play (see auth.go); AuthTimeout bounds each answer (default 5s).
+	Authorize   Authorizer
+	AuthTimeout time.Duration
+
+	// ClientBandwidthOut and ClientBandwidthIn limit every client's
+	// traffic, server to client and client to server, in bytes per
+	// second (0 = no limit), as FMS's Client.setBandwidthLimit does for
+	// one client (see Client.SetBandwidthLimit).
+	ClientBandwidthOut int64
+	ClientBandwidthIn  int64
 
 	// PlayerQueue bounds a player's outbound queue in messages. Media
 	// beyond it is dropped up to the next keyframe.
@@ -68,6 +83,30 @@ type Config struct {
 	// recording; a disk that falls this far behind stops the recording
 	// (NetStream.Record.Failed) while live streaming goes on.
 	RecordQueueBytes int
+
+	// Application, when set, gives each application instance the
+	// Application that answers its clients' calls (nil: none; calls the
+	// core does not know then fail with NetConnection.Call.Failed).
+	Application func(app, instance string) Application
+	// CallTimeout fails a server-to-client call the client has not
+	// answered in this long.
+	CallTimeout time.Duration
+	// DisableBWCheck turns off the native bandwidth check (checkBandwidth).
+	DisableBWCheck bool
+
+	// SOSyncInterval is the shared object sync period: changes within one
+	// are sent in one message per subscriber.
+	SOSyncInterval time.Duration
+	// SOSaveInterval is the longest a changed persistent shared object
+	// waits before it is written to disk (it is also written when its last
+	// subscriber leaves).
+	SOSaveInterval time.Duration
+	// MaxSharedObjects bounds the shared objects in use per instance.
+	MaxSharedObjects int
+	// MaxSOSize bounds one shared object: bytes of keys and encoded values.
+	MaxSOSize int
+	// MaxSOProperties bounds the slots of one shared object.
+	MaxSOProperties int
 }
 
 func (c Config) withDefaults() Config {
@@ -121,8 +160,29 @@ func (c Config) withDefaults() Config {
 	if c.VODIndexCache <= 0 {
 		c.VODIndexCache = 128
 	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = 5 * time.Second
+	}
 	if c.RecordQueueBytes <= 0 {
 		c.RecordQueueBytes = 16 << 20
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 30 * time.Second
+	}
+	if c.SOSyncInterval <= 0 {
+		c.SOSyncInterval = 20 * time.Millisecond
+	}
+	if c.SOSaveInterval <= 0 {
+		c.SOSaveInterval = time.Second
+	}
+	if c.MaxSharedObjects <= 0 {
+		c.MaxSharedObjects = 1000
+	}
+	if c.MaxSOSize <= 0 {
+		c.MaxSOSize = 1 << 20
+	}
+	if c.MaxSOProperties <= 0 {
+		c.MaxSOProperties = 10000
 	}
 	return c
 }

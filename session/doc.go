@@ -21,4 +21,12 @@
 // write. VOD players have a pacing goroutine each; a recording writes its
 // file on its own goroutine behind a bounded queue. Locks are taken in the
 // order instance, stream, client queue.
+//
+// Calls a client makes that the core does not answer go to the instance's
+// Application (rpc.go); the server calls clients back with Client.Call,
+// whose transactions are tracked per connection, and Instance.Broadcast.
+// Remote shared objects (sharedobject.go, so_store.go) are kept per
+// instance, synced to subscribers in batches, one message per subscriber
+// per sync interval, through the same never-dropping queue as commands;
+// persistent ones are written atomically under the data folder.
 package session

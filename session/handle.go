@@ -63,8 +63,7 @@ func (c *Client) handle(m *message.Message) error {
 		}
 		return nil
 	case message.TypeSharedObjectAMF0, message.TypeSharedObjectAMF3:
-		c.log.Debug("shared object message ignored", "len", len(m.Payload))
-		return nil
+		return c.sharedObjectMessage(m)
 	default:
 		// Chunk-level control (chunk size, abort, acks, window) is handled
 		// by the transport.
@@ -139,10 +138,18 @@ func (c *Client) command(msid uint32, cmd *message.Command) error {
 			on, _ := cmd.Arg(0).(bool)
 			ns.vod.setReceive(cmd.Name == "receiveVideo", on)
 		}
-	case "_result", "_error", "onBWCheck", "onBWDone":
-		// Replies to server-side calls; nothing is outstanding yet.
+	case "_result", "_error":
+		c.resolve(cmd) // replies to server-to-client calls (rpc.go)
+	case "onBWCheck", "onBWDone":
+	case "checkBandwidth":
+		if c.srv.cfg.DisableBWCheck {
+			c.invoke(cmd)
+			break
+		}
+		c.sendResult(cmd.TransactionID, nil)
+		c.checkBandwidth()
 	default:
-		c.sendError(cmd.TransactionID, "NetConnection.Call.Failed", fmt.Sprintf("Method not found (%s).", cmd.Name))
+		c.invoke(cmd) // the application's methods (rpc.go)
 	}
 	return nil
 }
@@ -199,6 +206,7 @@ func (c *Client) connect(cmd *message.Command) error {
 		c.outMu.Unlock()
 		c.signal()
 		log.Info("connect rejected", "reason", desc, "tcUrl", c.tcURL)
+		c.accessLog("connect", "instance", inst, "allowed", false, "reason", desc)
 		return nil
 	}
 	if !appNameRE.MatchString(app) || !instNameRE.MatchString(inst) || strings.Contains(inst, "..") || app == ".." {
@@ -208,6 +216,9 @@ func (c *Client) connect(cmd *message.Command) error {
 		if fi, err := os.Stat(filepath.Join(c.srv.cfg.DataDir, app)); err != nil || !fi.IsDir() {
 			return reject(fmt.Sprintf("Application (%s) is not defined.", app))
 		}
+	}
+	if desc := c.authorize(AuthRequest{Action: AuthConnect, App: app, Instance: inst, Query: query}); desc != "" {
+		return reject(desc)
 	}
 
 	c.connected = true
@@ -247,6 +258,7 @@ func (c *Client) connect(cmd *message.Command) error {
 	c.sendCommand(0, &message.Command{Name: "_result", TransactionID: cmd.TransactionID, Object: props, Args: []any{result}})
 	c.sendCommand(0, &message.Command{Name: "onBWDone", Args: nil})
 	log.Info("connected", "flashVer", c.agent, "tcUrl", c.tcURL, "objectEncoding", enc)
+	c.accessLog("connect", "allowed", true, "agent", c.agent, "tcUrl", c.tcURL)
 	return nil
 }
 
@@ -273,6 +285,14 @@ func (c *Client) createStream(cmd *message.Command) {
 	id := c.nextStreamID
 	c.streams[id] = &netStream{id: id}
 	c.sendResult(cmd.TransactionID, float64(id))
+}
+
+// streamQuery returns the query string of a stream name, "" when none.
+func streamQuery(s string) string {
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		return s[i+1:]
+	}
+	return ""
 }
 
 // streamName strips a query string from a stream name.
@@ -317,6 +337,11 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 		c.sendStatus(msid, levelError, "NetStream.Publish.BadName", fmt.Sprintf("Invalid stream name or type (%s, %s).", raw, typ), raw)
 		return nil
 	}
+	if desc := c.authorize(AuthRequest{Action: AuthPublish, App: c.app, Instance: c.inst.name, Stream: name, PublishType: typ, Query: streamQuery(raw)}); desc != "" {
+		c.sendStatus(msid, levelError, "NetStream.Publish.BadName", desc, name)
+		c.accessDenied("publish", name, desc)
+		return nil
+	}
 	if ns.pub != nil || ns.player != nil || ns.vod != nil {
 		c.closeNetStream(ns, true)
 	}
@@ -327,6 +352,7 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 	if err != nil {
 		c.sendStatus(msid, levelError, "NetStream.Publish.BadName", err.Error(), name)
 		c.log.Info("publish refused", "stream", name, "reason", err.Error())
+		c.accessDenied("publish", name, err.Error())
 		return nil
 	}
 	c.publishTimeout = true
@@ -334,6 +360,7 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 	c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
 	c.sendStatus(msid, levelStatus, "NetStream.Publish.Start", name+" is now published.", name)
 	c.log.Info("publish", "stream", name, "type", typ, "takeover", ns.pub.takeover)
+	c.accessLog("publish", "stream", name, "allowed", true, "type", typ)
 	if record, appendTo := recordType(typ); record {
 		ns.rec = c.startRecording(msid, name, appendTo)
 	}
@@ -372,6 +399,11 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		c.sendStatus(msid, levelError, "NetStream.Play.StreamNotFound", fmt.Sprintf("Failed to play %s; stream not found.", raw), raw)
 		return nil
 	}
+	if desc := c.authorize(AuthRequest{Action: AuthPlay, App: c.app, Instance: c.inst.name, Stream: name, Query: streamQuery(raw)}); desc != "" {
+		c.sendStatus(msid, levelError, "NetStream.Play.Failed", desc, name)
+		c.accessDenied("play", name, desc)
+		return nil
+	}
 	item, choice := c.chooseVOD(name, start, length, reset)
 	if choice == choiceNotFound {
 		c.sendStatus(msid, levelError, "NetStream.Play.StreamNotFound", fmt.Sprintf("Failed to play %s; stream not found.", name), name)
@@ -389,6 +421,7 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 	if choice == choiceVOD {
 		ns.vod = c.startVOD(msid, item, burst)
 		c.log.Info("play", "stream", name, "start", start, "len", length, "recorded", true)
+		c.accessLog("play", "stream", name, "allowed", true, "recorded", true)
 		return nil
 	}
 	c.inst.withStream(name, func(st *Stream) {
@@ -405,6 +438,7 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		})
 	})
 	c.log.Info("play", "stream", name, "start", start)
+	c.accessLog("play", "stream", name, "allowed", true, "recorded", false)
 	return nil
 }
 
@@ -425,6 +459,11 @@ func (c *Client) closeNetStream(ns *netStream, graceful bool) {
 			c.sendStatus(ns.id, levelStatus, "NetStream.Unpublish.Success", pub.stream.name+" is now unpublished.", pub.stream.name)
 		}
 		c.log.Info("unpublish", "stream", pub.stream.name, "graceful", graceful)
+		reason := "unpublished"
+		if !graceful {
+			reason = "disconnected"
+		}
+		c.accessUnpublish(pub, reason)
 	}
 	if ns.player != nil {
 		p := ns.player

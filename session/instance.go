@@ -14,10 +14,18 @@ type Instance struct {
 	mu      sync.Mutex
 	clients map[uint64]*Client
 	streams map[string]*Stream
+
+	appl Application // rpc.go
+	so   soSpace     // sharedobject.go
 }
 
 func newInstance(s *Server, app, name string) *Instance {
-	return &Instance{srv: s, app: app, name: name, clients: make(map[uint64]*Client), streams: make(map[string]*Stream)}
+	in := &Instance{srv: s, app: app, name: name, clients: make(map[uint64]*Client), streams: make(map[string]*Stream)}
+	in.so.in = in
+	if s.cfg.Application != nil {
+		in.appl = s.cfg.Application(app, name)
+	}
+	return in
 }
 
 // App is the application name; Name the instance name.
@@ -40,7 +48,7 @@ func (in *Instance) removeClient(c *Client) {
 func (in *Instance) idle() bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return len(in.clients) == 0 && len(in.streams) == 0
+	return len(in.clients) == 0 && len(in.streams) == 0 && in.so.idle()
 }
 
 // withStream runs fn on the live stream called name, created if needed,

@@ -27,6 +27,8 @@ type Server struct {
 	wg        sync.WaitGroup // one per running client
 
 	stats Stats
+	views viewState      // admin views (views.go)
+	perIP map[string]int // connections per client address, when limited
 
 	media *mediaStore // stream files: VOD and recording
 }
@@ -38,6 +40,9 @@ type Stats struct {
 	Rejected        atomic.Uint64 // connections refused (limits, bad input)
 	SlowDisconnects atomic.Uint64 // clients dropped for stalled writes or queue overflow
 	DroppedMessages atomic.Uint64 // media messages skipped for slow players
+	AuthDenied      atomic.Uint64 // connects, publishes and plays refused by Config.Authorize
+	BytesIn         atomic.Uint64 // bytes received from clients that have left
+	BytesOut        atomic.Uint64 // bytes sent to clients that have left
 }
 
 // NewServer returns a core with cfg (zero fields take their defaults)
@@ -51,7 +56,9 @@ func NewServer(cfg Config, log *slog.Logger) *Server {
 		log:       log,
 		instances: make(map[string]*Instance),
 		clients:   make(map[uint64]*Client),
+		perIP:     make(map[string]int),
 	}
+	s.views.startedAt = time.Now()
 	s.media = newMediaStore(&s.cfg, log)
 	return s
 }
@@ -74,12 +81,13 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, info ConnInfo) erro
 		info.Protocol = "rtmp"
 	}
 	log := s.log.With("proto", info.Protocol, "remote", nc.RemoteAddr().String())
-	if err := s.admit(); err != nil {
+	ip := connIP(info, nc.RemoteAddr())
+	if err := s.admit(ip); err != nil {
 		nc.Close()
 		log.Warn("connection refused", "reason", err.Error())
 		return err
 	}
-	defer s.release()
+	defer s.release(ip)
 	if tc, ok := nc.(interface{ SetNoDelay(bool) error }); ok {
 		tc.SetNoDelay(s.cfg.TCPNoDelay)
 	}
@@ -100,16 +108,17 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, info ConnInfo) erro
 // needs no RTMP handshake, such as RoQR).
 func (s *Server) ServeTransport(ctx context.Context, t Transport, info ConnInfo) error {
 	log := s.log.With("proto", info.Protocol, "remote", t.RemoteAddr().String())
-	if err := s.admit(); err != nil {
+	ip := connIP(info, t.RemoteAddr())
+	if err := s.admit(ip); err != nil {
 		t.Close()
 		log.Warn("connection refused", "reason", err.Error())
 		return err
 	}
-	defer s.release()
+	defer s.release(ip)
 	return s.serve(ctx, t, info, log)
 }
 
-func (s *Server) admit() error {
+func (s *Server) admit(ip string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -119,13 +128,17 @@ func (s *Server) admit() error {
 		s.stats.Rejected.Add(1)
 		return fmt.Errorf("too many connections (%d, limit %d)", n, s.cfg.MaxConnections)
 	}
+	if err := s.admitIPLocked(ip); err != nil {
+		return err
+	}
 	s.stats.Connections.Add(1)
 	s.stats.Accepted.Add(1)
 	s.wg.Add(1)
 	return nil
 }
 
-func (s *Server) release() {
+func (s *Server) release(ip string) {
+	s.releaseIP(ip)
 	s.stats.Connections.Add(-1)
 	s.wg.Done()
 }

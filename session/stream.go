@@ -72,6 +72,7 @@ type publication struct {
 	msid      uint32
 	typ       string
 	takeover  bool // took over from a previous publisher
+	startedAt time.Time
 	rebase    bool // the next packet sets the timeline offset
 	lastInput atomic.Int64
 	messages  atomic.Uint64
@@ -83,7 +84,7 @@ type publication struct {
 func (st *Stream) publish(c *Client, msid uint32, typ string) (*publication, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	p := &publication{stream: st, client: c, msid: msid, typ: typ}
+	p := &publication{stream: st, client: c, msid: msid, typ: typ, startedAt: time.Now()}
 	p.lastInput.Store(time.Now().UnixNano())
 	switch {
 	case st.pub != nil:

@@ -363,7 +363,10 @@ func TestVODPlaylist(t *testing.T) {
 	a := writeFixture(t, dir, "a", 50, 25)
 	b := writeFixture(t, dir, "b", 30, 10)
 	base, _, _ := startServer(t, session.Config{DataDir: dir})
-	c, id := vodPlayer(t, base, 60000, "a", 0.0, -1.0, true)
+	// A 1 s buffer keeps a (2 s) playing for at least a second, so the
+	// queued play of b always arrives while a plays: with a long buffer a
+	// could be sent and completed before it.
+	c, id := vodPlayer(t, base, 1000, "a", 0.0, -1.0, true)
 	if err := c.WriteCommand(id, &message.Command{Name: "play", Args: []any{"b", 0.0, -1.0, false}}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/rtmphub/rtmphub/session/admin"
 	"github.com/rtmphub/rtmphub/tunnel"
 )
 
@@ -36,7 +37,7 @@ type config struct {
 	ChunkSize        int           `env:"CHUNK_SIZE" envDefault:"4096" help:"outgoing RTMP chunk size"`
 	StrictApps       bool          `env:"STRICT_APPS" envDefault:"false" help:"accept only applications that have a folder in the data dir, as FMS"`
 	PublisherGrace   time.Duration `env:"PUBLISHER_GRACE" envDefault:"3s" help:"how long players wait for a vanished publisher to come back"`
-	DebugAddr        string        `env:"DEBUG_ADDR" envDefault:"" help:"address for Go's pprof profiles over HTTP (empty = off; keep it on loopback)"`
+	DebugAddr        string        `env:"DEBUG_ADDR" envDefault:"" help:"address for Go's pprof profiles over HTTP, without a token (empty = off; keep it on loopback; the admin API serves them behind its token)"`
 	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"5s" help:"longest graceful shutdown"`
 
 	HTTPAddr         string        `env:"HTTP_ADDR" envDefault:":80" help:"TCP address for RTMPT, RTMP over HTTP (the RTMP port serves it too); empty = off"`
@@ -51,6 +52,32 @@ type config struct {
 	RTMPTMaxBody     int           `env:"RTMPT_MAX_BODY" envDefault:"8388608" help:"largest RTMPT request body, bytes (larger: 413)"`
 	RTMPTIDPrefix    string        `env:"RTMPT_ID_PREFIX" envDefault:"" help:"characters (up to 8, [A-Za-z0-9]) starting every RTMPT session id: give each instance behind one reverse proxy its own, and route on it"`
 	RTMPTMaxPending  int           `env:"RTMPT_MAX_PENDING" envDefault:"1048576" help:"bytes an RTMPT session buffers for its client between polls; a full session blocks its writes (then --stall-timeout applies)"`
+
+	CallTimeout     time.Duration `env:"CALL_TIMEOUT" envDefault:"30s" help:"fail a server-to-client call the client has not answered in this long"`
+	BWCheck         bool          `env:"BW_CHECK" envDefault:"true" help:"answer checkBandwidth with the native FMS bandwidth check (onBWCheck bursts, then onBWDone)"`
+	SOSyncInterval  time.Duration `env:"SO_SYNC_INTERVAL" envDefault:"20ms" help:"shared object sync period: changes within one go out in one message per subscriber"`
+	SOSaveInterval  time.Duration `env:"SO_SAVE_INTERVAL" envDefault:"1s" help:"longest a changed persistent shared object waits before it is written to <data>/<app>/sharedobjects/<instance>/"`
+	MaxSharedObject int           `env:"MAX_SHARED_OBJECTS" envDefault:"1000" help:"shared objects in use per application instance"`
+	MaxSOSize       int           `env:"MAX_SO_SIZE" envDefault:"1048576" help:"largest shared object: bytes of slot names and encoded values"`
+	MaxSOProperties int           `env:"MAX_SO_PROPERTIES" envDefault:"10000" help:"most slots in one shared object"`
+	RPCTestApp      string        `env:"RPC_TEST_APP" envDefault:"" help:"name of an application given the built-in test methods echo, add, fail, callBack and broadcast (for client tests; empty = none)"`
+
+	AdminAddr           string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:1111" help:"TCP address of the admin API, metrics and health checks (empty = off); off loopback it needs --admin-token"`
+	AdminToken          string        `env:"ADMIN_TOKEN" envDefault:"" help:"bearer token the admin API requires (all but /healthz and /readyz); also enables /debug/pprof/ there"`
+	AuthURL             string        `env:"AUTH_URL" envDefault:"" help:"URL POSTed a JSON request on every connect, publish and play: 2xx allows, anything else denies"`
+	AuthTimeout         time.Duration `env:"AUTH_TIMEOUT" envDefault:"5s" help:"longest wait for the authorization callback"`
+	AuthFailOpen        bool          `env:"AUTH_FAIL_OPEN" envDefault:"false" help:"allow when the authorization callback fails (error, timeout, 5xx) instead of denying"`
+	AuthSecret          string        `env:"AUTH_SECRET" envDefault:"" help:"secret of signed stream tokens: publish and play need ?token=hex(HMAC-SHA256(secret, app/stream/expires))&expires=<unix time>"`
+	MaxConnectionsPerIP int           `env:"MAX_CONNECTIONS_PER_IP" envDefault:"0" help:"clients at once from one address (0 = no limit)"`
+	ClientBandwidthOut  int           `env:"CLIENT_BANDWIDTH_OUT" envDefault:"0" help:"bytes per second sent to each client at most (0 = no limit), as FMS setBandwidthLimit"`
+	ClientBandwidthIn   int           `env:"CLIENT_BANDWIDTH_IN" envDefault:"0" help:"bytes per second read from each client at most (0 = no limit)"`
+
+	QUICAddr        string        `env:"QUIC_ADDR" envDefault:":1935" help:"UDP address for RTMP over QUIC (ALPN rtmp-quic, one stream per RTMP connection); empty = off"`
+	QUICIdleTimeout time.Duration `env:"QUIC_IDLE_TIMEOUT" envDefault:"30s" help:"close a QUIC connection silent this long"`
+	QUICKeepAlive   time.Duration `env:"QUIC_KEEPALIVE" envDefault:"10s" help:"QUIC keep-alive period (0 = off)"`
+	Upstream        string        `env:"UPSTREAM" envDefault:"" help:"gateway mode: forward every client, byte for byte, to this rtmp://host:port origin instead of serving it here"`
+	UpstreamProxy   int           `env:"UPSTREAM_PROXY_PROTOCOL" envDefault:"0" help:"send a PROXY protocol header (1 or 2) to the upstream naming the client; 0 = off"`
+	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"5s" help:"longest wait to connect to the upstream before refusing the client"`
 
 	// explicit holds the names of the fields set by the environment or a
 	// flag, as opposed to their defaults.
@@ -205,6 +232,18 @@ func validate(cfg *config) error {
 		check("RTMPTMaxBody", cfg.RTMPTMaxBody >= 4096, "must be at least 4096"),
 		check("RTMPTMaxPending", cfg.RTMPTMaxPending >= 65536, "must be at least 65536"),
 		check("RTMPTIDPrefix", tunnel.ValidSessionIDPrefix(cfg.RTMPTIDPrefix), "must be at most 8 characters [A-Za-z0-9]"),
+		check("AdminAddr", cfg.AdminAddr == "" || cfg.AdminToken != "" || admin.IsLoopback(cfg.AdminAddr),
+			"an admin API bound off loopback needs a token (RTMPHUB_ADMIN_TOKEN / --admin-token)"),
+		check("AuthURL", validHookURL(cfg.AuthURL), "want an http:// or https:// URL"),
+		check("AuthTimeout", cfg.AuthTimeout > 0 && cfg.AuthTimeout <= time.Minute, "must be positive, at most 1m"),
+		check("MaxConnectionsPerIP", cfg.MaxConnectionsPerIP >= 0, "must not be negative"),
+		check("ClientBandwidthOut", cfg.ClientBandwidthOut >= 0, "must not be negative"),
+		check("ClientBandwidthIn", cfg.ClientBandwidthIn >= 0, "must not be negative"),
+		check("QUICIdleTimeout", cfg.QUICIdleTimeout >= time.Second, "must be at least 1s"),
+		check("QUICKeepAlive", cfg.QUICKeepAlive >= 0, "must not be negative"),
+		check("Upstream", validUpstream(cfg.Upstream), "want rtmp://host[:port]"),
+		check("UpstreamProxy", cfg.UpstreamProxy >= 0 && cfg.UpstreamProxy <= 2, "want 0 (off), 1 or 2"),
+		check("UpstreamTimeout", cfg.UpstreamTimeout > 0, "must be positive"),
 	)
 }
 

@@ -52,6 +52,8 @@ func run(args []string, env map[string]string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "bridge":
+		return runBridge(args, env, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "rtmphub", version())
 		return 0
@@ -69,6 +71,7 @@ func usage(w io.Writer) {
 
 Usage:
   rtmphub [serve] [flags]   run the server (the default)
+  rtmphub bridge --to URL   carry local RTMP clients to a hub over RTMPT, QUIC... (bridge --help)
   rtmphub version           print the version
   rtmphub help              this text
 

@@ -32,6 +32,20 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		OutChunkSize:     uint32(cfg.ChunkSize),
 		WriteMerge:       offSetting(cfg.WriteMerge),
 		PublisherGrace:   offSetting(cfg.PublisherGrace),
+		CallTimeout:      cfg.CallTimeout,
+		DisableBWCheck:   !cfg.BWCheck,
+		SOSyncInterval:   cfg.SOSyncInterval,
+		SOSaveInterval:   cfg.SOSaveInterval,
+		MaxSharedObjects: cfg.MaxSharedObject,
+		MaxSOSize:        cfg.MaxSOSize,
+		MaxSOProperties:  cfg.MaxSOProperties,
+		Application:      testApplication(cfg.RPCTestApp),
+
+		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
+		Authorize:           authorizer(cfg, log),
+		AuthTimeout:         cfg.AuthTimeout,
+		ClientBandwidthOut:  int64(cfg.ClientBandwidthOut),
+		ClientBandwidthIn:   int64(cfg.ClientBandwidthIn),
 	}, log)
 
 	var tlsCfg *tls.Config
@@ -94,6 +108,22 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		go dsrv.Serve(dln)
 		defer dsrv.Close()
 	}
+	handler, err := connHandler(cfg, srv, log)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	qln, err := listenQUIC(cfg, tlsCfg, log)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	adm, err := startAdmin(cfg, srv, log)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer adm.close()
 	ts := tunnel.NewServer(tunnel.Config{
 		HoldTime:         offSetting(cfg.RTMPTHold),
 		SessionTimeout:   cfg.RTMPTTimeout,
@@ -105,10 +135,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		TrustedProxies:   trusted,
 		TLSConfig:        tlsCfg,
 		Logger:           log,
-	}, func(ctx context.Context, nc net.Conn, info tunnel.Info) {
-		srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: info.Protocol, RemoteIP: info.RemoteIP, TunnelID: info.TunnelID})
-	})
+	}, handler)
 	log.Info("rtmphub started", "version", version(), "data_dir", cfg.DataDir)
+	adm.setReady(true)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -116,6 +145,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	go func() {
 		served <- ts.Run(ctx, lns...)
 	}()
+	quicDone := serveQUIC(ctx, qln, handler, srv, log)
+	defer func() { cancel(); <-quicDone }()
 
 	select {
 	case <-ctx.Done():
@@ -125,6 +156,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		}
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	adm.setReady(false)
 	sctx, scancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer scancel()
 	cancel()

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"syscall"
+	"time"
+
+	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/admin"
+)
+
+// adminServer is the running admin API listener, or nothing when it is
+// off or its default port was unavailable.
+type adminServer struct {
+	h    *admin.Handler
+	http *http.Server
+}
+
+func (a *adminServer) setReady(ok bool) {
+	if a.h != nil {
+		a.h.SetReady(ok)
+	}
+}
+
+func (a *adminServer) close() {
+	if a.http != nil {
+		a.http.Close()
+	}
+}
+
+// startAdmin serves the admin API on cfg.AdminAddr. The address left at
+// its default (127.0.0.1:1111) may be taken (another server on the same
+// host) or unprivileged: the server then runs without it, with a warning.
+// An address set explicitly must bind.
+func startAdmin(cfg *config, srv *session.Server, log *slog.Logger) (*adminServer, error) {
+	a := &adminServer{}
+	if cfg.AdminAddr == "" {
+		return a, nil
+	}
+	ln, err := listen("tcp", cfg.AdminAddr, "RTMPHUB_ADMIN_ADDR / --admin-addr")
+	if err != nil {
+		if cfg.explicit["AdminAddr"] || !errors.Is(err, syscall.EADDRINUSE) && !errors.Is(err, syscall.EACCES) {
+			return nil, err
+		}
+		log.Warn("default admin port not available; running without the admin API",
+			"transport", "admin", "addr", cfg.AdminAddr, "err", err.Error())
+		return a, nil
+	}
+	a.h = admin.New(srv, admin.Options{Token: cfg.AdminToken, Version: version(), Log: log})
+	a.http = &http.Server{Handler: a.h, ReadHeaderTimeout: 10 * time.Second}
+	go a.http.Serve(ln)
+	log.Info("listening", "transport", "admin", "addr", ln.Addr().String(), "token", cfg.AdminToken != "")
+	return a, nil
+}
+
+// authorizer composes the configured authorization: signed tokens, then
+// the HTTP callback; nil when neither is set.
+func authorizer(cfg *config, log *slog.Logger) session.Authorizer {
+	var tokens, hook session.Authorizer
+	if cfg.AuthSecret != "" {
+		tokens = session.TokenAuthorizer([]byte(cfg.AuthSecret), nil)
+	}
+	if cfg.AuthURL != "" {
+		hook = admin.HTTPAuthorizer(admin.HookOptions{URL: cfg.AuthURL, FailOpen: cfg.AuthFailOpen, Log: log})
+	}
+	return session.ChainAuthorizers(tokens, hook)
+}
+
+func validHookURL(s string) bool {
+	if s == "" {
+		return true
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}

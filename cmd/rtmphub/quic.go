@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rtmphub/rtmphub/bridge"
+	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/tunnel"
+)
+
+// connHandler is where every accepted connection goes: the session core,
+// or, in gateway mode (--upstream), the origin.
+func connHandler(cfg *config, srv *session.Server, log *slog.Logger) (tunnel.ConnHandler, error) {
+	if cfg.Upstream == "" {
+		return func(ctx context.Context, nc net.Conn, info tunnel.Info) {
+			srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: info.Protocol, RemoteIP: info.RemoteIP, TunnelID: info.TunnelID})
+		}, nil
+	}
+	gw, err := bridge.NewGateway(bridge.GatewayConfig{
+		Upstream:      cfg.Upstream,
+		ProxyProtocol: cfg.UpstreamProxy,
+		DialTimeout:   cfg.UpstreamTimeout,
+		Logger:        log.With("component", "gateway"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("RTMPHUB_UPSTREAM / --upstream: %w", err)
+	}
+	log.Info("gateway mode: every client is forwarded to the upstream", "upstream", gw.Addr(), "proxy_protocol", cfg.UpstreamProxy)
+	return func(ctx context.Context, nc net.Conn, info tunnel.Info) {
+		gw.Serve(ctx, nc, info.Protocol, info.RemoteIP)
+	}, nil
+}
+
+func validUpstream(s string) bool {
+	if s == "" {
+		return true
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "rtmp" && u.Hostname() != ""
+}
+
+// listenQUIC binds the QUIC listener (nil when off, or when the default
+// address cannot be bound). Its certificate is the configured one, or a
+// self-signed one kept in the data dir; the SHA-256 fingerprint is
+// logged for clients to pin.
+func listenQUIC(cfg *config, tlsCfg *tls.Config, log *slog.Logger) (*tunnel.QUICListener, error) {
+	if cfg.QUICAddr == "" {
+		return nil, nil
+	}
+	const setting = "RTMPHUB_QUIC_ADDR / --quic-addr"
+	qtls := tlsCfg
+	if qtls == nil {
+		cert, created, err := tunnel.LoadOrCreateSelfSigned(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: self-signed certificate in %s: %w", setting, cfg.DataDir, err)
+		}
+		if created {
+			log.Info("made a self-signed certificate for QUIC", "dir", cfg.DataDir)
+		}
+		qtls = &tls.Config{Certificates: []tls.Certificate{cert}}
+		log.Info("quic certificate", "sha256", tunnel.Fingerprint(cert.Certificate[0]), "self_signed", true)
+	} else {
+		log.Info("quic certificate", "sha256", tunnel.Fingerprint(qtls.Certificates[0].Certificate[0]), "self_signed", false)
+	}
+	// RoQR carries messages, not bytes: the gateway, which forwards
+	// bytes, cannot take it.
+	roqr := cfg.Upstream == ""
+	ln, err := tunnel.ListenQUIC(cfg.QUICAddr, qtls, tunnel.QUICConfig{
+		IdleTimeout:    cfg.QUICIdleTimeout,
+		KeepAlive:      offSetting(cfg.QUICKeepAlive),
+		RoQR:           roqr,
+		MaxMessageSize: cfg.MaxMessageSize,
+		Logger:         log,
+	})
+	if err != nil {
+		if cfg.explicit["QUICAddr"] || !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%s %s: %w", setting, cfg.QUICAddr, err)
+		}
+		log.Warn("default QUIC port not available; QUIC is off", "transport", tunnel.QUICProtocol, "addr", cfg.QUICAddr, "err", err.Error())
+		return nil, nil
+	}
+	alpn := tunnel.QUICALPN
+	if roqr {
+		alpn += "," + tunnel.RoQRALPN
+	}
+	log.Info("listening", "transport", tunnel.QUICProtocol, "addr", ln.Addr().String(), "alpn", alpn)
+	return ln, nil
+}
+
+// serveQUIC serves ln's RTMP connections with h, and its RoQR clients
+// with srv, until ctx ends; the channel closes once every connection has
+// ended.
+func serveQUIC(ctx context.Context, ln *tunnel.QUICListener, h tunnel.ConnHandler, srv *session.Server, log *slog.Logger) <-chan struct{} {
+	done := make(chan struct{})
+	if ln == nil {
+		close(done)
+		return done
+	}
+	var roqr sync.WaitGroup
+	roqr.Add(1)
+	go func() {
+		defer roqr.Done()
+		for {
+			rc, err := ln.AcceptRoQR() // ends when ctx closes ln
+			if err != nil {
+				return
+			}
+			roqr.Add(1)
+			go func() {
+				defer roqr.Done()
+				srv.ServeTransport(ctx, rc, session.ConnInfo{Protocol: tunnel.RoQRProtocol})
+			}()
+		}
+	}()
+	go func() {
+		defer close(done)
+		err := tunnel.Serve(ctx, ln, tunnel.QUICProtocol, log, func(ctx context.Context, nc net.Conn, proto string) {
+			h(ctx, nc, tunnel.Info{Protocol: proto})
+		})
+		ln.Close() // idempotent: ends the RoQR accept loop too
+		roqr.Wait()
+		if err != nil {
+			log.Error("quic listener failed", "err", err.Error())
+		}
+		// Every RTMP connection has ended: give the clients a moment to
+		// close their QUIC connections, then release the socket.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ln.Shutdown(sctx)
+	}()
+	return done
+}

@@ -1,0 +1,478 @@
+package session
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rtmphub/rtmphub/rtmp/amf"
+)
+
+// Admin views: the questions the admin API asks the core, as plain method
+// calls returning snapshots. Each takes the locks it needs briefly and
+// copies; nothing returned shares memory with the running server.
+
+// ServerView is the server as a whole.
+type ServerView struct {
+	StartedAt       time.Time      `json:"started_at"`
+	UptimeSeconds   float64        `json:"uptime_seconds"`
+	Connections     int64          `json:"connections"`
+	ByProtocol      map[string]int `json:"connections_by_protocol"`
+	Accepted        uint64         `json:"connections_accepted"`
+	Rejected        uint64         `json:"connections_rejected"`
+	AuthDenied      uint64         `json:"auth_denied"`
+	SlowDisconnects uint64         `json:"slow_disconnects"`
+	DroppedMessages uint64         `json:"dropped_messages"`
+	BytesIn         uint64         `json:"bytes_in"`
+	BytesOut        uint64         `json:"bytes_out"`
+	// Rates are bits per second over the time since the previous
+	// Overview call (at least a second), or since the start.
+	BitrateIn  float64 `json:"bitrate_in"`
+	BitrateOut float64 `json:"bitrate_out"`
+	Instances  int     `json:"instances"`
+	Streams    int     `json:"streams"`
+}
+
+// ClientView is one connected client.
+type ClientView struct {
+	ID          uint64             `json:"id"`
+	IP          string             `json:"ip"`
+	Protocol    string             `json:"protocol"`
+	TunnelID    string             `json:"rtmpt_session_id,omitempty"`
+	App         string             `json:"app,omitempty"`
+	Instance    string             `json:"instance,omitempty"`
+	Agent       string             `json:"agent,omitempty"`
+	Connected   bool               `json:"connected"` // the connect command succeeded
+	ConnectedAt time.Time          `json:"connected_at"`
+	BytesIn     uint64             `json:"bytes_in"`
+	BytesOut    uint64             `json:"bytes_out"`
+	Streams     []ClientStreamView `json:"streams"`
+}
+
+// ClientStreamView is a live stream a client publishes or plays.
+type ClientStreamView struct {
+	Name string `json:"name"`
+	Role string `json:"role"` // "publish" or "play"
+}
+
+// StreamView is one live stream of an instance.
+type StreamView struct {
+	App         string    `json:"app"`
+	Instance    string    `json:"instance"`
+	Name        string    `json:"name"`
+	Publisher   uint64    `json:"publisher,omitempty"` // client id; 0 when none
+	PublishType string    `json:"publish_type,omitempty"`
+	PublishedAt time.Time `json:"published_at,omitzero"`
+	Recording   bool      `json:"recording"`
+	VideoCodec  string    `json:"video_codec,omitempty"`
+	AudioCodec  string    `json:"audio_codec,omitempty"`
+	Width       int       `json:"width,omitempty"`
+	Height      int       `json:"height,omitempty"`
+	FPS         float64   `json:"fps,omitempty"`
+	// Bitrate is the measured input in bits per second: over the time
+	// since the previous Streams call (at least a second), or since the
+	// publish started.
+	Bitrate  float64  `json:"bitrate"`
+	Bytes    uint64   `json:"bytes"`
+	Messages uint64   `json:"messages"`
+	Players  []uint64 `json:"players"` // client ids
+}
+
+// InstanceView is a running application instance.
+type InstanceView struct {
+	App     string `json:"app"`
+	Name    string `json:"name"`
+	Clients int    `json:"clients"`
+	Streams int    `json:"streams"`
+}
+
+// AppView is an application with its running instances.
+type AppView struct {
+	Name      string         `json:"name"`
+	Instances []InstanceView `json:"instances"`
+}
+
+// SharedObjectView is one SharedObject. The core has none yet: see
+// SharedObjects.
+type SharedObjectView struct {
+	App         string `json:"app"`
+	Instance    string `json:"instance"`
+	Name        string `json:"name"`
+	Persistent  bool   `json:"persistent"`
+	Version     uint32 `json:"version"`
+	Subscribers int    `json:"subscribers"`
+	Size        int    `json:"size"`
+}
+
+// viewState keeps what the views need between calls: the start time and
+// the previous samples that rates are measured against.
+type viewState struct {
+	startedAt time.Time
+
+	mu      sync.Mutex
+	server  rateSample
+	streams map[*publication]rateSample
+}
+
+type rateSample struct {
+	at      time.Time
+	in, out uint64
+	rateIn  float64
+	rateOut float64
+}
+
+// minRateWindow is the shortest interval a rate is measured over; calls
+// closer together reuse the last measurement.
+const minRateWindow = time.Second
+
+// advance returns the rates from prev to (now, in, out) and the sample to
+// keep for the next call.
+func (prev rateSample) advance(now time.Time, in, out uint64) rateSample {
+	d := now.Sub(prev.at)
+	if d < minRateWindow && !prev.at.IsZero() && (prev.rateIn != 0 || prev.rateOut != 0) {
+		return prev
+	}
+	if d <= 0 {
+		return prev
+	}
+	s := rateSample{at: now, in: in, out: out}
+	s.rateIn = float64(in-min(in, prev.in)) * 8 / d.Seconds()
+	s.rateOut = float64(out-min(out, prev.out)) * 8 / d.Seconds()
+	return s
+}
+
+func (s *Server) allClients() []*Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Client, 0, len(s.clients))
+	for _, c := range s.clients {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *Server) allInstances() []*Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Instance, 0, len(s.instances))
+	for _, in := range s.instances {
+		out = append(out, in)
+	}
+	slices.SortFunc(out, func(a, b *Instance) int {
+		return strings.Compare(a.app+"/"+a.name, b.app+"/"+b.name)
+	})
+	return out
+}
+
+func (in *Instance) streamList() []*Stream {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make([]*Stream, 0, len(in.streams))
+	for _, st := range in.streams {
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b *Stream) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// Overview returns the server's totals.
+func (s *Server) Overview() ServerView {
+	now := time.Now()
+	v := ServerView{
+		StartedAt:       s.views.startedAt,
+		UptimeSeconds:   now.Sub(s.views.startedAt).Seconds(),
+		Connections:     s.stats.Connections.Load(),
+		ByProtocol:      make(map[string]int),
+		Accepted:        s.stats.Accepted.Load(),
+		Rejected:        s.stats.Rejected.Load(),
+		AuthDenied:      s.stats.AuthDenied.Load(),
+		SlowDisconnects: s.stats.SlowDisconnects.Load(),
+		DroppedMessages: s.stats.DroppedMessages.Load(),
+		BytesIn:         s.stats.BytesIn.Load(),
+		BytesOut:        s.stats.BytesOut.Load(),
+	}
+	for _, c := range s.allClients() {
+		v.ByProtocol[c.info.Protocol]++
+		v.BytesIn += c.bytesIn.Load()
+		v.BytesOut += c.t.BytesWritten()
+	}
+	for _, in := range s.allInstances() {
+		v.Instances++
+		v.Streams += len(in.streamList())
+	}
+	s.views.mu.Lock()
+	if s.views.server.at.IsZero() {
+		s.views.server = rateSample{at: s.views.startedAt}
+	}
+	s.views.server = s.views.server.advance(now, v.BytesIn, v.BytesOut)
+	v.BitrateIn, v.BitrateOut = s.views.server.rateIn, s.views.server.rateOut
+	s.views.mu.Unlock()
+	return v
+}
+
+// Clients returns every client, connected or still connecting, by id.
+func (s *Server) Clients() []ClientView {
+	roles := make(map[uint64][]ClientStreamView)
+	type member struct {
+		app, inst, agent string
+	}
+	members := make(map[uint64]member)
+	for _, in := range s.allInstances() {
+		// A client's app and agent are written before it joins its
+		// instance and never after: reading them under the instance's
+		// lock is safe.
+		in.mu.Lock()
+		for id, c := range in.clients {
+			members[id] = member{in.app, in.name, c.agent}
+		}
+		in.mu.Unlock()
+		for _, st := range in.streamList() {
+			st.mu.Lock()
+			if st.pub != nil {
+				id := st.pub.client.id
+				roles[id] = append(roles[id], ClientStreamView{Name: st.name, Role: "publish"})
+			}
+			for _, pl := range st.players {
+				id := pl.client.id
+				roles[id] = append(roles[id], ClientStreamView{Name: st.name, Role: "play"})
+			}
+			st.mu.Unlock()
+		}
+	}
+	clients := s.allClients()
+	out := make([]ClientView, 0, len(clients))
+	for _, c := range clients {
+		v := ClientView{
+			ID: c.id, IP: c.ip, Protocol: c.info.Protocol, TunnelID: c.info.TunnelID,
+			ConnectedAt: c.connectedAt, BytesIn: c.bytesIn.Load(), BytesOut: c.t.BytesWritten(),
+			Streams: roles[c.id],
+		}
+		if m, ok := members[c.id]; ok {
+			v.Connected, v.App, v.Instance, v.Agent = true, m.app, m.inst, m.agent
+		}
+		if v.Streams == nil {
+			v.Streams = []ClientStreamView{}
+		}
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b ClientView) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Streams returns every live stream of every instance.
+func (s *Server) Streams() []StreamView {
+	now := time.Now()
+	var out []StreamView
+	live := make(map[*publication]bool)
+	s.views.mu.Lock()
+	defer s.views.mu.Unlock()
+	if s.views.streams == nil {
+		s.views.streams = make(map[*publication]rateSample)
+	}
+	for _, in := range s.allInstances() {
+		for _, st := range in.streamList() {
+			v := StreamView{App: in.app, Instance: in.name, Name: st.name, Players: []uint64{}}
+			st.mu.Lock()
+			p := st.pub
+			for _, pl := range st.players {
+				v.Players = append(v.Players, pl.client.id)
+			}
+			v.VideoCodec = seqCodecs(st.videoSeq)
+			v.AudioCodec = seqCodecs(st.audioSeq)
+			var meta []byte
+			if st.meta != nil {
+				meta = st.meta.Payload
+			}
+			st.mu.Unlock()
+			if meta != nil {
+				v.applyMetadata(meta)
+			}
+			if p != nil {
+				live[p] = true
+				v.Publisher, v.PublishType, v.PublishedAt = p.client.id, p.typ, p.startedAt
+				v.Recording = p.typ == "record" || p.typ == "append"
+				v.Bytes, v.Messages = p.bytes.Load(), p.messages.Load()
+				prev, ok := s.views.streams[p]
+				if !ok {
+					prev = rateSample{at: p.startedAt}
+				}
+				cur := prev.advance(now, v.Bytes, 0)
+				s.views.streams[p] = cur
+				v.Bitrate = cur.rateIn
+			}
+			slices.Sort(v.Players)
+			out = append(out, v)
+		}
+	}
+	for p := range s.views.streams {
+		if !live[p] {
+			delete(s.views.streams, p)
+		}
+	}
+	if out == nil {
+		out = []StreamView{}
+	}
+	return out
+}
+
+// seqCodecs names the codecs of a stream's sequence headers, keyed by
+// track key and codec (see Stream.writePacket).
+func seqCodecs(m map[string]*Packet) string {
+	if len(m) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ",")
+}
+
+// applyMetadata reads width, height, frame rate and, when no sequence
+// header named them, the codecs from an onMetaData payload.
+func (v *StreamView) applyMetadata(payload []byte) {
+	d := amf.NewDecoder(payload)
+	if _, err := d.DecodeAMF0(); err != nil { // "onMetaData"
+		return
+	}
+	val, err := d.DecodeAMF0()
+	if err != nil {
+		return
+	}
+	var get func(string) (any, bool)
+	switch o := val.(type) {
+	case amf.ECMAArray:
+		get = o.Get
+	case amf.Object:
+		get = o.Get
+	default:
+		return
+	}
+	num := func(k string) float64 {
+		x, _ := get(k)
+		n, _ := amf.Number(x)
+		return n
+	}
+	v.Width, v.Height, v.FPS = int(num("width")), int(num("height")), num("framerate")
+	if v.FPS == 0 {
+		v.FPS = num("videoframerate")
+	}
+	if v.VideoCodec == "" {
+		if x, ok := get("videocodecid"); ok {
+			if s, ok := x.(string); ok {
+				v.VideoCodec = s
+			}
+		}
+	}
+	if v.AudioCodec == "" {
+		if x, ok := get("audiocodecid"); ok {
+			if s, ok := x.(string); ok {
+				v.AudioCodec = s
+			}
+		}
+	}
+}
+
+// Apps returns the applications that have running instances.
+func (s *Server) Apps() []AppView {
+	var out []AppView
+	for _, in := range s.allInstances() {
+		in.mu.Lock()
+		iv := InstanceView{App: in.app, Name: in.name, Clients: len(in.clients), Streams: len(in.streams)}
+		in.mu.Unlock()
+		if n := len(out); n == 0 || out[n-1].Name != in.app {
+			out = append(out, AppView{Name: in.app})
+		}
+		out[len(out)-1].Instances = append(out[len(out)-1].Instances, iv)
+	}
+	if out == nil {
+		out = []AppView{}
+	}
+	return out
+}
+
+// SharedObjects returns the SharedObjects of every instance. The core has
+// none yet; when it does, this is where they are listed (one view per
+// object: name, persistence, version, subscribers, size).
+func (s *Server) SharedObjects() []SharedObjectView {
+	return []SharedObjectView{}
+}
+
+// ErrNotFound is returned by the admin actions for an unknown client,
+// stream or instance.
+var ErrNotFound = errors.New("session: not found")
+
+// DisconnectClient ends client id with reason.
+func (s *Server) DisconnectClient(id uint64, reason string) error {
+	s.mu.Lock()
+	c := s.clients[id]
+	s.mu.Unlock()
+	if c == nil {
+		return ErrNotFound
+	}
+	c.close(errors.New(reason))
+	return nil
+}
+
+// StopStream unpublishes the live stream app/inst/name: its players get
+// NetStream.Play.UnpublishNotify at once (and stay attached for a later
+// publisher, as in FMS), and its publisher is disconnected with reason so
+// that the encoder stops sending. It returns ErrNotFound when the stream
+// has no publisher.
+func (s *Server) StopStream(app, inst, name, reason string) error {
+	s.mu.Lock()
+	in := s.instances[app+"/"+inst]
+	s.mu.Unlock()
+	if in == nil {
+		return ErrNotFound
+	}
+	in.mu.Lock()
+	st := in.streams[name]
+	in.mu.Unlock()
+	if st == nil {
+		return ErrNotFound
+	}
+	st.mu.Lock()
+	p := st.pub
+	st.mu.Unlock()
+	if p == nil {
+		return ErrNotFound
+	}
+	st.unpublish(p, true)
+	p.client.close(errors.New(reason)) // its cleanup logs the unpublish
+
+	return nil
+}
+
+// UnloadInstance disconnects every client of instance app/inst; the
+// instance stops when its last client has left. It returns the number of
+// clients disconnected.
+func (s *Server) UnloadInstance(app, inst, reason string) (int, error) {
+	s.mu.Lock()
+	in := s.instances[app+"/"+inst]
+	s.mu.Unlock()
+	if in == nil {
+		return 0, ErrNotFound
+	}
+	in.mu.Lock()
+	clients := make([]*Client, 0, len(in.clients))
+	for _, c := range in.clients {
+		clients = append(clients, c)
+	}
+	in.mu.Unlock()
+	for _, c := range clients {
+		c.close(errors.New(reason))
+	}
+	return len(clients), nil
+}
