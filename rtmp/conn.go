@@ -253,6 +253,14 @@ func (c *Conn) BytesRead() uint64 { return c.base + c.r.BytesRead() }
 // BytesWritten is the number of bytes sent, handshake included.
 func (c *Conn) BytesWritten() uint64 { return c.bytesOut.Load() }
 
+// SetNoDelay sets TCP_NODELAY when the connection is a TCP socket.
+func (c *Conn) SetNoDelay(on bool) error {
+	if tc, ok := c.nc.(interface{ SetNoDelay(bool) error }); ok {
+		return tc.SetNoDelay(on)
+	}
+	return nil
+}
+
 // SetWriteTimeout makes every write, acknowledgements included, fail when
 // it cannot finish within about d (between 3/4 d and d); 0 disables it.
 func (c *Conn) SetWriteTimeout(d time.Duration) {

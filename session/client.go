@@ -363,6 +363,21 @@ func (c *Client) drain(first []message.Message, flush bool) {
 	}
 }
 
+// mediaSocket tunes the client's socket for a media player: unless
+// Config.TCPNoDelay is set, Nagle's algorithm is turned back on so that
+// the kernel coalesces the player's small writes (much less CPU per
+// player, at most a round trip of latency). Other clients keep the
+// default TCP_NODELAY, so that RPC replies and SharedObject updates are
+// never held back.
+func (c *Client) mediaSocket() {
+	if c.srv.cfg.TCPNoDelay {
+		return
+	}
+	if nd, ok := c.t.(interface{ SetNoDelay(bool) error }); ok {
+		nd.SetNoDelay(false)
+	}
+}
+
 // maxKeptBatch is the largest queue (in messages) a client keeps for
 // reuse; a join burst grows one past it, and that memory is given back.
 const maxKeptBatch = 16

@@ -88,9 +88,6 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, info ConnInfo) erro
 		return err
 	}
 	defer s.release(ip)
-	if tc, ok := nc.(interface{ SetNoDelay(bool) error }); ok {
-		tc.SetNoDelay(s.cfg.TCPNoDelay)
-	}
 	nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	conn, hs, err := rtmp.Accept(nc, s.cfg.MaxMessageSize)
 	if err != nil {

@@ -407,3 +407,31 @@ func TestSharedObjectSlowSubscriberIsDisconnected(t *testing.T) {
 	for !strings.Contains(evTypes(readSO(t, ctx, w, "flood", sw)), "Success:after") {
 	}
 }
+
+// The admin view lists the SharedObjects in use with their state.
+func TestSharedObjectsView(t *testing.T) {
+	base, srv, _ := startServer(t, session.Config{})
+	c := dial(t, base+"/live/room1", client.Options{})
+	if err := c.UseSO("rooms/lobby", false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReadSO(ctxT(t, 5*time.Second), "rooms/lobby"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetSO("rooms/lobby", false, 0, message.SOEvent{Type: message.SORequestChange, Key: "topic", Value: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		views := srv.SharedObjects()
+		if len(views) == 1 && views[0].Version > 0 {
+			v := views[0]
+			if v.App != "live" || v.Instance != "room1" || v.Name != "rooms/lobby" || v.Subscribers != 1 || v.Size == 0 || v.Persistent {
+				t.Fatalf("view %+v", v)
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("views %+v", srv.SharedObjects())
+}

@@ -341,6 +341,7 @@ func (st *Stream) flushDeferred() {
 // live stream gets metadata, sequence headers and the cached group of
 // pictures at once, right after what prelude queues.
 func (st *Stream) addPlayer(c *Client, msid uint32, prelude func()) *player {
+	c.mediaSocket()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	prelude()

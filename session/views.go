@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strings"
@@ -94,8 +95,7 @@ type AppView struct {
 	Instances []InstanceView `json:"instances"`
 }
 
-// SharedObjectView is one SharedObject. The core has none yet: see
-// SharedObjects.
+// SharedObjectView is one SharedObject.
 type SharedObjectView struct {
 	App         string `json:"app"`
 	Instance    string `json:"instance"`
@@ -402,11 +402,34 @@ func (s *Server) Apps() []AppView {
 	return out
 }
 
-// SharedObjects returns the SharedObjects of every instance. The core has
-// none yet; when it does, this is where they are listed (one view per
-// object: name, persistence, version, subscribers, size).
+// SharedObjects returns the SharedObjects of every instance, sorted by
+// app, instance and name.
 func (s *Server) SharedObjects() []SharedObjectView {
-	return []SharedObjectView{}
+	s.mu.Lock()
+	ins := make([]*Instance, 0, len(s.instances))
+	for _, in := range s.instances {
+		ins = append(ins, in)
+	}
+	s.mu.Unlock()
+	out := []SharedObjectView{}
+	for _, in := range ins {
+		in.so.mu.Lock()
+		sos := make([]*SharedObject, 0, len(in.so.sos))
+		for _, so := range in.so.sos {
+			sos = append(sos, so)
+		}
+		in.so.mu.Unlock()
+		for _, so := range sos {
+			so.mu.Lock()
+			out = append(out, SharedObjectView{App: in.app, Instance: in.name, Name: so.name, Persistent: so.persistent,
+				Version: so.version, Subscribers: len(so.subs), Size: so.size})
+			so.mu.Unlock()
+		}
+	}
+	slices.SortFunc(out, func(a, b SharedObjectView) int {
+		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Instance, b.Instance), cmp.Compare(a.Name, b.Name))
+	})
+	return out
 }
 
 // ErrNotFound is returned by the admin actions for an unknown client,

@@ -33,7 +33,7 @@ type config struct {
 	StallTimeout     time.Duration `env:"STALL_TIMEOUT" envDefault:"10s" help:"disconnect a client whose writes stall this long"`
 	GOPCache         bool          `env:"GOP_CACHE" envDefault:"true" help:"start players at the last keyframe"`
 	WriteMerge       time.Duration `env:"WRITE_MERGE" envDefault:"50ms" help:"longest wait of audio for the next video frame to share a write (0 = write every message at once)"`
-	TCPNoDelay       bool          `env:"TCP_NODELAY" envDefault:"false" help:"send each write at once (TCP_NODELAY); off lets the kernel coalesce a player's small writes: less CPU, at most a round trip of latency"`
+	TCPNoDelay       bool          `env:"TCP_NODELAY" envDefault:"false" help:"keep TCP_NODELAY for live players; off gives their sockets Nagle back: less CPU, at most a round trip of latency (other clients always keep TCP_NODELAY)"`
 	ChunkSize        int           `env:"CHUNK_SIZE" envDefault:"4096" help:"outgoing RTMP chunk size"`
 	StrictApps       bool          `env:"STRICT_APPS" envDefault:"false" help:"accept only applications that have a folder in the data dir, as FMS"`
 	PublisherGrace   time.Duration `env:"PUBLISHER_GRACE" envDefault:"3s" help:"how long players wait for a vanished publisher to come back"`
@@ -72,7 +72,7 @@ type config struct {
 	ClientBandwidthOut  int           `env:"CLIENT_BANDWIDTH_OUT" envDefault:"0" help:"bytes per second sent to each client at most (0 = no limit), as FMS setBandwidthLimit"`
 	ClientBandwidthIn   int           `env:"CLIENT_BANDWIDTH_IN" envDefault:"0" help:"bytes per second read from each client at most (0 = no limit)"`
 
-	QUICAddr        string        `env:"QUIC_ADDR" envDefault:":1935" help:"UDP address for RTMP over QUIC (ALPN rtmp-quic, one stream per RTMP connection); empty = off"`
+	QUICAddr        string        `env:"QUIC_ADDR" envDefault:":1935" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (messages framed on QUIC; not in gateway mode); empty = off"`
 	QUICIdleTimeout time.Duration `env:"QUIC_IDLE_TIMEOUT" envDefault:"30s" help:"close a QUIC connection silent this long"`
 	QUICKeepAlive   time.Duration `env:"QUIC_KEEPALIVE" envDefault:"10s" help:"QUIC keep-alive period (0 = off)"`
 	Upstream        string        `env:"UPSTREAM" envDefault:"" help:"gateway mode: forward every client, byte for byte, to this rtmp://host:port origin instead of serving it here"`
