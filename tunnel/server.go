@@ -294,6 +294,21 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 		nc.Close() // silent or gone before its first byte
 		return
 	}
+	if (b == 'P' || b == '\r') && trustedAddr(addrPortOf(nc.RemoteAddr()).Addr(), s.cfg.TrustedProxies) {
+		// A trusted load balancer may name the client in a PROXY header.
+		pc, ok, err := readProxyHeader(c, s.cfg.SniffTimeout)
+		if err != nil {
+			s.log.Debug("bad proxy protocol header", "remote", nc.RemoteAddr().String(), "err", err.Error())
+			nc.Close()
+			return
+		}
+		if ok {
+			if b, c, err = sniffByte(pc, s.cfg.SniffTimeout); err != nil {
+				pc.Close()
+				return
+			}
+		}
+	}
 	if b == 0x16 && s.cfg.TLSConfig != nil {
 		tc := tls.Server(c, s.cfg.TLSConfig)
 		hctx, hcancel := context.WithTimeout(ctx, s.cfg.SniffTimeout)
