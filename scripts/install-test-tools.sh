@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, the external tools the end-to-end tests drive:
-# ffmpeg (with ffprobe), rtmpdump, nginx with its RTMP module,
+# ffmpeg (with ffprobe), rtmpdump, nginx with its RTMP and stream modules,
 # python3-librtmp and tshark. Only what is missing is installed; when
 # everything is present this does nothing and returns at once.
 set -euo pipefail
@@ -13,6 +13,7 @@ missing=()
 have_cmd rtmpdump || missing+=(rtmpdump)
 have_cmd nginx || missing+=(nginx)
 have_pkg libnginx-mod-rtmp || missing+=(libnginx-mod-rtmp)
+have_pkg libnginx-mod-stream || missing+=(libnginx-mod-stream)
 have_pkg python3-librtmp || missing+=(python3-librtmp)
 have_cmd tshark || missing+=(tshark)
 
