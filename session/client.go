@@ -182,6 +182,9 @@ func (c *Client) cleanup() {
 	c.closeCalls()
 	c.releaseSharedObjects()
 	if c.inst != nil {
+		if h, ok := c.inst.application().(DisconnectHandler); ok && c.connected {
+			h.Disconnect(c)
+		}
 		c.inst.removeClient(c)
 	}
 }

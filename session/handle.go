@@ -197,10 +197,11 @@ func (c *Client) connect(cmd *message.Command) error {
 	c.app, c.query = app, query
 	log := c.log.With("app", app, "instance", inst)
 
+	var appInfo any // the application's rejection info object (script_hook.go)
 	reject := func(desc string) error {
 		c.srv.stats.Rejected.Add(1)
 		c.sendCommand(0, &message.Command{Name: "_error", TransactionID: cmd.TransactionID, Args: []any{
-			info(levelError, "NetConnection.Connect.Rejected", desc)}})
+			rejectInfo(desc, appInfo)}})
 		c.outMu.Lock()
 		c.closeAfter = true
 		c.outMu.Unlock()
@@ -221,9 +222,16 @@ func (c *Client) connect(cmd *message.Command) error {
 		return reject(desc)
 	}
 
-	c.connected = true
 	c.inst = c.srv.instance(app, inst)
 	c.inst.addClient(c)
+	if desc, ai, _ := c.askConnect(cmd.Args); desc != "" {
+		in := c.inst
+		c.inst = nil
+		in.removeClient(c)
+		appInfo = ai
+		return reject(desc)
+	}
+	c.connected = true
 	c.t.SetReadDeadline(time.Time{})
 	c.log = log
 

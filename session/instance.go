@@ -24,6 +24,9 @@ func newInstance(s *Server, app, name string) *Instance {
 	in.so.in = in
 	if s.cfg.Application != nil {
 		in.appl = s.cfg.Application(app, name)
+		if st, ok := in.appl.(InstanceStarter); ok {
+			st.Start(in)
+		}
 	}
 	return in
 }

@@ -170,9 +170,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.stopApplications()
 		return nil
 	case <-ctx.Done():
+		s.stopApplications()
 		return ctx.Err()
+	}
+}
+
+// stopApplications tells the applications of the instances still loaded
+// (held by streams or shared objects) that the server stops
+// (script_hook.go); Stop does not wait.
+func (s *Server) stopApplications() {
+	for _, in := range s.allInstances() {
+		if st, ok := in.appl.(InstanceStopper); ok {
+			st.Stop()
+		}
 	}
 }
 
@@ -201,5 +214,8 @@ func (s *Server) dropInstanceIfIdle(in *Instance) {
 	if s.instances[key] == in {
 		delete(s.instances, key)
 		s.log.Info("instance stopped", "app", in.app, "instance", in.name)
+		if st, ok := in.appl.(InstanceStopper); ok {
+			st.Stop()
+		}
 	}
 }

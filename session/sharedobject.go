@@ -95,6 +95,7 @@ type SharedObject struct {
 	refs    int // server-side references
 	closed  bool
 	hook    SOChangeHook
+	sendHk  SOSendHook // script_hook.go
 	locked  int
 	timer   *time.Timer
 	ops     []soOp
@@ -251,6 +252,7 @@ func (c *Client) sharedObjectMessage(m *message.Message) error {
 		case message.SOSendMessage:
 			if so != nil {
 				so.Send(ev.Handler, ev.Args...)
+				so.callSendHook(c, ev.Handler, ev.Args)
 			}
 		default:
 			c.log.Debug("shared object event ignored", "so", msg.Name, "event", ev.Type.String())

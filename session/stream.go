@@ -89,7 +89,9 @@ func (st *Stream) publish(c *Client, msid uint32, typ string) (*publication, err
 	switch {
 	case st.pub != nil:
 		idle := time.Since(time.Unix(0, st.pub.lastInput.Load()))
-		if idle < st.in.srv.cfg.PublisherTakeover {
+		// A server-side publisher (script_hook.go, client nil) neither
+		// takes over nor is taken over.
+		if idle < st.in.srv.cfg.PublisherTakeover || c == nil || st.pub.client == nil {
 			return nil, fmt.Errorf("Stream %s is already being published.", st.name)
 		}
 		old := st.pub

@@ -230,7 +230,7 @@ func (s *Server) Clients() []ClientView {
 		in.mu.Unlock()
 		for _, st := range in.streamList() {
 			st.mu.Lock()
-			if st.pub != nil {
+			if st.pub != nil && st.pub.client != nil {
 				id := st.pub.client.id
 				roles[id] = append(roles[id], ClientStreamView{Name: st.name, Role: "publish"})
 			}
@@ -299,7 +299,10 @@ func (s *Server) Streams() []StreamView {
 			}
 			if p != nil {
 				live[p] = true
-				v.Publisher, v.PublishType, v.PublishedAt = p.client.id, p.typ, p.startedAt
+				v.PublishType, v.PublishedAt = p.typ, p.startedAt
+				if p.client != nil { // nil: published by the server (script_hook.go)
+					v.Publisher = p.client.id
+				}
 				v.Recording = p.typ == "record" || p.typ == "append"
 				v.Bytes, v.Messages = p.bytes.Load(), p.messages.Load()
 				prev, ok := s.views.streams[p]
@@ -473,7 +476,9 @@ func (s *Server) StopStream(app, inst, name, reason string) error {
 		return ErrNotFound
 	}
 	st.unpublish(p, true)
-	p.client.close(errors.New(reason)) // its cleanup logs the unpublish
+	if p.client != nil {
+		p.client.close(errors.New(reason)) // its cleanup logs the unpublish
+	}
 
 	return nil
 }

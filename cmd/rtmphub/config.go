@@ -60,6 +60,8 @@ type config struct {
 	MaxSharedObject int           `env:"MAX_SHARED_OBJECTS" envDefault:"1000" help:"shared objects in use per application instance"`
 	MaxSOSize       int           `env:"MAX_SO_SIZE" envDefault:"1048576" help:"largest shared object: bytes of slot names and encoded values"`
 	MaxSOProperties int           `env:"MAX_SO_PROPERTIES" envDefault:"10000" help:"most slots in one shared object"`
+	ScriptTimeout   time.Duration `env:"SCRIPT_TIMEOUT" envDefault:"5s" help:"interrupt a main.asc callback (onConnect, a call, a timer...) that runs longer than this"`
+	ScriptQueue     int           `env:"SCRIPT_QUEUE" envDefault:"4096" help:"events waiting for one instance's main.asc; a client call finding it full fails with Application busy"`
 	RPCTestApp      string        `env:"RPC_TEST_APP" envDefault:"" help:"name of an application given the built-in test methods echo, add, fail, callBack and broadcast (for client tests; empty = none)"`
 
 	AdminAddr           string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:1111" help:"TCP address of the admin API, metrics and health checks (empty = off); off loopback it needs --admin-token"`

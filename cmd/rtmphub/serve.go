@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/script"
 	"github.com/rtmphub/rtmphub/tunnel"
 )
 
@@ -39,7 +40,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		MaxSharedObjects: cfg.MaxSharedObject,
 		MaxSOSize:        cfg.MaxSOSize,
 		MaxSOProperties:  cfg.MaxSOProperties,
-		Application:      testApplication(cfg.RPCTestApp),
+		Application: script.Factory(script.Config{
+			DataDir:  cfg.DataDir,
+			MaxRun:   cfg.ScriptTimeout,
+			QueueLen: cfg.ScriptQueue,
+			Log:      log.With("component", "script"),
+			Next:     testApplication(cfg.RPCTestApp),
+		}),
 
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
 		Authorize:           authorizer(cfg, log),

@@ -1,0 +1,189 @@
+package script
+
+import (
+	"time"
+
+	"github.com/dop251/goja"
+	"github.com/rtmphub/rtmphub/session"
+)
+
+// soBuiltins are SharedObject methods a client's send may not call.
+var soBuiltins = map[string]bool{
+	"setProperty": true, "getProperty": true, "getPropertyNames": true, "size": true,
+	"send": true, "lock": true, "unlock": true, "clear": true, "flush": true,
+	"close": true, "onSync": true, "constructor": true,
+}
+
+func (a *App) setupSharedObject() {
+	vm := a.vm
+	ctor := vm.Get("SharedObject").(*goja.Object)
+	p := ctor.Get("prototype").(*goja.Object)
+	a.soProto = p
+	_ = ctor.Set("get", func(name string, persistent bool) goja.Value {
+		key := name
+		if persistent {
+			key = "P:" + name
+		} else {
+			key = "T:" + name
+		}
+		if st := a.sos[key]; st != nil {
+			return st.obj
+		}
+		so, err := a.in.SharedObject(name, persistent)
+		if err != nil {
+			panic(vm.NewGoError(err))
+		}
+		st := &soState{so: so, obj: vm.NewObject()}
+		_ = st.obj.SetPrototype(p)
+		_ = st.obj.Set("name", name)
+		_ = st.obj.Set("persistent", persistent)
+		a.sos[key] = st
+		a.soByObj[st.obj] = st
+		a.hookSO(st)
+		return st.obj
+	})
+	self := func(this goja.Value) *session.SharedObject {
+		o, ok := this.(*goja.Object)
+		if !ok || a.soByObj[o] == nil {
+			panic(vm.NewTypeError("not an open SharedObject"))
+		}
+		return a.soByObj[o].so
+	}
+	check := func(err error) {
+		if err != nil {
+			panic(vm.NewGoError(err))
+		}
+	}
+	_ = p.Set("setProperty", func(call goja.FunctionCall) goja.Value {
+		so := self(call.This)
+		k, v := call.Argument(0).String(), call.Argument(1)
+		if goja.IsNull(v) || goja.IsUndefined(v) {
+			check(so.Delete(k))
+		} else {
+			check(so.Set(k, toAMF(vm, v)))
+		}
+		return goja.Undefined()
+	})
+	_ = p.Set("getProperty", func(call goja.FunctionCall) goja.Value {
+		v, ok := self(call.This).Get(call.Argument(0).String())
+		if !ok {
+			return goja.Null()
+		}
+		return toJS(vm, v)
+	})
+	_ = p.Set("getPropertyNames", func(call goja.FunctionCall) goja.Value {
+		names := self(call.This).Names()
+		vals := make([]any, len(names))
+		for i, n := range names {
+			vals[i] = n
+		}
+		return vm.NewArray(vals...)
+	})
+	_ = p.Set("size", func(call goja.FunctionCall) goja.Value {
+		return vm.ToValue(len(self(call.This).Names()))
+	})
+	_ = p.Set("send", func(call goja.FunctionCall) goja.Value {
+		so := self(call.This)
+		var args []any
+		if len(call.Arguments) > 1 {
+			args = amfArgs(vm, call.Arguments[1:])
+		}
+		check(so.Send(call.Argument(0).String(), args...))
+		return vm.ToValue(true)
+	})
+	_ = p.Set("lock", func(call goja.FunctionCall) goja.Value {
+		self(call.This).Lock()
+		return goja.Undefined()
+	})
+	_ = p.Set("unlock", func(call goja.FunctionCall) goja.Value {
+		self(call.This).Unlock()
+		return goja.Undefined()
+	})
+	_ = p.Set("clear", func(call goja.FunctionCall) goja.Value {
+		check(self(call.This).Clear())
+		return vm.ToValue(true)
+	})
+	_ = p.Set("flush", func(call goja.FunctionCall) goja.Value {
+		check(self(call.This).Flush())
+		return vm.ToValue(true)
+	})
+	_ = p.Set("close", func(call goja.FunctionCall) goja.Value {
+		o, _ := call.This.(*goja.Object)
+		st := a.soByObj[o]
+		if st == nil {
+			return vm.ToValue(false)
+		}
+		delete(a.soByObj, o)
+		for k, v := range a.sos {
+			if v == st {
+				delete(a.sos, k)
+			}
+		}
+		st.so.SetChangeHook(nil)
+		st.so.SetSendHook(nil)
+		st.so.Release()
+		return vm.ToValue(true)
+	})
+}
+
+// hookSO routes clients' changes to onSync and clients' sends to the
+// object's handler methods, on the loop.
+func (a *App) hookSO(st *soState) {
+	st.so.SetChangeHook(func(ch *session.SOChange) error {
+		key, val, remove := ch.Key, ch.Value, ch.Remove
+		var old any
+		if v, ok := st.so.Get(key); ok {
+			old = v
+		}
+		err := a.l.postWait(func() { a.onSync(st, key, old, val, remove) }, time.Second)
+		if err != nil {
+			a.log.Warn("onSync not run", "so", st.so.Name(), "err", err)
+		}
+		return nil
+	})
+	st.so.SetSendHook(func(_ *session.Client, handler string, args []any) {
+		if soBuiltins[handler] {
+			return
+		}
+		err := a.l.postWait(func() {
+			if a.soByObj[st.obj] == nil {
+				return
+			}
+			fn, ok := goja.AssertFunction(st.obj.Get(handler))
+			if !ok {
+				return
+			}
+			if _, err := fn(st.obj, jsArgs(a.vm, args)...); err != nil {
+				a.scriptError("SharedObject."+handler, err)
+			}
+		}, time.Second)
+		if err != nil {
+			a.log.Warn("shared object handler not run", "so", st.so.Name(), "handler", handler, "err", err)
+		}
+	})
+}
+
+// onSync calls so.onSync([{code, name, oldValue, newValue}]) for a
+// client's change.
+func (a *App) onSync(st *soState, key string, old, val any, remove bool) {
+	if a.soByObj[st.obj] == nil {
+		return
+	}
+	fn, ok := goja.AssertFunction(st.obj.Get("onSync"))
+	if !ok {
+		return
+	}
+	vm := a.vm
+	ev := vm.NewObject()
+	if remove {
+		_ = ev.Set("code", "delete")
+	} else {
+		_ = ev.Set("code", "change")
+		_ = ev.Set("newValue", toJS(vm, val))
+	}
+	_ = ev.Set("name", key)
+	_ = ev.Set("oldValue", toJS(vm, old))
+	if _, err := fn(st.obj, vm.NewArray(ev)); err != nil {
+		a.scriptError("SharedObject.onSync", err)
+	}
+}
