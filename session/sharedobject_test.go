@@ -61,11 +61,14 @@ func evTypes(m *message.SharedObjectMessage) string {
 
 func TestSharedObjectTwoClients(t *testing.T) {
 	base, _, _ := startServer(t, session.Config{SOSyncInterval: 30 * time.Millisecond})
-	for _, encs := range [][2]float64{{0, 0}, {3, 0}, {3, 3}} {
+	for i, encs := range [][2]float64{{0, 0}, {3, 0}, {3, 3}} {
 		ctx := ctxT(t, 5*time.Second)
 		a := dial(t, base+"/chat/r1", client.Options{ObjectEncoding: encs[0]})
 		b := dial(t, base+"/chat/r1", client.Options{ObjectEncoding: encs[1]})
-		name := "rooms/lobby"
+		// A fresh object per round: the last round's clients may still be
+		// leaving (their release runs after their connection closes), which
+		// would keep its object, and its version, alive.
+		name := fmt.Sprintf("rooms/lobby%d", i)
 		sa, sb := &soState{props: map[string]any{}}, &soState{props: map[string]any{}}
 
 		a.UseSO(name, false, 0)
