@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -112,24 +111,8 @@ func TestBridgeRTMPTS(t *testing.T) {
 // application on a loopback port and returns its address.
 func startNginxRTMP(t testing.TB) string {
 	t.Helper()
-	nginx := needTool(t, "nginx")
-	const module = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-	if _, err := os.Stat(module); err != nil {
-		if inCI() {
-			t.Fatalf("nginx-rtmp module: %v", err)
-		}
-		t.Skipf("nginx-rtmp module not installed: %v", err)
-	}
-	dir := t.TempDir()
-	port := freeLoopbackPort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	conf := fmt.Sprintf(`load_module %s;
-daemon off;
-master_process off;
-pid %s;
-error_log stderr warn;
-events { worker_connections 256; }
-rtmp {
+	return startNginxModule(t, "/usr/lib/nginx/modules/ngx_rtmp_module.so", "nginx-rtmp module", func(addr string) string {
+		return fmt.Sprintf(`rtmp {
     server {
         listen %s;
         application live {
@@ -137,23 +120,8 @@ rtmp {
         }
     }
 }
-`, module, filepath.Join(dir, "nginx.pid"), addr)
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := startProc(t, 5*time.Minute, nginx, "-p", dir, "-c", path)
-	if !eventually(10*time.Second, func() bool {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil || p.exited()
-	}) || p.exited() {
-		t.Fatalf("nginx-rtmp did not start on %s:\n%s", addr, p.Stderr.String())
-	}
-	t.Cleanup(func() { p.stop(5 * time.Second) })
-	return addr
+`, addr)
+	})
 }
 
 // TestGatewayNginxRTMP: rtmphub as a gateway in front of a real nginx-rtmp

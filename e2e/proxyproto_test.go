@@ -14,32 +14,42 @@ import (
 // header, and returns its address.
 func startNginxProxyProtocol(t testing.TB, backend string) string {
 	t.Helper()
-	nginx := needTool(t, "nginx")
-	const module = "/usr/lib/nginx/modules/ngx_stream_module.so"
-	if _, err := os.Stat(module); err != nil {
-		if inCI() {
-			t.Fatalf("nginx stream module: %v", err)
-		}
-		t.Skipf("nginx stream module not installed: %v", err)
-	}
-	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
-	conf := fmt.Sprintf(`load_module %s;
-daemon off;
-master_process off;
-pid %s;
-error_log stderr warn;
-events { worker_connections 256; }
-stream {
+	return startNginxModule(t, "/usr/lib/nginx/modules/ngx_stream_module.so", "nginx stream module", func(addr string) string {
+		return fmt.Sprintf(`stream {
     server {
         listen %s;
         proxy_pass %s;
         proxy_protocol on;
     }
 }
-`, module, filepath.Join(dir, "nginx.pid"), addr, backend)
+`, addr, backend)
+	})
+}
+
+// startNginxModule runs a foreground nginx on a free loopback port with
+// one dynamic module loaded and the configuration block conf(addr), waits
+// until the port accepts, and returns the address. A missing module skips
+// the test locally and fails it in CI.
+func startNginxModule(t testing.TB, module, what string, conf func(addr string) string) string {
+	t.Helper()
+	nginx := needTool(t, "nginx")
+	if _, err := os.Stat(module); err != nil {
+		if inCI() {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Skipf("%s not installed: %v", what, err)
+	}
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	text := fmt.Sprintf(`load_module %s;
+daemon off;
+master_process off;
+pid %s;
+error_log stderr warn;
+events { worker_connections 256; }
+%s`, module, filepath.Join(dir, "nginx.pid"), conf(addr))
 	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := startProc(t, 5*time.Minute, nginx, "-p", dir, "-c", path)
@@ -50,7 +60,7 @@ stream {
 		}
 		return err == nil || p.exited()
 	}) || p.exited() {
-		t.Fatalf("nginx stream proxy did not start on %s:\n%s", addr, p.Stderr.String())
+		t.Fatalf("nginx (%s) did not start on %s:\n%s", what, addr, p.Stderr.String())
 	}
 	t.Cleanup(func() { p.stop(5 * time.Second) })
 	return addr
