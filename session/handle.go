@@ -368,6 +368,9 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 	c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
 	c.sendStatus(msid, levelStatus, "NetStream.Publish.Start", name+" is now published.", name)
 	c.log.Info("publish", "stream", name, "type", typ, "takeover", ns.pub.takeover)
+	if h, ok := c.inst.application().(StreamHandler); ok {
+		h.Publish(c, name)
+	}
 	c.accessLog("publish", "stream", name, "allowed", true, "type", typ)
 	if record, appendTo := recordType(typ); record {
 		ns.rec = c.startRecording(msid, name, appendTo)
@@ -467,6 +470,11 @@ func (c *Client) closeNetStream(ns *netStream, graceful bool) {
 			c.sendStatus(ns.id, levelStatus, "NetStream.Unpublish.Success", pub.stream.name+" is now unpublished.", pub.stream.name)
 		}
 		c.log.Info("unpublish", "stream", pub.stream.name, "graceful", graceful)
+		if c.inst != nil {
+			if h, ok := c.inst.application().(StreamHandler); ok {
+				h.Unpublish(c, pub.stream.name)
+			}
+		}
 		reason := "unpublished"
 		if !graceful {
 			reason = "disconnected"

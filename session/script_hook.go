@@ -52,6 +52,14 @@ type DisconnectHandler interface {
 	Disconnect(c *Client)
 }
 
+// StreamHandler is told when one of the instance's clients starts and
+// stops publishing a live stream (FMS's application.onPublish and
+// onUnpublish). It must not block.
+type StreamHandler interface {
+	Publish(c *Client, name string)
+	Unpublish(c *Client, name string)
+}
+
 // Agent is the client's flashVer; PageURL its page URL; SWFURL the SWF's.
 func (c *Client) Agent() string   { return c.agent }
 func (c *Client) PageURL() string { return c.pageURL }

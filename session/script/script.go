@@ -328,6 +328,28 @@ func (a *App) Disconnect(c *session.Client) {
 	}
 }
 
+// Publish runs application.onPublish(client, stream) on the loop, as FMS
+// does when a client starts publishing; stream.name names the stream.
+func (a *App) Publish(c *session.Client, name string) { a.streamEvent("onPublish", c, name) }
+
+// Unpublish runs application.onUnpublish(client, stream).
+func (a *App) Unpublish(c *session.Client, name string) { a.streamEvent("onUnpublish", c, name) }
+
+func (a *App) streamEvent(fn string, c *session.Client, name string) {
+	err := a.l.post(func() {
+		st := a.clients[c]
+		if st == nil || !st.accepted {
+			return
+		}
+		s := a.vm.NewObject()
+		s.Set("name", name)
+		a.callApp(fn, st.obj, s)
+	})
+	if err != nil {
+		a.log.Warn(fn+" not run", "client", c.ID(), "stream", name, "err", err)
+	}
+}
+
 // builtins are Client methods a remote client may not call.
 var builtins = map[string]bool{
 	"call": true, "ping": true, "getBandwidthLimit": true, "setBandwidthLimit": true,

@@ -718,3 +718,37 @@ application.onAppStop = function () { trace("app stopping"); };
 		t.Errorf("onAppStop did not run at shutdown:\n%s", logs)
 	}
 }
+
+// application.onPublish and onUnpublish run with the client and a stream
+// object naming the stream, as in FMS.
+func TestOnPublishOnUnpublish(t *testing.T) {
+	base, logs := start(t, map[string]map[string]string{"live": {"main.asc": `
+application.onConnect = function (client) { return true; };
+application.onPublish = function (client, stream) { trace("published " + stream.name + " by " + client.id); };
+application.onUnpublish = function (client, stream) { trace("unpublished " + stream.name); };
+`}}, time.Second)
+	c := mustDial(t, base+"/live", client.Options{FlashVer: "FMLE/3.0 (compatible; rtmphub-test)"})
+	ctx := ctxT(t, 5*time.Second)
+	id, err := c.CreateStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, id, "cam1", "live"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteCommand(0, &message.Command{Name: "deleteStream", Args: []any{float64(id)}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		l := logs.String()
+		if strings.Contains(l, "published cam1 by ") && strings.Contains(l, "unpublished cam1") {
+			if strings.Index(l, "published cam1 by") > strings.Index(l, "unpublished cam1") {
+				t.Fatal("onUnpublish ran before onPublish")
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("onPublish/onUnpublish not traced:\n%s", logs)
+}
