@@ -26,6 +26,7 @@ type Client struct {
 
 	connectedAt time.Time
 	bytesIn     atomic.Uint64 // the transport's BytesRead, for readers on other goroutines
+	pingRTT     atomic.Int64  // last ping round trip, ns; -1 before any answer
 	bw          bandwidth     // limits (bandwidth.go)
 
 	// Set by connect, read-only afterwards.
@@ -91,6 +92,7 @@ func newClient(s *Server, t Transport, info ConnInfo, log *slog.Logger) *Client 
 			c.ip = t.RemoteAddr().String()
 		}
 	}
+	c.pingRTT.Store(-1)
 	c.log = log.With("client", c.id)
 	return c
 }
@@ -364,6 +366,44 @@ func (c *Client) drain(first []message.Message, flush bool) {
 			return
 		}
 	}
+}
+
+// Ping sends the client a ping request (user control 6); its answer sets
+// the round-trip time Stats reports. It returns false when the client is
+// gone.
+func (c *Client) Ping() bool {
+	c.outMu.Lock()
+	ended := c.ended
+	c.outMu.Unlock()
+	if ended {
+		return false
+	}
+	ms := uint32(time.Since(c.connectedAt).Milliseconds())
+	c.send(*message.UserControl{Event: message.UCPingRequest, StreamID: ms}.Message())
+	return true
+}
+
+// pingAnswered records the round trip of a ping sent at ms after connect.
+func (c *Client) pingAnswered(ms uint32) {
+	rtt := time.Since(c.connectedAt) - time.Duration(ms)*time.Millisecond
+	if rtt >= 0 && rtt < time.Hour {
+		c.pingRTT.Store(int64(rtt))
+	}
+}
+
+// ClientStats are a client's counters, as FMS's Client.getStats reports.
+type ClientStats struct {
+	BytesIn, BytesOut uint64
+	PingRTT           time.Duration // -1 before a ping was answered
+	Connected         time.Duration
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() ClientStats {
+	// The transport's read count belongs to the reader goroutine; bytesIn
+	// is its copy for other goroutines.
+	return ClientStats{BytesIn: c.bytesIn.Load(), BytesOut: c.t.BytesWritten(),
+		PingRTT: time.Duration(c.pingRTT.Load()), Connected: time.Since(c.connectedAt)}
 }
 
 // mediaSocket tunes the client's socket for a media player: unless

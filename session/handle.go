@@ -58,6 +58,8 @@ func (c *Client) handle(m *message.Message) error {
 		switch uc.Event {
 		case message.UCPingRequest:
 			c.send(*message.UserControl{Event: message.UCPingResponse, StreamID: uc.StreamID}.Message())
+		case message.UCPingResponse:
+			c.pingAnswered(uc.StreamID)
 		case message.UCSetBufferLength:
 			c.bufferLength.Store(uc.BufferLength)
 		}

@@ -600,8 +600,20 @@ func (a *App) setupClient() {
 		return vm.ToValue(true)
 	})
 	_ = p.Set("ping", func(call goja.FunctionCall) goja.Value {
-		self(call.This)
-		return vm.ToValue(true)
+		return vm.ToValue(self(call.This).c.Ping())
+	})
+	_ = p.Set("getStats", func(call goja.FunctionCall) goja.Value {
+		st := self(call.This).c.Stats()
+		o := vm.NewObject()
+		_ = o.Set("bytes_in", float64(st.BytesIn))
+		_ = o.Set("bytes_out", float64(st.BytesOut))
+		rtt := -1.0
+		if st.PingRTT >= 0 {
+			rtt = float64(st.PingRTT.Microseconds()) / 1000
+		}
+		_ = o.Set("ping_rtt", rtt)
+		_ = o.Set("connected_seconds", st.Connected.Seconds())
+		return o
 	})
 	_ = p.Set("getBandwidthLimit", func(call goja.FunctionCall) goja.Value {
 		out, in := self(call.This).c.BandwidthLimit()

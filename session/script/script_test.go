@@ -752,3 +752,48 @@ application.onUnpublish = function (client, stream) { trace("unpublished " + str
 	}
 	t.Fatalf("onPublish/onUnpublish not traced:\n%s", logs)
 }
+
+// client.ping sends a real ping request; the client's answer gives
+// getStats().ping_rtt (-1 before it).
+func TestClientPingAndGetStats(t *testing.T) {
+	base, logs := start(t, map[string]map[string]string{"pinger": {"main.asc": `
+application.onConnect = function (client) {
+	trace("before " + client.getStats().ping_rtt);
+	client.ping();
+	setTimeout(function () {
+		var s = client.getStats();
+		trace("rtt " + s.ping_rtt + " in " + s.bytes_in + " out " + s.bytes_out);
+	}, 500);
+	return true;
+};
+`}}, time.Second)
+	c := mustDial(t, base+"/pinger", client.Options{})
+	deadline := time.Now().Add(5 * time.Second)
+	answered := false
+	for time.Now().Before(deadline) && !strings.Contains(logs.String(), "rtt ") {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		m, err := c.ReadMessage()
+		if err != nil {
+			continue
+		}
+		if m.Type == message.TypeUserControl {
+			if uc, err := message.DecodeUserControl(m.Payload); err == nil && uc.Event == message.UCPingRequest {
+				if err := c.WriteMessages([]message.Message{*message.UserControl{Event: message.UCPingResponse, StreamID: uc.StreamID}.Message()}); err != nil {
+					t.Fatal(err)
+				}
+				answered = true
+			}
+		}
+	}
+	l := logs.String()
+	if !answered {
+		t.Fatalf("no ping request reached the client:\n%s", l)
+	}
+	if !strings.Contains(l, "before -1") {
+		t.Fatalf("ping_rtt before any answer is not -1:\n%s", l)
+	}
+	i := strings.Index(l, "rtt ")
+	if i < 0 || strings.HasPrefix(l[i:], "rtt -1") {
+		t.Fatalf("ping_rtt not measured:\n%s", l)
+	}
+}
