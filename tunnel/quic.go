@@ -336,11 +336,7 @@ func (l *QUICListener) Addr() net.Addr { return l.udp.LocalAddr() }
 // deadlines are the stream's; its addresses are the QUIC connection's
 // current ones (they change when the client migrates).
 type QUICConn struct {
-	qc      *quic.Conn
-	str     *quic.Stream
-	closed  atomic.Bool
-	once    sync.Once
-	onClose func()
+	quicStream
 
 	mu    sync.Mutex
 	paths []*quicPath // dialer side: sockets the connection migrated from/to
@@ -352,7 +348,7 @@ type quicPath struct {
 }
 
 func newQUICConn(qc *quic.Conn, str *quic.Stream, onClose func()) *QUICConn {
-	return &QUICConn{qc: qc, str: str, onClose: onClose}
+	return &QUICConn{quicStream: quicStream{qc: qc, str: str, onClose: onClose}}
 }
 
 func (c *QUICConn) mapErr(op string, err error) error {
@@ -403,25 +399,40 @@ func (c *QUICConn) CloseWrite() error {
 // Close ends both directions of the stream: bytes already written are
 // still delivered, unread bytes from the peer are discarded. On the
 // dialer side it closes the QUIC connection as well.
-func (c *QUICConn) Close() error {
+func (c *QUICConn) Close() error { return c.close("quic") }
+
+// quicStream is what the two QUIC mappings' connections share: one
+// bidirectional stream of a QUIC connection, closed once.
+type quicStream struct {
+	qc      *quic.Conn
+	str     *quic.Stream
+	closed  atomic.Bool
+	once    sync.Once
+	onClose func()
+}
+
+// close ends the stream both ways (bytes written are still delivered,
+// unread bytes from the peer are discarded) and runs onClose, once; later
+// calls get net.ErrClosed.
+func (s *quicStream) close(proto string) error {
 	first := false
-	c.once.Do(func() {
+	s.once.Do(func() {
 		first = true
-		c.closed.Store(true)
-		c.str.CancelRead(0)
-		c.str.Close()
-		if c.onClose != nil {
-			c.onClose()
+		s.closed.Store(true)
+		s.str.CancelRead(0)
+		s.str.Close()
+		if s.onClose != nil {
+			s.onClose()
 		}
 	})
 	if !first {
-		return opError("close", "quic", c.RemoteAddr(), net.ErrClosed)
+		return opError("close", proto, s.RemoteAddr(), net.ErrClosed)
 	}
 	return nil
 }
 
-func (c *QUICConn) LocalAddr() net.Addr  { return c.qc.LocalAddr() }
-func (c *QUICConn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
+func (s *quicStream) LocalAddr() net.Addr  { return s.qc.LocalAddr() }
+func (s *quicStream) RemoteAddr() net.Addr { return s.qc.RemoteAddr() }
 
 func (c *QUICConn) SetDeadline(t time.Time) error      { return c.str.SetDeadline(t) }
 func (c *QUICConn) SetReadDeadline(t time.Time) error  { return c.str.SetReadDeadline(t) }

@@ -96,23 +96,19 @@ func ReadRoQRFrame(r *bufio.Reader, maxSize int) (flow uint64, m *message.Messag
 // RoQRConn is one RoQR client: whole RTMP messages on a QUIC stream. It
 // has the methods the session core's message transport needs.
 type RoQRConn struct {
-	qc      *quic.Conn
-	str     *quic.Stream
+	quicStream
 	r       *bufio.Reader
 	maxSize int
-	onClose func()
 
 	wmu      sync.Mutex
 	wbuf     []byte
 	wtimeout atomic.Int64 // nanoseconds; 0 = none
 
 	in, out atomic.Uint64
-	closed  atomic.Bool
-	once    sync.Once
 }
 
 func newRoQRConn(qc *quic.Conn, str *quic.Stream, maxSize int, onClose func()) *RoQRConn {
-	return &RoQRConn{qc: qc, str: str, r: bufio.NewReaderSize(str, 16<<10), maxSize: maxSize, onClose: onClose}
+	return &RoQRConn{quicStream: quicStream{qc: qc, str: str, onClose: onClose}, r: bufio.NewReaderSize(str, 16<<10), maxSize: maxSize}
 }
 
 // ReadMessage returns the next message from the client.
@@ -180,25 +176,7 @@ func (c *RoQRConn) SetReadDeadline(t time.Time) error { return c.str.SetReadDead
 func (c *RoQRConn) SetWriteTimeout(d time.Duration) { c.wtimeout.Store(int64(d)) }
 
 // Close ends the stream both ways (bytes written are still delivered).
-func (c *RoQRConn) Close() error {
-	first := false
-	c.once.Do(func() {
-		first = true
-		c.closed.Store(true)
-		c.str.CancelRead(0)
-		c.str.Close()
-		if c.onClose != nil {
-			c.onClose()
-		}
-	})
-	if !first {
-		return opError("close", "roqr", c.RemoteAddr(), net.ErrClosed)
-	}
-	return nil
-}
-
-func (c *RoQRConn) RemoteAddr() net.Addr { return c.qc.RemoteAddr() }
-func (c *RoQRConn) LocalAddr() net.Addr  { return c.qc.LocalAddr() }
+func (c *RoQRConn) Close() error { return c.close("roqr") }
 
 // BytesRead and BytesWritten count message payload bytes.
 func (c *RoQRConn) BytesRead() uint64    { return c.in.Load() }
