@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -18,60 +16,13 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
-	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
-// syncBuffer collects the server's log for assertions.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startServer runs a core on 127.0.0.1:0 and returns its rtmp:// base URL.
-func startServer(t *testing.T, cfg session.Config) (string, *session.Server, *syncBuffer) {
+func startServer(t *testing.T, cfg session.Config) (string, *session.Server, *sessiontest.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
-	srv := session.NewServer(cfg, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tunnel.Serve(ctx, ln, "rtmp", log, func(ctx context.Context, nc net.Conn, proto string) {
-			srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: proto})
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("server did not stop")
-		}
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	})
-	return "rtmp://" + ln.Addr().String(), srv, logs
+	return sessiontest.Start(t, sessiontest.Config(cfg))
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {

@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -24,25 +23,8 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/session/admin"
-	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // env is a session core on a loopback port with its admin API.
 type env struct {
@@ -50,43 +32,21 @@ type env struct {
 	srv   *session.Server
 	api   *httptest.Server
 	token string
-	logs  *syncBuffer
+	logs  *sessiontest.LogBuffer
 }
 
 func start(t *testing.T, cfg session.Config, token string) *env {
 	t.Helper()
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg.DataDir = t.TempDir()
-	srv := session.NewServer(cfg, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tunnel.Serve(ctx, ln, "rtmp", log, func(ctx context.Context, nc net.Conn, proto string) {
-			srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: proto})
-		})
-	}()
+	var log *slog.Logger
+	base, srv, logs := sessiontest.Start(t, func(l *slog.Logger) session.Config {
+		log = l
+		return cfg
+	})
 	h := admin.New(srv, admin.Options{Token: token, Version: "test", Log: log})
 	h.SetReady(true)
 	api := httptest.NewServer(h)
-	t.Cleanup(func() {
-		api.Close()
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("server did not stop")
-		}
-		if t.Failed() {
-			t.Log(logs.String())
-		}
-	})
-	return &env{base: "rtmp://" + ln.Addr().String(), srv: srv, api: api, token: token, logs: logs}
+	t.Cleanup(api.Close)
+	return &env{base: base, srv: srv, api: api, token: token, logs: logs}
 }
 
 func (e *env) do(t *testing.T, method, path string, out any) int {

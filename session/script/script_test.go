@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,29 +19,11 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/session/script"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 	"github.com/rtmphub/rtmphub/tunnel"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// start runs a server whose data folder holds the given apps
-// (app → file → source) and returns its rtmp:// base URL and its log.
-func start(t *testing.T, apps map[string]map[string]string, maxRun time.Duration) (string, *syncBuffer) {
+func start(t *testing.T, apps map[string]map[string]string, maxRun time.Duration) (string, *sessiontest.LogBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	for app, files := range apps {
@@ -58,34 +39,14 @@ func start(t *testing.T, apps map[string]map[string]string, maxRun time.Duration
 			}
 		}
 	}
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := session.NewServer(session.Config{
-		DataDir:     dir,
-		CallTimeout: 3 * time.Second,
-		Application: script.Factory(script.Config{DataDir: dir, MaxRun: maxRun, Log: log}),
-	}, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tunnel.Serve(ctx, ln, "rtmp", log, func(ctx context.Context, nc net.Conn, proto string) {
-			srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: proto})
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("server did not stop")
+	base, _, logs := sessiontest.Start(t, func(log *slog.Logger) session.Config {
+		return session.Config{
+			DataDir:     dir,
+			CallTimeout: 3 * time.Second,
+			Application: script.Factory(script.Config{DataDir: dir, MaxRun: maxRun, Log: log}),
 		}
 	})
-	return "rtmp://" + ln.Addr().String(), logs
+	return base, logs
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -689,7 +650,7 @@ func TestOnAppStopAtShutdown(t *testing.T) {
 application.onAppStart = function () { this.so = SharedObject.get("keep", false); };
 application.onAppStop = function () { trace("app stopping"); };
 `), 0o644)
-	logs := &syncBuffer{}
+	logs := &sessiontest.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	srv := session.NewServer(session.Config{DataDir: dir, Application: script.Factory(script.Config{DataDir: dir, Log: log})}, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,0 +1,79 @@
+// Package sessiontest runs a session core on a loopback port for tests of
+// the core and of the packages built on it (admin API, scripts).
+package sessiontest
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/tunnel"
+)
+
+// LogBuffer collects a server's log for assertions; safe for concurrent use.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Start runs a core serving RTMP on 127.0.0.1:0 until the test ends and
+// returns its rtmp:// base URL, the server and its debug log (printed when
+// the test fails). mk gets the server's logger, for settings that log on
+// their own (an Application), and returns the configuration; an empty
+// DataDir becomes a temporary folder.
+func Start(t testing.TB, mk func(log *slog.Logger) session.Config) (string, *session.Server, *LogBuffer) {
+	t.Helper()
+	logs := &LogBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := mk(log)
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	srv := session.NewServer(cfg, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tunnel.Serve(ctx, ln, "rtmp", log, func(ctx context.Context, nc net.Conn, proto string) {
+			srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: proto})
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("server did not stop")
+		}
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+	return "rtmp://" + ln.Addr().String(), srv, logs
+}
+
+// Config returns an mk for Start that ignores the logger.
+func Config(cfg session.Config) func(*slog.Logger) session.Config {
+	return func(*slog.Logger) session.Config { return cfg }
+}
