@@ -168,19 +168,7 @@ func TestGatewayNginxRTMP(t *testing.T) {
 		}
 		t.Logf("%s: playing from publisher frame %d, ended after %v", p.p.Who, p.p.JoinFrame(t), p.p.took().Round(time.Millisecond))
 	}
-	ref := loadReference(t, pub.Ref, pub.FPS)
-	for _, p := range players {
-		if p.md5 == "" {
-			checkPlayer(t, p.p.Who, ref, decodeToMD5(t, p.flv), p.p.JoinFrame(t))
-			continue
-		}
-		fl, err := parseFrameMD5(p.md5)
-		if err != nil {
-			t.Errorf("%s: %v", p.p.Who, err)
-			continue
-		}
-		checkPlayer(t, p.p.Who, ref, fl, p.p.JoinFrame(t))
-	}
+	checkPlayerFrames(t, pub, players)
 	if !eventually(10*time.Second, func() bool {
 		return logCount(gw, "forwarded", map[string]string{"proto": "rtmpt"}) >= 2
 	}) {
