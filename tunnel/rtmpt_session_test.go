@@ -537,3 +537,94 @@ func TestRepliesReadOnAConnectionAreNotKept(t *testing.T) {
 		}
 	})
 }
+
+func TestTryWriteBuffersTakesWhatFits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, ss := testSession(t, Config{HoldTime: -1, SendLinger: -1, MaxPending: 10})
+		n, err := ss.TryWriteBuffers([][]byte{[]byte("hello"), []byte("world!")})
+		if err != nil || n != 10 {
+			t.Fatalf("first write took %d (%v), want 10", n, err)
+		}
+		if n, err := ss.TryWriteBuffers([][]byte{[]byte("more")}); err != nil || n != 0 {
+			t.Fatalf("write to a full session took %d (%v), want 0", n, err)
+		}
+		r, st := ss.exchange(nil, nil, cmdIdle, 0, []byte{0})
+		if st != 200 || string(r[1:]) != "helloworld" {
+			t.Fatalf("reply %q status %d", r, st)
+		}
+		if n, err := ss.TryWriteBuffers([][]byte{[]byte("!")}); err != nil || n != 1 {
+			t.Fatalf("write after a poll took %d (%v), want 1", n, err)
+		}
+		ss.end(errClientClosed)
+		if _, err := ss.TryWriteBuffers([][]byte{[]byte("x")}); err == nil {
+			t.Fatal("write after the client left succeeded")
+		}
+	})
+}
+
+// A reply buffer goes back for reuse only once its connection carried a
+// later request; replies never change under a client that may still read
+// them.
+func TestReusedReplyBuffersNeverChangeASentReply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, ss := testSession(t, Config{HoldTime: -1, SendLinger: -1})
+		a, b := new(int), new(int)
+		var kept [][]byte
+		var want []string
+		for seq := range uint64(40) {
+			payload := bytes.Repeat([]byte{byte('a' + seq%26)}, 100+int(seq))
+			if n, err := ss.TryWriteBuffers([][]byte{payload}); err != nil || n != len(payload) {
+				t.Fatal(n, err)
+			}
+			via := any(a)
+			if seq%3 == 0 {
+				via = b // b carries a later request only every third time
+			}
+			r, st := ss.exchange(nil, via, cmdIdle, seq, []byte{0})
+			if st != 200 {
+				t.Fatal(st)
+			}
+			if via == any(b) {
+				kept = append(kept, r)
+				want = append(want, string(r))
+			}
+		}
+		// The last reply on b has not been released: it is intact.
+		if got := string(kept[len(kept)-1]); got != want[len(want)-1] {
+			t.Fatalf("reply changed after it was sent")
+		}
+	})
+}
+
+func TestLazyDeadline(t *testing.T) {
+	var applied []time.Time
+	set := func(t time.Time) error { applied = append(applied, t); return nil }
+	var cur time.Time
+	now := time.Now()
+	lazyDeadline(&cur, now.Add(30*time.Second), set)
+	if len(applied) != 1 || applied[0].Before(now.Add(30*time.Second)) {
+		t.Fatalf("first deadline: %v", applied)
+	}
+	// Asked again a moment later: kept (it is late by less than a quarter).
+	lazyDeadline(&cur, now.Add(30*time.Second+time.Millisecond), set)
+	if len(applied) != 1 {
+		t.Fatalf("a deadline barely later was applied: %v", applied)
+	}
+	// An earlier deadline is applied: a timeout never fires late by more than a quarter.
+	lazyDeadline(&cur, now.Add(5*time.Second), set)
+	if len(applied) != 2 || applied[1].After(now.Add(5*time.Second+5*time.Second/4)) {
+		t.Fatalf("earlier deadline: %v", applied)
+	}
+	// A deadline in the past is applied as it is, at once.
+	past := now.Add(-time.Second)
+	lazyDeadline(&cur, past, set)
+	if len(applied) != 3 || !applied[2].Equal(past) {
+		t.Fatalf("past deadline: %v", applied)
+	}
+	// Zero clears, once.
+	lazyDeadline(&cur, time.Time{}, set)
+	lazyDeadline(&cur, time.Time{}, set)
+	if len(applied) != 4 || !applied[3].IsZero() {
+		t.Fatalf("clearing: %v", applied)
+	}
+}
