@@ -50,8 +50,10 @@ type Conn struct {
 	writeTimeout time.Duration // guarded by wmu
 	deadlineAt   time.Time     // when the write deadline was last moved
 
-	// Non-blocking writes (TryWriteMessages), on sockets only.
+	// Non-blocking writes (TryWriteMessages): on sockets (rc) and on
+	// in-memory connections that can take bytes without blocking (bw).
 	rc      syscall.RawConn
+	bw      BufferWriter
 	pending []byte          // bytes a non-blocking write left unwritten, guarded by wmu
 	iov     []syscall.Iovec // scratch for writev, guarded by wmu
 	flat    []byte          // one-write buffer for non-sockets, guarded by wmu
@@ -86,6 +88,9 @@ func Dial(nc net.Conn, digest bool, maxMessageSize uint32) (*Conn, error) {
 
 func newConn(nc net.Conn, br *bufio.Reader, maxMessageSize uint32) *Conn {
 	c := &Conn{nc: nc, r: chunk.NewReader(br, maxMessageSize), w: chunk.NewWriter(nc), rc: rawConnOf(nc)}
+	if c.rc == nil {
+		c.bw, _ = nc.(BufferWriter)
+	}
 	c.peerWindow.Store(defaultPeerWindow)
 	return c
 }
@@ -203,15 +208,17 @@ func (c *Conn) queue(msgs []message.Message) error {
 }
 
 // TryWriteMessages writes msgs without ever waiting: on a socket it queues
-// them and makes one non-blocking writev. It reports whether it took msgs
-// (false when another write is under way or the connection is not a
-// socket: nothing was written, the caller writes them with WriteMessages)
+// them and makes one non-blocking writev (on a BufferWriter, one
+// TryWriteBuffers). It reports whether it took msgs (false when another
+// write is under way or the connection is neither a socket nor a
+// BufferWriter: nothing was written, the caller writes them with
+// WriteMessages)
 // and whether bytes remain unwritten (the socket was full), which the
 // caller must then flush with WriteMessages(nil) from a goroutine that may
 // block. This lets a publisher's goroutine write to thousands of players
 // without a goroutine switch per write.
 func (c *Conn) TryWriteMessages(msgs []message.Message) (taken, more bool, err error) {
-	if c.rc == nil || !c.wmu.TryLock() {
+	if c.rc == nil && c.bw == nil || !c.wmu.TryLock() {
 		return false, false, nil
 	}
 	defer c.wmu.Unlock()
@@ -219,7 +226,7 @@ func (c *Conn) TryWriteMessages(msgs []message.Message) (taken, more bool, err e
 		return false, false, nil
 	}
 	c.armDeadline() // an expired deadline would fail even this write
-	if err := c.queue(msgs); err != nil {
+	if err = c.queue(msgs); err != nil {
 		return true, false, err
 	}
 	bufs := c.w.Pending()
@@ -227,8 +234,14 @@ func (c *Conn) TryWriteMessages(msgs []message.Message) (taken, more bool, err e
 	for _, b := range bufs {
 		total += len(b)
 	}
-	n, iov, err := writevNow(c.rc, bufs, c.iov)
-	c.iov = iov
+	var n int
+	if c.rc != nil {
+		var iov []syscall.Iovec
+		n, iov, err = writevNow(c.rc, bufs, c.iov)
+		c.iov = iov
+	} else {
+		n, err = c.bw.TryWriteBuffers(bufs)
+	}
 	c.bytesOut.Add(uint64(n))
 	if err == nil && n < total {
 		// Keep the unwritten tail: the writer's scratch is reused and
@@ -245,6 +258,15 @@ func (c *Conn) TryWriteMessages(msgs []message.Message) (taken, more bool, err e
 	}
 	c.w.Discard()
 	return true, len(c.pending) > 0, err
+}
+
+// BufferWriter is a connection that is not a socket but can take bytes
+// without blocking, such as a tunnel session that queues them for its
+// client. TryWriteBuffers takes as many of bufs' bytes, in order, as it
+// has room for, and returns how many; it never blocks. A Conn over a
+// BufferWriter makes non-blocking writes (TryWriteMessages) with it.
+type BufferWriter interface {
+	TryWriteBuffers(bufs [][]byte) (int, error)
 }
 
 // BytesRead is the number of bytes received, handshake included.

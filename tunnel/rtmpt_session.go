@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +41,11 @@ type cachedReply struct {
 	seq  uint64
 	data []byte // interval byte + RTMP bytes; never modified once cached
 	via  any    // the HTTP connection it was last sent on (nil: unknown)
+	// pooled: data came from replyBufs; sends: how many requests it
+	// answered. A reply sent once, on a connection that has carried a
+	// later request since, is no longer referenced: its buffer is reused.
+	pooled bool
+	sends  int
 }
 
 // rtmptSession is one RTMPT session: the net.Conn the session core reads
@@ -70,9 +74,8 @@ type rtmptSession struct {
 	// a byte kept for the reply's interval (out is nil when empty): the
 	// buffer becomes the reply as it is.
 	out      []byte
-	outLen   atomic.Int64 // pending bytes (len(out)-1), readable without the lock
-	outSig   signal       // bytes arrived, a later request arrived, or the session ended
-	spaceSig signal       // out was drained
+	outSig   signal // bytes arrived, a later request arrived, or the session ended
+	spaceSig signal // out was drained
 
 	// Sequencing.
 	started bool
@@ -168,10 +171,9 @@ func (ss *rtmptSession) Write(p []byte) (int, error) {
 		if room := limit - ss.pendingLocked(); room > 0 {
 			k := min(room, len(p))
 			if ss.out == nil {
-				ss.out = make([]byte, 1, 1+max(k, 4096))
+				ss.out = ss.newOutLocked(k)
 			}
 			ss.out = append(ss.out, p[:k]...)
-			ss.outLen.Store(int64(ss.pendingLocked()))
 			p, n = p[k:], n+k
 			ss.outSig.fire()
 			continue
@@ -184,6 +186,45 @@ func (ss *rtmptSession) Write(p []byte) (int, error) {
 		}
 		ss.mu.Lock()
 	}
+}
+
+// TryWriteBuffers queues as many of bufs' bytes as the session has room
+// for (MaxPending less what the client has not fetched) without blocking,
+// and returns how many: the session core's non-blocking write path
+// (rtmp.BufferWriter). It copies the bytes once, straight into the buffer
+// that becomes the next reply.
+func (ss *rtmptSession) TryWriteBuffers(bufs [][]byte) (int, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	switch {
+	case ss.localClosed:
+		return 0, opError("write", "rtmpt", ss.remote, net.ErrClosed)
+	case ss.remoteErr != nil:
+		return 0, opError("write", "rtmpt", ss.remote, syscall.EPIPE)
+	case ss.wd.expired():
+		return 0, opError("write", "rtmpt", ss.remote, errTimeout)
+	}
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	room := min(ss.srv.cfg.MaxPending-ss.pendingLocked(), total)
+	if room <= 0 {
+		return 0, nil
+	}
+	if ss.out == nil {
+		ss.out = ss.newOutLocked(room)
+	}
+	n := 0
+	for _, b := range bufs {
+		k := min(len(b), room-n)
+		ss.out = append(ss.out, b[:k]...)
+		if n += k; n == room {
+			break
+		}
+	}
+	ss.outSig.fire()
+	return n, nil
 }
 
 // Close ends the session on the server's side. Bytes written before it
@@ -282,7 +323,11 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, via any, cmd rtmptCmd, se
 	if via != nil {
 		for i := range ss.cache {
 			if c := &ss.cache[i]; c.via == via && c.seq < seq {
-				*c = cachedReply{}
+				if c.sends == 1 {
+					c.release()
+				} else {
+					*c = cachedReply{}
+				}
 			}
 		}
 	}
@@ -318,14 +363,14 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, via any, cmd rtmptCmd, se
 			if cmd == cmdSend && len(body) > 0 && ss.openLocked() {
 				ss.appendInLocked(body)
 			}
-			reply := []byte{ss.intervalLocked(false)}
-			ss.cacheLocked(seq, reply, via)
+			reply := emptyReplies[ss.intervalLocked(false)][:]
+			ss.cacheLocked(seq, reply, via, false)
 			return reply, 200
 		}
 		if seq < ss.origin && cmd == cmdIdle {
 			// An idle from before the origin that was never answered:
 			// it takes nothing, so an empty answer is safe.
-			return []byte{ss.intervalLocked(false)}, 200
+			return emptyReplies[ss.intervalLocked(false)][:], 200
 		}
 		// A /send that can no longer be placed in the stream, or a retry
 		// whose reply is no longer cached: the bytes it carried are lost
@@ -415,9 +460,8 @@ func (ss *rtmptSession) waitInboundRoomLocked(done <-chan struct{}, seq uint64) 
 }
 
 // holdLocked waits up to d for bytes to send, a later request or the end
-// of the session. Woken by a write, it lets the writer finish: the core
-// writes a message in several pieces (chunk headers and payload), and the
-// reply should carry them all.
+// of the session. The core writes a batch of whole messages at once (one
+// Write or TryWriteBuffers), so the reply never waits for more pieces.
 func (ss *rtmptSession) holdLocked(done <-chan struct{}, seq uint64, d time.Duration) {
 	t := ss.holdTimer
 	if t == nil || ss.holding {
@@ -434,15 +478,6 @@ func (ss *rtmptSession) holdLocked(done <-chan struct{}, seq uint64, d time.Dura
 		timedOut := false
 		select {
 		case <-ch:
-			// Yield while the writer is still adding pieces, watching the
-			// length without taking the lock it needs.
-			for range 4 {
-				n := ss.outLen.Load()
-				runtime.Gosched()
-				if ss.outLen.Load() == n {
-					break
-				}
-			}
 		case <-t.C:
 			timedOut = true
 		case <-done:
@@ -459,27 +494,62 @@ func (ss *rtmptSession) holdLocked(done <-chan struct{}, seq uint64, d time.Dura
 // caches it and moves the session to the next sequence number.
 func (ss *rtmptSession) answerLocked(seq uint64, via any) []byte {
 	data := ss.pendingLocked() > 0
-	reply := []byte{0}
+	interval := ss.intervalLocked(data)
+	if ss.localClosed {
+		interval = 0 // the server is closing the session
+	}
+	var reply []byte
+	pooled := false
 	if data {
-		reply = ss.out
+		reply, pooled = ss.out, true
+		reply[0] = interval
 		ss.bytesOut += uint64(len(reply) - 1)
+	} else {
+		reply = emptyReplies[interval][:]
 	}
 	ss.out = nil
-	ss.outLen.Store(0)
 	ss.spaceSig.fire()
-	last := ss.localClosed
-	reply[0] = ss.intervalLocked(data)
-	if last {
-		reply[0] = 0 // the server is closing the session
-	}
-	ss.cacheLocked(seq, reply, via)
+	ss.cacheLocked(seq, reply, via, pooled)
 	ss.next = seq + 1
 	ss.applied = false
 	ss.seqSig.fire()
-	if last {
+	if ss.localClosed {
 		ss.srv.removeSession(ss)
 	}
 	return reply
+}
+
+// emptyReplies are the replies without data, one per interval byte;
+// shared by every session, never modified.
+var emptyReplies = func() (r [256][1]byte) {
+	for i := range r {
+		r[i][0] = byte(i)
+	}
+	return r
+}()
+
+// replyBufs recycles reply buffers (see newOutLocked and releaseLocked).
+var replyBufs sync.Pool
+
+// newOutLocked returns an empty reply buffer for n bytes or more: one
+// byte for the interval, then room for the data.
+func (ss *rtmptSession) newOutLocked(n int) []byte {
+	if p, _ := replyBufs.Get().(*[]byte); p != nil {
+		if b := *p; cap(b) >= 1+n {
+			return b[:1]
+		}
+	}
+	return make([]byte, 1, 1+max(n, 4096))
+}
+
+// release gives a cached reply's buffer back for reuse, once nothing can
+// send it any more.
+func (c *cachedReply) release() {
+	if c.pooled && cap(c.data) <= keepBuffer {
+		b := c.data[:0]
+		replyBufs.Put(&b)
+	}
+	*c = cachedReply{}
 }
 
 // pendingLocked is the number of bytes waiting for the client.
@@ -502,8 +572,8 @@ func (ss *rtmptSession) appendInLocked(body []byte) {
 }
 
 // cacheLocked keeps reply for a retry of request seq.
-func (ss *rtmptSession) cacheLocked(seq uint64, reply []byte, via any) {
-	ss.cache[ss.cacheN%replyCache] = cachedReply{seq: seq, data: reply, via: via}
+func (ss *rtmptSession) cacheLocked(seq uint64, reply []byte, via any, pooled bool) {
+	ss.cache[ss.cacheN%replyCache] = cachedReply{seq: seq, data: reply, via: via, pooled: pooled, sends: 1}
 	ss.cacheN++
 	ss.bytesCachedTrimLocked()
 }
@@ -528,6 +598,7 @@ func (ss *rtmptSession) cachedLocked(seq uint64, via any) []byte {
 	for i := range ss.cache {
 		if c := &ss.cache[i]; c.data != nil && c.seq == seq {
 			c.via = via
+			c.sends++
 			return c.data
 		}
 	}

@@ -172,6 +172,10 @@ func NewServer(cfg Config, h ConnHandler) *Server {
 		conns:    make(map[*httpConn]struct{}),
 	}
 	s.tlsFailed.log = cfg.Logger
+	// One timeout for reading a request and for waiting for the next one
+	// on a kept-alive connection: equal, the per-request deadlines keep
+	// one value and httpConn moves it only now and then.
+	readTimeout := max(30*time.Second, cfg.SessionTimeout+5*time.Second)
 	s.http = &fasthttp.Server{
 		Handler:                      s.serveRTMPT,
 		ErrorHandler:                 httpErrorHandler,
@@ -180,9 +184,9 @@ func NewServer(cfg Config, h ConnHandler) *Server {
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		MaxRequestBodySize:           cfg.MaxBodySize,
-		ReadTimeout:                  30 * time.Second,
+		ReadTimeout:                  readTimeout,
 		WriteTimeout:                 30 * time.Second,
-		IdleTimeout:                  cfg.SessionTimeout + 5*time.Second,
+		IdleTimeout:                  readTimeout,
 		Concurrency:                  cfg.MaxHTTPConns + 64,
 		CloseOnShutdown:              true,
 		Logger:                       fasthttpLogger{&rateLog{log: cfg.Logger}},
@@ -400,6 +404,61 @@ type httpConn struct {
 	mu      sync.Mutex // the server closes idle connections from another goroutine
 	pending *[]byte    // gathered writes, from writeBufs
 	werr    error      // the error of a gathered write, reported by the next call
+
+	// The deadlines last applied to the connection (see lazyDeadline).
+	dmu      sync.Mutex
+	rdl, wdl time.Time
+}
+
+// SetReadDeadline and SetWriteDeadline move the connection's deadlines
+// lazily: the HTTP server sets a read deadline twice and a write deadline
+// once for every request, each a timer update in the runtime, and an RTMPT
+// client makes a request for every frame it plays. A deadline is kept
+// when it falls at most a quarter of the time left after the one asked,
+// so timeouts fire at most 25% late and never early.
+func (c *httpConn) SetReadDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	return lazyDeadline(&c.rdl, t, c.Conn.SetReadDeadline)
+}
+
+func (c *httpConn) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	return lazyDeadline(&c.wdl, t, c.Conn.SetWriteDeadline)
+}
+
+func (c *httpConn) SetDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	err := lazyDeadline(&c.rdl, t, c.Conn.SetReadDeadline)
+	if werr := lazyDeadline(&c.wdl, t, c.Conn.SetWriteDeadline); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// lazyDeadline applies t through set unless the deadline applied already
+// (*cur) is no earlier than t and no later than a quarter of t's time
+// left after it. A deadline it applies is moved a quarter of that time
+// later, so that the next ones asked can keep it.
+func lazyDeadline(cur *time.Time, t time.Time, set func(time.Time) error) error {
+	if t.IsZero() {
+		if cur.IsZero() {
+			return nil
+		}
+		*cur = time.Time{}
+		return set(t)
+	}
+	left := time.Until(t)
+	if left > 0 && !cur.IsZero() && !cur.Before(t) && cur.Sub(t) <= left/4 {
+		return nil
+	}
+	if left > 0 {
+		t = t.Add(left / 8)
+	}
+	*cur = t
+	return set(t)
 }
 
 // maxGather bounds the bytes gathered before they are written out.
