@@ -1,6 +1,7 @@
 package session
 
 import (
+	"sync"
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp/amf"
@@ -154,6 +155,10 @@ func (so *SharedObject) callSendHook(c *Client, handler string, args []any) {
 // takes over a client's publication nor is taken over by one.
 type ServerPublisher struct {
 	p *publication
+
+	mu     sync.Mutex
+	rec    *serverRecording // script_stream.go
+	lastTs uint32           // of the last message written
 }
 
 // PublishServer starts publishing live stream name from the server; it
@@ -181,9 +186,22 @@ func (in *Instance) removeStreamIfUnusedByName(name string) {
 // Write hands one audio, video or data message to the stream's players
 // (data: "@setDataFrame" onMetaData is kept for players joining later).
 // It never blocks on a player. Not safe for concurrent use.
-func (sp *ServerPublisher) Write(m *message.Message) error { return sp.p.write(m) }
+// A recording (Record) gets it too.
+func (sp *ServerPublisher) Write(m *message.Message) error {
+	err := sp.p.write(m)
+	sp.mu.Lock()
+	sp.lastTs = m.Timestamp
+	rec := sp.rec
+	sp.mu.Unlock()
+	if rec != nil {
+		rec.push(m)
+	}
+	return err
+}
 
-// Close ends the publication: players get UnpublishNotify.
+// Close ends the publication and its recording: players get
+// UnpublishNotify.
 func (sp *ServerPublisher) Close() {
+	sp.StopRecord()
 	sp.p.stream.unpublish(sp.p, true)
 }

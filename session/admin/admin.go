@@ -204,10 +204,19 @@ func (h *Handler) deleteInstance(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"unloaded": app + "/" + inst, "clients_disconnected": n})
 }
 
-// reloadApp will reload an application's main.asc; there are no server
-// scripts yet.
+// reloadApp unloads every running instance of an application, as FMS's
+// reloadApp: their clients get NetConnection.Connect.AppShutdown and are
+// disconnected, the script's onAppStop runs, and the next connect starts a
+// fresh instance with the application's current main.asc.
 func (h *Handler) reloadApp(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotImplemented, "applications have no server scripts yet: nothing to reload")
+	app := r.PathValue("app")
+	n, err := h.srv.ReloadApp(app, "application reloaded by the admin API")
+	if err != nil {
+		h.notFound(w, err, "no application "+app)
+		return
+	}
+	h.opt.Log.Info("admin: application reloaded", "app", app, "instances", n, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]any{"reloaded": app, "instances": n})
 }
 
 func (h *Handler) notFound(w http.ResponseWriter, err error, msg string) {

@@ -11,8 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,8 +206,8 @@ func TestAPIViewsAndActions(t *testing.T) {
 	if code := e.do(t, "GET", "/api/v1/sharedobjects", &sos); code != 200 || sos == nil || len(sos) != 0 {
 		t.Errorf("sharedobjects: %d %+v", code, sos)
 	}
-	if code := e.do(t, "POST", "/api/v1/apps/live/reload", nil); code != http.StatusNotImplemented {
-		t.Errorf("reload: %d", code)
+	if code := e.do(t, "POST", "/api/v1/apps/nosuchapp/reload", nil); code != http.StatusNotFound {
+		t.Errorf("reload of an unknown app: %d", code)
 	}
 	if code := e.do(t, "DELETE", "/api/v1/clients/999999", nil); code != 404 {
 		t.Errorf("delete unknown client: %d", code)
@@ -525,5 +528,80 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	e.do(t, "GET", "/api/v1/server", &v)
 	if v.Rejected == 0 {
 		t.Errorf("rejection not counted: %+v", v)
+	}
+}
+
+// stopApp is an application that counts its instances and their stops.
+type stopApp struct {
+	stopped *atomic.Int32
+}
+
+func (a stopApp) Call(*session.Client, string, []any) (any, error) { return "ok", nil }
+func (a stopApp) Stop()                                            { a.stopped.Add(1) }
+
+// POST /api/v1/apps/{app}/reload unloads the running instances of the
+// app, as FMS's reloadApp: their clients get
+// NetConnection.Connect.AppShutdown and are disconnected, the application
+// is stopped, and the next connect gets a fresh instance.
+func TestReloadApp(t *testing.T) {
+	var made, stopped atomic.Int32
+	dir := t.TempDir()
+	for _, app := range []string{"live", "idle"} {
+		if err := os.MkdirAll(filepath.Join(dir, app), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := start(t, session.Config{DataDir: dir, Application: func(app, inst string) session.Application {
+		made.Add(1)
+		return stopApp{stopped: &stopped}
+	}}, "")
+	a := dial(t, e.base+"/live/one")
+	b := dial(t, e.base+"/live/two")
+	other := dial(t, e.base+"/other")
+	if made.Load() != 3 {
+		t.Fatalf("instances made: %d", made.Load())
+	}
+
+	var res struct {
+		Reloaded  string `json:"reloaded"`
+		Instances int    `json:"instances"`
+	}
+	if code := e.do(t, "POST", "/api/v1/apps/live/reload", &res); code != 200 || res.Reloaded != "live" || res.Instances != 2 {
+		t.Fatalf("reload: %d %+v", code, res)
+	}
+	// Both clients of live hear of the shutdown, then the server closes.
+	for _, c := range []*client.Conn{a, b} {
+		ctx := ctxT(t, 5*time.Second)
+		if info, err := c.WaitStatus(ctx, 0, "NetConnection.Connect.AppShutdown"); err != nil {
+			t.Fatalf("AppShutdown status: %v %v", info, err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			if _, err := c.ReadMessage(); err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatal("connection not closed after AppShutdown")
+				}
+				break
+			}
+		}
+	}
+	if stopped.Load() != 2 {
+		t.Errorf("applications stopped: %d, want 2", stopped.Load())
+	}
+	// The other app is untouched; live starts afresh.
+	if _, err := other.Call(ctxT(t, 5*time.Second), "anything"); err != nil {
+		t.Errorf("other app after the reload: %v", err)
+	}
+	dial(t, e.base+"/live/one")
+	if made.Load() != 4 {
+		t.Errorf("instances made after reconnecting: %d, want 4", made.Load())
+	}
+
+	// An app with a folder and nothing running: nothing to reload.
+	if code := e.do(t, "POST", "/api/v1/apps/idle/reload", &res); code != 200 || res.Instances != 0 {
+		t.Errorf("reload of an idle app: %d %+v", code, res)
+	}
+	if code := e.do(t, "POST", "/api/v1/apps/nosuchapp/reload", nil); code != 404 {
+		t.Errorf("reload of an unknown app: %d", code)
 	}
 }

@@ -17,15 +17,26 @@ import (
 //	string, XML, XMLDocument    string
 //	boolean                     boolean
 //	Date                        Date
-//	Object, ECMA array          Object (property order kept)
+//	Object                      Object (property order kept)
 //	TypedObject                 Object with a non-enumerable __className
 //	strict array, vectors       Array
-//	MixedArray                  Array with named members
+//	ECMA array (AMF0)           Array: index keys ("0", "1", ...) are its
+//	                            elements, other keys named members (an
+//	                            ECMA array with a "length" key: Object)
+//	MixedArray (AMF3)           Array with named members
 //	ByteArray                   Uint8Array
 //
 // Back to AMF, a Uint8Array or ArrayBuffer becomes a ByteArray, an object
-// with __className a TypedObject, an Array with named members a MixedArray
-// (an ECMA array in AMF0), functions are left out.
+// with __className a TypedObject, a dense Array a strict array, and an
+// Array with named members or holes an ECMA array in AMF0 (index keys
+// first, then the named members) and a mixed array in AMF3 (its dense
+// part the elements from 0 up to the first hole); functions are left out.
+// An ECMA array thus comes back as an ECMA array, with its members in
+// index-then-insertion order, except one with only dense index keys (or
+// none), which comes back as a strict array, which AMF clients read as the
+// same Array. Where the receiver's encoding is not known (shared objects,
+// stream data, broadcasts), the AMF0 form is used; it also reads as a
+// mixed array in AMF3.
 
 const (
 	classNameKey = "__className"
@@ -72,7 +83,7 @@ func toJSDepth(vm *goja.Runtime, v any, depth int) goja.Value {
 	case amf.Object:
 		return propsToJS(vm, vm.NewObject(), x, d)
 	case amf.ECMAArray:
-		return propsToJS(vm, vm.NewObject(), amf.Object(x), d)
+		return ecmaToJS(vm, x, d)
 	case amf.TypedObject:
 		o := propsToJS(vm, vm.NewObject(), x.Props, d)
 		_ = o.DefineDataProperty(classNameKey, vm.ToValue(x.Class), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
@@ -133,6 +144,18 @@ func propsToJS(vm *goja.Runtime, o *goja.Object, props amf.Object, depth int) *g
 	return o
 }
 
+// ecmaToJS makes an Array of an ECMA array: members with index keys are
+// its elements, the others named members. A "length" member cannot be
+// one of an Array: such an ECMA array becomes an Object.
+func ecmaToJS(vm *goja.Runtime, x amf.ECMAArray, depth int) *goja.Object {
+	for _, p := range x {
+		if p.Key == "length" {
+			return propsToJS(vm, vm.NewObject(), amf.Object(x), depth)
+		}
+	}
+	return propsToJS(vm, vm.NewArray(), amf.Object(x), depth)
+}
+
 func arrayToJS(vm *goja.Runtime, items []any, depth int) *goja.Object {
 	vals := make([]any, len(items))
 	for i, it := range items {
@@ -150,10 +173,15 @@ func bytesToJS(vm *goja.Runtime, b []byte) goja.Value {
 	return u
 }
 
-// toAMF converts a JavaScript value to what the AMF encoders take.
-func toAMF(vm *goja.Runtime, v goja.Value) any { return toAMFDepth(vm, v, 0) }
+// toAMF converts a JavaScript value to what the AMF encoders take, in the
+// AMF0 form (see above).
+func toAMF(vm *goja.Runtime, v goja.Value) any { return toAMFDepth(vm, v, 0, false) }
 
-func toAMFDepth(vm *goja.Runtime, v goja.Value, depth int) any {
+// toAMFFor converts a JavaScript value for a receiver whose encoding is
+// known: amf3 gives arrays with named members as mixed arrays.
+func toAMFFor(vm *goja.Runtime, v goja.Value, amf3 bool) any { return toAMFDepth(vm, v, 0, amf3) }
+
+func toAMFDepth(vm *goja.Runtime, v goja.Value, depth int, amf3 bool) any {
 	if v == nil || goja.IsUndefined(v) {
 		return amf.Undefined{}
 	}
@@ -187,9 +215,9 @@ func toAMFDepth(vm *goja.Runtime, v goja.Value, depth int) any {
 		}
 		return nil
 	case "Array":
-		return arrayToAMF(vm, o, d)
+		return arrayToAMF(vm, o, d, amf3)
 	case "Number", "String", "Boolean":
-		return toAMFDepth(vm, vm.ToValue(o.Export()), depth)
+		return toAMFDepth(vm, vm.ToValue(o.Export()), depth, amf3)
 	}
 	// ExportType is cheap; Export of a plain object would copy it whole.
 	switch o.ExportType() {
@@ -202,14 +230,14 @@ func toAMFDepth(vm *goja.Runtime, v goja.Value, depth int) any {
 			return amf.ByteArray(append([]byte(nil), ab.Bytes()...))
 		}
 	}
-	props := objectProps(vm, o, d)
+	props := objectProps(vm, o, d, amf3)
 	if c := o.Get(classNameKey); c != nil && !goja.IsUndefined(c) && !goja.IsNull(c) && c.String() != "" {
 		return amf.TypedObject{Class: c.String(), Props: props}
 	}
 	return props
 }
 
-func objectProps(vm *goja.Runtime, o *goja.Object, depth int) amf.Object {
+func objectProps(vm *goja.Runtime, o *goja.Object, depth int, amf3 bool) amf.Object {
 	keys := o.Keys()
 	props := make(amf.Object, 0, len(keys))
 	for _, k := range keys {
@@ -217,34 +245,71 @@ func objectProps(vm *goja.Runtime, o *goja.Object, depth int) amf.Object {
 		if po, ok := pv.(*goja.Object); ok && po.ClassName() == "Function" {
 			continue
 		}
-		props = append(props, amf.Property{Key: k, Value: toAMFDepth(vm, pv, depth)})
+		props = append(props, amf.Property{Key: k, Value: toAMFDepth(vm, pv, depth, amf3)})
 	}
 	return props
 }
 
-func arrayToAMF(vm *goja.Runtime, o *goja.Object, depth int) any {
+// arrayIndex reports whether k is an array index (canonical, below 2^32-1).
+func arrayIndex(k string) (uint32, bool) {
+	if k == "" || len(k) > 10 || k != "0" && k[0] == '0' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(k, 10, 32)
+	if err != nil || n == 1<<32-1 {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+func arrayToAMF(vm *goja.Runtime, o *goja.Object, depth int, amf3 bool) any {
 	n := o.Get("length").ToInteger()
-	if n < 0 {
-		n = 0
+	keys := o.Keys() // indexes first, ascending, then named members in order
+	elems := 0
+	for _, k := range keys {
+		if _, ok := arrayIndex(k); ok {
+			elems++
+		}
 	}
-	if n > maxArrayLen {
-		n = maxArrayLen // a sparse array is not worth a million nulls
+	if int64(elems) == n && elems == len(keys) && n <= maxArrayLen {
+		dense := make([]any, 0, n)
+		for i := int64(0); i < n; i++ {
+			dense = append(dense, toAMFDepth(vm, o.Get(strconv.FormatInt(i, 10)), depth, amf3))
+		}
+		return dense
 	}
-	dense := make([]any, 0, n)
-	for i := int64(0); i < n; i++ {
-		dense = append(dense, toAMFDepth(vm, o.Get(strconv.FormatInt(i, 10)), depth))
+	// Holes or named members.
+	if len(keys) > maxArrayLen {
+		keys = keys[:maxArrayLen]
 	}
-	var assoc amf.Object
-	for _, k := range o.Keys() {
-		if idx, err := strconv.ParseInt(k, 10, 64); err == nil && idx >= 0 && idx < n {
+	if !amf3 {
+		props := make(amf.ECMAArray, 0, len(keys))
+		for _, k := range keys {
+			pv := o.Get(k)
+			if po, ok := pv.(*goja.Object); ok && po.ClassName() == "Function" {
+				continue
+			}
+			props = append(props, amf.Property{Key: k, Value: toAMFDepth(vm, pv, depth, amf3)})
+		}
+		return props
+	}
+	var m amf.MixedArray
+	m.Dense = []any{}
+	for _, k := range keys {
+		pv := o.Get(k)
+		if po, ok := pv.(*goja.Object); ok && po.ClassName() == "Function" {
 			continue
 		}
-		assoc = append(assoc, amf.Property{Key: k, Value: toAMFDepth(vm, o.Get(k), depth)})
+		if i, ok := arrayIndex(k); ok && int(i) == len(m.Dense) && len(m.Assoc) == 0 {
+			m.Dense = append(m.Dense, toAMFDepth(vm, pv, depth, amf3))
+			continue
+		}
+		m.Assoc = append(m.Assoc, amf.Property{Key: k, Value: toAMFDepth(vm, pv, depth, amf3)})
 	}
-	if len(assoc) > 0 {
-		return amf.MixedArray{Dense: dense, Assoc: assoc}
+	if len(m.Assoc) == 0 {
+		return m.Dense
 	}
-	return dense
+	return m
 }
 
 // jsArgs converts call arguments.
@@ -256,11 +321,15 @@ func jsArgs(vm *goja.Runtime, args []any) []goja.Value {
 	return out
 }
 
-// amfArgs converts JavaScript arguments.
-func amfArgs(vm *goja.Runtime, args []goja.Value) []any {
+// amfArgs converts JavaScript arguments (AMF0 form).
+func amfArgs(vm *goja.Runtime, args []goja.Value) []any { return amfArgsFor(vm, args, false) }
+
+// amfArgsFor converts JavaScript arguments for a receiver of known
+// encoding.
+func amfArgsFor(vm *goja.Runtime, args []goja.Value, amf3 bool) []any {
 	out := make([]any, len(args))
 	for i, a := range args {
-		out[i] = toAMF(vm, a)
+		out[i] = toAMFFor(vm, a, amf3)
 	}
 	return out
 }

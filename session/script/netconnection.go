@@ -3,35 +3,57 @@ package script
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/dop251/goja"
+	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 )
 
 // Server-to-server NetConnection: a script connects to another RTMP
-// server (another rtmphub, or this one) and calls methods there. Each
-// NetConnection has one goroutine that owns its rtmp/client connection and
-// runs its requests in order; results come back to the script's loop as
-// onStatus events and Responder calls. Calls the remote server makes to
-// this connection are not handled.
+// server (another rtmphub, or this one), calls methods there, and answers
+// the calls the remote server makes: a method defined on the NetConnection
+// object is called with the call's arguments and its return value (or
+// thrown error) is the reply, as on FMS. Each NetConnection has a writer
+// goroutine that owns the connection and runs its requests in order, and
+// a reader goroutine that reads what the remote server sends; results,
+// remote calls and status events come back to the script's loop.
 
 const (
 	ncQueue       = 256
 	maxNetConns   = 256 // per instance
 	ncDialTimeout = 10 * time.Second
 	ncCallTimeout = 30 * time.Second
+	ncMaxPending  = 1024 // calls waiting for their answer
 )
 
 type netConn struct {
 	a      *App
 	obj    *goja.Object
-	reqs   chan func(*client.Conn) // nil conn: connecting
-	cancel context.CancelFunc
+	cur    *ncConn // loop goroutine: the latest connection
+	closed bool    // loop goroutine
+	open   bool    // loop goroutine: connected as far as the script knows
+}
+
+// ncConn is one connection of a NetConnection (connect starts a new one).
+type ncConn struct {
+	nc     *netConn
+	reqs   chan func(*client.Conn) // nil conn: the connection is gone
 	ctx    context.Context
-	closed bool // loop goroutine
-	open   bool // loop goroutine: connected as far as the script knows
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // calls waiting for their answer
+	pending map[float64]func(res *message.Command, err error)
+	txid    float64
+}
+
+// ncMethods are the NetConnection's own members, which the remote server
+// may not call.
+var ncMethods = map[string]bool{
+	"connect": true, "call": true, "close": true, "onStatus": true, "isConnected": true, "uri": true,
+	"constructor": true, "toString": true, "valueOf": true, "hasOwnProperty": true,
 }
 
 func (a *App) setupNetConnection() {
@@ -54,33 +76,33 @@ func (a *App) setupNetConnection() {
 	}
 }
 
-// status posts obj.onStatus(info) to the loop.
-func (nc *netConn) status(level, code, desc string, connected *bool) {
+// status posts obj.onStatus(info) to the loop (application.onStatus when
+// the object has none); connected, when set, is what isConnected becomes
+// (unless a later connect replaced conn).
+func (nc *netConn) status(conn *ncConn, level, code, desc string, connected *bool) {
 	err := nc.a.l.postWait(func() {
-		if connected != nil {
+		if connected != nil && nc.cur == conn {
 			nc.open = *connected && !nc.closed
 			_ = nc.obj.Set("isConnected", nc.open)
 		}
+		info := nc.a.infoObject(level, code, desc, "")
 		fn, ok := goja.AssertFunction(nc.obj.Get("onStatus"))
 		if !ok {
+			nc.a.appStatus(info)
 			return
 		}
-		info := nc.a.vm.NewObject()
-		_ = info.Set("level", level)
-		_ = info.Set("code", code)
-		_ = info.Set("description", desc)
 		if _, err := fn(nc.obj, info); err != nil {
 			nc.a.scriptError("NetConnection.onStatus", err)
 		}
 	}, 5*time.Second)
-	if err != nil {
+	if err != nil && !errors.Is(err, errStopped) {
 		nc.a.log.Warn("NetConnection.onStatus not run", "code", code, "err", err)
 	}
 }
 
 func (nc *netConn) connect(call goja.FunctionCall) goja.Value {
 	vm := nc.a.vm
-	if nc.reqs != nil && nc.ctx.Err() == nil {
+	if nc.cur != nil && nc.cur.ctx.Err() == nil {
 		panic(vm.NewTypeError("NetConnection already connected; close it first"))
 	}
 	nc.closed = false
@@ -90,49 +112,66 @@ func (nc *netConn) connect(call goja.FunctionCall) goja.Value {
 		args = amfArgs(vm, call.Arguments[1:])
 	}
 	_ = nc.obj.Set("uri", url)
-	nc.ctx, nc.cancel = context.WithCancel(context.Background())
-	nc.reqs = make(chan func(*client.Conn), ncQueue)
-	go nc.run(url, args)
+	conn := &ncConn{nc: nc, reqs: make(chan func(*client.Conn), ncQueue),
+		pending: make(map[float64]func(*message.Command, error)), txid: 1 /* connect's */}
+	conn.ctx, conn.cancel = context.WithCancel(context.Background())
+	nc.cur = conn
+	go conn.run(url, args)
 	return vm.ToValue(true)
 }
 
-// run is the connection's goroutine.
-func (nc *netConn) run(url string, args []any) {
-	defer nc.cancel()
-	dctx, cancel := context.WithTimeout(nc.ctx, ncDialTimeout)
+// run is the connection's writer goroutine.
+func (conn *ncConn) run(url string, args []any) {
+	nc := conn.nc
+	defer conn.cancel()
+	dctx, cancel := context.WithTimeout(conn.ctx, ncDialTimeout)
 	c, err := client.Dial(dctx, url, client.Options{FlashVer: "FMSc/1.0", ConnectArgs: args})
 	cancel()
 	f := false
 	if err != nil {
 		var se *client.StatusError
 		if errors.As(err, &se) {
-			nc.status("error", se.Code, se.Description, &f)
+			nc.status(conn, "error", se.Code, se.Description, &f)
 		} else {
-			nc.status("error", "NetConnection.Connect.Failed", err.Error(), &f)
+			nc.status(conn, "error", "NetConnection.Connect.Failed", err.Error(), &f)
 		}
-		nc.drain()
+		conn.drain()
 		return
 	}
-	defer c.Close()
 	t := true
-	nc.status("status", "NetConnection.Connect.Success", "Connection succeeded.", &t)
-	for {
-		select {
-		case req := <-nc.reqs:
-			req(c)
-		case <-nc.ctx.Done():
-			nc.status("status", "NetConnection.Connect.Closed", "Connection closed.", &f)
-			nc.drain()
-			return
+	nc.status(conn, "status", "NetConnection.Connect.Success", "Connection succeeded.", &t)
+	readDone := make(chan error, 1)
+	go func() { readDone <- conn.read(c) }()
+	desc := "Connection closed."
+	func() {
+		for {
+			select {
+			case req := <-conn.reqs:
+				req(c)
+			case <-conn.ctx.Done():
+				return
+			case err := <-readDone:
+				desc = "Connection closed by the server (" + err.Error() + ")."
+				readDone = nil
+				return
+			}
 		}
+	}()
+	c.Close()
+	if readDone != nil {
+		<-readDone // the reader ends on the closed connection
 	}
+	conn.cancel()
+	conn.failPending(errors.New("NetConnection closed"))
+	nc.status(conn, "status", "NetConnection.Connect.Closed", desc, &f)
+	conn.drain()
 }
 
 // drain fails the requests still queued.
-func (nc *netConn) drain() {
+func (conn *ncConn) drain() {
 	for {
 		select {
-		case req := <-nc.reqs:
+		case req := <-conn.reqs:
 			req(nil)
 		default:
 			return
@@ -140,9 +179,123 @@ func (nc *netConn) drain() {
 	}
 }
 
+func (conn *ncConn) failPending(err error) {
+	conn.mu.Lock()
+	p := conn.pending
+	conn.pending = make(map[float64]func(*message.Command, error))
+	conn.mu.Unlock()
+	for _, fn := range p {
+		fn(nil, err)
+	}
+}
+
+// take removes and returns the waiting call id.
+func (conn *ncConn) take(id float64) func(*message.Command, error) {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	fn := conn.pending[id]
+	delete(conn.pending, id)
+	return fn
+}
+
+// read is the connection's reader goroutine: answers to the script's
+// calls, the remote server's calls and its status events.
+func (conn *ncConn) read(c *client.Conn) error {
+	for {
+		m, err := c.ReadMessage()
+		if err != nil {
+			return err
+		}
+		switch m.Type {
+		case message.TypeUserControl:
+			if uc, err := message.DecodeUserControl(m.Payload); err == nil && uc.Event == message.UCPingRequest {
+				pong := *message.UserControl{Event: message.UCPingResponse, StreamID: uc.StreamID}.Message()
+				if err := c.WriteMessages([]message.Message{pong}); err != nil {
+					return err
+				}
+			}
+			continue
+		case message.TypeCommandAMF0, message.TypeCommandAMF3:
+		default:
+			continue
+		}
+		cmd, err := message.DecodeCommand(m)
+		if err != nil {
+			continue
+		}
+		switch cmd.Name {
+		case "_result", "_error":
+			if fn := conn.take(cmd.TransactionID); fn != nil {
+				fn(cmd, nil)
+			}
+		case "onStatus":
+			if m.StreamID != 0 {
+				continue
+			}
+			info, _ := cmd.Arg(0).(amf.Object)
+			level, _ := info.GetString("level")
+			code, _ := info.GetString("code")
+			desc, _ := info.GetString("description")
+			conn.nc.status(conn, level, code, desc, nil)
+		default:
+			if m.StreamID == 0 {
+				conn.remoteCall(cmd)
+			}
+		}
+	}
+}
+
+// remoteCall runs a call from the remote server on the loop: the method
+// of that name on the NetConnection object; the answer is written by the
+// writer goroutine.
+func (conn *ncConn) remoteCall(cmd *message.Command) {
+	nc := conn.nc
+	a := nc.a
+	reply := func(name string, val any) {
+		if cmd.TransactionID == 0 {
+			return
+		}
+		req := func(c *client.Conn) {
+			if c != nil {
+				_ = c.WriteCommand(0, &message.Command{Name: name, TransactionID: cmd.TransactionID, Args: []any{val}})
+			}
+		}
+		select {
+		case conn.reqs <- req:
+		default:
+			a.log.Warn("NetConnection: reply to a remote call dropped: too many requests waiting", "method", cmd.Name)
+		}
+	}
+	failed := func(desc string) amf.Object {
+		return amf.Object{{Key: "level", Value: "error"}, {Key: "code", Value: "NetConnection.Call.Failed"},
+			{Key: "description", Value: desc}}
+	}
+	err := a.l.post(func() {
+		fn, ok := goja.AssertFunction(nc.obj.Get(cmd.Name))
+		if !ok || ncMethods[cmd.Name] {
+			a.log.Debug("NetConnection: remote call of an undefined method", "method", cmd.Name)
+			reply("_error", failed("Method not found ("+cmd.Name+")."))
+			return
+		}
+		v, err := fn(nc.obj, jsArgs(a.vm, cmd.Args)...)
+		if err != nil {
+			a.scriptError("NetConnection."+cmd.Name, err)
+			reply("_error", failed(describe(err)))
+			return
+		}
+		reply("_result", toAMF(a.vm, v))
+	})
+	if err != nil {
+		reply("_error", failed("Application busy."))
+	}
+}
+
+var errNoAnswer = errors.New("no answer from the remote server in time")
+
 func (nc *netConn) call(call goja.FunctionCall) goja.Value {
 	vm := nc.a.vm
-	if nc.reqs == nil || nc.closed {
+	conn := nc.cur
+	if conn == nil || nc.closed || conn.ctx.Err() != nil {
 		return vm.ToValue(false)
 	}
 	method := call.Argument(0).String()
@@ -151,30 +304,49 @@ func (nc *netConn) call(call goja.FunctionCall) goja.Value {
 	if len(call.Arguments) > 2 {
 		args = amfArgs(vm, call.Arguments[2:])
 	}
-	req := func(c *client.Conn) {
-		var res any
-		var err error
-		if c == nil {
-			err = errors.New("NetConnection closed")
-		} else {
-			ctx, cancel := context.WithTimeout(nc.ctx, ncCallTimeout)
-			var r *message.Command
-			r, err = c.Call(ctx, method, args...)
-			cancel()
-			if err == nil {
-				res = r.Arg(0)
-			}
-		}
+	answer := func(res *message.Command, err error) {
 		if resp == nil {
 			return
 		}
 		perr := nc.a.l.postWait(func() { nc.a.respondRemote(resp, res, err) }, 5*time.Second)
-		if perr != nil {
+		if perr != nil && !errors.Is(perr, errStopped) {
 			nc.a.log.Warn("NetConnection responder not run", "method", method, "err", perr)
 		}
 	}
+	req := func(c *client.Conn) {
+		if c == nil {
+			answer(nil, errors.New("NetConnection closed"))
+			return
+		}
+		id := 0.0 // no answer wanted
+		if resp != nil {
+			conn.mu.Lock()
+			if len(conn.pending) >= ncMaxPending {
+				conn.mu.Unlock()
+				answer(nil, errors.New("too many calls waiting for an answer"))
+				return
+			}
+			conn.txid++
+			id = conn.txid
+			timer := time.AfterFunc(ncCallTimeout, func() {
+				if fn := conn.take(id); fn != nil {
+					fn(nil, errNoAnswer)
+				}
+			})
+			conn.pending[id] = func(res *message.Command, err error) {
+				timer.Stop()
+				answer(res, err)
+			}
+			conn.mu.Unlock()
+		}
+		if err := c.WriteCommand(0, &message.Command{Name: method, TransactionID: id, Args: args}); err != nil {
+			if fn := conn.take(id); fn != nil {
+				fn(nil, err)
+			}
+		}
+	}
 	select {
-	case nc.reqs <- req:
+	case conn.reqs <- req:
 		return vm.ToValue(true)
 	default:
 		panic(vm.NewGoError(errors.New("NetConnection: too many calls waiting")))
@@ -182,9 +354,9 @@ func (nc *netConn) call(call goja.FunctionCall) goja.Value {
 }
 
 func (nc *netConn) close(goja.FunctionCall) goja.Value {
-	if nc.reqs != nil && !nc.closed {
+	if nc.cur != nil && !nc.closed {
 		nc.closed = true
-		nc.cancel()
+		nc.cur.cancel()
 	}
 	for i, x := range nc.a.ncs {
 		if x == nc {
@@ -195,18 +367,24 @@ func (nc *netConn) close(goja.FunctionCall) goja.Value {
 	return goja.Undefined()
 }
 
-// respondRemote gives a remote server's answer to a Responder.
-func (a *App) respondRemote(resp *goja.Object, res any, err error) {
-	var se *client.StatusError
-	if errors.As(err, &se) {
-		o := a.vm.NewObject()
-		_ = o.Set("level", "error")
-		_ = o.Set("code", se.Code)
-		_ = o.Set("description", se.Description)
-		a.callResponder(resp, "onStatus", o)
-		return
+// respondRemote gives a remote server's answer to a Responder: _result's
+// value to onResult, _error's info object to onStatus.
+func (a *App) respondRemote(resp *goja.Object, res *message.Command, err error) {
+	switch {
+	case err != nil:
+		a.callResponder(resp, "onStatus", a.infoObject("error", "NetConnection.Call.Failed", err.Error(), ""))
+	case res.Name == "_error":
+		info := res.Arg(0)
+		for _, v := range res.Args {
+			if _, ok := v.(amf.Object); ok {
+				info = v
+				break
+			}
+		}
+		a.callResponder(resp, "onStatus", toJS(a.vm, info))
+	default:
+		a.callResponder(resp, "onResult", toJS(a.vm, res.Arg(0)))
 	}
-	a.respond(resp, res, err)
 }
 
 func (a *App) callResponder(resp *goja.Object, name string, arg goja.Value) {

@@ -179,9 +179,9 @@ func (a *App) Stop() {
 		}
 		a.sos = nil
 		for _, nc := range a.ncs {
-			if nc.cancel != nil {
+			if nc.cur != nil {
 				nc.closed = true
-				nc.cancel()
+				nc.cur.cancel()
 			}
 		}
 		a.ncs = nil
@@ -224,13 +224,34 @@ func (a *App) runFile(path string) error {
 
 // scriptError logs a script error with where it happened (file:line in
 // goja's message and stack).
+// The error then goes to application.onStatus as Application.Script.Error,
+// as on FMS, in a task of its own (so that it has its own time limit);
+// an error in application.onStatus itself goes nowhere else.
 func (a *App) scriptError(where string, err error) {
 	var ex *goja.Exception
+	desc := err.Error()
 	if errors.As(err, &ex) {
-		a.log.Error("script error", "in", where, "err", ex.Error(), "stack", strings.TrimSpace(ex.String()))
+		desc = ex.Error()
+		a.log.Error("script error", "in", where, "err", desc, "stack", strings.TrimSpace(ex.String()))
+	} else {
+		a.log.Error("script error", "in", where, "err", desc)
+	}
+	if where == "application.onStatus" || a.appObj == nil {
 		return
 	}
-	a.log.Error("script error", "in", where, "err", err.Error())
+	_ = a.l.post(func() {
+		a.appStatus(a.infoObject("error", "Application.Script.Error", desc, where))
+	})
+}
+
+// appStatus calls application.onStatus(info), if defined: script errors
+// and the status events of streams and NetConnections that have no
+// onStatus of their own go there, as on FMS.
+func (a *App) appStatus(info *goja.Object) {
+	if a.appObj == nil || a.loadErr != nil {
+		return
+	}
+	a.callApp("onStatus", info)
 }
 
 // describe is what a client is told of a script error.
@@ -384,7 +405,7 @@ func (a *App) call(c *session.Client, method string, args []any) (any, error) {
 		if r, isFn := goja.AssertFunction(st.obj.Get("__resolve")); isFn {
 			v, err := r(st.obj, a.vm.ToValue(method))
 			if err != nil {
-				return nil, a.callFailed(method, err)
+				return nil, a.callFailed(c, method, err)
 			}
 			fn, ok = goja.AssertFunction(v)
 		}
@@ -394,20 +415,20 @@ func (a *App) call(c *session.Client, method string, args []any) (any, error) {
 	}
 	v, err := fn(st.obj, jsArgs(a.vm, args)...)
 	if err != nil {
-		return nil, a.callFailed(method, err)
+		return nil, a.callFailed(c, method, err)
 	}
-	return toAMF(a.vm, v), nil
+	return toAMFFor(a.vm, v, c.AMF3()), nil
 }
 
 // callFailed logs a call's script error and makes it the client's
 // _error: a thrown non-Error value goes along as "application", as FMS
 // does.
-func (a *App) callFailed(method string, err error) error {
+func (a *App) callFailed(c *session.Client, method string, err error) error {
 	a.scriptError("client."+method, err)
 	var ex *goja.Exception
 	if errors.As(err, &ex) {
 		if o, ok := ex.Value().(*goja.Object); !ok || !isError(o) {
-			return &session.CallError{Description: ex.Value().String(), Application: toAMF(a.vm, ex.Value())}
+			return &session.CallError{Description: ex.Value().String(), Application: toAMFFor(a.vm, ex.Value(), c.AMF3())}
 		}
 	}
 	return &session.CallError{Description: describe(err)}
@@ -533,7 +554,7 @@ func (a *App) setupApplication() {
 		var info any
 		desc := ""
 		if v := call.Argument(1); !goja.IsUndefined(v) && !goja.IsNull(v) {
-			info = toAMF(vm, v)
+			info = toAMFFor(vm, v, st.c.AMF3())
 			if io, ok := v.(*goja.Object); ok {
 				if d := io.Get("description"); d != nil && !goja.IsUndefined(d) {
 					desc = d.String()
@@ -584,7 +605,7 @@ func (a *App) setupClient() {
 		method := call.Argument(0).String()
 		var args []any
 		if len(call.Arguments) > 2 {
-			args = amfArgs(vm, call.Arguments[2:])
+			args = amfArgsFor(vm, call.Arguments[2:], st.c.AMF3())
 		}
 		resp, hasResp := call.Argument(1).(*goja.Object)
 		if !hasResp {
