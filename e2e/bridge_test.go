@@ -150,10 +150,28 @@ func TestGatewayNginxRTMP(t *testing.T) {
 		rdPlay(t, pub, dir, "rtmpdump rtmp via the gateway", "rtmp://"+gw.Addr+"/live/g1"),
 		ffPlay(t, pub, dir, "ffmpeg via bridge, quic to the gateway", "rtmp://"+quicBridge+"/live/g1"),
 	}
-	pub.finish(t, seconds*time.Second+40*time.Second)
-	// nginx-rtmp tells players the stream ended (UnpublishNotify) but
-	// ffmpeg keeps waiting for it to come back: stop the players, then
-	// apply the 90% rule over each window.
+	finishOriginPlayers(t, pub, players, seconds)
+	if !eventually(10*time.Second, func() bool {
+		return logCount(gw, "forwarded", map[string]string{"proto": "rtmpt"}) >= 2
+	}) {
+		t.Errorf("%d rtmpt connections forwarded, want 2", logCount(gw, "forwarded", map[string]string{"proto": "rtmpt"}))
+	}
+	if n := logCount(gw, "forwarded", map[string]string{"proto": "rtmpq"}); n != 1 {
+		t.Errorf("%d rtmpq connections forwarded, want 1", n)
+	}
+	if n := logCount(gw, "publish", nil); n != 0 {
+		t.Errorf("the gateway served %d publishers itself, want 0", n)
+	}
+}
+
+// finishOriginPlayers waits for a publisher of the given length to end,
+// then stops players of an nginx-rtmp origin and applies the frame check
+// over each player's window. nginx-rtmp tells players the stream ended
+// (UnpublishNotify) but ffmpeg keeps waiting for it to come back, so the
+// players are stopped rather than awaited.
+func finishOriginPlayers(t *testing.T, pub *ffPublisher, players []playerOut, seconds int) {
+	t.Helper()
+	pub.finish(t, time.Duration(seconds)*time.Second+40*time.Second)
 	settle := time.Now().Add(5 * time.Second)
 	for _, p := range players {
 		p.p.wait(time.Until(settle))
@@ -169,13 +187,38 @@ func TestGatewayNginxRTMP(t *testing.T) {
 		t.Logf("%s: playing from publisher frame %d, ended after %v", p.p.Who, p.p.JoinFrame(t), p.p.took().Round(time.Millisecond))
 	}
 	checkPlayerFrames(t, pub, players)
-	if !eventually(10*time.Second, func() bool {
-		return logCount(gw, "forwarded", map[string]string{"proto": "rtmpt"}) >= 2
-	}) {
-		t.Errorf("%d rtmpt connections forwarded, want 2", logCount(gw, "forwarded", map[string]string{"proto": "rtmpt"}))
+}
+
+// TestGatewayNginxRTMPS: the gateway terminates TLS in front of nginx-rtmp
+// (which has none): ffmpeg publishes over rtmps:// to the gateway's TLS
+// port; one ffmpeg player reads straight from nginx-rtmp, another through
+// the gateway over rtmpts:// on the same port (RTMPT sniffed inside TLS).
+func TestGatewayNginxRTMPS(t *testing.T) {
+	e2e(t)
+	needFFmpeg(t)
+	origin := startNginxRTMP(t)
+	cert, key := writeTestCert(t)
+	gw := startServer(t, "--quic-addr", "", "--upstream", "rtmp://"+origin, "--rtmpt-timeout", "3s",
+		"--tls-cert", cert, "--tls-key", key, "--tls-addr", "127.0.0.1:0")
+	tlsAddr := listenAddr(t, gw, "tls")
+	dir := t.TempDir()
+	const seconds = 14
+	pub := startPublisher(t, "rtmps://"+tlsAddr+"/live/g2", pubOpts{Seconds: seconds, GOP: 10})
+	pub.waitFrames(t, 50, 30*time.Second)
+	players := []playerOut{
+		ffPlay(t, pub, dir, "ffmpeg straight from nginx-rtmp", "rtmp://"+origin+"/live/g2"),
+		ffPlay(t, pub, dir, "ffmpeg rtmpts via the gateway", "rtmpts://"+tlsAddr+"/live/g2"),
 	}
-	if n := logCount(gw, "forwarded", map[string]string{"proto": "rtmpq"}); n != 1 {
-		t.Errorf("%d rtmpq connections forwarded, want 1", n)
+	finishOriginPlayers(t, pub, players, seconds)
+	if n := logCount(gw, "forwarded", map[string]string{"proto": "rtmps"}); n != 1 {
+		t.Errorf("%d rtmps connections forwarded, want 1", n)
+	}
+	// A tunneled connection is logged when its session ends: after the
+	// player stopped polling, at the session timeout.
+	if !eventually(10*time.Second, func() bool {
+		return logCount(gw, "forwarded", map[string]string{"proto": "rtmpts"}) == 1
+	}) {
+		t.Errorf("%d rtmpts connections forwarded, want 1", logCount(gw, "forwarded", map[string]string{"proto": "rtmpts"}))
 	}
 	if n := logCount(gw, "publish", nil); n != 0 {
 		t.Errorf("the gateway served %d publishers itself, want 0", n)
