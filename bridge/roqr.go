@@ -19,7 +19,9 @@ import (
 // RoQRDialFunc opens one RoQR connection (messages, not bytes) to a hub.
 type RoQRDialFunc func(ctx context.Context) (*tunnel.RoQRConn, error)
 
-// NewRoQRDialer dials cfg.URL, roqr://host[:1935].
+// NewRoQRDialer dials cfg.URL, roqr://host[:1935]. With
+// cfg.QUIC.RoQRDatagrams the connections offer QUIC DATAGRAMs: where the
+// hub offers them too, media a decoder can lose travels in datagrams.
 func NewRoQRDialer(cfg DialConfig) (RoQRDialFunc, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Scheme != "roqr" || u.Hostname() == "" {
@@ -62,7 +64,8 @@ func (c *Client) carryRoQR(ctx context.Context, nc net.Conn, log *slog.Logger) {
 		nc.Close()
 		return
 	}
-	log.Info("carrying", "hub", hub.RemoteAddr().String(), "mapping", "roqr", "setup", time.Since(start).Round(time.Microsecond).String())
+	_, datagrams := hub.DatagramStats()
+	log.Info("carrying", "hub", hub.RemoteAddr().String(), "mapping", "roqr", "datagrams", datagrams, "setup", time.Since(start).Round(time.Microsecond).String())
 	var once sync.Once
 	closeBoth := func() { once.Do(func() { local.Close(); hub.Close() }) }
 	stop := context.AfterFunc(ctx, closeBoth)
@@ -109,6 +112,10 @@ func (c *Client) carryRoQR(ctx context.Context, nc net.Conn, log *slog.Logger) {
 	}()
 	wg.Wait()
 	attrs := []any{"sent", hub.BytesWritten(), "received", hub.BytesRead(), "duration", time.Since(start).Round(time.Millisecond).String()}
+	if s, on := hub.DatagramStats(); on {
+		attrs = append(attrs, "datagrams_sent", s.Sent, "datagrams_too_large", s.TooLarge, "datagrams_received", s.Received,
+			"datagrams_delivered", s.Delivered, "datagrams_dropped", s.Stale+s.Unsynced+s.Overflow+s.Bad)
+	}
 	for _, err := range errs {
 		if err != nil && err != io.EOF && !errors.Is(err, net.ErrClosed) {
 			attrs = append(attrs, "err", err.Error())

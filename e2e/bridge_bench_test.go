@@ -15,10 +15,12 @@ import (
 
 // TestBridgeBench (opt-in: RTMPHUB_E2E_BRIDGE_BENCH=1) compares the paths
 // a legacy client can take to one hub, in the same run: direct RTMP, and
-// through `rtmphub bridge` over QUIC (byte stream), RoQR and RTMPT. On each path a Go
+// through `rtmphub bridge` over QUIC (byte stream), RoQR (stream only, and with
+// media in QUIC DATAGRAMs) and RTMPT. On each path a Go
 // publisher and a Go player (both through the path) exchange
-//   - latency: 200 small video messages 20ms apart, each stamped with its
-//     send time; the player notes the one-way delay (same clock);
+//   - latency: a keyframe, then 200 small video inter frames 20ms apart
+//     (small enough for a datagram), each stamped with its send time; the
+//     player notes the one-way delay (same clock);
 //   - throughput: 24 MiB (RTMPHUB_E2E_BENCH_MIB) of 64 KiB video messages
 //     as fast as the path takes them; delivered bytes over the player's
 //     elapsed time.
@@ -43,11 +45,12 @@ func TestBridgeBench(t *testing.T) {
 		{"direct rtmp", srv.Addr},
 		{"bridge → quic", startBridge(t, "quic://"+qaddr, "--pin", pin, "--log-level", "info")},
 		{"bridge → roqr", startBridge(t, "roqr://"+qaddr, "--pin", pin, "--log-level", "info")},
+		{"bridge → roqr+dgram", startBridge(t, "roqr://"+qaddr, "--pin", pin, "--log-level", "info", "--roqr-datagrams")},
 		{"bridge → rtmpt", startBridge(t, "rtmpt://"+srv.RTMPTAddr(t), "--log-level", "info")},
 	}
 	for i, p := range paths {
 		r := benchPath(t, p.addr, "bench"+string(rune('a'+i)), bigMsgs)
-		t.Logf("%-15s latency p50 %6.2fms p95 %6.2fms max %6.2fms (%d/200) | throughput %7.1f Mbit/s (%d of %d MiB delivered, publisher %7.1f Mbit/s)",
+		t.Logf("%-19s latency p50 %6.2fms p95 %6.2fms max %6.2fms (%d/200) | throughput %7.1f Mbit/s (%d of %d MiB delivered, publisher %7.1f Mbit/s)",
 			p.name, ms(r.p50), ms(r.p95), ms(r.max), r.latN, r.mbps, r.delivered>>20, r.sent>>20, r.pubMbps)
 	}
 }
@@ -89,22 +92,27 @@ func benchPath(t *testing.T, addr, stream string, bigMsgs int) benchResult {
 	if err := pub.Publish(ctx, sid, stream, "live"); err != nil {
 		t.Fatal(err)
 	}
-	// Every message is an H.264 keyframe NAL (so a player may start on
-	// any): 0x17 0x01 cts(3) then the send time and a marker.
+	const (
+		latMsgs   = 200
+		bigSize   = 64 << 10
+		endKind   = 3
+		latKind   = 1
+		bulkKind  = 2
+		startKind = 4
+	)
+	// Every message is an H.264 NAL, a keyframe (0x17) but for the
+	// latency phase's inter frames (0x27): 0x17/0x27 0x01 cts(3) then the
+	// send time and a marker.
 	frame := func(size int, kind byte) []byte {
 		b := make([]byte, size)
 		b[0], b[1] = 0x17, 0x01
+		if kind == latKind {
+			b[0] = 0x27
+		}
 		binary.BigEndian.PutUint64(b[5:], uint64(time.Now().UnixNano()))
 		b[13] = kind
 		return b
 	}
-	const (
-		latMsgs  = 200
-		bigSize  = 64 << 10
-		endKind  = 3
-		latKind  = 1
-		bulkKind = 2
-	)
 	type got struct {
 		kind byte
 		at   time.Time
@@ -120,7 +128,7 @@ func benchPath(t *testing.T, addr, stream string, bigMsgs int) benchResult {
 			if err != nil {
 				return
 			}
-			if m.Type != message.TypeVideo || len(m.Payload) < 14 || m.Payload[0] != 0x17 || m.Payload[1] != 0x01 {
+			if m.Type != message.TypeVideo || len(m.Payload) < 14 || m.Payload[0] != 0x17 && m.Payload[0] != 0x27 || m.Payload[1] != 0x01 {
 				continue
 			}
 			recv <- got{m.Payload[13], time.Now(), time.Unix(0, int64(binary.BigEndian.Uint64(m.Payload[5:]))), len(m.Payload)}
@@ -137,8 +145,10 @@ func benchPath(t *testing.T, addr, stream string, bigMsgs int) benchResult {
 	var r benchResult
 	var lats []time.Duration
 	var ts uint32
+	send(ts, frame(2048, startKind)) // the player starts here
+	ts += 20
 	for range latMsgs {
-		send(ts, frame(2048, latKind))
+		send(ts, frame(1000, latKind))
 		ts += 20
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -170,7 +180,7 @@ collect:
 		var first, last time.Time
 		var n int64
 		for g := range recv {
-			if g.kind == latKind {
+			if g.kind == latKind || g.kind == startKind {
 				continue
 			}
 			if first.IsZero() {

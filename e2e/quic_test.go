@@ -216,3 +216,45 @@ func TestRoQRPlay(t *testing.T) {
 	}
 	pub.stop(5 * time.Second)
 }
+
+// TestBridgeRoQRDatagrams: ffmpeg → rtmphub bridge --roqr-datagrams →
+// RoQR with media in QUIC DATAGRAMs → hub, publish and play: the player
+// decodes what was published, and the hub logs that inter frames and
+// audio did travel in datagrams both ways (the publisher's to the hub,
+// the hub's to the player).
+func TestBridgeRoQRDatagrams(t *testing.T) {
+	e2e(t)
+	needFFmpeg(t)
+	srv := startServer(t, "--quic-addr", "127.0.0.1:0") // --roqr-datagrams is on by default
+	addr, pin := quicEndpoint(t, srv)
+	if l, ok := srv.log.find(0, func(l logLine) bool { return l.str("msg") == "listening" && l.str("transport") == "rtmpq" }); !ok || l.JSON["roqr_datagrams"] != true {
+		t.Errorf("the hub does not offer RoQR datagrams: %v", l.Raw)
+	}
+	bridgedPublishPlay(t, srv, "roqr://"+addr, "roqr", "--pin", pin, "--roqr-datagrams")
+	// Each RoQR connection logs its datagram counters when it ends.
+	var sent, received, delivered float64
+	ok := eventually(10*time.Second, func() bool {
+		sent, received, delivered = 0, 0, 0
+		lines, _ := srv.log.snapshot(0)
+		n := 0
+		for _, l := range lines {
+			if l.str("msg") != "roqr datagrams" {
+				continue
+			}
+			n++
+			s, _ := l.JSON["sent"].(float64)
+			r, _ := l.JSON["received"].(float64)
+			d, _ := l.JSON["delivered"].(float64)
+			sent, received, delivered = sent+s, received+r, delivered+d
+		}
+		return n == 2
+	})
+	t.Logf("hub datagrams: sent %.0f (to the player), received %.0f, delivered %.0f (from the publisher)", sent, received, delivered)
+	if !ok {
+		t.Fatalf("the hub did not log the datagram counters of its two RoQR connections\n%s", srv.log.tail(40))
+	}
+	// 12 s at 25 fps with audio: hundreds each way.
+	if sent < 200 || received < 200 || delivered < received*9/10 {
+		t.Errorf("datagrams: %.0f sent, %.0f received, %.0f delivered; want hundreds, nearly all delivered", sent, received, delivered)
+	}
+}

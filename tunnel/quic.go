@@ -60,6 +60,10 @@ type QUICConfig struct {
 	RoQR bool
 	// MaxMessageSize bounds a RoQR message read (default 16 MiB − 1).
 	MaxMessageSize int
+	// RoQRDatagrams offers the QUIC DATAGRAM extension on RoQR
+	// connections; where the peer offers it too, media a decoder can
+	// lose travels in datagrams (see quic_roqr.go).
+	RoQRDatagrams bool
 
 	Logger *slog.Logger
 }
@@ -95,6 +99,7 @@ func (c QUICConfig) quic() *quic.Config {
 		KeepAlivePeriod:       c.KeepAlive,
 		MaxIncomingStreams:    c.MaxStreams,
 		MaxIncomingUniStreams: -1,
+		EnableDatagrams:       c.RoQRDatagrams,
 	}
 }
 
@@ -119,6 +124,7 @@ type QUICListener struct {
 // handshake uses tlsCfg (its certificates; NextProtos is set here).
 func ListenQUIC(addr string, tlsCfg *tls.Config, cfg QUICConfig) (*QUICListener, error) {
 	cfg = cfg.withDefaults()
+	cfg.RoQRDatagrams = cfg.RoQRDatagrams && cfg.RoQR
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, err
@@ -215,6 +221,7 @@ func (l *QUICListener) acceptStreams(qc *quic.Conn) {
 	}()
 	defer idle() // the listener closed: a connection without streams lingers out
 	roqr := qc.ConnectionState().TLS.NegotiatedProtocol == RoQRALPN
+	first := true // a RoQR connection's datagrams are its first stream's
 	for {
 		str, err := qc.AcceptStream(l.ctx)
 		if err != nil {
@@ -233,12 +240,13 @@ func (l *QUICListener) acceptStreams(qc *quic.Conn) {
 			rc     *RoQRConn
 		)
 		if roqr {
-			rc = newRoQRConn(qc, str, l.cfg.MaxMessageSize, done)
+			rc = newRoQRConn(qc, str, l.cfg, first, done)
 			closer, out, rout = rc, nil, l.roqr
 		} else {
 			c = newQUICConn(qc, str, done)
 			closer = c
 		}
+		first = false
 		select {
 		case out <- c:
 		case rout <- rc:
@@ -523,7 +531,7 @@ func DialRoQR(ctx context.Context, rawURL string, opts QUICDialOptions) (*RoQRCo
 	if err != nil {
 		return nil, err
 	}
-	return newRoQRConn(qc, str, opts.MaxMessageSize, func() {
+	return newRoQRConn(qc, str, opts.QUICConfig.withDefaults(), true, func() {
 		qc.CloseWithError(0, "")
 		tr.Close()
 		udp.Close()
@@ -555,6 +563,7 @@ func dialQUICStream(ctx context.Context, rawURL, scheme, alpn string, opts QUICD
 	tc.NextProtos = []string{alpn}
 	tc.MinVersion = tls.VersionTLS13
 	cfg := opts.QUICConfig.withDefaults()
+	cfg.RoQRDatagrams = cfg.RoQRDatagrams && alpn == RoQRALPN
 
 	raddr, err := net.ResolveUDPAddr("udp", net.JoinHostPort(u.Hostname(), port))
 	if err != nil {

@@ -32,6 +32,7 @@ var bridgeSettings = []bridgeSetting{
 	{"insecure", "RTMPHUB_BRIDGE_INSECURE", "false", "accept any TLS certificate (rtmpts, rtmps, quic, roqr)", true},
 	{"pin", "RTMPHUB_BRIDGE_PIN", "", "accept only the hub certificate with this SHA-256 (hex, as the hub logs it)", false},
 	{"timeout", "RTMPHUB_BRIDGE_TIMEOUT", "10s", "longest connection set-up to the hub", false},
+	{"roqr-datagrams", "RTMPHUB_BRIDGE_ROQR_DATAGRAMS", "false", "roqr://: offer QUIC DATAGRAMs; with a hub that offers them too, inter frames and audio frames travel in datagrams both ways (a lost one is dropped, not waited for)", true},
 	{"log-level", "RTMPHUB_LOG_LEVEL", "info", "debug, info, warn or error", false},
 	{"log-format", "RTMPHUB_LOG_FORMAT", "text", "text or json", false},
 }
@@ -73,6 +74,11 @@ func runBridge(args []string, environ map[string]string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "rtmphub bridge: bad RTMPHUB_BRIDGE_INSECURE / --insecure: want true or false")
 		return 2
 	}
+	datagrams, err := strconv.ParseBool(*vals["roqr-datagrams"])
+	if err != nil {
+		fmt.Fprintln(stderr, "rtmphub bridge: bad RTMPHUB_BRIDGE_ROQR_DATAGRAMS / --roqr-datagrams: want true or false")
+		return 2
+	}
 	timeout, err := time.ParseDuration(*vals["timeout"])
 	if err != nil || timeout <= 0 {
 		fmt.Fprintln(stderr, "rtmphub bridge: bad RTMPHUB_BRIDGE_TIMEOUT / --timeout: want a positive duration")
@@ -93,6 +99,7 @@ func runBridge(args []string, environ map[string]string, stdout, stderr io.Write
 		return 2
 	}
 	dcfg := bridge.DialConfig{URL: *vals["to"], Insecure: insecure, PinSHA256: *vals["pin"], Timeout: timeout}
+	dcfg.QUIC.RoQRDatagrams = datagrams
 	c := &bridge.Client{}
 	if strings.HasPrefix(dcfg.URL, "roqr://") {
 		c.DialRoQR, err = bridge.NewRoQRDialer(dcfg)
@@ -108,6 +115,9 @@ func runBridge(args []string, environ map[string]string, stdout, stderr io.Write
 	if err != nil {
 		fmt.Fprintln(stderr, "rtmphub bridge:", err)
 		return 1
+	}
+	if datagrams && c.DialRoQR == nil {
+		log.Warn("--roqr-datagrams applies to roqr:// hubs only; ignored", "to", *vals["to"])
 	}
 	log.Info("listening", "transport", "bridge", "addr", ln.Addr().String(), "to", *vals["to"])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -126,7 +136,7 @@ func bridgeUsage(w io.Writer) {
 		"Carries each local TCP RTMP connection to the hub over the transport of --to.\n\n"+
 		"Settings (flag > environment > default):\n")
 	for _, s := range bridgeSettings {
-		fmt.Fprintf(w, "  --%-11s %-24s default %-18q %s\n", s.flag, s.env, s.def, s.help)
+		fmt.Fprintf(w, "  --%-14s %-29s default %-18q %s\n", s.flag, s.env, s.def, s.help)
 	}
 }
 

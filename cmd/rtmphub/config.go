@@ -77,6 +77,7 @@ type config struct {
 	QUICAddr        string        `env:"QUIC_ADDR" envDefault:":1935" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (messages framed on QUIC; not in gateway mode); empty = off"`
 	QUICIdleTimeout time.Duration `env:"QUIC_IDLE_TIMEOUT" envDefault:"30s" help:"close a QUIC connection silent this long"`
 	QUICKeepAlive   time.Duration `env:"QUIC_KEEPALIVE" envDefault:"10s" help:"QUIC keep-alive period (0 = off)"`
+	RoQRDatagrams   bool          `env:"ROQR_DATAGRAMS" envDefault:"true" help:"offer QUIC DATAGRAMs to RoQR clients: with a client that offers them too, inter frames and audio frames travel in datagrams (a lost one is dropped, not waited for); commands, metadata, sequence headers and keyframes stay on the stream"`
 	Upstream        string        `env:"UPSTREAM" envDefault:"" help:"gateway mode: forward every client, byte for byte, to this rtmp://host:port origin instead of serving it here"`
 	UpstreamProxy   int           `env:"UPSTREAM_PROXY_PROTOCOL" envDefault:"0" help:"send a PROXY protocol header (1 or 2) to the upstream naming the client; 0 = off"`
 	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"5s" help:"longest wait to connect to the upstream before refusing the client"`

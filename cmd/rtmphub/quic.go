@@ -78,6 +78,7 @@ func listenQUIC(cfg *config, tlsCfg *tls.Config, log *slog.Logger) (*tunnel.QUIC
 		IdleTimeout:    cfg.QUICIdleTimeout,
 		KeepAlive:      offSetting(cfg.QUICKeepAlive),
 		RoQR:           roqr,
+		RoQRDatagrams:  cfg.RoQRDatagrams,
 		MaxMessageSize: cfg.MaxMessageSize,
 		Logger:         log,
 	})
@@ -92,7 +93,7 @@ func listenQUIC(cfg *config, tlsCfg *tls.Config, log *slog.Logger) (*tunnel.QUIC
 	if roqr {
 		alpn += "," + tunnel.RoQRALPN
 	}
-	log.Info("listening", "transport", tunnel.QUICProtocol, "addr", ln.Addr().String(), "alpn", alpn)
+	log.Info("listening", "transport", tunnel.QUICProtocol, "addr", ln.Addr().String(), "alpn", alpn, "roqr_datagrams", roqr && cfg.RoQRDatagrams)
 	return ln, nil
 }
 
