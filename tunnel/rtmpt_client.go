@@ -211,9 +211,13 @@ type rtmptClient struct {
 	spaceSig signal
 	sending  bool // a /send is in flight (Close waits for it)
 
-	closing bool  // Close was called
-	eof     bool  // the server ended the session
-	err     error // the tunnel failed
+	closing bool // Close was called
+	eof     bool // the server ended the session
+	// A reply ended the session (interval 0, or the session was gone):
+	// closeSeq is its sequence number; eof follows once it is delivered.
+	closeSeen bool
+	closeSeq  uint64
+	err       error // the tunnel failed
 
 	rd, wd *deadline
 }
@@ -297,13 +301,14 @@ func (c *rtmptClient) exchange(cmd string, seq uint64, body []byte) ([]byte, err
 }
 
 // deliver puts the data of reply seq in the read buffer, in sequence order.
+// A reply with interval 0 (the server is closing the session, and this
+// reply carries its last bytes) ends the session once every reply before
+// it has been delivered too: it may overtake the reply to an earlier poll.
 func (c *rtmptClient) deliver(seq uint64, reply []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if reply[0] == 0 {
-		// Interval 0: the server is closing the session; this reply
-		// carries its last bytes.
-		defer func() { c.eof = true; c.fireAllLocked() }()
+	if reply[0] == 0 && (!c.closeSeen || seq < c.closeSeq) {
+		c.closeSeen, c.closeSeq = true, seq
 	}
 	c.replies[seq] = reply[1:]
 	for {
@@ -322,14 +327,23 @@ func (c *rtmptClient) deliver(seq uint64, reply []byte) {
 			c.inSig.fire()
 		}
 	}
+	if c.closeSeen && c.nextDeliver > c.closeSeq && !c.eof {
+		c.eof = true
+		c.fireAllLocked()
+	}
 }
 
-func (c *rtmptClient) fail(err error) {
+// fail ends the tunnel after request seq failed with err. io.EOF (the
+// server no longer knows the session) is the end of the session after the
+// replies before seq, which may still be on their way.
+func (c *rtmptClient) fail(seq uint64, err error) {
+	if errors.Is(err, io.EOF) {
+		c.deliver(seq, []byte{0})
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if errors.Is(err, io.EOF) {
-		c.eof = true
-	} else if c.err == nil && !errors.Is(err, net.ErrClosed) {
+	if c.err == nil && !errors.Is(err, net.ErrClosed) {
 		c.err = err
 	}
 	c.fireAllLocked()
@@ -375,7 +389,7 @@ func (c *rtmptClient) sender() {
 		c.outSig.fire() // Close may wait for the in-flight send
 		c.mu.Unlock()
 		if err != nil {
-			c.fail(err)
+			c.fail(seq, err)
 			return
 		}
 		c.deliver(seq, reply)
@@ -404,7 +418,7 @@ func (c *rtmptClient) poller() {
 		start := time.Now()
 		reply, err := c.exchange("idle", seq, []byte{0})
 		if err != nil {
-			c.fail(err)
+			c.fail(seq, err)
 			return
 		}
 		c.deliver(seq, reply)
