@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rtmphub/rtmphub/internal/sockio"
 	"github.com/rtmphub/rtmphub/rtmp/chunk"
 	"github.com/rtmphub/rtmphub/rtmp/handshake"
 	"github.com/rtmphub/rtmphub/rtmp/message"
@@ -54,9 +55,9 @@ type Conn struct {
 	// in-memory connections that can take bytes without blocking (bw).
 	rc      syscall.RawConn
 	bw      BufferWriter
-	pending []byte          // bytes a non-blocking write left unwritten, guarded by wmu
-	iov     []syscall.Iovec // scratch for writev, guarded by wmu
-	flat    []byte          // one-write buffer for non-sockets, guarded by wmu
+	pending []byte         // bytes a non-blocking write left unwritten, guarded by wmu
+	iov     []sockio.Iovec // scratch for writev, guarded by wmu
+	flat    []byte         // one-write buffer for non-sockets, guarded by wmu
 }
 
 // Accept runs the server handshake on nc and returns the connection. The
@@ -87,7 +88,7 @@ func Dial(nc net.Conn, digest bool, maxMessageSize uint32) (*Conn, error) {
 }
 
 func newConn(nc net.Conn, br *bufio.Reader, maxMessageSize uint32) *Conn {
-	c := &Conn{nc: nc, r: chunk.NewReader(br, maxMessageSize), w: chunk.NewWriter(nc), rc: rawConnOf(nc)}
+	c := &Conn{nc: nc, r: chunk.NewReader(br, maxMessageSize), w: chunk.NewWriter(nc), rc: sockio.RawConnOf(nc)}
 	if c.rc == nil {
 		c.bw, _ = nc.(BufferWriter)
 	}
@@ -236,8 +237,8 @@ func (c *Conn) TryWriteMessages(msgs []message.Message) (taken, more bool, err e
 	}
 	var n int
 	if c.rc != nil {
-		var iov []syscall.Iovec
-		n, iov, err = writevNow(c.rc, bufs, c.iov)
+		var iov []sockio.Iovec
+		n, iov, err = sockio.WritevNow(c.rc, bufs, c.iov)
 		c.iov = iov
 	} else {
 		n, err = c.bw.TryWriteBuffers(bufs)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package rtmp
+package sockio
 
 import (
 	"errors"
@@ -9,11 +9,14 @@ import (
 	"unsafe"
 )
 
-// maxIovecs is the most buffers one writev takes (IOV_MAX on Linux).
-const maxIovecs = 1024
+// Iovec is a writev buffer descriptor.
+type Iovec = syscall.Iovec
 
-// rawConnOf returns the raw socket of nc for non-blocking writes, or nil.
-func rawConnOf(nc net.Conn) syscall.RawConn {
+// MaxIovecs is the most buffers one writev takes (IOV_MAX on Linux).
+const MaxIovecs = 1024
+
+// RawConnOf returns the raw socket of nc for non-blocking writes, or nil.
+func RawConnOf(nc net.Conn) syscall.RawConn {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil
@@ -25,16 +28,16 @@ func rawConnOf(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-// writevNow writes bufs with one writev that never waits for the socket
+// WritevNow writes bufs with one writev that never waits for the socket
 // to become writable: it returns how many bytes the kernel took, which may
 // be 0 (a full socket buffer) or fewer than asked. iov is scratch space.
-func writevNow(rc syscall.RawConn, bufs [][]byte, iov []syscall.Iovec) (int, []syscall.Iovec, error) {
+func WritevNow(rc syscall.RawConn, bufs [][]byte, iov []Iovec) (int, []Iovec, error) {
 	iov = iov[:0]
 	for _, b := range bufs {
 		if len(b) == 0 {
 			continue
 		}
-		if len(iov) == maxIovecs {
+		if len(iov) == MaxIovecs {
 			break
 		}
 		v := syscall.Iovec{Base: &b[0]}
