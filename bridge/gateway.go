@@ -31,8 +31,9 @@ type GatewayConfig struct {
 	Logger *slog.Logger
 }
 
-// Gateway forwards each connection it is handed, byte for byte, to the
-// upstream RTMP origin.
+// Gateway forwards each connection it is handed to the upstream RTMP
+// origin: RTMP bytes byte for byte (Serve), RoQR clients, which carry
+// messages, message by message over its own RTMP connection (ServeRoQR).
 type Gateway struct {
 	cfg  GatewayConfig
 	addr string
@@ -76,24 +77,10 @@ func (g *Gateway) Addr() string { return g.addr }
 func (g *Gateway) Serve(ctx context.Context, nc net.Conn, protocol, remoteIP string) {
 	start := time.Now()
 	log := g.log.With("proto", protocol, "gw", g.ids.Add(1), "client", nc.RemoteAddr().String())
-	d := net.Dialer{Timeout: g.cfg.DialTimeout}
-	up, err := d.DialContext(ctx, "tcp", g.addr)
+	up, err := g.dial(ctx, clientAddr(nc.RemoteAddr(), remoteIP), log)
 	if err != nil {
-		log.Warn("upstream unreachable, refusing client", "upstream", g.addr, "err", err.Error())
 		nc.Close()
 		return
-	}
-	if v := g.cfg.ProxyProtocol; v != 0 {
-		hdr := proxyHeader(v, clientAddr(nc, remoteIP), up.LocalAddr(), up.RemoteAddr())
-		up.SetWriteDeadline(time.Now().Add(g.cfg.DialTimeout))
-		_, err := up.Write(hdr)
-		up.SetWriteDeadline(time.Time{})
-		if err != nil {
-			log.Warn("upstream refused the PROXY header, refusing client", "upstream", g.addr, "err", err.Error())
-			up.Close()
-			nc.Close()
-			return
-		}
 	}
 	log.Debug("forwarding", "upstream", g.addr, "setup", time.Since(start).Round(time.Microsecond).String())
 	stop := context.AfterFunc(ctx, func() { nc.Close(); up.Close() })
@@ -107,15 +94,39 @@ func (g *Gateway) Serve(ctx context.Context, nc net.Conn, protocol, remoteIP str
 	log.Info("forwarded", attrs...)
 }
 
+// dial connects to the origin and sends the PROXY protocol header naming
+// client, when configured, within DialTimeout. A failure is logged: the
+// caller refuses its client.
+func (g *Gateway) dial(ctx context.Context, client netip.AddrPort, log *slog.Logger) (net.Conn, error) {
+	d := net.Dialer{Timeout: g.cfg.DialTimeout}
+	up, err := d.DialContext(ctx, "tcp", g.addr)
+	if err != nil {
+		log.Warn("upstream unreachable, refusing client", "upstream", g.addr, "err", err.Error())
+		return nil, err
+	}
+	if v := g.cfg.ProxyProtocol; v != 0 {
+		hdr := proxyHeader(v, client, up.LocalAddr(), up.RemoteAddr())
+		up.SetWriteDeadline(time.Now().Add(g.cfg.DialTimeout))
+		_, err := up.Write(hdr)
+		up.SetWriteDeadline(time.Time{})
+		if err != nil {
+			log.Warn("upstream refused the PROXY header, refusing client", "upstream", g.addr, "err", err.Error())
+			up.Close()
+			return nil, err
+		}
+	}
+	return up, nil
+}
+
 // clientAddr is the client's address and port: the forwarded address (no
-// port known: 0) or the connection's own.
-func clientAddr(nc net.Conn, remoteIP string) netip.AddrPort {
+// port known: 0) or the connection's own (remote).
+func clientAddr(remote net.Addr, remoteIP string) netip.AddrPort {
 	if remoteIP != "" {
 		if a, err := netip.ParseAddr(remoteIP); err == nil {
 			return netip.AddrPortFrom(a.Unmap(), 0)
 		}
 	}
-	return addrPort(nc.RemoteAddr())
+	return addrPort(remote)
 }
 
 func addrPort(a net.Addr) netip.AddrPort {

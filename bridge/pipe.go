@@ -1,8 +1,10 @@
-// Package bridge carries RTMP connections byte for byte between
-// transports: the gateway forwards every client a hub accepts (RTMP,
-// RTMPT, RTMPS, RTMPTS, QUIC) to an upstream RTMP origin, and the client
-// bridge carries local TCP RTMP connections to a hub over RTMPT, RTMPTS,
-// QUIC or plain RTMP. Neither looks inside the bytes.
+// Package bridge carries RTMP connections between transports: the gateway
+// forwards every client a hub accepts (RTMP, RTMPT, RTMPS, RTMPTS, QUIC)
+// byte for byte to an upstream RTMP origin, and the client bridge carries
+// local TCP RTMP connections to a hub over RTMPT, RTMPTS, QUIC or plain
+// RTMP, byte for byte. RoQR carries whole messages instead of bytes: both
+// relay those messages (msgpipe.go), dechunking and chunking RTMP on the
+// TCP side, with the per-hop control messages kept to their hop.
 package bridge
 
 import (

@@ -2,13 +2,10 @@ package bridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp"
@@ -66,61 +63,33 @@ func (c *Client) carryRoQR(ctx context.Context, nc net.Conn, log *slog.Logger) {
 	}
 	_, datagrams := hub.DatagramStats()
 	log.Info("carrying", "hub", hub.RemoteAddr().String(), "mapping", "roqr", "datagrams", datagrams, "setup", time.Since(start).Round(time.Microsecond).String())
-	var once sync.Once
-	closeBoth := func() { once.Do(func() { local.Close(); hub.Close() }) }
-	stop := context.AfterFunc(ctx, closeBoth)
-	defer stop()
-	var wg sync.WaitGroup
-	var errs [2]error
-	wg.Add(2)
-	go func() { // client → hub
-		defer wg.Done()
-		defer closeBoth()
-		for {
-			m, err := local.ReadMessage()
-			if err != nil {
-				errs[0] = err
-				return
-			}
+	end := (&msgPipe{a: local, b: hub,
+		keepAB: func(m *message.Message) bool {
 			switch m.Type {
 			case message.TypeSetChunkSize, message.TypeAbort, message.TypeAck:
-				continue // chunk layer of the local leg
+				return false // chunk layer of the local leg
 			}
-			if err := hub.WriteMessages([]message.Message{*m}); err != nil {
-				errs[0] = err
-				return
-			}
-		}
-	}()
-	go func() { // hub → client
-		defer wg.Done()
-		defer closeBoth()
-		for {
-			m, err := hub.ReadMessage()
-			if err != nil {
-				errs[1] = err
-				return
-			}
-			if m.Type == message.TypeAck {
-				continue // the local leg acknowledges its own bytes
-			}
-			if err := local.WriteMessages([]message.Message{*m}); err != nil {
-				errs[1] = err
-				return
-			}
-		}
-	}()
-	wg.Wait()
+			return true
+		},
+		keepBA: func(m *message.Message) bool {
+			return m.Type != message.TypeAck // the local leg acknowledges its own bytes
+		},
+	}).run(ctx)
 	attrs := []any{"sent", hub.BytesWritten(), "received", hub.BytesRead(), "duration", time.Since(start).Round(time.Millisecond).String()}
-	if s, on := hub.DatagramStats(); on {
-		attrs = append(attrs, "datagrams_sent", s.Sent, "datagrams_too_large", s.TooLarge, "datagrams_received", s.Received,
-			"datagrams_delivered", s.Delivered, "datagrams_dropped", s.Stale+s.Unsynced+s.Overflow+s.Bad)
-	}
-	for _, err := range errs {
-		if err != nil && err != io.EOF && !errors.Is(err, net.ErrClosed) {
-			attrs = append(attrs, "err", err.Error())
-			break
-		}
+	attrs = append(attrs, datagramAttrs(hub)...)
+	if end.err != nil {
+		attrs = append(attrs, "err", end.err.Error())
 	}
 	log.Info("closed", attrs...)
+}
+
+// datagramAttrs are the log attributes of a RoQR connection's DATAGRAM
+// counters (none when it does not use the datagram profile).
+func datagramAttrs(rc *tunnel.RoQRConn) []any {
+	s, on := rc.DatagramStats()
+	if !on {
+		return nil
+	}
+	return []any{"datagrams_sent", s.Sent, "datagrams_too_large", s.TooLarge, "datagrams_received", s.Received,
+		"datagrams_delivered", s.Delivered, "datagrams_dropped", s.Stale + s.Unsynced + s.Overflow + s.Bad}
 }

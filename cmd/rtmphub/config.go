@@ -74,7 +74,7 @@ type config struct {
 	ClientBandwidthOut  int           `env:"CLIENT_BANDWIDTH_OUT" envDefault:"0" help:"bytes per second sent to each client at most (0 = no limit), as FMS setBandwidthLimit"`
 	ClientBandwidthIn   int           `env:"CLIENT_BANDWIDTH_IN" envDefault:"0" help:"bytes per second read from each client at most (0 = no limit)"`
 
-	QUICAddr        string        `env:"QUIC_ADDR" envDefault:":1935" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (messages framed on QUIC; not in gateway mode); empty = off"`
+	QUICAddr        string        `env:"QUIC_ADDR" envDefault:":1935" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (whole messages framed on QUIC; the gateway relays them to the origin as chunked RTMP); empty = off"`
 	QUICIdleTimeout time.Duration `env:"QUIC_IDLE_TIMEOUT" envDefault:"30s" help:"close a QUIC connection silent this long"`
 	QUICKeepAlive   time.Duration `env:"QUIC_KEEPALIVE" envDefault:"10s" help:"QUIC keep-alive period (0 = off)"`
 	RoQRDatagrams   bool          `env:"ROQR_DATAGRAMS" envDefault:"true" help:"offer QUIC DATAGRAMs to RoQR clients: with a client that offers them too, inter frames and audio frames travel in datagrams (a lost one is dropped, not waited for); commands, metadata, sequence headers and keyframes stay on the stream"`

@@ -17,12 +17,23 @@ import (
 	"github.com/rtmphub/rtmphub/tunnel"
 )
 
-// connHandler is where every accepted connection goes: the session core,
-// or, in gateway mode (--upstream), the origin.
-func connHandler(cfg *config, srv *session.Server, log *slog.Logger) (tunnel.ConnHandler, error) {
+// handlers are where accepted connections go: the session core, or, in
+// gateway mode (--upstream), the origin. conn takes RTMP byte streams,
+// roqr RoQR clients (messages framed on QUIC).
+type handlers struct {
+	conn tunnel.ConnHandler
+	roqr func(ctx context.Context, rc *tunnel.RoQRConn)
+}
+
+func connHandlers(cfg *config, srv *session.Server, log *slog.Logger) (handlers, error) {
 	if cfg.Upstream == "" {
-		return func(ctx context.Context, nc net.Conn, info tunnel.Info) {
-			srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: info.Protocol, RemoteIP: info.RemoteIP, TunnelID: info.TunnelID})
+		return handlers{
+			conn: func(ctx context.Context, nc net.Conn, info tunnel.Info) {
+				srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: info.Protocol, RemoteIP: info.RemoteIP, TunnelID: info.TunnelID})
+			},
+			roqr: func(ctx context.Context, rc *tunnel.RoQRConn) {
+				srv.ServeTransport(ctx, rc, session.ConnInfo{Protocol: tunnel.RoQRProtocol})
+			},
 		}, nil
 	}
 	gw, err := bridge.NewGateway(bridge.GatewayConfig{
@@ -32,11 +43,16 @@ func connHandler(cfg *config, srv *session.Server, log *slog.Logger) (tunnel.Con
 		Logger:        log.With("component", "gateway"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("RTMPHUB_UPSTREAM / --upstream: %w", err)
+		return handlers{}, fmt.Errorf("RTMPHUB_UPSTREAM / --upstream: %w", err)
 	}
 	log.Info("gateway mode: every client is forwarded to the upstream", "upstream", gw.Addr(), "proxy_protocol", cfg.UpstreamProxy)
-	return func(ctx context.Context, nc net.Conn, info tunnel.Info) {
-		gw.Serve(ctx, nc, info.Protocol, info.RemoteIP)
+	return handlers{
+		conn: func(ctx context.Context, nc net.Conn, info tunnel.Info) {
+			gw.Serve(ctx, nc, info.Protocol, info.RemoteIP)
+		},
+		roqr: func(ctx context.Context, rc *tunnel.RoQRConn) {
+			gw.ServeRoQR(ctx, rc, "")
+		},
 	}, nil
 }
 
@@ -71,13 +87,10 @@ func listenQUIC(cfg *config, tlsCfg *tls.Config, log *slog.Logger) (*tunnel.QUIC
 	} else {
 		log.Info("quic certificate", "sha256", tunnel.Fingerprint(qtls.Certificates[0].Certificate[0]), "self_signed", false)
 	}
-	// RoQR carries messages, not bytes: the gateway, which forwards
-	// bytes, cannot take it.
-	roqr := cfg.Upstream == ""
 	ln, err := tunnel.ListenQUIC(cfg.QUICAddr, qtls, tunnel.QUICConfig{
 		IdleTimeout:    cfg.QUICIdleTimeout,
 		KeepAlive:      offSetting(cfg.QUICKeepAlive),
-		RoQR:           roqr,
+		RoQR:           true,
 		RoQRDatagrams:  cfg.RoQRDatagrams,
 		MaxMessageSize: cfg.MaxMessageSize,
 		Logger:         log,
@@ -89,18 +102,17 @@ func listenQUIC(cfg *config, tlsCfg *tls.Config, log *slog.Logger) (*tunnel.QUIC
 		log.Warn("default QUIC port not available; QUIC is off", "transport", tunnel.QUICProtocol, "addr", cfg.QUICAddr, "err", err.Error())
 		return nil, nil
 	}
-	alpn := tunnel.QUICALPN
-	if roqr {
-		alpn += "," + tunnel.RoQRALPN
-	}
-	log.Info("listening", "transport", tunnel.QUICProtocol, "addr", ln.Addr().String(), "alpn", alpn, "roqr_datagrams", roqr && cfg.RoQRDatagrams)
+	// RoQR clients are served in gateway mode too: the gateway relays
+	// their messages over its own RTMP connection to the origin.
+	alpn := tunnel.QUICALPN + "," + tunnel.RoQRALPN
+	log.Info("listening", "transport", tunnel.QUICProtocol, "addr", ln.Addr().String(), "alpn", alpn, "roqr_datagrams", cfg.RoQRDatagrams)
 	return ln, nil
 }
 
-// serveQUIC serves ln's RTMP connections with h, and its RoQR clients
-// with srv, until ctx ends; the channel closes once every connection has
-// ended.
-func serveQUIC(ctx context.Context, ln *tunnel.QUICListener, h tunnel.ConnHandler, srv *session.Server, log *slog.Logger) <-chan struct{} {
+// serveQUIC serves ln's RTMP connections with h.conn, and its RoQR
+// clients with h.roqr, until ctx ends; the channel closes once every
+// connection has ended.
+func serveQUIC(ctx context.Context, ln *tunnel.QUICListener, h handlers, log *slog.Logger) <-chan struct{} {
 	done := make(chan struct{})
 	if ln == nil {
 		close(done)
@@ -118,14 +130,14 @@ func serveQUIC(ctx context.Context, ln *tunnel.QUICListener, h tunnel.ConnHandle
 			roqr.Add(1)
 			go func() {
 				defer roqr.Done()
-				srv.ServeTransport(ctx, rc, session.ConnInfo{Protocol: tunnel.RoQRProtocol})
+				h.roqr(ctx, rc)
 			}()
 		}
 	}()
 	go func() {
 		defer close(done)
 		err := tunnel.Serve(ctx, ln, tunnel.QUICProtocol, log, func(ctx context.Context, nc net.Conn, proto string) {
-			h(ctx, nc, tunnel.Info{Protocol: proto})
+			h.conn(ctx, nc, tunnel.Info{Protocol: proto})
 		})
 		ln.Close() // idempotent: ends the RoQR accept loop too
 		roqr.Wait()

@@ -115,7 +115,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		go dsrv.Serve(dln)
 		defer dsrv.Close()
 	}
-	handler, err := connHandler(cfg, srv, log)
+	handler, err := connHandlers(cfg, srv, log)
 	if err != nil {
 		closeAll()
 		return err
@@ -142,7 +142,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		TrustedProxies:   trusted,
 		TLSConfig:        tlsCfg,
 		Logger:           log,
-	}, handler)
+	}, handler.conn)
 	log.Info("rtmphub started", "version", version(), "data_dir", cfg.DataDir)
 	adm.setReady(true)
 
@@ -152,7 +152,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	go func() {
 		served <- ts.Run(ctx, lns...)
 	}()
-	quicDone := serveQUIC(ctx, qln, handler, srv, log)
+	quicDone := serveQUIC(ctx, qln, handler, log)
 	defer func() { cancel(); <-quicDone }()
 
 	select {
