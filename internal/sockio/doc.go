@@ -1,5 +1,6 @@
 // Package sockio makes non-blocking vectored writes on sockets: a server
-// that writes to many peers from one goroutine (a publisher's fan-out, a
-// tunnel's replies) writes what the kernel takes at once and hands the
-// rest to a goroutine that may wait, instead of a goroutine per write.
+// that writes to many peers from one goroutine (a publisher fanning a
+// frame out to its players, in rtmp.Conn.TryWriteMessages) writes what the
+// kernel takes at once and hands the rest to a goroutine that may wait,
+// instead of needing a goroutine per write.
 package sockio
