@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,15 +52,21 @@ const (
 	recordBusyWait = 5 * time.Second
 )
 
-// recorder records one publication.
+// recorder records one publication: a client's (publish with record or
+// append) or a script's server-side stream (Stream.record).
 type recorder struct {
-	c        *Client
-	ms       *mediaStore
-	msid     uint32
-	name     string
-	file     string // under the instance's streams folder
-	appendTo bool
-	limit    int
+	ms        *mediaStore
+	app, inst string // the file is under the instance's streams folder
+	name      string
+	file      string
+	appendTo  bool
+	limit     int
+	// status tells the publisher (NetStream.Record.*); log is its logger.
+	status func(level, code, desc string)
+	log    *slog.Logger
+	// waitKey: video is dropped until a keyframe (a recording that
+	// starts mid-stream); guarded by mu.
+	waitKey bool
 
 	mu     sync.Mutex
 	queue  []message.Message
@@ -76,16 +83,27 @@ type recorder struct {
 
 // startRecording starts recording what stream msid publishes as name.
 func (c *Client) startRecording(msid uint32, name string, appendTo bool) *recorder {
+	status := func(level, code, desc string) { c.sendStatus(msid, level, code, desc, name) }
+	r, ok := newRecorder(c.srv, c.app, c.inst.name, name, appendTo, status, c.log)
+	if ok {
+		go r.run()
+	}
+	return r
+}
+
+// newRecorder makes the recorder of stream name of an instance; it is
+// refused (and told so, and not ok) when the name is not an FLV file.
+func newRecorder(srv *Server, app, inst, name string, appendTo bool, status func(level, code, desc string), log *slog.Logger) (*recorder, bool) {
 	file, kind := fileName(name)
-	r := &recorder{c: c, ms: c.srv.media, msid: msid, name: name, file: file, appendTo: appendTo,
-		limit: c.srv.cfg.RecordQueueBytes, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	r := &recorder{ms: srv.media, app: app, inst: inst, name: name, file: file, appendTo: appendTo,
+		limit: srv.cfg.RecordQueueBytes, status: status, log: log,
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if kind != kindFLV {
 		r.fail("NetStream.Record.NoAccess", "Recording to MP4 is not supported.", nil)
 		close(r.done)
-		return r
+		return r, false
 	}
-	go r.run()
-	return r
+	return r, true
 }
 
 // push queues a message of the publication; it never blocks.
@@ -93,16 +111,24 @@ func (r *recorder) push(m *message.Message) {
 	if r.failed.Load() {
 		return
 	}
+	pass, keyframe := true, false // what may go before the first keyframe; a keyframe
 	switch m.Type {
-	case message.TypeAudio, message.TypeVideo, message.TypeDataAMF0, message.TypeDataAMF3:
+	case message.TypeVideo:
+		vi, ok := message.ParseVideo(m.Payload) // not ok: recorded as it is, unless waiting
+		keyframe = ok && vi.Keyframe && !vi.Command && !vi.SequenceHeader && !vi.Metadata
+		pass = keyframe || ok && (vi.SequenceHeader || vi.Metadata)
+	case message.TypeAudio, message.TypeDataAMF0, message.TypeDataAMF3:
 	default:
 		return
 	}
 	n := len(m.Payload) + recordOverhead
 	r.mu.Lock()
-	if r.closed {
+	if r.closed || r.waitKey && !pass {
 		r.mu.Unlock()
 		return
+	}
+	if keyframe {
+		r.waitKey = false
 	}
 	if r.bytes+n > r.limit {
 		clear(r.queue)
@@ -131,12 +157,12 @@ func (r *recorder) fail(code, desc string, err error) {
 	if !r.failed.CompareAndSwap(false, true) {
 		return
 	}
-	r.c.sendStatus(r.msid, levelError, code, desc, r.name)
+	r.status(levelError, code, desc)
 	attrs := []any{"stream", r.name, "file", r.file, "code", code}
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
 	}
-	r.c.log.Warn("recording failed", attrs...)
+	r.log.Warn("recording failed", attrs...)
 }
 
 // stop ends the recording: what is queued is written and the file closed
@@ -152,16 +178,16 @@ func (r *recorder) stop(graceful bool) {
 	select {
 	case <-r.done:
 	case <-t.C:
-		r.c.log.Warn("recording still writing after unpublish; it finishes in the background", "stream", r.name, "file", r.file)
+		r.log.Warn("recording still writing after it stopped; it finishes in the background", "stream", r.name, "file", r.file)
 	}
 	if graceful && !r.failed.Load() {
-		r.c.sendStatus(r.msid, levelStatus, "NetStream.Record.Stop", "Stopped recording "+r.name+".", r.name)
+		r.status(levelStatus, "NetStream.Record.Stop", "Stopped recording "+r.name+".")
 	}
 }
 
 func (r *recorder) run() {
 	defer close(r.done)
-	path, err := r.ms.prepareRecording(r.c.app, r.c.inst.name, r.file)
+	path, err := r.ms.prepareRecording(r.app, r.inst, r.file)
 	if err != nil {
 		r.fail("NetStream.Record.NoAccess", "No access to record "+r.name+".", err)
 		r.drop()
@@ -185,15 +211,15 @@ func (r *recorder) run() {
 			}
 		}
 	}
-	r.c.sendStatus(r.msid, levelStatus, "NetStream.Record.Start", "Recording "+r.name+".", r.name)
-	r.c.log.Info("record start", "stream", r.name, "file", path, "append", r.appendTo)
+	r.status(levelStatus, "NetStream.Record.Start", "Recording "+r.name+".")
+	r.log.Info("record start", "stream", r.name, "file", path, "append", r.appendTo)
 	started := time.Now()
 	rw := recordWriter{r: r, w: w}
 	defer func() {
 		if err := rw.close(); err != nil {
 			r.fail("NetStream.Record.Failed", "Recording of "+r.name+" failed.", err)
 		}
-		r.c.log.Info("record stop", "stream", r.name, "file", path, "tags", r.tags, "bytes", r.wrote,
+		r.log.Info("record stop", "stream", r.name, "file", path, "tags", r.tags, "bytes", r.wrote,
 			"duration", time.Since(started).Round(time.Millisecond).String(), "failed", r.failed.Load())
 	}()
 	var batch []message.Message

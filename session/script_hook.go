@@ -157,8 +157,8 @@ type ServerPublisher struct {
 	p *publication
 
 	mu     sync.Mutex
-	rec    *serverRecording // script_stream.go
-	lastTs uint32           // of the last message written
+	rec    *recorder // Stream.record (script_stream.go)
+	lastTs uint32    // of the last message written
 }
 
 // PublishServer starts publishing live stream name from the server; it

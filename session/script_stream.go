@@ -2,11 +2,8 @@ package session
 
 import (
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,21 +175,6 @@ func (l *loopback) BytesWritten() uint64            { return l.written.Load() }
 // goroutine of the core and must not block for long.
 type StatusFunc func(level, code, description string)
 
-// serverRecording records a ServerPublisher's stream into the instance's
-// streams folder as a client's recording does (record.go): a bounded
-// queue, and a goroutine that writes it. Its recorder holds the queue, is
-// the file's entry in the table of recordings and counts what was
-// written; its client is nil, so none of the client recorder's methods
-// are used on it.
-type serverRecording struct {
-	r       *recorder
-	app     string
-	inst    string
-	log     *slog.Logger
-	status  StatusFunc
-	waitKey bool // guarded by r.mu: video waits for a keyframe
-}
-
 // Record starts recording what sp publishes to the stream's file
 // (<name>.flv in the instance's streams folder), replacing it, or
 // continuing it when appendTo. A recording under way is stopped first.
@@ -203,16 +185,12 @@ func (sp *ServerPublisher) Record(appendTo bool, status StatusFunc) {
 	sp.StopRecord()
 	st := sp.p.stream
 	in := st.in
-	file, kind := fileName(st.name)
-	r := &recorder{ms: in.srv.media, name: st.name, file: file, appendTo: appendTo,
-		limit: in.srv.cfg.RecordQueueBytes, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	sr := &serverRecording{r: r, app: in.app, inst: in.name, status: status, waitKey: true,
-		log: in.srv.log.With("app", in.app, "instance", in.name, "server_stream", st.name)}
-	if kind != kindFLV {
-		sr.fail("NetStream.Record.NoAccess", "Recording to MP4 is not supported.", nil)
-		close(r.done)
+	sr, ok := newRecorder(in.srv, in.app, in.name, st.name, appendTo, status,
+		in.srv.log.With("app", in.app, "instance", in.name, "server_stream", st.name))
+	if !ok {
 		return
 	}
+	sr.waitKey = true // it starts mid-stream: video from a keyframe
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	// What players joining now would get first, at the current time, so
@@ -246,7 +224,7 @@ func (sp *ServerPublisher) StopRecord() {
 	sp.rec = nil
 	sp.mu.Unlock()
 	if sr != nil {
-		go sr.stop()
+		go sr.stop(true)
 	}
 }
 
@@ -254,148 +232,5 @@ func (sp *ServerPublisher) StopRecord() {
 func (sp *ServerPublisher) Recording() bool {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	return sp.rec != nil && !sp.rec.r.failed.Load()
-}
-
-func (sr *serverRecording) push(m *message.Message) {
-	r := sr.r
-	if r.failed.Load() {
-		return
-	}
-	switch m.Type {
-	case message.TypeVideo:
-		vi, ok := message.ParseVideo(m.Payload)
-		if !ok {
-			return
-		}
-		r.mu.Lock()
-		if sr.waitKey && !vi.SequenceHeader && !vi.Metadata {
-			if !vi.Keyframe || vi.Command {
-				r.mu.Unlock()
-				return
-			}
-			sr.waitKey = false
-		}
-		r.mu.Unlock()
-	case message.TypeAudio, message.TypeDataAMF0, message.TypeDataAMF3:
-	default:
-		return
-	}
-	n := len(m.Payload) + recordOverhead
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return
-	}
-	if r.bytes+n > r.limit {
-		clear(r.queue)
-		r.queue, r.bytes, r.closed = nil, 0, true
-		r.mu.Unlock()
-		sr.fail("NetStream.Record.Failed", "Recording stopped: the disk is too slow.",
-			fmt.Errorf("record queue overflow: more than %d bytes waiting for the disk", r.limit))
-		r.signal()
-		return
-	}
-	r.queue = append(r.queue, *m)
-	r.bytes += n
-	r.mu.Unlock()
-	r.signal()
-}
-
-func (sr *serverRecording) fail(code, desc string, err error) {
-	if !sr.r.failed.CompareAndSwap(false, true) {
-		return
-	}
-	sr.status(levelError, code, desc)
-	attrs := []any{"stream", sr.r.name, "file", sr.r.file, "code", code}
-	if err != nil {
-		attrs = append(attrs, "err", err.Error())
-	}
-	sr.log.Warn("recording failed", attrs...)
-}
-
-func (sr *serverRecording) stop() {
-	r := sr.r
-	r.mu.Lock()
-	r.closed = true
-	r.mu.Unlock()
-	r.signal()
-	t := time.NewTimer(recordStopWait)
-	defer t.Stop()
-	select {
-	case <-r.done:
-	case <-t.C:
-		sr.log.Warn("recording still writing after stop; it finishes in the background", "stream", r.name, "file", r.file)
-	}
-	if !r.failed.Load() {
-		sr.status(levelStatus, "NetStream.Record.Stop", "Stopped recording "+r.name+".")
-	}
-}
-
-// run writes the queue (see recorder.run, its twin for clients).
-func (sr *serverRecording) run() {
-	r := sr.r
-	defer close(r.done)
-	path, err := r.ms.prepareRecording(sr.app, sr.inst, r.file)
-	if err != nil {
-		sr.fail("NetStream.Record.NoAccess", "No access to record "+r.name+".", err)
-		r.drop()
-		return
-	}
-	if !r.ms.register(path, r) {
-		sr.fail("NetStream.Record.NoAccess", "The file of "+r.name+" is being recorded.", errors.New("an earlier recording of the file is still writing"))
-		r.drop()
-		return
-	}
-	r.path = path
-	defer r.ms.unregister(path, r)
-
-	var w tagWriter
-	if r.appendTo {
-		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-			if w, err = r.ms.openWriter(path, true, true, true, nil); err != nil {
-				sr.fail("NetStream.Record.Failed", "Cannot append to "+r.name+".", err)
-				r.drop()
-				return
-			}
-		}
-	}
-	sr.status(levelStatus, "NetStream.Record.Start", "Recording "+r.name+".")
-	sr.log.Info("record start", "stream", r.name, "file", path, "append", r.appendTo)
-	started := time.Now()
-	rw := recordWriter{r: r, w: w}
-	defer func() {
-		if err := rw.close(); err != nil {
-			sr.fail("NetStream.Record.Failed", "Recording of "+r.name+" failed.", err)
-		}
-		sr.log.Info("record stop", "stream", r.name, "file", path, "tags", r.tags, "bytes", r.wrote,
-			"duration", time.Since(started).Round(time.Millisecond).String(), "failed", r.failed.Load())
-	}()
-	var batch []message.Message
-	for {
-		r.mu.Lock()
-		batch, r.queue = r.queue, batch[:0]
-		r.bytes = 0
-		closed := r.closed
-		r.mu.Unlock()
-		for i := range batch {
-			if r.failed.Load() {
-				break
-			}
-			if err := rw.write(&batch[i]); err != nil {
-				sr.fail("NetStream.Record.Failed", "Recording of "+r.name+" failed.", err)
-			}
-		}
-		clear(batch)
-		if r.failed.Load() {
-			r.drop()
-			return
-		}
-		if closed && len(batch) == 0 {
-			return
-		}
-		if len(batch) == 0 {
-			<-r.wake
-		}
-	}
+	return sp.rec != nil && !sp.rec.failed.Load()
 }
