@@ -238,8 +238,13 @@ func toAMFDepth(vm *goja.Runtime, v goja.Value, depth int, amf3 bool) any {
 }
 
 func objectProps(vm *goja.Runtime, o *goja.Object, depth int, amf3 bool) amf.Object {
-	keys := o.Keys()
-	props := make(amf.Object, 0, len(keys))
+	return amf.Object(keyedProps(vm, o, o.Keys(), depth, amf3))
+}
+
+// keyedProps converts o's members named keys, in that order, leaving its
+// methods out.
+func keyedProps(vm *goja.Runtime, o *goja.Object, keys []string, depth int, amf3 bool) []amf.Property {
+	props := make([]amf.Property, 0, len(keys))
 	for _, k := range keys {
 		pv := o.Get(k)
 		if po, ok := pv.(*goja.Object); ok && po.ClassName() == "Function" {
@@ -283,15 +288,7 @@ func arrayToAMF(vm *goja.Runtime, o *goja.Object, depth int, amf3 bool) any {
 		keys = keys[:maxArrayLen]
 	}
 	if !amf3 {
-		props := make(amf.ECMAArray, 0, len(keys))
-		for _, k := range keys {
-			pv := o.Get(k)
-			if po, ok := pv.(*goja.Object); ok && po.ClassName() == "Function" {
-				continue
-			}
-			props = append(props, amf.Property{Key: k, Value: toAMFDepth(vm, pv, depth, amf3)})
-		}
-		return props
+		return amf.ECMAArray(keyedProps(vm, o, keys, depth, amf3))
 	}
 	var m amf.MixedArray
 	m.Dense = []any{}

@@ -25,6 +25,13 @@ import (
 
 func start(t *testing.T, apps map[string]map[string]string, maxRun time.Duration) (string, *sessiontest.LogBuffer) {
 	t.Helper()
+	base, _, logs := startServer(t, apps, maxRun)
+	return base, logs
+}
+
+// startServer is start, also returning the server.
+func startServer(t *testing.T, apps map[string]map[string]string, maxRun time.Duration) (string, *session.Server, *sessiontest.LogBuffer) {
+	t.Helper()
 	dir := t.TempDir()
 	for app, files := range apps {
 		if err := os.MkdirAll(filepath.Join(dir, app), 0o755); err != nil {
@@ -39,14 +46,13 @@ func start(t *testing.T, apps map[string]map[string]string, maxRun time.Duration
 			}
 		}
 	}
-	base, _, logs := sessiontest.Start(t, func(log *slog.Logger) session.Config {
+	return sessiontest.Start(t, func(log *slog.Logger) session.Config {
 		return session.Config{
 			DataDir:     dir,
 			CallTimeout: 3 * time.Second,
 			Application: script.Factory(script.Config{DataDir: dir, MaxRun: maxRun, Log: log}),
 		}
 	})
-	return base, logs
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {

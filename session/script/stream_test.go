@@ -45,6 +45,18 @@ func frame(i int, mark byte) []byte {
 }
 
 // waitLog waits until the log contains s.
+// waitFor polls cond until it holds, failing the test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func waitLog(t *testing.T, logs *sessiontest.LogBuffer, s string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -341,7 +353,7 @@ application.onConnect = function (client, url) { nc.connect(url); return true; }
 // else the recorded file; -1 only live (waiting for a publisher); 0 and
 // above only the file, even while the live stream is published.
 func TestServerSideStreamStartSemantics(t *testing.T) {
-	base, logs := start(t, map[string]map[string]string{"sel": {
+	base, srv, logs := startServer(t, map[string]map[string]string{"sel": {
 		"streams/_definst_/cam.flv": markedClip(t, 2, 'F'),
 		"main.asc": `
 var s;
@@ -383,6 +395,16 @@ Client.prototype.go = function (start) { s.play("cam", start, -1, true); return 
 	if _, err := ctrl.Call(ctx, "go", -1.0); err != nil {
 		t.Fatal(err)
 	}
+	// The live item starts on the stream's own goroutine: publish once
+	// it waits as a player of cam, so that it hears PublishNotify.
+	waitFor(t, 5*time.Second, "the server-side stream to wait for cam", func() bool {
+		for _, v := range srv.Streams() {
+			if v.App == "sel" && v.Name == "cam" && len(v.Players) > 0 {
+				return true
+			}
+		}
+		return false
+	})
 	stop := make(chan struct{})
 	defer close(stop)
 	livePublisher(t, base+"/sel", "cam", 'L', stop)
