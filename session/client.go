@@ -62,6 +62,9 @@ type Client struct {
 	rpc       rpcState                 // server-to-client calls (rpc.go)
 	bwRunning atomic.Bool              // a bandwidth check runs (bwcheck.go)
 	sos       map[string]*SharedObject // used shared objects, reader goroutine only
+
+	// FMS readAccess / writeAccess (access.go); nil is "/".
+	readACL, writeACL atomic.Pointer[accessList]
 }
 
 // netStream is a message stream a client created: it publishes or plays.

@@ -347,6 +347,12 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 		c.sendStatus(msid, levelError, "NetStream.Publish.BadName", fmt.Sprintf("Invalid stream name or type (%s, %s).", raw, typ), raw)
 		return nil
 	}
+	if !c.mayPublish(name) { // Client.writeAccess (access.go)
+		desc := noAccess("write", "stream", name)
+		c.sendStatus(msid, levelError, "NetStream.Publish.BadName", desc, name)
+		c.accessDenied("publish", name, desc)
+		return nil
+	}
 	if desc := c.authorize(AuthRequest{Action: AuthPublish, App: c.app, Instance: c.inst.name, Stream: name, PublishType: typ, Query: streamQuery(raw)}); desc != "" {
 		c.sendStatus(msid, levelError, "NetStream.Publish.BadName", desc, name)
 		c.accessDenied("publish", name, desc)
@@ -410,6 +416,12 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 	}
 	if name == "" || len(name) > maxStreamNameLen {
 		c.sendStatus(msid, levelError, "NetStream.Play.StreamNotFound", fmt.Sprintf("Failed to play %s; stream not found.", raw), raw)
+		return nil
+	}
+	if !c.mayPlay(name) { // Client.readAccess (access.go)
+		desc := noAccess("read", "stream", name)
+		c.sendStatus(msid, levelError, "NetStream.Play.Failed", desc, name)
+		c.accessDenied("play", name, desc)
 		return nil
 	}
 	if desc := c.authorize(AuthRequest{Action: AuthPlay, App: c.app, Instance: c.inst.name, Stream: name, Query: streamQuery(raw)}); desc != "" {

@@ -102,6 +102,7 @@ type SharedObject struct {
 	opIndex map[string]int     // key → its op in ops
 	writers map[string]*Client // slot → first writer this interval (nil: the server)
 	extra   map[*Client][]message.SOEvent
+	deleted map[string]uint32 // deleted slot → version of its deletion (so_purge.go)
 
 	dirty     bool
 	saveTimer *time.Timer
@@ -146,6 +147,10 @@ func (sp *soSpace) acquire(name string, persistent bool, c *Client) (*SharedObje
 		path := sp.path(name)
 		if !persistent && fileExists(path) {
 			return nil, &soError{soBadPersistence, fmt.Sprintf("%s is a persistent shared object.", name)}
+		}
+		if c != nil && !c.mayWriteSO(name) && !(persistent && fileExists(path)) {
+			// Creating one takes write access (Client.writeAccess, access.go).
+			return nil, &soError{soNoWriteAccess, fmt.Sprintf("No write access to create shared object %s.", name)}
 		}
 		so = &SharedObject{sp: sp, name: name, persistent: persistent, props: make(map[string]soValue), subs: make(map[*Client]struct{})}
 		if persistent {
@@ -226,6 +231,11 @@ func (c *Client) sharedObjectMessage(m *message.Message) error {
 		ev := &msg.Events[i]
 		switch ev.Type {
 		case message.SOUse:
+			if !c.mayReadSO(msg.Name) { // Client.readAccess (access.go)
+				c.log.Info("shared object refused", "so", msg.Name, "reason", "no read access")
+				c.sendSOStatus(msg.Name, msg.Persistent, soNoReadAccess)
+				continue
+			}
 			if so != nil && so.persistent != msg.Persistent {
 				c.sendSOStatus(msg.Name, msg.Persistent, soBadPersistence)
 				continue
@@ -241,13 +251,18 @@ func (c *Client) sharedObjectMessage(m *message.Message) error {
 				so.sp.release(so, c)
 				so = nil
 			}
-		case message.SORequestChange:
-			if so != nil {
-				so.request(c, ev.Key, ev.Value, false, amf3)
+		case message.SORequestChange, message.SORequestRemove:
+			if so == nil {
+				break
 			}
-		case message.SORequestRemove:
-			if so != nil {
+			if !c.mayWriteSO(msg.Name) { // Client.writeAccess (access.go)
+				so.revert(c, ev.Key, soNoWriteAccess)
+				break
+			}
+			if ev.Type == message.SORequestRemove {
 				so.request(c, ev.Key, nil, true, amf3)
+			} else {
+				so.request(c, ev.Key, ev.Value, false, amf3)
 			}
 		case message.SOSendMessage:
 			if so != nil {
@@ -456,6 +471,7 @@ func (so *SharedObject) setLocked(key string, v any, raw []byte, amf3, remove bo
 		if had {
 			delete(so.props, key)
 			so.size -= oldSize
+			so.markDeletedLocked(key)
 		}
 	} else {
 		if !had && len(so.props) >= cfg.MaxSOProperties {
@@ -466,6 +482,7 @@ func (so *SharedObject) setLocked(key string, v any, raw []byte, amf3, remove bo
 		}
 		so.props[key] = soValue{v: v, raw: raw, amf3: amf3}
 		so.size += len(key) + len(raw) - oldSize
+		delete(so.deleted, key)
 	}
 	so.touchLocked(key)
 	return nil
@@ -682,6 +699,7 @@ func (so *SharedObject) Clear() error {
 		return ErrSOClosed
 	}
 	clear(so.props)
+	clear(so.deleted) // (so_purge.go)
 	so.size = 0
 	so.ops = append(so.ops[:0], soOp{kind: message.SOClear})
 	if so.opIndex == nil {

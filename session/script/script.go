@@ -683,7 +683,29 @@ func (a *App) newClientObject(c *session.Client) *goja.Object {
 	_ = o.Set("referrer", c.SWFURL())
 	_ = o.Set("pageUrl", c.PageURL())
 	_ = o.Set("uri", c.TCURL())
-	_ = o.Set("readAccess", "/")
-	_ = o.Set("writeAccess", "/")
+	a.defineAccess(o, "readAccess", c.ReadAccess, c.SetReadAccess)
+	a.defineAccess(o, "writeAccess", c.WriteAccess, c.SetWriteAccess)
 	return o
+}
+
+// defineAccess makes Client.readAccess or writeAccess an accessor of the
+// client's access list in the core (session/access.go), which play,
+// publish and shared objects check: reading gives the current string
+// (normalized), setting applies to the client's later requests. null and
+// undefined are "" (no access); other values are converted to strings.
+func (a *App) defineAccess(o *goja.Object, name string, get func() string, set func(string) (string, error)) {
+	vm := a.vm
+	getter := vm.ToValue(func(goja.FunctionCall) goja.Value { return vm.ToValue(get()) })
+	setter := vm.ToValue(func(call goja.FunctionCall) goja.Value {
+		v := call.Argument(0)
+		s := ""
+		if !goja.IsNull(v) && !goja.IsUndefined(v) {
+			s = v.String()
+		}
+		if _, err := set(s); err != nil {
+			panic(vm.NewTypeError("Client." + name + ": " + err.Error()))
+		}
+		return goja.Undefined()
+	})
+	_ = o.DefineAccessorProperty(name, getter, setter, goja.FLAG_FALSE, goja.FLAG_TRUE)
 }

@@ -1,6 +1,7 @@
 package script
 
 import (
+	"math"
 	"time"
 
 	"github.com/dop251/goja"
@@ -11,7 +12,7 @@ import (
 var soBuiltins = map[string]bool{
 	"setProperty": true, "getProperty": true, "getPropertyNames": true, "size": true,
 	"send": true, "lock": true, "unlock": true, "clear": true, "flush": true,
-	"close": true, "onSync": true, "constructor": true,
+	"close": true, "onSync": true, "constructor": true, "purge": true, "version": true,
 }
 
 func (a *App) setupSharedObject() {
@@ -106,6 +107,25 @@ func (a *App) setupSharedObject() {
 	_ = p.Set("flush", func(call goja.FunctionCall) goja.Value {
 		check(self(call.This).Flush())
 		return vm.ToValue(true)
+	})
+	// version: the object's version (undefined once closed).
+	_ = p.DefineAccessorProperty("version", vm.ToValue(func(call goja.FunctionCall) goja.Value {
+		if o, ok := call.This.(*goja.Object); ok && a.soByObj[o] != nil {
+			return vm.ToValue(float64(a.soByObj[o].so.Version()))
+		}
+		return goja.Undefined()
+	}), nil, goja.FLAG_FALSE, goja.FLAG_TRUE)
+	// purge(version) drops the deleted properties older than version (FMS:
+	// "purge all deleted properties that are older than the specified
+	// version"); it returns nothing, as on FMS.
+	_ = p.Set("purge", func(call goja.FunctionCall) goja.Value {
+		so := self(call.This)
+		f := call.Argument(0).ToFloat()
+		if math.IsNaN(f) {
+			panic(vm.NewTypeError("SharedObject.purge: version is not a number"))
+		}
+		check(func() error { _, err := so.Purge(uint32(max(0, min(f, math.MaxUint32)))); return err }())
+		return goja.Undefined()
 	})
 	_ = p.Set("close", func(call goja.FunctionCall) goja.Value {
 		o, _ := call.This.(*goja.Object)
