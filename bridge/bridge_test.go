@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -63,7 +64,7 @@ func TestPipeHalfClose(t *testing.T) {
 	b, server := tcpPair(t)
 	res := make(chan Stats, 1)
 	go func() {
-		st, _ := Pipe(a, b, 5*time.Second)
+		st, _ := Pipe(a, b, 5*time.Second, 0)
 		res <- st
 	}()
 	req := bytes.Repeat([]byte("q"), 100000)
@@ -98,7 +99,7 @@ func TestPipeLingerBound(t *testing.T) {
 	b, _ := tcpPair(t)
 	done := make(chan struct{})
 	go func() {
-		Pipe(a, b, 200*time.Millisecond)
+		Pipe(a, b, 200*time.Millisecond, 0)
 		close(done)
 	}()
 	client.Close()
@@ -106,6 +107,37 @@ func TestPipeLingerBound(t *testing.T) {
 	case <-done:
 	case <-time.After(3 * time.Second):
 		t.Fatal("Pipe waited past its linger")
+	}
+}
+
+// TestPipeStallBound: a far end that stops reading while the client keeps
+// sending ends the relay once a write has waited the stall time (an idle
+// but reading pair is not cut: TestPipe's pairs sit idle longer).
+func TestPipeStallBound(t *testing.T) {
+	client, a := tcpPair(t)
+	b, _ := tcpPair(t) // its far end never reads
+	done := make(chan error, 1)
+	go func() {
+		_, err := Pipe(a, b, time.Second, 300*time.Millisecond)
+		done <- err
+	}()
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for {
+			client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := client.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("Pipe ended with %v, want a write timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Pipe kept a stalled write past its bound")
 	}
 }
 

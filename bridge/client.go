@@ -19,6 +19,9 @@ func tlsDialer(timeout time.Duration, tc *tls.Config) *tls.Dialer {
 // once the first has ended.
 const defaultLinger = 10 * time.Second
 
+// defaultStall bounds a write to a side that stopped reading (see Pipe).
+const defaultStall = 30 * time.Second
+
 // Client is the client bridge: it accepts local TCP RTMP connections
 // (from ffmpeg, OBS, a Flash-era encoder) and carries each to the hub
 // over its own connection made by Dial (or DialRoQR).
@@ -69,7 +72,7 @@ func (c *Client) carry(ctx context.Context, nc net.Conn, log *slog.Logger) {
 	if linger <= 0 {
 		linger = defaultLinger
 	}
-	st, err := Pipe(nc, up, linger)
+	st, err := Pipe(nc, up, linger, defaultStall)
 	attrs := []any{"sent", st.AToB, "received", st.BToA, "duration", time.Since(start).Round(time.Millisecond).String()}
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())

@@ -28,7 +28,11 @@ type GatewayConfig struct {
 	// Linger bounds the wait for the second direction once the first has
 	// ended (default 10s).
 	Linger time.Duration
-	Logger *slog.Logger
+	// StallTimeout ends a connection when a write to either side cannot
+	// finish for this long: a client (or origin) that stopped reading does
+	// not hold its relay for ever (default 30s).
+	StallTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // Gateway forwards each connection it is handed to the upstream RTMP
@@ -60,6 +64,9 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 	if cfg.Linger <= 0 {
 		cfg.Linger = defaultLinger
 	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = defaultStall
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -85,7 +92,7 @@ func (g *Gateway) Serve(ctx context.Context, nc net.Conn, protocol, remoteIP str
 	log.Debug("forwarding", "upstream", g.addr, "setup", time.Since(start).Round(time.Microsecond).String())
 	stop := context.AfterFunc(ctx, func() { nc.Close(); up.Close() })
 	defer stop()
-	st, err := Pipe(nc, up, g.cfg.Linger)
+	st, err := Pipe(nc, up, g.cfg.Linger, g.cfg.StallTimeout)
 	attrs := []any{"upstream", g.addr, "sent", st.AToB, "received", st.BToA,
 		"duration", time.Since(start).Round(time.Millisecond).String()}
 	if err != nil {

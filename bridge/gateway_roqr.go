@@ -98,7 +98,7 @@ func (g *Gateway) ServeRoQR(ctx context.Context, rc *tunnel.RoQRConn, remoteIP s
 	nc.SetDeadline(time.Time{})
 	_, datagrams := rc.DatagramStats()
 	log.Debug("forwarding", "upstream", g.addr, "datagrams", datagrams, "setup", time.Since(start).Round(time.Microsecond).String())
-	p := &msgPipe{a: rc, b: up, keepAB: toOrigin, keepBA: fromOrigin, linger: g.cfg.Linger}
+	p := &msgPipe{a: rc, b: up, keepAB: toOrigin, keepBA: fromOrigin, linger: g.cfg.Linger, stall: g.cfg.StallTimeout}
 	if cw, ok := nc.(closeWriter); ok {
 		p.halfCloseB = cw.CloseWrite
 	}

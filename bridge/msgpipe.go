@@ -35,6 +35,10 @@ type msgPipe struct {
 	// either direction closes both at once.
 	halfCloseB func() error
 	linger     time.Duration
+	// stall bounds each write (on sides that take a write timeout, as
+	// rtmp.Conn and tunnel.RoQRConn do): a side that stopped reading ends
+	// the relay. 0 waits for ever.
+	stall time.Duration
 }
 
 // msgPipeEnd says how a msgPipe ended.
@@ -60,6 +64,13 @@ type msgDirEnd struct {
 func (p *msgPipe) run(ctx context.Context) msgPipeEnd {
 	var once sync.Once
 	closeBoth := func() { once.Do(func() { p.a.Close(); p.b.Close() }) }
+	if p.stall > 0 {
+		for _, c := range []msgConn{p.a, p.b} {
+			if wt, ok := c.(interface{ SetWriteTimeout(time.Duration) }); ok {
+				wt.SetWriteTimeout(p.stall)
+			}
+		}
+	}
 	stop := context.AfterFunc(ctx, closeBoth)
 	defer stop()
 	var res [2]msgDirEnd

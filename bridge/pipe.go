@@ -28,9 +28,10 @@ type Stats struct {
 // When one direction reaches EOF, the other side's write half is closed
 // (if it supports half-close) and the other direction keeps going for at
 // most linger; a direction that fails with an error closes both at once.
-// It returns the byte counts and the first error other than EOF or a
-// close Pipe made itself.
-func Pipe(a, b net.Conn, linger time.Duration) (Stats, error) {
+// A write that cannot finish within stall (a side that stopped reading)
+// fails and closes both; stall 0 waits for ever. It returns the byte
+// counts and the first error other than EOF or a close Pipe made itself.
+func Pipe(a, b net.Conn, linger, stall time.Duration) (Stats, error) {
 	var (
 		st       Stats
 		once     sync.Once
@@ -59,7 +60,7 @@ func Pipe(a, b net.Conn, linger time.Duration) (Stats, error) {
 	copyDir := func(dst, src net.Conn, n *int64) {
 		defer wg.Done()
 		var err error
-		*n, err = io.Copy(dst, src)
+		*n, err = copyStall(dst, src, stall)
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			setErr(err)
 			closeBoth()
@@ -96,4 +97,37 @@ func Pipe(a, b net.Conn, linger time.Duration) (Stats, error) {
 	doneMu.Unlock()
 	closeBoth()
 	return st, firstErr
+}
+
+// copyStall is io.Copy, with a write deadline stall ahead of every write
+// (moved only when a quarter of it has passed: a deadline is a timer
+// update). It gives up the kernel's splice between two TCP sockets, which
+// RTMP's rates do not need.
+func copyStall(dst, src net.Conn, stall time.Duration) (int64, error) {
+	if stall <= 0 {
+		return io.Copy(dst, src)
+	}
+	buf := make([]byte, 32<<10)
+	var total int64
+	var set time.Time
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if now := time.Now(); now.Sub(set) >= stall/4 {
+				dst.SetWriteDeadline(now.Add(stall))
+				set = now
+			}
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
 }

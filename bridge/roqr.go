@@ -74,6 +74,7 @@ func (c *Client) carryRoQR(ctx context.Context, nc net.Conn, log *slog.Logger) {
 		keepBA: func(m *message.Message) bool {
 			return m.Type != message.TypeAck // the local leg acknowledges its own bytes
 		},
+		stall: defaultStall,
 	}).run(ctx)
 	attrs := []any{"sent", hub.BytesWritten(), "received", hub.BytesRead(), "duration", time.Since(start).Round(time.Millisecond).String()}
 	attrs = append(attrs, datagramAttrs(hub)...)

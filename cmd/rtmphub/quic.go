@@ -40,6 +40,7 @@ func connHandlers(cfg *config, srv *session.Server, log *slog.Logger) (handlers,
 		Upstream:      cfg.Upstream,
 		ProxyProtocol: cfg.UpstreamProxy,
 		DialTimeout:   cfg.UpstreamTimeout,
+		StallTimeout:  cfg.StallTimeout,
 		Logger:        log.With("component", "gateway"),
 	})
 	if err != nil {
