@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -35,7 +36,7 @@ func (a *adminServer) close() {
 // its default (127.0.0.1:1111) may be taken (another server on the same
 // host) or unprivileged: the server then runs without it, with a warning.
 // An address set explicitly must bind.
-func startAdmin(cfg *config, srv *session.Server, log *slog.Logger) (*adminServer, error) {
+func startAdmin(cfg *config, srv *session.Server, tc *tunnelCollector, log *slog.Logger) (*adminServer, error) {
 	a := &adminServer{}
 	if cfg.AdminAddr == "" {
 		return a, nil
@@ -49,7 +50,7 @@ func startAdmin(cfg *config, srv *session.Server, log *slog.Logger) (*adminServe
 			"transport", "admin", "addr", cfg.AdminAddr, "err", err.Error())
 		return a, nil
 	}
-	a.h = admin.New(srv, admin.Options{Token: cfg.AdminToken, Version: version(), Log: log})
+	a.h = admin.New(srv, admin.Options{Token: cfg.AdminToken, Version: version(), Log: log, Collectors: []prometheus.Collector{tc}})
 	a.http = &http.Server{Handler: a.h, ReadHeaderTimeout: 10 * time.Second}
 	go a.http.Serve(ln)
 	log.Info("listening", "transport", "admin", "addr", ln.Addr().String(), "token", cfg.AdminToken != "")

@@ -125,7 +125,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		closeAll()
 		return err
 	}
-	adm, err := startAdmin(cfg, srv, log)
+	tc := newTunnelCollector()
+	adm, err := startAdmin(cfg, srv, tc, log)
 	if err != nil {
 		closeAll()
 		return err
@@ -143,6 +144,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		TLSConfig:        tlsCfg,
 		Logger:           log,
 	}, handler.conn)
+	tc.ts.Store(ts)
 	log.Info("rtmphub started", "version", version(), "data_dir", cfg.DataDir)
 	adm.setReady(true)
 

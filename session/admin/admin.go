@@ -32,6 +32,9 @@ type Options struct {
 	Token   string
 	Version string
 	Log     *slog.Logger
+	// Collectors are more metrics (a transport's counters), registered
+	// with the same rtmphub_ prefix.
+	Collectors []prometheus.Collector
 }
 
 // Handler serves the admin API of one session.Server.
@@ -53,11 +56,11 @@ func New(srv *session.Server, opt Options) *Handler {
 	// Every name starts with rtmphub_, the Go runtime's and the
 	// process's too (rtmphub_go_*, rtmphub_process_*).
 	reg := prometheus.NewRegistry()
-	for _, c := range []prometheus.Collector{
+	for _, c := range append([]prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newCollector(srv, opt.Version),
-	} {
+	}, opt.Collectors...) {
 		if err := prometheus.WrapRegistererWithPrefix("rtmphub_", reg).Register(c); err != nil {
 			opt.Log.Error("admin: registering metrics", "err", err)
 		}
