@@ -73,7 +73,7 @@ func FuzzSessionRequests(f *testing.F) {
 				if ops[i]&2 == 2 {
 					ss.Write([]byte("out")) // the core answers something
 				}
-				ss.exchange(nil, nil, cmd, seq, body)
+				ss.exchange(nil, nil, nil, cmd, seq, body)
 			}
 			ss.end(errClientClosed)
 			var got []byte

@@ -64,7 +64,7 @@ func (s *Server) serveRTMPT(ctx *fasthttp.RequestCtx) {
 			s.refuse(ctx, fasthttp.StatusNotFound)
 			return
 		}
-		reply, status := ss.exchange(ctx.Done(), ctx.Conn(), req.cmd, req.seq, ctx.PostBody())
+		reply, status := ss.exchange(ctx.Done(), ctx.Conn(), nil, req.cmd, req.seq, ctx.PostBody())
 		if status != fasthttp.StatusOK {
 			s.refuse(ctx, status)
 			return
@@ -98,16 +98,27 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, status int) {
 	ctx.Response.ResetBody()
 }
 
-// open starts a session: a new id, the per-address and global limits,
-// and the core's handler on the session's conn.
+// open serves /open: see openSession.
 func (s *Server) open(ctx *fasthttp.RequestCtx) {
 	secure := false
 	if hc, ok := ctx.Conn().(*httpConn); ok {
 		secure = hc.secure
 	}
-	peer := addrPortOf(ctx.RemoteAddr())
-	ip, forwarded := clientIP(peer.Addr(), s.cfg.TrustedProxies,
+	body, status := s.openSession(addrPortOf(ctx.RemoteAddr()), ctx.LocalAddr(), secure,
 		headerValues(&ctx.Request.Header, "Forwarded"), headerValues(&ctx.Request.Header, "X-Forwarded-For"))
+	if status != fasthttp.StatusOK {
+		s.refuse(ctx, status)
+		return
+	}
+	ctx.Response.SetBodyRaw(body)
+}
+
+// openSession starts a session for a client at peer (or at the address a
+// trusted proxy forwarded): a new id, the per-address and global limits,
+// and the core's handler on the session's conn. It returns the reply body
+// (the id and a newline) or the status of a refusal.
+func (s *Server) openSession(peer netip.AddrPort, local net.Addr, secure bool, fwd, xff []string) ([]byte, int) {
+	ip, forwarded := clientIP(peer.Addr(), s.cfg.TrustedProxies, fwd, xff)
 	info := Info{Protocol: "rtmpt"}
 	if secure {
 		info.Protocol = "rtmpts"
@@ -123,25 +134,22 @@ func (s *Server) open(ctx *fasthttp.RequestCtx) {
 	switch {
 	case s.closing:
 		s.mu.Unlock()
-		s.refuse(ctx, fasthttp.StatusNotFound)
-		return
+		return nil, fasthttp.StatusNotFound
 	case len(s.sessions) >= s.cfg.MaxSessions:
 		s.mu.Unlock()
-		s.refuse(ctx, fasthttp.StatusTooManyRequests)
 		s.log.Debug("rtmpt session refused: too many sessions", "limit", s.cfg.MaxSessions)
-		return
+		return nil, fasthttp.StatusTooManyRequests
 	case s.perIP[ipKey] >= s.cfg.MaxSessionsPerIP:
 		s.mu.Unlock()
-		s.refuse(ctx, fasthttp.StatusTooManyRequests)
 		s.log.Debug("rtmpt session refused: too many sessions from one address", "ip", ipKey, "limit", s.cfg.MaxSessionsPerIP)
-		return
+		return nil, fasthttp.StatusTooManyRequests
 	}
 	id := newSessionID(s.cfg.SessionIDPrefix)
 	for s.sessions[id] != nil {
 		id = newSessionID(s.cfg.SessionIDPrefix)
 	}
 	info.TunnelID = id
-	ss := newRTMPTSession(s, id, ipKey, info, ctx.LocalAddr(), remote)
+	ss := newRTMPTSession(s, id, ipKey, info, local, remote)
 	s.sessions[id] = ss
 	s.perIP[ipKey]++
 	s.sessWG.Add(1)
@@ -154,8 +162,7 @@ func (s *Server) open(ctx *fasthttp.RequestCtx) {
 	}()
 	s.log.Debug("rtmpt session opened", "tunnel", id, "remote", remote.String(), "proto", info.Protocol)
 	body := make([]byte, 0, sidLen+1)
-	body = append(append(body, id...), '\n')
-	ctx.Response.SetBodyRaw(body)
+	return append(append(body, id...), '\n'), fasthttp.StatusOK
 }
 
 func (s *Server) lookup(id string) *rtmptSession {

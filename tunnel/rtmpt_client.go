@@ -118,9 +118,13 @@ func DialRTMPT(ctx context.Context, rawURL string, opts DialOptions) (net.Conn, 
 		}
 	}
 	c.hc = &fasthttp.HostClient{
-		Addr:      addr,
-		IsTLS:     secure,
-		TLSConfig: tlsCfg,
+		// The connection used last goes out first: polls keep to one
+		// connection, as FFmpeg's and librtmp's do, instead of taking
+		// turns on every connection the sender ever opened.
+		ConnPoolStrategy: fasthttp.LIFO,
+		Addr:             addr,
+		IsTLS:            secure,
+		TLSConfig:        tlsCfg,
 		DialTimeout: func(a string, timeout time.Duration) (net.Conn, error) {
 			dctx, dcancel := context.WithTimeout(life, timeout)
 			defer dcancel()

@@ -98,6 +98,14 @@ type rtmptSession struct {
 	holdTimer *time.Timer // reused by held polls, one at a time
 	holding   bool        // holdTimer is in use
 
+	// A poll parked on a direct connection (see rtmpt_direct.go).
+	parked    parkedPoll
+	parkTimer *time.Timer // answers the parked poll when its hold ends
+	reader    *directConn // reads this session's next poll when bytes are written (see handOff)
+	// When the core last wrote, and the time before; when the client last
+	// sent data (see handOff).
+	lastWrite, prevWrite, lastBody time.Time
+
 	bytesIn, bytesOut uint64
 }
 
@@ -176,6 +184,11 @@ func (ss *rtmptSession) Write(p []byte) (int, error) {
 			ss.out = append(ss.out, p[:k]...)
 			p, n = p[k:], n+k
 			ss.outSig.fire()
+			ss.noteWriteLocked()
+			ss.answerParkedLocked()
+			if ss.reader != nil && ss.pendingLocked() > 0 {
+				ss.takePollLocked()
+			}
 			continue
 		}
 		ch, dl := ss.spaceSig.wait(), ss.wd.wait()
@@ -224,7 +237,18 @@ func (ss *rtmptSession) TryWriteBuffers(bufs [][]byte) (int, error) {
 		}
 	}
 	ss.outSig.fire()
+	ss.noteWriteLocked()
+	ss.answerParkedLocked()
+	if ss.reader != nil && ss.pendingLocked() > 0 {
+		ss.takePollLocked()
+	}
 	return n, nil
+}
+
+// noteWriteLocked keeps the times of the core's last two writes.
+func (ss *rtmptSession) noteWriteLocked() {
+	now := time.Now()
+	ss.prevWrite, ss.lastWrite = ss.lastWrite, now
 }
 
 // Close ends the session on the server's side. Bytes written before it
@@ -240,6 +264,8 @@ func (ss *rtmptSession) Close() error {
 	ss.in, ss.inOff = nil, 0
 	drained := ss.pendingLocked() == 0
 	ss.fireAllLocked()
+	ss.answerParkedLocked() // with interval 0: the session is closing
+	ss.handBackLocked()
 	ss.mu.Unlock()
 	ss.rd.stop()
 	ss.wd.stop()
@@ -297,6 +323,8 @@ func (ss *rtmptSession) end(reason error) {
 		ss.remoteErr = reason
 	}
 	ss.fireAllLocked()
+	ss.answerParkedLocked()
+	ss.handBackLocked()
 	ss.mu.Unlock()
 	ss.srv.removeSession(ss)
 }
@@ -316,7 +344,13 @@ func (ss *rtmptSession) end(reason error) {
 // a connection before it sends the next request there, so the replies
 // sent on via are not kept for retries any more; clients that pipeline
 // (librtmp) do not retry.
-func (ss *rtmptSession) exchange(done <-chan struct{}, via any, cmd rtmptCmd, seq uint64, body []byte) ([]byte, int) {
+//
+// dc is the direct connection the request came on (see rtmpt_direct.go),
+// nil when the HTTP server serves it: a poll to hold is then parked
+// instead (status 0 and no reply), answered later on dc by whichever
+// goroutine writes the bytes, a later request, the end of the session or
+// the hold's timer.
+func (ss *rtmptSession) exchange(done <-chan struct{}, via any, dc *directConn, cmd rtmptCmd, seq uint64, body []byte) ([]byte, int) {
 	ss.lastReq.Store(time.Now().UnixNano())
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -339,6 +373,7 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, via any, cmd rtmptCmd, se
 	if seq > ss.maxSeen {
 		ss.maxSeen = seq
 		ss.outSig.fire() // a held earlier poll answers now, keeping order
+		ss.answerParkedLocked()
 	}
 	if seq > ss.next {
 		if seq-ss.next >= seqWindow {
@@ -381,6 +416,9 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, via any, cmd rtmptCmd, se
 
 	// seq == ss.next: this request (or a concurrent retry of it) is the
 	// one the session answers now.
+	if cmd == cmdSend && len(body) > 0 {
+		ss.lastBody = time.Now()
+	}
 	if cmd == cmdSend && !ss.applied && len(body) > 0 {
 		if st := ss.waitInboundRoomLocked(done, seq); st != 0 {
 			return nil, st
@@ -400,6 +438,10 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, via any, cmd rtmptCmd, se
 		hold = ss.srv.cfg.SendLinger
 	}
 	if ss.pendingLocked() == 0 && hold > 0 && ss.maxSeen == seq && ss.openLocked() {
+		if dc != nil {
+			ss.parkLocked(dc, seq, via, hold)
+			return nil, 0
+		}
 		ss.holdLocked(done, seq, hold)
 	}
 	if seq < ss.next {

@@ -35,7 +35,7 @@ func goExchange(ss *rtmptSession, cmd rtmptCmd, seq uint64, body []byte) <-chan 
 	ch := make(chan exchangeResult, 1)
 	start := time.Now()
 	go func() {
-		r, st := ss.exchange(nil, nil, cmd, seq, body)
+		r, st := ss.exchange(nil, nil, nil, cmd, seq, body)
 		ch <- exchangeResult{r, st, time.Since(start)}
 	}()
 	return ch
@@ -297,7 +297,7 @@ func TestDeadlinesWork(t *testing.T) {
 		ss.SetDeadline(time.Time{})
 		go func() {
 			time.Sleep(time.Second)
-			ss.exchange(nil, nil, cmdSend, 0, []byte("late"))
+			ss.exchange(nil, nil, nil, cmdSend, 0, []byte("late"))
 		}()
 		n, err := ss.Read(buf)
 		if err != nil || string(buf[:n]) != "late" {
@@ -459,13 +459,13 @@ func TestConcurrentUseIsSafe(t *testing.T) {
 			if seq%3 == 0 {
 				cmd = cmdSend
 			}
-			r, st := ss.exchange(nil, nil, cmd, seq, []byte("abc"))
+			r, st := ss.exchange(nil, nil, nil, cmd, seq, []byte("abc"))
 			if st != 200 || len(r) == 0 {
 				t.Errorf("seq %d: status %d", seq, st)
 				return
 			}
 			if seq%5 == 0 { // a retry
-				ss.exchange(nil, nil, cmd, seq, []byte("abc"))
+				ss.exchange(nil, nil, nil, cmd, seq, []byte("abc"))
 			}
 		}
 	}()
@@ -513,26 +513,26 @@ func TestRepliesReadOnAConnectionAreNotKept(t *testing.T) {
 		_, ss := testSession(t, Config{HoldTime: -1, SendLinger: -1})
 		a, b, c, d, e := new(int), new(int), new(int), new(int), new(int)
 		ss.Write([]byte("zero"))
-		r0, _ := ss.exchange(nil, a, cmdIdle, 0, []byte{0})
+		r0, _ := ss.exchange(nil, a, nil, cmdIdle, 0, []byte{0})
 		ss.Write([]byte("one"))
-		ss.exchange(nil, b, cmdIdle, 1, []byte{0})
+		ss.exchange(nil, b, nil, cmdIdle, 1, []byte{0})
 		// Seq 1 came on another connection: reply 0 may be unread yet.
-		if r, st := ss.exchange(nil, c, cmdIdle, 0, []byte{0}); st != 200 || !bytes.Equal(r, r0) {
+		if r, st := ss.exchange(nil, c, nil, cmdIdle, 0, []byte{0}); st != 200 || !bytes.Equal(r, r0) {
 			t.Fatalf("retry of 0: %d %q", st, r)
 		}
 		// Reply 0 was last sent on c, reply 1 on b: a request on a does
 		// not release them.
-		ss.exchange(nil, a, cmdIdle, 2, []byte{0})
-		if _, st := ss.exchange(nil, d, cmdIdle, 1, []byte{0}); st != 200 {
+		ss.exchange(nil, a, nil, cmdIdle, 2, []byte{0})
+		if _, st := ss.exchange(nil, d, nil, cmdIdle, 1, []byte{0}); st != 200 {
 			t.Fatalf("retry of 1: %d", st)
 		}
 		// Reply 1 was last sent on d; the next request on d shows it was
 		// read there, and it is dropped. Reply 2 (sent on a) is kept.
-		ss.exchange(nil, d, cmdIdle, 3, []byte{0})
-		if _, st := ss.exchange(nil, e, cmdIdle, 1, []byte{0}); st != 410 {
+		ss.exchange(nil, d, nil, cmdIdle, 3, []byte{0})
+		if _, st := ss.exchange(nil, e, nil, cmdIdle, 1, []byte{0}); st != 410 {
 			t.Fatalf("retry of 1 after d moved on: %d, want 410", st)
 		}
-		if _, st := ss.exchange(nil, e, cmdIdle, 2, []byte{0}); st != 200 {
+		if _, st := ss.exchange(nil, e, nil, cmdIdle, 2, []byte{0}); st != 200 {
 			t.Fatalf("retry of 2: %d", st)
 		}
 	})
@@ -548,7 +548,7 @@ func TestTryWriteBuffersTakesWhatFits(t *testing.T) {
 		if n, err := ss.TryWriteBuffers([][]byte{[]byte("more")}); err != nil || n != 0 {
 			t.Fatalf("write to a full session took %d (%v), want 0", n, err)
 		}
-		r, st := ss.exchange(nil, nil, cmdIdle, 0, []byte{0})
+		r, st := ss.exchange(nil, nil, nil, cmdIdle, 0, []byte{0})
 		if st != 200 || string(r[1:]) != "helloworld" {
 			t.Fatalf("reply %q status %d", r, st)
 		}
@@ -580,7 +580,7 @@ func TestReusedReplyBuffersNeverChangeASentReply(t *testing.T) {
 			if seq%3 == 0 {
 				via = b // b carries a later request only every third time
 			}
-			r, st := ss.exchange(nil, via, cmdIdle, seq, []byte{0})
+			r, st := ss.exchange(nil, via, nil, cmdIdle, seq, []byte{0})
 			if st != 200 {
 				t.Fatal(st)
 			}

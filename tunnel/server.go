@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/rtmphub/rtmphub/internal/sockio"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -69,6 +70,10 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For and Forwarded
 	// headers name the client.
 	TrustedProxies []netip.Prefix
+	// NoDirect leaves every RTMPT request to the HTTP server: no
+	// connection is taken over for direct replies (see rtmpt_direct.go).
+	NoDirect bool
+
 	// TLSConfig, when set, lets a connection that starts a TLS handshake
 	// carry RTMPS or RTMPTS (sniffed again inside TLS).
 	TLSConfig *tls.Config
@@ -139,6 +144,9 @@ type Server struct {
 	perIP    map[string]int
 	conns    map[*httpConn]struct{} // open HTTP connections
 	sessWG   sync.WaitGroup         // one per running session core
+	directWG sync.WaitGroup         // one per connection served by serveDirect
+
+	readTimeout time.Duration // for a request, and between requests
 
 	httpConns atomic.Int64
 	stats     counters
@@ -146,7 +154,7 @@ type Server struct {
 }
 
 type counters struct {
-	opened, requests, refused, timedOut atomic.Uint64
+	opened, requests, refused, timedOut, direct, writerPolls atomic.Uint64
 }
 
 // Stats is a snapshot of a Server's counters.
@@ -157,6 +165,8 @@ type Stats struct {
 	Requests        uint64 // RTMPT requests served
 	Refused         uint64 // RTMPT requests answered with a 4xx status
 	HTTPConns       int64  // HTTP connections now
+	DirectConns     uint64 // HTTP connections served without the HTTP server, ever
+	WriterPolls     uint64 // polls read and answered by the goroutine that wrote their bytes
 }
 
 // NewServer returns a server that hands every client to h.
@@ -176,6 +186,7 @@ func NewServer(cfg Config, h ConnHandler) *Server {
 	// on a kept-alive connection: equal, the per-request deadlines keep
 	// one value and httpConn moves it only now and then.
 	readTimeout := max(30*time.Second, cfg.SessionTimeout+5*time.Second)
+	s.readTimeout = readTimeout
 	s.http = &fasthttp.Server{
 		Handler:                      s.serveRTMPT,
 		ErrorHandler:                 httpErrorHandler,
@@ -205,6 +216,8 @@ func (s *Server) Stats() Stats {
 		SessionsTimeout: s.stats.timedOut.Load(),
 		Requests:        s.stats.requests.Load(),
 		Refused:         s.stats.refused.Load(),
+		DirectConns:     s.stats.direct.Load(),
+		WriterPolls:     s.stats.writerPolls.Load(),
 		HTTPConns:       s.httpConns.Load(),
 	}
 }
@@ -278,11 +291,13 @@ func (s *Server) Run(ctx context.Context, lns ...net.Listener) error {
 	}
 	s.vln.Close()
 	sctx, scancel := context.WithTimeout(context.Background(), httpShutdownWait)
-	if err := s.http.ShutdownWithContext(sctx); err != nil {
-		s.closeHTTPConns()
-	}
+	s.http.ShutdownWithContext(sctx)
 	scancel()
+	// What the HTTP server did not close: connections it left busy, and
+	// the ones serveDirect took over.
+	s.closeHTTPConns()
 	<-httpDone
+	s.directWG.Wait()
 	wg.Wait() // accept loops and native connections
 	s.sessWG.Wait()
 	<-janitorDone
@@ -366,7 +381,17 @@ func (s *Server) serveHTTPConn(nc net.Conn, secure bool) {
 	hc := &httpConn{Conn: nc, secure: secure, srv: s}
 	s.mu.Lock()
 	s.conns[hc] = struct{}{}
+	rc := sockio.RawConnOf(nc)
+	direct := !secure && !s.cfg.NoDirect && rc != nil && !s.closing
+	if direct {
+		s.directWG.Add(1)
+	}
 	s.mu.Unlock()
+	if direct {
+		defer s.directWG.Done()
+		s.serveDirect(hc, hc, rc)
+		return
+	}
 	if !s.vln.push(hc) {
 		hc.Close()
 	}

@@ -51,6 +51,7 @@ type config struct {
 	RTMPTMaxPerIP    int           `env:"RTMPT_MAX_PER_IP" envDefault:"100" help:"RTMPT sessions at once from one client address"`
 	RTMPTMaxBody     int           `env:"RTMPT_MAX_BODY" envDefault:"8388608" help:"largest RTMPT request body, bytes (larger: 413)"`
 	RTMPTIDPrefix    string        `env:"RTMPT_ID_PREFIX" envDefault:"" help:"characters (up to 8, [A-Za-z0-9]) starting every RTMPT session id: give each instance behind one reverse proxy its own, and route on it"`
+	RTMPTDirect      bool          `env:"RTMPT_DIRECT" envDefault:"true" help:"on plain TCP, serve RTMPT requests after a connection's first one without the HTTP server (false: every request through it)"`
 	RTMPTMaxPending  int           `env:"RTMPT_MAX_PENDING" envDefault:"1048576" help:"bytes an RTMPT session buffers for its client between polls; a full session blocks its writes (then --stall-timeout applies)"`
 
 	CallTimeout     time.Duration `env:"CALL_TIMEOUT" envDefault:"30s" help:"fail a server-to-client call the client has not answered in this long"`

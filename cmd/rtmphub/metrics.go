@@ -14,23 +14,25 @@ import (
 type tunnelCollector struct {
 	ts atomic.Pointer[tunnel.Server]
 
-	sessions, opened, timedOut, requests, refused, httpConns *prometheus.Desc
+	sessions, opened, timedOut, requests, refused, httpConns, direct, writerPolls *prometheus.Desc
 }
 
 func newTunnelCollector() *tunnelCollector {
 	d := prometheus.NewDesc
 	return &tunnelCollector{
-		sessions:  d("rtmpt_sessions", "RTMPT sessions now.", nil, nil),
-		opened:    d("rtmpt_sessions_opened_total", "RTMPT sessions opened.", nil, nil),
-		timedOut:  d("rtmpt_sessions_timed_out_total", "RTMPT sessions closed because the client stopped polling.", nil, nil),
-		requests:  d("rtmpt_requests_total", "RTMPT HTTP requests served.", nil, nil),
-		refused:   d("rtmpt_refused_total", "RTMPT HTTP requests answered with a 4xx status.", nil, nil),
-		httpConns: d("rtmpt_http_connections", "HTTP connections open now.", nil, nil),
+		sessions:    d("rtmpt_sessions", "RTMPT sessions now.", nil, nil),
+		opened:      d("rtmpt_sessions_opened_total", "RTMPT sessions opened.", nil, nil),
+		timedOut:    d("rtmpt_sessions_timed_out_total", "RTMPT sessions closed because the client stopped polling.", nil, nil),
+		requests:    d("rtmpt_requests_total", "RTMPT HTTP requests served.", nil, nil),
+		refused:     d("rtmpt_refused_total", "RTMPT HTTP requests answered with a 4xx status.", nil, nil),
+		httpConns:   d("rtmpt_http_connections", "HTTP connections open now.", nil, nil),
+		direct:      d("rtmpt_direct_connections_total", "HTTP connections served without the HTTP server (plain TCP).", nil, nil),
+		writerPolls: d("rtmpt_writer_polls_total", "RTMPT polls read and answered by the goroutine that wrote their data.", nil, nil),
 	}
 }
 
 func (c *tunnelCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.sessions, c.opened, c.timedOut, c.requests, c.refused, c.httpConns} {
+	for _, d := range []*prometheus.Desc{c.sessions, c.opened, c.timedOut, c.requests, c.refused, c.httpConns, c.direct, c.writerPolls} {
 		ch <- d
 	}
 }
@@ -48,4 +50,6 @@ func (c *tunnelCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.requests, k, float64(st.Requests))
 	ch <- prometheus.MustNewConstMetric(c.refused, k, float64(st.Refused))
 	ch <- prometheus.MustNewConstMetric(c.httpConns, g, float64(st.HTTPConns))
+	ch <- prometheus.MustNewConstMetric(c.direct, k, float64(st.DirectConns))
+	ch <- prometheus.MustNewConstMetric(c.writerPolls, k, float64(st.WriterPolls))
 }

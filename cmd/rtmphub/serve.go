@@ -140,6 +140,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		MaxBodySize:      cfg.RTMPTMaxBody,
 		MaxPending:       cfg.RTMPTMaxPending,
 		SessionIDPrefix:  cfg.RTMPTIDPrefix,
+		NoDirect:         !cfg.RTMPTDirect,
 		TrustedProxies:   trusted,
 		TLSConfig:        tlsCfg,
 		Logger:           log,

@@ -1,0 +1,750 @@
+package tunnel
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rtmphub/rtmphub/internal/sockio"
+)
+
+// Direct serving of RTMPT on plain TCP. A player over RTMPT makes one HTTP
+// request per reply, and gets a reply per frame it plays. Served by the
+// HTTP server (fasthttp), each of those is a handler goroutine woken twice:
+// by the request, then by the frame that answers it. On a plain TCP
+// connection the server serves the requests itself instead:
+//
+//   - A poll with nothing to send is parked in its session, not in a
+//     goroutine. The goroutine that writes the bytes (the publisher's,
+//     fanning a frame out) writes the reply straight to the socket with one
+//     non-blocking writev, as it writes to native RTMP players.
+//   - After a poll, the connection's goroutine stops reading and leaves the
+//     session's next poll to that writer (handOff): at the next frame it
+//     reads the request with one non-blocking read, and answers it at once
+//     when it is the session's next idle poll. Anything else (nothing there
+//     yet, a partial or another request, a /send) hands reading back, as do
+//     handBackWait without a poll taken and the end of the session.
+//
+// So a streaming RTMPT player costs what a native one does plus one read
+// and a short parse per frame, with no goroutine woken. TLS connections
+// stay with the HTTP server (a TLS write cannot be made without blocking),
+// as does everything when Config.NoDirect is set.
+//
+// The requests this server reads are the ones RTMPT clients and reverse
+// proxies send: HTTP/1.x with a Content-Length body (a chunked body is
+// refused with 411 and the connection closed), keep-alive, pipelining
+// (replies go out in request order: a parked poll is answered before any
+// later request on its connection), Expect: 100-continue.
+
+// directReadBuffer bounds a request line and each header line; a request
+// head may have at most maxDirectHeaders lines of it.
+const (
+	directReadBuffer = 4096
+	maxDirectHeaders = 64
+)
+
+// parkedPoll is a poll waiting in its session for bytes to send.
+type parkedPoll struct {
+	dc   *directConn
+	seq  uint64
+	via  any
+	at   time.Time
+	hold time.Duration
+}
+
+// directConn is a connection served by serveDirect. Replies are written
+// by any goroutine, in order, without blocking: what the socket does not
+// take at once is written by a flushing goroutine, and later replies queue
+// behind it.
+type directConn struct {
+	srv *Server
+	hc  *httpConn
+	rc  syscall.RawConn
+
+	parkedIn atomic.Pointer[rtmptSession] // the session holding a poll of this connection
+
+	wmu      sync.Mutex
+	head     []byte
+	bufs     [2][]byte
+	iov      []sockio.Iovec
+	pending  []byte // written by the flushing goroutine
+	flushing bool
+	flushed  signal // pending was written (or failed); guarded by wmu
+	werr     error
+
+	body []byte // request body scratch, owned by the reading goroutine
+	path []byte // request path scratch, owned by the reading goroutine
+
+	// Hand-off of reading (see handOff). src is what the connection's
+	// goroutine reads; rbuf what a writer read and did not take, read
+	// first. readerOf and rbuf belong to whoever reads: the connection's
+	// goroutine, or, while readerOf's reader is this connection, the
+	// writers of that session under its lock.
+	src      io.Reader
+	rbuf     []byte
+	readerOf *rtmptSession
+	wake     chan struct{}
+	lastTake atomic.Int64
+}
+
+// respond writes one reply. It never blocks.
+func (dc *directConn) respond(status int, body []byte, closing bool) {
+	dc.wmu.Lock()
+	defer dc.wmu.Unlock()
+	dc.head = appendDirectHead(dc.head[:0], status, len(body), closing)
+	dc.writeLocked(dc.head, body)
+}
+
+// writeLocked writes head and body after what is pending, without
+// blocking: what the socket does not take goes to the flushing goroutine.
+func (dc *directConn) writeLocked(head, body []byte) {
+	if dc.werr != nil {
+		return
+	}
+	if dc.flushing {
+		dc.pending = append(append(dc.pending, head...), body...)
+		return
+	}
+	dc.bufs = [2][]byte{head, body}
+	n, iov, err := sockio.WritevNow(dc.rc, dc.bufs[:], dc.iov)
+	dc.iov = iov
+	dc.bufs = [2][]byte{}
+	if err != nil {
+		dc.failLocked(err)
+		return
+	}
+	if total := len(head) + len(body); n < total {
+		if n < len(head) {
+			dc.pending = append(append(dc.pending, head[n:]...), body...)
+		} else {
+			dc.pending = append(dc.pending, body[n-len(head):]...)
+		}
+		dc.flushing = true
+		go dc.flush()
+	}
+}
+
+var continueHead = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// flush writes what the socket did not take at once, waiting for it.
+func (dc *directConn) flush() {
+	for {
+		dc.wmu.Lock()
+		b := dc.pending
+		if len(b) == 0 || dc.werr != nil {
+			dc.pending = nil
+			dc.flushing = false
+			dc.flushed.fire()
+			dc.wmu.Unlock()
+			return
+		}
+		dc.pending = nil
+		dc.wmu.Unlock()
+		dc.hc.SetWriteDeadline(time.Now().Add(directWriteTimeout))
+		if _, err := dc.hc.Conn.Write(b); err != nil {
+			dc.wmu.Lock()
+			dc.failLocked(err)
+			dc.wmu.Unlock()
+		}
+	}
+}
+
+// directWriteTimeout bounds a reply the client does not read.
+const directWriteTimeout = 30 * time.Second
+
+func (dc *directConn) failLocked(err error) {
+	if dc.werr == nil {
+		dc.werr = err
+		dc.hc.Conn.Close() // the reading goroutine ends
+	}
+}
+
+// waitFlushed waits until earlier replies are written, so that a client
+// that sends requests without reading replies is not read ahead of.
+func (dc *directConn) waitFlushed() bool {
+	dc.wmu.Lock()
+	defer dc.wmu.Unlock()
+	for dc.flushing && dc.werr == nil {
+		ch := dc.flushed.wait()
+		dc.wmu.Unlock()
+		<-ch
+		dc.wmu.Lock()
+	}
+	return dc.werr == nil
+}
+
+// releaseParked answers the poll of this connection that waits in a
+// session: a later request on the connection must be answered after it.
+func (dc *directConn) releaseParked() {
+	ss := dc.parkedIn.Load()
+	if ss == nil {
+		return
+	}
+	ss.mu.Lock()
+	if ss.parked.dc == dc {
+		ss.answerParkedLocked()
+	}
+	ss.mu.Unlock()
+}
+
+// appendDirectHead appends the head of a reply with a body of n bytes:
+// the status line and headers every RTMPT client accepts (see rtmpt.go).
+func appendDirectHead(b []byte, status, n int, closing bool) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, fasthttp.StatusMessage(status)...)
+	b = append(b, "\r\nContent-Type: "+contentTypeFCS+"\r\nCache-Control: no-cache\r\n"...)
+	if status == fasthttp.StatusMethodNotAllowed {
+		b = append(b, "Allow: POST\r\n"...)
+	}
+	if closing {
+		b = append(b, "Connection: close\r\n"...)
+	} else {
+		b = append(b, "Connection: Keep-Alive\r\n"...)
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, "\r\n\r\n"...)
+}
+
+// serveDirect serves the requests of a connection taken over from the
+// HTTP server until it ends.
+func (s *Server) serveDirect(c net.Conn, hc *httpConn, rc syscall.RawConn) {
+	dc := &directConn{srv: s, hc: hc, rc: rc, wake: make(chan struct{}, 1)}
+	s.stats.direct.Add(1)
+	defer func() {
+		dc.takeBack()
+		dc.releaseParked()
+		hc.Close()
+	}()
+	hc.mu.Lock()
+	err := hc.flush() // the reply the HTTP server wrote last
+	hc.mu.Unlock()
+	if err != nil {
+		return
+	}
+	dc.src = c
+	br := bufio.NewReaderSize(dcReader{dc}, directReadBuffer)
+	for {
+		if !dc.waitFlushed() {
+			return
+		}
+		hc.SetReadDeadline(time.Now().Add(s.readTimeout))
+		req, err := readDirectRequest(br, dc, s.cfg.MaxBodySize)
+		if err != nil {
+			var he httpError
+			if errors.As(err, &he) {
+				dc.releaseParked()
+				s.stats.requests.Add(1)
+				s.stats.refused.Add(1)
+				dc.respond(he.status, nil, true)
+				dc.waitFlushed()
+				lingeringClose(hc, br)
+			}
+			return
+		}
+		s.stats.requests.Add(1)
+		dc.releaseParked()
+		keep, polled := s.serveDirectRequest(dc, &req)
+		if !keep || req.close {
+			dc.waitFlushed()
+			return
+		}
+		if polled != nil && br.Buffered() == 0 && len(dc.rbuf) == 0 {
+			dc.handOff(polled)
+		}
+	}
+}
+
+// dcReader reads what a writer read for the connection first.
+type dcReader struct{ dc *directConn }
+
+func (r dcReader) Read(p []byte) (int, error) {
+	if dc := r.dc; len(dc.rbuf) > 0 {
+		n := copy(p, dc.rbuf)
+		dc.rbuf = dc.rbuf[:copy(dc.rbuf, dc.rbuf[n:])]
+		return n, nil
+	}
+	return r.dc.src.Read(p)
+}
+
+// handBackWait bounds how long the connection's goroutine leaves reading
+// to writers that take nothing; streamGap is the longest gap between a
+// session's last two writes for it to count as streaming (25 fps video
+// writes every 40 ms).
+const (
+	handBackWait = 120 * time.Millisecond
+	streamGap    = 100 * time.Millisecond
+	// quietSend: no /send body for this long before a hand-off.
+	quietSend = 500 * time.Millisecond
+)
+
+// handOff leaves reading the connection's requests to the goroutines that
+// write for the session whose poll it parked, and waits until one of them
+// hands it back, or until they have taken nothing for handBackWait. While
+// the session streams (two writes less than streamGap apart), the poll
+// after each reply is read and answered by the writer of the next frame,
+// and the connection's goroutine sleeps.
+func (dc *directConn) handOff(ss *rtmptSession) {
+	ss.mu.Lock()
+	// Only a streaming session's writer comes back soon enough, by itself:
+	// a client that sends data and waits for the answer (a call, a
+	// publisher's stream) must be read at once.
+	streaming := time.Since(ss.prevWrite) < streamGap && time.Since(ss.lastBody) > quietSend
+	if ss.reader == dc || !ss.openLocked() || !streaming {
+		ss.mu.Unlock()
+		return
+	}
+	ss.handBackLocked() // the client polls on this connection now
+	ss.reader = dc
+	dc.readerOf = ss
+	dc.lastTake.Store(time.Now().UnixNano())
+	ss.mu.Unlock()
+	t := time.NewTimer(handBackWait)
+	defer t.Stop()
+	for {
+		select {
+		case <-dc.wake:
+			return // handed back (readerOf cleared)
+		case <-t.C:
+			if idle := time.Since(time.Unix(0, dc.lastTake.Load())); idle < handBackWait {
+				t.Reset(handBackWait - idle)
+				continue
+			}
+			dc.takeBack()
+			return
+		}
+	}
+}
+
+// takeBack ends a hand-off from the connection's side.
+func (dc *directConn) takeBack() {
+	ss := dc.readerOf
+	if ss == nil {
+		return
+	}
+	ss.mu.Lock()
+	if ss.reader == dc {
+		ss.reader = nil
+	}
+	ss.mu.Unlock()
+	dc.readerOf = nil
+	select {
+	case <-dc.wake:
+	default:
+	}
+}
+
+// handBackLocked returns reading to the connection's goroutine; ss.mu is
+// held.
+func (ss *rtmptSession) handBackLocked() {
+	dc := ss.reader
+	if dc == nil {
+		return
+	}
+	ss.reader = nil
+	dc.readerOf = nil
+	select {
+	case dc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takePollLocked is the writer's side of a hand-off: with bytes pending
+// for the client, it reads the connection's next request without waiting
+// and, when it is the session's next idle poll, answers it at once. Any
+// other outcome (nothing there yet, a partial or other request) hands
+// reading back. ss.mu is held.
+func (ss *rtmptSession) takePollLocked() {
+	dc := ss.reader
+	if len(dc.rbuf) == 0 {
+		if cap(dc.rbuf) == 0 {
+			dc.rbuf = make([]byte, 0, 1024)
+		}
+		var n int
+		var rerr error
+		buf := dc.rbuf[len(dc.rbuf):cap(dc.rbuf)]
+		err := dc.rc.Read(func(fd uintptr) bool {
+			n, rerr = syscall.Read(int(fd), buf)
+			return true
+		})
+		if err != nil || rerr != nil || n <= 0 {
+			ss.handBackLocked()
+			return
+		}
+		dc.rbuf = dc.rbuf[:n]
+	}
+	seq, used, ok := parseIdlePoll(dc.rbuf, ss.id)
+	if !ok || seq != ss.next || seq != ss.maxSeen+1 {
+		ss.handBackLocked()
+		return
+	}
+	dc.rbuf = dc.rbuf[:copy(dc.rbuf, dc.rbuf[used:])]
+	dc.lastTake.Store(time.Now().UnixNano())
+	ss.srv.stats.requests.Add(1)
+	ss.srv.stats.writerPolls.Add(1)
+	ss.lastReq.Store(time.Now().UnixNano())
+	for i := range ss.cache {
+		if c := &ss.cache[i]; c.via == any(dc.hc) && c.seq < seq {
+			if c.sends == 1 {
+				c.release()
+			} else {
+				*c = cachedReply{}
+			}
+		}
+	}
+	ss.maxSeen = seq
+	ss.applied = true
+	dc.respond(fasthttp.StatusOK, ss.answerLocked(seq, dc.hc), false)
+	if len(dc.rbuf) > 0 {
+		ss.handBackLocked() // more requests came: the connection's goroutine reads them
+	}
+}
+
+// parseIdlePoll parses b as one whole request "POST /idle/<sid>/<seq>"
+// with a one-byte body and no header that asks for more than that; it
+// returns the sequence number and the bytes it took.
+func parseIdlePoll(b []byte, sid string) (seq uint64, n int, ok bool) {
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		return 0, 0, false
+	}
+	head := b[:end+2]
+	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	p, found := bytes.CutPrefix(line, []byte("POST /idle/"))
+	if !found {
+		return 0, 0, false
+	}
+	p, found = bytes.CutPrefix(p, []byte(sid))
+	if !found || len(p) < 2 || p[0] != '/' {
+		return 0, 0, false
+	}
+	num, ver, _ := bytes.Cut(p[1:], []byte{' '})
+	if string(ver) != "HTTP/1.1" || len(num) == 0 || len(num) > 15 {
+		return 0, 0, false
+	}
+	for _, c := range num {
+		if c < '0' || c > '9' {
+			return 0, 0, false
+		}
+		seq = seq*10 + uint64(c-'0')
+	}
+	length := -1
+	for len(rest) > 0 {
+		var h []byte
+		h, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		name, value, ok := bytes.Cut(h, []byte{':'})
+		if !ok {
+			return 0, 0, false
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, hdrLength):
+			if string(value) != "1" {
+				return 0, 0, false
+			}
+			length = 1
+		case bytes.EqualFold(name, hdrTE), bytes.EqualFold(name, hdrExpect):
+			return 0, 0, false
+		case bytes.EqualFold(name, hdrConn):
+			if !bytes.EqualFold(value, []byte("keep-alive")) {
+				return 0, 0, false
+			}
+		}
+	}
+	n = end + 4 + 1
+	if length != 1 || len(b) < n {
+		return 0, 0, false
+	}
+	return seq, n, true
+}
+
+// serveDirectRequest answers one request as serveRTMPT does; false ends
+// the connection.
+func (s *Server) serveDirectRequest(dc *directConn, req *directRequest) (keep bool, polled *rtmptSession) {
+	refuse := func(status int) (bool, *rtmptSession) {
+		s.stats.refused.Add(1)
+		dc.respond(status, nil, req.close)
+		return true, nil
+	}
+	if !req.post {
+		return refuse(fasthttp.StatusMethodNotAllowed)
+	}
+	r, err := parseRTMPTPath(b2s(req.path))
+	if err != nil {
+		return refuse(fasthttp.StatusBadRequest)
+	}
+	switch r.cmd {
+	case cmdIdent:
+		return refuse(fasthttp.StatusNotFound)
+	case cmdOpen:
+		body, status := s.openSession(addrPortOf(dc.hc.RemoteAddr()), dc.hc.LocalAddr(), false, req.fwd, req.xff)
+		if status != fasthttp.StatusOK {
+			return refuse(status)
+		}
+		dc.respond(fasthttp.StatusOK, body, req.close)
+	case cmdIdle, cmdSend:
+		ss := s.lookup(r.sid)
+		if ss == nil {
+			return refuse(fasthttp.StatusNotFound)
+		}
+		var park *directConn
+		if !req.close {
+			park = dc // a poll on a closing connection is answered at once
+		}
+		reply, status := ss.exchange(s.runCtx.Done(), dc.hc, park, r.cmd, r.seq, req.body)
+		switch status {
+		case 0: // parked: answered later
+		case fasthttp.StatusOK:
+			dc.respond(status, reply, req.close)
+		default:
+			return refuse(status)
+		}
+		if r.cmd == cmdIdle {
+			return true, ss
+		}
+	case cmdClose:
+		ss := s.lookup(r.sid)
+		if ss == nil {
+			return refuse(fasthttp.StatusNotFound)
+		}
+		ss.end(errClientClosed)
+		s.log.Debug("rtmpt session closed by client", "tunnel", ss.id)
+		dc.respond(fasthttp.StatusOK, closeReply, req.close)
+	}
+	return true, nil
+}
+
+// parkLocked parks poll seq of dc until bytes are written for the client,
+// a later request comes, the session ends or d passes.
+func (ss *rtmptSession) parkLocked(dc *directConn, seq uint64, via any, d time.Duration) {
+	if old := ss.parked.dc; old != nil && old != dc {
+		// The same poll again on another connection (a retry): the
+		// first connection is given up, as its client did.
+		old.wmu.Lock()
+		old.failLocked(errors.New("rtmpt: poll retried on another connection"))
+		old.wmu.Unlock()
+		old.parkedIn.CompareAndSwap(ss, nil)
+	}
+	ss.parked = parkedPoll{dc: dc, seq: seq, via: via, at: time.Now(), hold: d}
+	dc.parkedIn.Store(ss)
+	if ss.parkTimer == nil {
+		ss.parkTimer = time.AfterFunc(d, ss.parkExpired)
+	} else {
+		ss.parkTimer.Reset(d)
+	}
+}
+
+// parkExpired answers the parked poll whose hold has passed (a timer that
+// fires late for an earlier poll leaves a newer one parked).
+func (ss *rtmptSession) parkExpired() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	p := ss.parked
+	if p.dc == nil {
+		return
+	}
+	if left := p.hold - time.Since(p.at); left > time.Millisecond {
+		ss.parkTimer.Reset(left)
+		return
+	}
+	ss.answerParkedLocked()
+}
+
+// answerParkedLocked answers the parked poll, if any, with what is pending.
+func (ss *rtmptSession) answerParkedLocked() {
+	p := ss.parked
+	if p.dc == nil {
+		return
+	}
+	ss.parked = parkedPoll{}
+	p.dc.parkedIn.CompareAndSwap(ss, nil)
+	if ss.parkTimer != nil {
+		ss.parkTimer.Stop()
+	}
+	if p.seq != ss.next {
+		// Answered meanwhile by a retry of it on another connection:
+		// the same reply, or, when it is no longer kept, the end of this
+		// connection (its client gave up on it).
+		if r := ss.cachedLocked(p.seq, p.via); r != nil {
+			p.dc.respond(fasthttp.StatusOK, r, false)
+		} else {
+			p.dc.wmu.Lock()
+			p.dc.failLocked(errors.New("rtmpt: poll answered on another connection"))
+			p.dc.wmu.Unlock()
+		}
+		return
+	}
+	p.dc.respond(fasthttp.StatusOK, ss.answerLocked(p.seq, p.via), false)
+}
+
+// directRequest is a request read by readDirectRequest. Its slices are
+// valid until the next read.
+type directRequest struct {
+	post     bool
+	path     []byte
+	body     []byte
+	close    bool     // the client asked to close after the reply (or HTTP/1.0)
+	fwd, xff []string // Forwarded and X-Forwarded-For, kept for /open
+}
+
+// httpError is a request that cannot be read; it is answered with status
+// and the connection closed.
+type httpError struct{ status int }
+
+func (e httpError) Error() string { return "http: " + fasthttp.StatusMessage(e.status) }
+
+var (
+	errBadRequest = httpError{fasthttp.StatusBadRequest}
+	hdrLength     = []byte("content-length")
+	hdrTE         = []byte("transfer-encoding")
+	hdrConn       = []byte("connection")
+	hdrExpect     = []byte("expect")
+	hdrFwd        = []byte("forwarded")
+	hdrXFF        = []byte("x-forwarded-for")
+)
+
+// readDirectRequest reads one request: its line, its headers and its body
+// (at most maxBody bytes, into dc.body). Errors other than httpError are
+// the connection's (EOF, a timeout) and end it without a reply.
+func readDirectRequest(br *bufio.Reader, dc *directConn, maxBody int) (directRequest, error) {
+	var req directRequest
+	line, err := readDirectLine(br)
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return req, httpError{fasthttp.StatusRequestURITooLong}
+		}
+		return req, err
+	}
+	method, rest, ok := bytes.Cut(line, []byte{' '})
+	target, version, ok2 := bytes.Cut(rest, []byte{' '})
+	if !ok || !ok2 || len(method) == 0 || len(target) == 0 || target[0] != '/' {
+		return req, errBadRequest
+	}
+	switch string(version) {
+	case "HTTP/1.1":
+	case "HTTP/1.0":
+		req.close = true // unless it asks for keep-alive
+	default:
+		return req, errBadRequest
+	}
+	req.post = string(method) == "POST"
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
+		target = target[:i]
+	}
+	// The path must outlive the header lines read after it.
+	dc.path = append(dc.path[:0], target...)
+	req.path = dc.path
+	length, chunked, expect := -1, false, false
+	for n := 0; ; n++ {
+		if n == maxDirectHeaders {
+			return req, httpError{fasthttp.StatusRequestHeaderFieldsTooLarge}
+		}
+		line, err := readDirectLine(br)
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return req, httpError{fasthttp.StatusRequestHeaderFieldsTooLarge}
+			}
+			return req, err
+		}
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return req, errBadRequest // obsolete line folding
+		}
+		name, value, ok := bytes.Cut(line, []byte{':'})
+		if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
+			return req, errBadRequest
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, hdrLength):
+			v, err := strconv.ParseUint(string(value), 10, 31)
+			if err != nil || length >= 0 && int(v) != length {
+				return req, errBadRequest
+			}
+			length = int(v)
+		case bytes.EqualFold(name, hdrTE):
+			chunked = true
+		case bytes.EqualFold(name, hdrConn):
+			for _, tok := range bytes.Split(value, []byte{','}) {
+				switch tok = bytes.TrimSpace(tok); {
+				case bytes.EqualFold(tok, []byte("close")):
+					req.close = true
+				case bytes.EqualFold(tok, []byte("keep-alive")):
+					req.close = false
+				}
+			}
+		case bytes.EqualFold(name, hdrExpect):
+			expect = bytes.EqualFold(value, []byte("100-continue"))
+		case bytes.EqualFold(name, hdrFwd):
+			req.fwd = append(req.fwd, string(value))
+		case bytes.EqualFold(name, hdrXFF):
+			req.xff = append(req.xff, string(value))
+		}
+	}
+	if chunked {
+		return req, httpError{fasthttp.StatusLengthRequired}
+	}
+	if length > maxBody {
+		return req, httpError{fasthttp.StatusRequestEntityTooLarge}
+	}
+	if length <= 0 {
+		return req, nil
+	}
+	if expect {
+		// The interim reply belongs to this request: an earlier poll is
+		// answered first.
+		dc.releaseParked()
+		dc.wmu.Lock()
+		dc.writeLocked(continueHead, nil)
+		dc.wmu.Unlock()
+	}
+	if cap(dc.body) < length {
+		dc.body = make([]byte, length)
+	}
+	req.body = dc.body[:length]
+	if _, err := io.ReadFull(br, req.body); err != nil {
+		return req, err
+	}
+	if cap(dc.body) > keepBuffer {
+		dc.body = nil // req.body keeps it for this request
+	}
+	return req, nil
+}
+
+// readDirectLine reads one line without its CRLF (or LF).
+func readDirectLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return nil, err
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+// lingeringClose ends a connection whose request was refused unread: it
+// stops writing, then reads (and drops) what the client is still sending
+// for a moment, so that closing does not reset the connection before the
+// client has read the refusal.
+func lingeringClose(hc *httpConn, br *bufio.Reader) {
+	if cw, ok := hc.Conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	hc.SetReadDeadline(time.Now().Add(time.Second))
+	io.CopyN(io.Discard, br, 256<<10)
+}
