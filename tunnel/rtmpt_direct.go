@@ -34,8 +34,12 @@ import (
 //     yet, a partial or another request, a /send) hands reading back, as do
 //     handBackWait without a poll taken and the end of the session.
 //
+//   - Meanwhile the connection's receive low-water mark is raised
+//     (SO_RCVLOWAT, Linux), so that a poll arriving there raises no
+//     readiness event: nothing wakes, not even the poller's thread.
+//
 // So a streaming RTMPT player costs what a native one does plus one read
-// and a short parse per frame, with no goroutine woken. TLS connections
+// and a short parse per frame. TLS connections
 // stay with the HTTP server (a TLS write cannot be made without blocking),
 // as does everything when Config.NoDirect is set.
 //
@@ -86,12 +90,11 @@ type directConn struct {
 
 	// Hand-off of reading (see handOff). src is what the connection's
 	// goroutine reads; rbuf what a writer read and did not take, read
-	// first. readerOf and rbuf belong to whoever reads: the connection's
-	// goroutine, or, while readerOf's reader is this connection, the
-	// writers of that session under its lock.
+	// first. rbuf belongs to whoever reads: the connection's goroutine,
+	// or, while a session's reader is this connection, the writers of
+	// that session under its lock.
 	src      io.Reader
 	rbuf     []byte
-	readerOf *rtmptSession
 	wake     chan struct{}
 	lastTake atomic.Int64
 }
@@ -223,7 +226,6 @@ func (s *Server) serveDirect(c net.Conn, hc *httpConn, rc syscall.RawConn) {
 	dc := &directConn{srv: s, hc: hc, rc: rc, wake: make(chan struct{}, 1)}
 	s.stats.direct.Add(1)
 	defer func() {
-		dc.takeBack()
 		dc.releaseParked()
 		hc.Close()
 	}()
@@ -307,41 +309,32 @@ func (dc *directConn) handOff(ss *rtmptSession) {
 	}
 	ss.handBackLocked() // the client polls on this connection now
 	ss.reader = dc
-	dc.readerOf = ss
 	dc.lastTake.Store(time.Now().UnixNano())
 	ss.mu.Unlock()
+	setRcvLowat(dc.rc, handOffLowat)
+	defer setRcvLowat(dc.rc, 1) // before the connection's goroutine reads again
 	t := time.NewTimer(handBackWait)
 	defer t.Stop()
 	for {
 		select {
 		case <-dc.wake:
-			return // handed back (readerOf cleared)
+			return // handed back: ss.reader is no longer dc
 		case <-t.C:
 			if idle := time.Since(time.Unix(0, dc.lastTake.Load())); idle < handBackWait {
 				t.Reset(handBackWait - idle)
 				continue
 			}
-			dc.takeBack()
+			ss.mu.Lock()
+			if ss.reader == dc {
+				ss.reader = nil
+			}
+			ss.mu.Unlock()
+			select {
+			case <-dc.wake: // a hand-back that crossed the timer
+			default:
+			}
 			return
 		}
-	}
-}
-
-// takeBack ends a hand-off from the connection's side.
-func (dc *directConn) takeBack() {
-	ss := dc.readerOf
-	if ss == nil {
-		return
-	}
-	ss.mu.Lock()
-	if ss.reader == dc {
-		ss.reader = nil
-	}
-	ss.mu.Unlock()
-	dc.readerOf = nil
-	select {
-	case <-dc.wake:
-	default:
 	}
 }
 
@@ -353,7 +346,6 @@ func (ss *rtmptSession) handBackLocked() {
 		return
 	}
 	ss.reader = nil
-	dc.readerOf = nil
 	select {
 	case dc.wake <- struct{}{}:
 	default:
