@@ -32,31 +32,9 @@ func TestBridgeRoQRDatagrams(t *testing.T) {
 		defer cancel()
 		ln.Shutdown(ctx)
 	}()
-	dial, err := NewRoQRDialer(DialConfig{URL: "roqr://" + ln.Addr().String(), PinSHA256: tunnel.Fingerprint(cert.Certificate[0]),
-		QUIC: tunnel.QUICConfig{RoQRDatagrams: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		(&Client{DialRoQR: dial}).Serve(ctx, tcp)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-served:
-		case <-time.After(5 * time.Second):
-			t.Error("the bridge did not stop")
-		}
-	}()
+	bridge := startRoQRBridge(t, ln.Addr().String(), tunnel.Fingerprint(cert.Certificate[0]), true)
 
-	nc, err := net.DialTimeout("tcp", tcp.Addr().String(), 5*time.Second)
+	nc, err := net.DialTimeout("tcp", bridge, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -220,22 +219,15 @@ func appendDirectHead(b []byte, status, n int, closing bool) []byte {
 	return append(b, "\r\n\r\n"...)
 }
 
-// serveDirect serves the requests of a connection taken over from the
-// HTTP server until it ends.
-func (s *Server) serveDirect(c net.Conn, hc *httpConn, rc syscall.RawConn) {
-	dc := &directConn{srv: s, hc: hc, rc: rc, wake: make(chan struct{}, 1)}
+// serveDirect serves the requests of a plain-TCP HTTP connection until it
+// ends, without the HTTP server.
+func (s *Server) serveDirect(hc *httpConn, rc syscall.RawConn) {
+	dc := &directConn{srv: s, hc: hc, rc: rc, wake: make(chan struct{}, 1), src: hc}
 	s.stats.direct.Add(1)
 	defer func() {
 		dc.releaseParked()
 		hc.Close()
 	}()
-	hc.mu.Lock()
-	err := hc.flush() // the reply the HTTP server wrote last
-	hc.mu.Unlock()
-	if err != nil {
-		return
-	}
-	dc.src = c
 	br := bufio.NewReaderSize(dcReader{dc}, directReadBuffer)
 	for {
 		if !dc.waitFlushed() {
@@ -386,15 +378,7 @@ func (ss *rtmptSession) takePollLocked() {
 	ss.srv.stats.requests.Add(1)
 	ss.srv.stats.writerPolls.Add(1)
 	ss.lastReq.Store(time.Now().UnixNano())
-	for i := range ss.cache {
-		if c := &ss.cache[i]; c.via == any(dc.hc) && c.seq < seq {
-			if c.sends == 1 {
-				c.release()
-			} else {
-				*c = cachedReply{}
-			}
-		}
-	}
+	ss.forgetReadLocked(dc.hc, seq)
 	ss.maxSeen = seq
 	ss.applied = true
 	dc.respond(fasthttp.StatusOK, ss.answerLocked(seq, dc.hc), false)

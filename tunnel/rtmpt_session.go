@@ -354,17 +354,7 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, via any, dc *directConn, 
 	ss.lastReq.Store(time.Now().UnixNano())
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if via != nil {
-		for i := range ss.cache {
-			if c := &ss.cache[i]; c.via == via && c.seq < seq {
-				if c.sends == 1 {
-					c.release()
-				} else {
-					*c = cachedReply{}
-				}
-			}
-		}
-	}
+	ss.forgetReadLocked(via, seq)
 	if !ss.started {
 		// Clients start anywhere (0 after open for FFmpeg and librtmp, 1
 		// for others): the first request sets the origin.
@@ -448,6 +438,24 @@ func (ss *rtmptSession) exchange(done <-chan struct{}, via any, dc *directConn, 
 		return ss.cachedOrGoneLocked(seq, via)
 	}
 	return ss.answerLocked(seq, via), 200
+}
+
+// forgetReadLocked drops the cached replies to requests before seq last
+// sent on via (nil: unknown): a request on via means its client read them.
+// A reply sent only there goes back for reuse.
+func (ss *rtmptSession) forgetReadLocked(via any, seq uint64) {
+	if via == nil {
+		return
+	}
+	for i := range ss.cache {
+		if c := &ss.cache[i]; c.via == via && c.seq < seq {
+			if c.sends == 1 {
+				c.release()
+			} else {
+				*c = cachedReply{}
+			}
+		}
+	}
 }
 
 // waitTurnLocked waits until the requests before seq have been answered.

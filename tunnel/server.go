@@ -389,7 +389,7 @@ func (s *Server) serveHTTPConn(nc net.Conn, secure bool) {
 	s.mu.Unlock()
 	if direct {
 		defer s.directWG.Done()
-		s.serveDirect(hc, hc, rc)
+		s.serveDirect(hc, rc)
 		return
 	}
 	if !s.vln.push(hc) {
