@@ -398,9 +398,9 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		return nil
 	}
 	name := streamName(raw)
-	start := -2000.0
+	start := float64(startAny)
 	if v, ok := amf.Number(cmd.Arg(1)); ok {
-		start = v
+		start = NormalizeStart(v) // -2 and -1 in seconds (GStreamer)
 	}
 	length := -1.0
 	if v, ok := amf.Number(cmd.Arg(2)); ok {

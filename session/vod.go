@@ -737,11 +737,56 @@ func (in *Instance) liveNow(name string) bool {
 	return st.pub != nil || st.orphanedAt != nil
 }
 
-// Start values of play, in milliseconds on the wire.
+// Start values of play, in milliseconds as ffmpeg and librtmp send them.
 const (
 	startLiveOnly = -1000 // live only
 	startAny      = -2000 // live, else recorded
 )
+
+// NormalizeStart returns the start value of a play (client play or
+// server-side Stream.play) with its live/recorded sentinel in milliseconds.
+// ffmpeg sends -2000, -1000 or an offset of 0 and up, librtmp -1000 or 0 and
+// up; but Adobe's RTMP specification (7.2.2.1) and server-side Stream.play
+// give start in seconds, -2 live then recorded and -1 live only, and
+// GStreamer's rtmp2src and node-media-server's client send -2. No client
+// sends a millisecond start between -1000 and 0, so a value there is a
+// sentinel in seconds: -1.5 and below becomes -2000, above it -1000 (both
+// outside that range, so normalizing twice changes nothing). Anything else is
+// returned as it is: offsets of 0 and up keep the unit of whoever sent them.
+func NormalizeStart(start float64) float64 {
+	switch {
+	case start <= startLiveOnly || start >= 0 || math.IsNaN(start):
+		return start
+	case start <= -1.5:
+		return startAny
+	}
+	return startLiveOnly
+}
+
+// StartMode is what the start value of a play asks for.
+type StartMode uint8
+
+const (
+	// StartLiveOrRecorded (-2, -2000 and below -1500 ms) plays the live
+	// stream when it is published, else the recorded one when its file
+	// exists, else waits for a publisher.
+	StartLiveOrRecorded StartMode = iota
+	// StartLiveOnly (-1, -1000: from -1500 ms up to 0) plays only live.
+	StartLiveOnly
+	// StartRecorded (0 and up) plays only the recorded stream, from there.
+	StartRecorded
+)
+
+// PlayStartMode classifies a start value after NormalizeStart.
+func PlayStartMode(start float64) StartMode {
+	switch start = NormalizeStart(start); {
+	case start >= 0:
+		return StartRecorded
+	case start > (startAny+startLiveOnly)/2:
+		return StartLiveOnly
+	}
+	return StartLiveOrRecorded
+}
 
 // vodChoice is what a play asks for.
 type vodChoice int
@@ -752,15 +797,13 @@ const (
 	choiceNotFound
 )
 
-// chooseVOD applies FMS start semantics to a play: -2000 (and anything
-// below -1500) plays the live stream when it is published, else the
-// recorded stream when its file exists, else waits for a publisher;
-// -1000 (above -1500 and below 0) plays only live; 0 and above only the
-// recorded stream from that offset. "mp4:" names are recorded only.
+// chooseVOD applies FMS start semantics (PlayStartMode) to a play of name
+// with start already normalized. "mp4:" names are recorded only.
 func (c *Client) chooseVOD(name string, start, length float64, reset bool) (*vodItem, vodChoice) {
 	file, kind := fileName(name)
-	recordedOnly := start >= 0 || kind == kindMP4
-	if !recordedOnly && start > (startAny+startLiveOnly)/2 {
+	mode := PlayStartMode(start)
+	recordedOnly := mode == StartRecorded || kind == kindMP4
+	if !recordedOnly && mode == StartLiveOnly {
 		return nil, choiceLive
 	}
 	if !recordedOnly && c.inst.liveNow(name) {

@@ -472,6 +472,57 @@ func TestVODStartMinus1000IsLiveOnly(t *testing.T) {
 	expectEvs(t, c2, id2, "uc:StreamBegin", "status:NetStream.Play.Reset", "status:NetStream.Play.Start")
 }
 
+// Adobe's RTMP specification (7.2.2.1) gives play's start in seconds, and
+// GStreamer's rtmp2src and node-media-server's client send -2: it must play
+// the recorded file like -2000, not wait for a publisher like -1000.
+func TestVODStartInSeconds(t *testing.T) {
+	dir := t.TempDir()
+	fx := writeFixture(t, dir, "clip", 10, 5)
+	base, _, _ := startServer(t, session.Config{DataDir: dir})
+	t.Run("-2 plays the file", func(t *testing.T) {
+		c, id := vodPlayer(t, base, 60000, "clip", -2.0)
+		expectEvs(t, c, id, "uc:StreamIsRecorded", "uc:StreamBegin", "status:NetStream.Play.Reset", "status:NetStream.Play.Start")
+		got := media(untilEv(t, c, id, "playstatus", "NetStream.Play.Complete", 10*time.Second))
+		if len(got) != len(fx.tags) {
+			t.Fatalf("got %d media messages, want the file's %d", len(got), len(fx.tags))
+		}
+	})
+	t.Run("-1 is live only", func(t *testing.T) {
+		c, id := vodPlayer(t, base, 0, "clip", -1.0)
+		expectEvs(t, c, id, "uc:StreamBegin", "status:NetStream.Play.Reset", "status:NetStream.Play.Start")
+	})
+}
+
+func TestNormalizeStart(t *testing.T) {
+	for _, tc := range []struct {
+		in   float64
+		norm float64
+		mode session.StartMode
+	}{
+		{-2000, -2000, session.StartLiveOrRecorded}, // ffmpeg's default
+		{-1000, -1000, session.StartLiveOnly},       // ffmpeg live, librtmp
+		{-2, -2000, session.StartLiveOrRecorded},    // GStreamer, node-media-server, the spec
+		{-1, -1000, session.StartLiveOnly},          // the spec
+		{-3, -2000, session.StartLiveOrRecorded},
+		{-1.5, -2000, session.StartLiveOrRecorded},
+		{-0.5, -1000, session.StartLiveOnly},
+		{-5000, -5000, session.StartLiveOrRecorded},
+		{-1200, -1200, session.StartLiveOnly},
+		{0, 0, session.StartRecorded},
+		{1500, 1500, session.StartRecorded},
+	} {
+		if got := session.NormalizeStart(tc.in); got != tc.norm {
+			t.Errorf("NormalizeStart(%v) = %v, want %v", tc.in, got, tc.norm)
+		}
+		if got := session.NormalizeStart(session.NormalizeStart(tc.in)); got != tc.norm {
+			t.Errorf("NormalizeStart twice (%v) = %v, want %v", tc.in, got, tc.norm)
+		}
+		if got := session.PlayStartMode(tc.in); got != tc.mode {
+			t.Errorf("PlayStartMode(%v) = %v, want %v", tc.in, got, tc.mode)
+		}
+	}
+}
+
 func TestGetStreamLength(t *testing.T) {
 	dir := t.TempDir()
 	writeFixture(t, dir, "clip", 50, 25)

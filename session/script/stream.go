@@ -35,7 +35,8 @@ const maxStreams = 64 // per instance
 type playItem struct {
 	name string
 	// start in seconds: >= 0 recorded (from that point), -1 live only,
-	// -2 live when published, else recorded, else live when published.
+	// -2 live when published, else recorded, else live when published;
+	// the sentinels also in milliseconds (session.PlayStartMode).
 	start  float64
 	length float64 // seconds; < 0 to the end; 0 a single frame
 }
@@ -414,8 +415,9 @@ var errSelf = errors.New("a stream cannot play itself")
 // stream of that name (which may not be published yet).
 func (ss *srvStream) choose(it playItem) (*session.StreamFile, bool, error) {
 	in := ss.a.in
-	recordedOnly := it.start >= 0 || strings.HasPrefix(it.name, "mp4:")
-	liveOnly := !recordedOnly && it.start > -1.5
+	mode := session.PlayStartMode(it.start) // -1000/-2000 as -1/-2
+	recordedOnly := mode == session.StartRecorded || strings.HasPrefix(it.name, "mp4:")
+	liveOnly := !recordedOnly && mode == session.StartLiveOnly
 	live := liveOnly || !recordedOnly && in.LiveNow(it.name)
 	if !live {
 		f, err := in.OpenStreamFile(it.name)

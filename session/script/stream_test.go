@@ -419,3 +419,65 @@ Client.prototype.go = function (start) { s.play("cam", start, -1, true); return 
 	}
 	waitMark('L') // published: live
 }
+
+// Stream.play's start also takes the sentinels in milliseconds, as client
+// plays do (session.NormalizeStart): -1000 is live only, not "below -1.5".
+func TestServerSideStreamStartInMilliseconds(t *testing.T) {
+	base, srv, logs := startServer(t, map[string]map[string]string{"selms": {
+		"streams/_definst_/cam.flv": markedClip(t, 2, 'F'),
+		"main.asc": `
+var s;
+application.onAppStart = function () {
+	s = Stream.get("out");
+	s.onStatus = function (i) { trace("out: " + i.code); };
+};
+Client.prototype.go = function (start) { s.play("cam", start, -1, true); return true; };
+`}}, time.Second)
+	ctx := ctxT(t, 15*time.Second)
+	ctrl := mustDial(t, base+"/selms", client.Options{})
+	p := mustDial(t, base+"/selms", client.Options{})
+	msid, err := p.CreateStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Play(ctx, msid, "out", -1000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctrl.Call(ctx, "go", -1000.0); err != nil {
+		t.Fatal(err)
+	}
+	// Live only: the server-side stream waits as a player of cam; the file
+	// is not played.
+	waitFor(t, 5*time.Second, "the server-side stream to wait for cam", func() bool {
+		for _, v := range srv.Streams() {
+			if v.App == "selms" && v.Name == "cam" && len(v.Players) > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	p.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	for {
+		m, err := p.ReadMessage()
+		if err != nil {
+			break
+		}
+		if m.Type == message.TypeVideo {
+			t.Fatalf("start -1000 played the file\n%s", logs)
+		}
+	}
+	if _, err := ctrl.Call(ctx, "go", -2000.0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.SetReadDeadline(deadline)
+		m, err := p.ReadMessage()
+		if err != nil {
+			t.Fatalf("start -2000 with no publisher: no frame of the file: %v\n%s", err, logs)
+		}
+		if m.Type == message.TypeVideo && len(m.Payload) >= 4 && m.Payload[3] == 'F' {
+			break
+		}
+	}
+}
