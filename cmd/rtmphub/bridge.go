@@ -94,6 +94,10 @@ func runBridge(args []string, environ map[string]string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "rtmphub bridge: RTMPHUB_BRIDGE_TO / --to is required (see rtmphub bridge --help)")
 		return 2
 	}
+	if *vals["listen"] == "" { // as the server's settings: empty is not the default, and no off
+		fmt.Fprintln(stderr, "rtmphub bridge: RTMPHUB_BRIDGE_LISTEN / --listen must not be empty: unset it for the default", bridgeSettings[0].def)
+		return 2
+	}
 	if insecure && *vals["pin"] != "" {
 		fmt.Fprintln(stderr, "rtmphub bridge: --insecure and --pin exclude each other")
 		return 2

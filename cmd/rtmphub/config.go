@@ -21,6 +21,11 @@ import (
 // environment variable RTMPHUB_<env> and from the flag of the same name in
 // lower case with dashes; a flag wins over the environment, which wins over
 // the default.
+//
+// An empty value, a variable set to nothing or a flag given "", is not
+// "the default": it turns the setting off when the setting has an off
+// value, and is an error otherwise (see setting.offValue). A row's off
+// value is its off tag, or its default when that is empty already.
 type config struct {
 	RTMPAddr         string        `env:"RTMP_ADDR" envDefault:":1935" help:"TCP address for RTMP"`
 	DataDir          string        `env:"DATA_DIR" envDefault:"./data" help:"applications folder: <data>/<app>/..."`
@@ -32,20 +37,20 @@ type config struct {
 	PlayerQueueBytes int           `env:"PLAYER_QUEUE_BYTES" envDefault:"4194304" help:"payload bytes queued per player before it skips to the next keyframe"`
 	StallTimeout     time.Duration `env:"STALL_TIMEOUT" envDefault:"10s" help:"disconnect a client whose writes stall this long"`
 	GOPCache         bool          `env:"GOP_CACHE" envDefault:"true" help:"start players at the last keyframe"`
-	WriteMerge       time.Duration `env:"WRITE_MERGE" envDefault:"50ms" help:"longest wait of audio for the next video frame to share a write (0 = write every message at once)"`
+	WriteMerge       time.Duration `env:"WRITE_MERGE" envDefault:"50ms" off:"0" help:"longest wait of audio for the next video frame to share a write (0 = write every message at once)"`
 	TCPNoDelay       bool          `env:"TCP_NODELAY" envDefault:"false" help:"keep TCP_NODELAY for live players; off gives their sockets Nagle back: less CPU, at most a round trip of latency (other clients always keep TCP_NODELAY)"`
 	ChunkSize        int           `env:"CHUNK_SIZE" envDefault:"4096" help:"outgoing RTMP chunk size"`
 	StrictApps       bool          `env:"STRICT_APPS" envDefault:"false" help:"accept only applications that have a folder in the data dir, as FMS"`
-	PublisherGrace   time.Duration `env:"PUBLISHER_GRACE" envDefault:"3s" help:"how long players wait for a vanished publisher to come back"`
-	DebugAddr        string        `env:"DEBUG_ADDR" envDefault:"" help:"address for Go's pprof profiles over HTTP, without a token (empty = off; keep it on loopback; the admin API serves them behind its token)"`
+	PublisherGrace   time.Duration `env:"PUBLISHER_GRACE" envDefault:"3s" off:"0" help:"how long players wait for a vanished publisher to come back (0 = tell them at once)"`
+	DebugAddr        string        `env:"DEBUG_ADDR" envDefault:"" help:"address for Go's pprof profiles over HTTP, without a token (keep it on loopback; the admin API serves them behind its token)"`
 	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"5s" help:"longest graceful shutdown"`
 
-	HTTPAddr         string        `env:"HTTP_ADDR" envDefault:":80" help:"TCP address for RTMPT, RTMP over HTTP (the RTMP port serves it too); empty = off"`
+	HTTPAddr         string        `env:"HTTP_ADDR" envDefault:":80" off:"" help:"TCP address for RTMPT, RTMP over HTTP (the RTMP port serves it too)"`
 	TLSCert          string        `env:"TLS_CERT" envDefault:"" help:"PEM certificate chain file: enables RTMPS and RTMPTS (TLS is also sniffed on the RTMP and HTTP ports)"`
 	TLSKey           string        `env:"TLS_KEY" envDefault:"" help:"PEM private key file of the certificate"`
-	TLSAddr          string        `env:"TLS_ADDR" envDefault:":443" help:"TCP address for RTMPS/RTMPTS when a certificate is set; empty = off"`
+	TLSAddr          string        `env:"TLS_ADDR" envDefault:":443" off:"" help:"TCP address for RTMPS/RTMPTS when a certificate is set"`
 	TrustedProxies   string        `env:"TRUSTED_PROXIES" envDefault:"" help:"comma-separated CIDRs of reverse proxies whose X-Forwarded-For / Forwarded headers name the client"`
-	RTMPTHold        time.Duration `env:"RTMPT_HOLD" envDefault:"500ms" help:"longest time an RTMPT idle poll waits for data before an empty reply (0 = answer at once)"`
+	RTMPTHold        time.Duration `env:"RTMPT_HOLD" envDefault:"500ms" off:"0" help:"longest time an RTMPT idle poll waits for data before an empty reply (0 = answer at once)"`
 	RTMPTTimeout     time.Duration `env:"RTMPT_TIMEOUT" envDefault:"15s" help:"close an RTMPT session that sends no request for this long"`
 	RTMPTMaxSessions int           `env:"RTMPT_MAX_SESSIONS" envDefault:"10000" help:"RTMPT sessions at once"`
 	RTMPTMaxPerIP    int           `env:"RTMPT_MAX_PER_IP" envDefault:"100" help:"RTMPT sessions at once from one client address"`
@@ -63,24 +68,24 @@ type config struct {
 	MaxSOProperties int           `env:"MAX_SO_PROPERTIES" envDefault:"10000" help:"most slots in one shared object"`
 	ScriptTimeout   time.Duration `env:"SCRIPT_TIMEOUT" envDefault:"5s" help:"interrupt a main.asc callback (onConnect, a call, a timer...) that runs longer than this"`
 	ScriptQueue     int           `env:"SCRIPT_QUEUE" envDefault:"4096" help:"events waiting for one instance's main.asc; a client call finding it full fails with Application busy"`
-	RPCTestApp      string        `env:"RPC_TEST_APP" envDefault:"" help:"name of an application given the built-in test methods echo, add, fail, callBack and broadcast (for client tests; empty = none)"`
+	RPCTestApp      string        `env:"RPC_TEST_APP" envDefault:"" help:"name of an application given the built-in test methods echo, add, fail, callBack and broadcast (for client tests)"`
 
-	AdminAddr           string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:1111" help:"TCP address of the admin API, metrics and health checks (empty = off); off loopback it needs --admin-token"`
+	AdminAddr           string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:1111" off:"" help:"TCP address of the admin API, metrics and health checks; off loopback it needs --admin-token"`
 	AdminToken          string        `env:"ADMIN_TOKEN" envDefault:"" help:"bearer token the admin API requires (all but /healthz and /readyz); also enables /debug/pprof/ there"`
 	AuthURL             string        `env:"AUTH_URL" envDefault:"" help:"URL POSTed a JSON request on every connect, publish and play: 2xx allows, anything else denies"`
 	AuthTimeout         time.Duration `env:"AUTH_TIMEOUT" envDefault:"5s" help:"longest wait for the authorization callback"`
 	AuthFailOpen        bool          `env:"AUTH_FAIL_OPEN" envDefault:"false" help:"allow when the authorization callback fails (error, timeout, 5xx) instead of denying"`
 	AuthSecret          string        `env:"AUTH_SECRET" envDefault:"" help:"secret of signed stream tokens: publish and play need ?token=hex(HMAC-SHA256(secret, app/stream/expires))&expires=<unix time>"`
-	MaxConnectionsPerIP int           `env:"MAX_CONNECTIONS_PER_IP" envDefault:"0" help:"clients at once from one address (0 = no limit)"`
-	ClientBandwidthOut  int           `env:"CLIENT_BANDWIDTH_OUT" envDefault:"0" help:"bytes per second sent to each client at most (0 = no limit), as FMS setBandwidthLimit"`
-	ClientBandwidthIn   int           `env:"CLIENT_BANDWIDTH_IN" envDefault:"0" help:"bytes per second read from each client at most (0 = no limit)"`
+	MaxConnectionsPerIP int           `env:"MAX_CONNECTIONS_PER_IP" envDefault:"0" off:"0" help:"clients at once from one address (0 = no limit)"`
+	ClientBandwidthOut  int           `env:"CLIENT_BANDWIDTH_OUT" envDefault:"0" off:"0" help:"bytes per second sent to each client at most (0 = no limit), as FMS setBandwidthLimit"`
+	ClientBandwidthIn   int           `env:"CLIENT_BANDWIDTH_IN" envDefault:"0" off:"0" help:"bytes per second read from each client at most (0 = no limit)"`
 
-	QUICAddr        string        `env:"QUIC_ADDR" envDefault:":1935" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (whole messages framed on QUIC; the gateway relays them to the origin as chunked RTMP); empty = off"`
+	QUICAddr        string        `env:"QUIC_ADDR" envDefault:":1935" off:"" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (whole messages framed on QUIC; the gateway relays them to the origin as chunked RTMP)"`
 	QUICIdleTimeout time.Duration `env:"QUIC_IDLE_TIMEOUT" envDefault:"30s" help:"close a QUIC connection silent this long"`
-	QUICKeepAlive   time.Duration `env:"QUIC_KEEPALIVE" envDefault:"10s" help:"QUIC keep-alive period (0 = off)"`
+	QUICKeepAlive   time.Duration `env:"QUIC_KEEPALIVE" envDefault:"10s" off:"0" help:"QUIC keep-alive period (0 = off)"`
 	RoQRDatagrams   bool          `env:"ROQR_DATAGRAMS" envDefault:"true" help:"offer QUIC DATAGRAMs to RoQR clients: with a client that offers them too, inter frames and audio frames travel in datagrams (a lost one is dropped, not waited for); commands, metadata, sequence headers and keyframes stay on the stream"`
 	Upstream        string        `env:"UPSTREAM" envDefault:"" help:"gateway mode: forward every client, byte for byte, to this rtmp://host:port origin instead of serving it here"`
-	UpstreamProxy   int           `env:"UPSTREAM_PROXY_PROTOCOL" envDefault:"0" help:"send a PROXY protocol header (1 or 2) to the upstream naming the client; 0 = off"`
+	UpstreamProxy   int           `env:"UPSTREAM_PROXY_PROTOCOL" envDefault:"0" off:"0" help:"send a PROXY protocol header (1 or 2) to the upstream naming the client; 0 = off"`
 	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"5s" help:"longest wait to connect to the upstream before refusing the client"`
 
 	// explicit holds the names of the fields set by the environment or a
@@ -118,6 +123,30 @@ func settings(cfg *config) []setting {
 	return out
 }
 
+// offValue is what an empty value sets: the row's off tag, or its default
+// when that is empty (such a setting is off unless set). ok is false for a
+// setting that cannot be off, where an empty value is an error: an empty
+// --rtmp-addr would listen on a random port, an empty --data-dir in the
+// working directory, an empty --gop-cache is neither true nor false.
+func (s setting) offValue() (v string, ok bool) {
+	if v, ok := s.field.Tag.Lookup("off"); ok {
+		return v, true
+	}
+	if s.field.Tag.Get("envDefault") == "" {
+		return "", true
+	}
+	return "", false
+}
+
+// setEmpty applies an empty value to s.
+func (s setting) setEmpty() error {
+	off, ok := s.offValue()
+	if !ok {
+		return fmt.Errorf("must not be empty: this setting has no off; unset it for the default %q", s.field.Tag.Get("envDefault"))
+	}
+	return fieldValue{s}.Set(off)
+}
+
 // settingError names the variable and flag of a bad setting in one line.
 type settingError struct {
 	s   setting
@@ -133,13 +162,28 @@ func (e *settingError) Error() string {
 // args. It returns flag.ErrHelp when help was asked for.
 func loadConfig(args []string, environ map[string]string, usage io.Writer) (*config, error) {
 	cfg := &config{}
-	if err := env.ParseWithOptions(cfg, env.Options{Prefix: envPrefix, Environment: environ}); err != nil {
+	// env reads an empty variable as unset (its default); empty ones are
+	// kept from it and applied after, by the same rule as an empty flag.
+	nonEmpty := make(map[string]string, len(environ))
+	for k, v := range environ {
+		if v != "" {
+			nonEmpty[k] = v
+		}
+	}
+	if err := env.ParseWithOptions(cfg, env.Options{Prefix: envPrefix, Environment: nonEmpty}); err != nil {
 		return nil, envError(cfg, err, environ)
+	}
+	for _, s := range settings(cfg) {
+		if v, ok := environ[s.env]; ok && v == "" {
+			if err := s.setEmpty(); err != nil {
+				return nil, &settingError{s: s, err: err}
+			}
+		}
 	}
 	fs := flag.NewFlagSet("rtmphub serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	for _, s := range settings(cfg) {
-		fs.Var(fieldValue{s.value}, s.flag, s.field.Tag.Get("help"))
+		fs.Var(fieldValue{s}, s.flag, s.field.Tag.Get("help"))
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -252,49 +296,64 @@ func validate(cfg *config) error {
 }
 
 // fieldValue is a flag.Value over one config field.
-type fieldValue struct{ v reflect.Value }
+type fieldValue struct{ s setting }
 
 func (f fieldValue) String() string {
-	if !f.v.IsValid() {
+	if !f.s.value.IsValid() {
 		return ""
 	}
-	return fmt.Sprint(f.v.Interface())
+	return fmt.Sprint(f.s.value.Interface())
 }
 
-func (f fieldValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == reflect.Bool }
+func (f fieldValue) IsBoolFlag() bool { return f.s.value.IsValid() && f.s.value.Kind() == reflect.Bool }
 
 func (f fieldValue) Set(s string) error {
-	switch f.v.Interface().(type) {
+	v := f.s.value
+	if s == "" {
+		if off, ok := f.s.offValue(); !ok || off != "" {
+			return f.s.setEmpty()
+		}
+	}
+	switch v.Interface().(type) {
 	case string:
-		f.v.SetString(s)
+		v.SetString(s)
 	case bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
 			return errors.New("want true or false")
 		}
-		f.v.SetBool(b)
+		v.SetBool(b)
 	case int:
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			return errors.New("want a whole number")
 		}
-		f.v.SetInt(int64(n))
+		v.SetInt(int64(n))
 	case time.Duration:
 		d, err := time.ParseDuration(s)
 		if err != nil {
 			return errors.New("want a duration such as 500ms or 10s")
 		}
-		f.v.SetInt(int64(d))
+		v.SetInt(int64(d))
 	default:
-		return fmt.Errorf("unsupported setting type %s", f.v.Type())
+		return fmt.Errorf("unsupported setting type %s", v.Type())
 	}
 	return nil
 }
 
 func printSettings(w io.Writer) {
 	var cfg config
-	fmt.Fprintf(w, "Settings (flag > environment > default):\n")
+	fmt.Fprintf(w, "Settings (flag > environment > default). An empty value (RTMPHUB_QUIC_ADDR= or\n"+
+		"--quic-addr=) turns off a setting marked [empty = off] and is an error for the others:\n")
 	for _, s := range settings(&cfg) {
-		fmt.Fprintf(w, "  --%-18s %-26s default %-10q %s\n", s.flag, s.env, s.field.Tag.Get("envDefault"), s.field.Tag.Get("help"))
+		help := s.field.Tag.Get("help")
+		if off, ok := s.offValue(); ok {
+			if off == "" {
+				help += " [empty = off]"
+			} else {
+				help += " [empty = " + off + "]"
+			}
+		}
+		fmt.Fprintf(w, "  --%-18s %-26s default %-10q %s\n", s.flag, s.env, s.field.Tag.Get("envDefault"), help)
 	}
 }
