@@ -155,7 +155,20 @@ func (r *Reader) isKeyframeAt(k Keyframe) bool {
 	p, _ := r.br.Peek(min(int(h.size), peekSize))
 	ok := isSeekPoint(p)
 	r.synced = false
-	return ok
+	if !ok {
+		return false
+	}
+	// The tag must be whole: its PreviousTagSize follows its data and
+	// matches (a header alone let a forged index point playback at a tag
+	// that Next then refuses as corrupt).
+	var t [PrevSizeSize]byte
+	if _, err := r.rs.Seek(k.Pos+TagHeaderSize+int64(h.size), io.SeekStart); err != nil {
+		return false
+	}
+	if _, err := io.ReadFull(r.rs, t[:]); err != nil {
+		return false
+	}
+	return binary.BigEndian.Uint32(t[:]) == TagHeaderSize+h.size
 }
 
 // lastTimestamp reads the timestamp of the last tag, found through the
