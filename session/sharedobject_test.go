@@ -135,6 +135,46 @@ func TestSharedObjectTwoClients(t *testing.T) {
 	}
 }
 
+// Shared object messages go out on chunk stream 3, with the commands of
+// message stream 0: client libraries that read commands only from chunk
+// streams 2 and 3 dropped them on 4 (see message.CSIDSharedOb).
+func TestSharedObjectChunkStream(t *testing.T) {
+	base, _, _ := startServer(t, session.Config{SOSyncInterval: 30 * time.Millisecond})
+	ctx := ctxT(t, 5*time.Second)
+	// readRaw reads until the next shared object message.
+	readRaw := func(c *client.Conn) *message.Message {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			m, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("waiting for a shared object message: %v", err)
+			}
+			if m.Type == message.TypeSharedObjectAMF0 || m.Type == message.TypeSharedObjectAMF3 {
+				return m
+			}
+		}
+	}
+	for _, enc := range []float64{0, 3} {
+		a := dial(t, base+"/chat/csid", client.Options{ObjectEncoding: enc})
+		b := dial(t, base+"/chat/csid", client.Options{ObjectEncoding: enc})
+		name := fmt.Sprintf("room%v", enc)
+		sa, sb := &soState{props: map[string]any{}}, &soState{props: map[string]any{}}
+		a.UseSO(name, false, 0)
+		readSO(t, ctx, a, name, sa)
+		b.UseSO(name, false, 0)
+		readSO(t, ctx, b, name, sb)
+		a.SetSO(name, false, sa.version, kv("x", 1.0))
+		for who, c := range map[string]*client.Conn{"requester (Success)": a, "listener (Change)": b} {
+			if m := readRaw(c); m.ChunkStreamID != message.CSIDCommand {
+				t.Errorf("encoding %v, %s: shared object message on chunk stream %d, want %d", enc, who, m.ChunkStreamID, message.CSIDCommand)
+			}
+		}
+		a.Close()
+		b.Close()
+	}
+}
+
 func TestSharedObjectConflictFirstWriterWins(t *testing.T) {
 	base, _, _ := startServer(t, session.Config{SOSyncInterval: 200 * time.Millisecond})
 	ctx := ctxT(t, 5*time.Second)

@@ -63,12 +63,24 @@ func (t Type) IsControl() bool { return t >= TypeSetChunkSize && t <= TypeSetPee
 // on the wire; these keep control, commands and media apart so that chunk
 // header compression works per kind.
 const (
-	CSIDControl  uint32 = 2 // protocol control and user control
-	CSIDCommand  uint32 = 3 // commands on message stream 0
-	CSIDStream   uint32 = 5 // commands and data on a media stream
-	CSIDAudio    uint32 = 6
-	CSIDVideo    uint32 = 7
-	CSIDSharedOb uint32 = 4
+	CSIDControl uint32 = 2 // protocol control and user control
+	CSIDCommand uint32 = 3 // commands on message stream 0
+	CSIDStream  uint32 = 5 // commands and data on a media stream
+	CSIDAudio   uint32 = 6
+	CSIDVideo   uint32 = 7
+
+	// CSIDSharedOb carries shared object messages (types 19 and 16): chunk
+	// stream 3, with the commands of message stream 0. Flash Player and
+	// librtmp (RTMP_ClientPacket switches on the message type) take them
+	// on any chunk stream, and FMS itself answered a Use on 4 (Adobe Media
+	// Server 5's bytes in HaishinKit.swift issue #21); but Red5
+	// (RTMPConnection.sendSharedObjectMessage and ClientSharedObject write
+	// to channel 3) and FluorineFx (SharedObject.SendUpdates,
+	// SendSOCreationFailed: GetChannel(3)) send them on 3, and client
+	// libraries written against those read commands only from chunk
+	// streams 2 and 3 and silently dropped ours on 4. No client is known
+	// to require 4, so 3 reaches both kinds.
+	CSIDSharedOb = CSIDCommand
 )
 
 // DefaultCSID returns the chunk stream id rtmphub writes a message of type t
