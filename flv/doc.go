@@ -68,7 +68,8 @@
 // onMetaData tag to the placeholder state at once (so that a killed Append
 // does not leave a stale duration or index), and offsets the timestamps it
 // is given by Base, the end of the file's media, so that they continue
-// the file's.
+// the file's: decode times after the last, and with B-frames (composition
+// times), presentation times after the last presented frame too.
 //
 // Timestamps are 32-bit milliseconds; a recording longer than 49.7 days
 // wraps them, which this package does not handle.

@@ -149,6 +149,12 @@ func parseTagHeader(p []byte) (tagHeader, error) {
 // payload too short to classify counts when its frame type says keyframe.
 func isSeekPoint(p []byte) bool {
 	v, ok := message.ParseVideo(p)
+	return seekPoint(p, v, ok)
+}
+
+// seekPoint is isSeekPoint of p, which message.ParseVideo classified as v,
+// ok.
+func seekPoint(p []byte, v message.VideoInfo, ok bool) bool {
 	if !ok {
 		// Only the frame type is left to go by: bits 4-6 in both layouts.
 		return len(p) > 0 && p[0]>>4&0x07 == 1

@@ -236,14 +236,48 @@ func (s *streamEnd) end() uint32 {
 type scanResult struct {
 	video, audio []Keyframe
 	vEnd, aEnd   streamEnd
-	last         uint32 // largest timestamp of any tag
-	end          int64  // position after the last complete tag
-	truncated    bool   // the file ends inside a tag
-	err          error  // a corrupt tag, or a read error
+	// frames follows the timestamps of video frames only (not sequence
+	// headers and the like): their interval is the frame rate's.
+	frames streamEnd
+	// presented is the largest presentation time of a video frame with
+	// a positive composition time (timestamp plus composition time), 0
+	// for none.
+	presented uint32
+	last      uint32 // largest timestamp of any tag
+	end       int64  // position after the last complete tag
+	truncated bool   // the file ends inside a tag
+	err       error  // a corrupt tag, or a read error
 }
 
 // endTime is the largest stream end, in milliseconds.
 func (s *scanResult) endTime() uint32 { return max(s.vEnd.end(), s.aEnd.end()) }
+
+// appendBase is where media appended to the file starts: endTime, or
+// when a video frame is presented later than the video's last timestamp
+// (B-frames: a composition time), one frame after the last presentation,
+// so that appended frames are neither decoded nor presented before the
+// file's last ones. With video it is then rounded up to the video's frame
+// grid (a whole number of frame intervals after its last timestamp): when
+// audio ends later than video (a kill cut the video first), an appended
+// part shifted off the grid made ffmpeg guess a frame rate of 24.8 rather
+// than 25 and warn of "non monotonically increasing dts" when decoding (17
+// of 68 joins of a recording without B-frames).
+func (s *scanResult) appendBase() uint32 {
+	end := uint64(s.endTime())
+	v := &s.frames
+	if !v.seen || v.minGap == 0 {
+		return uint32(end)
+	}
+	if s.presented > 0 {
+		end = max(end, uint64(s.presented)+uint64(v.minGap))
+	}
+	if end > uint64(v.max) {
+		if r := (end - uint64(v.max)) % uint64(v.minGap); r != 0 {
+			end += uint64(v.minGap) - r
+		}
+	}
+	return uint32(min(end, math.MaxUint32))
+}
 
 func (s *scanResult) index(r *Reader) *Index {
 	kfs := s.video
@@ -285,9 +319,16 @@ func (r *Reader) scan() *scanResult {
 		}
 		kf := Keyframe{Time: float64(h.ts) / 1000, Pos: r.pos}
 		var key, audio bool
+		var pts uint32
+		var frame bool
 		switch h.typ {
 		case TagVideo:
-			key = isSeekPoint(p) && (len(s.video) == 0 || kf.Time >= s.video[len(s.video)-1].Time)
+			v, ok := message.ParseVideo(p)
+			key = seekPoint(p, v, ok) && (len(s.video) == 0 || kf.Time >= s.video[len(s.video)-1].Time)
+			frame = ok && !v.SequenceHeader && !v.SequenceEnd && !v.Command && !v.Metadata
+			if v.CompositionTime > 0 {
+				pts = uint32(min(uint64(h.ts)+uint64(v.CompositionTime), math.MaxUint32))
+			}
 		case TagAudio:
 			a, ok := message.ParseAudio(p)
 			audio = ok && !a.SequenceHeader && !a.SequenceEnd && !a.MultichannelConfig &&
@@ -308,6 +349,10 @@ func (r *Reader) scan() *scanResult {
 		switch h.typ {
 		case TagVideo:
 			s.vEnd.add(h.ts)
+			if frame {
+				s.frames.add(h.ts)
+			}
+			s.presented = max(s.presented, pts)
 			if key {
 				s.video = append(s.video, kf)
 			}

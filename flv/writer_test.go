@@ -3,6 +3,7 @@ package flv
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,16 +14,20 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/message"
 )
 
+// avcP is an AVC inter frame without composition time: a P-frame of a
+// stream without B-frames, which Append continues at its decode end.
+var avcP = hx("2701 000000 00000004 41e002")
+
 // gop returns the tags of seconds [from, to) of a stream with a keyframe
-// every second, 25 fps video and 40 ms audio, with sequence headers first
-// when from is 0.
+// every second, 25 fps video without B-frames and 40 ms audio, with
+// sequence headers first when from is 0.
 func gop(from, to uint32) []Tag {
 	var ts []Tag
 	if from == 0 {
 		ts = append(ts, tg(TagVideo, 0, avcSeq), tg(TagAudio, 0, aacSeq))
 	}
 	for ms := from * 1000; ms < to*1000; ms += 40 {
-		v := avcInter
+		v := avcP
 		if ms%1000 == 0 {
 			v = avcKey
 		}
@@ -480,4 +485,161 @@ func TestWriterFailedWrite(t *testing.T) {
 	}
 	_, got := readFile(t, path)
 	sameTags(t, got[1:], append(gop(0, 1), tg(TagVideo, 1000, avcKey)))
+}
+
+// bframes returns seconds [from, to) of a stream with B-frames, as x264
+// with two B-frames lays it out: 25 fps AVC (legacy, or HEVC CodedFrames
+// when enhanced) in decode order I P B B P B B..., a keyframe every
+// second, presentation one frame behind decoding (composition times 40
+// for the I-frame, 120 for P, 0 for B), and 40 ms audio; sequence headers
+// first when from is 0.
+func bframes(from, to uint32, enhanced bool) []Tag {
+	var ts []Tag
+	if from == 0 {
+		seq := avcSeq
+		if enhanced {
+			seq = hevcSeq
+		}
+		ts = append(ts, tg(TagVideo, 0, seq), tg(TagAudio, 0, aacSeq))
+	}
+	for ms := from * 1000; ms < to*1000; ms += 40 {
+		k := ms % 1000 / 40 // decode order in the GOP
+		var cts int32
+		switch {
+		case k == 0:
+			cts = 40
+		case k%3 == 1:
+			cts = 120
+		}
+		ts = append(ts, tg(TagVideo, ms, codedFrame(k == 0, cts, enhanced)), tg(TagAudio, ms, aacFrame))
+	}
+	return ts
+}
+
+// codedFrame returns an AVC (legacy) or HEVC (E-RTMP CodedFrames) frame
+// with composition time cts.
+func codedFrame(key bool, cts int32, enhanced bool) []byte {
+	c := []byte{byte(cts >> 16), byte(cts >> 8), byte(cts)}
+	switch {
+	case enhanced && key:
+		return cat(hx("91"), []byte("hvc1"), c, hx("00000003 2601af"))
+	case enhanced:
+		return cat(hx("a1"), []byte("hvc1"), c, hx("00000003 0201d0"))
+	case key:
+		return cat(hx("1701"), c, hx("00000004 65888400"))
+	}
+	return cat(hx("2701"), c, hx("00000003 41e002"))
+}
+
+// presentation returns a video tag's presentation time: its timestamp plus
+// its composition time; ok is false for anything but a coded frame.
+func presentation(tag Tag) (int64, bool) {
+	if tag.Type != TagVideo {
+		return 0, false
+	}
+	v, ok := message.ParseVideo(tag.Data)
+	if !ok || v.SequenceHeader || v.SequenceEnd || v.Command || v.Metadata {
+		return 0, false
+	}
+	return int64(tag.Timestamp) + int64(v.CompositionTime), true
+}
+
+// joinFault checks the join of a file's first n tags with what follows
+// (an Append): per stream, the appended tags' timestamps (decode times)
+// must be after the file's last; the appended video must be presented
+// after the file's last presented frame, and the appended part start no
+// more than two frames (frame is the video's frame interval: one frame,
+// and rounding to the frame grid) after the file's last presentation or
+// timestamp. It returns what is wrong, or "".
+func joinFault(tags []Tag, n int, frame int64) string {
+	lastTS := map[message.Type]int64{}
+	maxPTS, end := int64(-1), int64(0)
+	for _, tag := range tags[:n] {
+		if tag.Type == TagScript {
+			continue
+		}
+		lastTS[tag.Type] = max(lastTS[tag.Type], int64(tag.Timestamp))
+		end = max(end, int64(tag.Timestamp))
+		if pts, ok := presentation(tag); ok {
+			maxPTS = max(maxPTS, pts)
+		}
+	}
+	end = max(end, maxPTS)
+	seen := map[message.Type]bool{}
+	minPTS, start := int64(-1), int64(-1)
+	for _, tag := range tags[n:] {
+		if tag.Type == TagScript {
+			continue
+		}
+		if start < 0 {
+			start = int64(tag.Timestamp)
+		}
+		if !seen[tag.Type] {
+			seen[tag.Type] = true
+			if int64(tag.Timestamp) <= lastTS[tag.Type] {
+				return fmt.Sprintf("%v: appended timestamp %d, the file's last %d", tag.Type, tag.Timestamp, lastTS[tag.Type])
+			}
+		}
+		if pts, ok := presentation(tag); ok && (minPTS < 0 || pts < minPTS) {
+			minPTS = pts
+		}
+	}
+	switch {
+	case minPTS <= maxPTS:
+		return fmt.Sprintf("appended video presented from %d, the file's until %d", minPTS, maxPTS)
+	case start > end+2*frame:
+		return fmt.Sprintf("appended part starts at %d, the file ends at %d: a gap", start, end)
+	}
+	return ""
+}
+
+// A recording with B-frames killed in any tag of its last second, then
+// appended to, continues with decode times after the file's and
+// presentation times after the file's, one frame on: legacy AVC and
+// E-RTMP HEVC composition times alike.
+func TestAppendAfterKillBFrames(t *testing.T) {
+	for _, enhanced := range []bool{false, true} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "rec.flv")
+		w, err := Create(path, true, true, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeAll(t, w, bframes(0, 3, enhanced))
+		w.f.Close() // killed: no Close
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, all, err := readAll(b, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		faults, joins := 0, 0
+		for i, tag := range all {
+			if tag.Timestamp < 2000 {
+				continue
+			}
+			// Cut in the middle of the tag, as a kill during its write.
+			cut := filepath.Join(dir, fmt.Sprintf("cut%d.flv", i))
+			if err := os.WriteFile(cut, b[:tag.Offset+8+int64(len(tag.Data))/2], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			w, err := Append(cut)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeAll(t, w, bframes(0, 1, enhanced))
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			_, got := readFile(t, cut)
+			joins++
+			if f := joinFault(got, i, 40); f != "" {
+				faults++
+				t.Errorf("enhanced %v, cut in tag %d (%v at %d): %s", enhanced, i, tag.Type, tag.Timestamp, f)
+			}
+		}
+		t.Logf("enhanced %v: %d of %d joins faulty", enhanced, faults, joins)
+	}
 }

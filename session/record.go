@@ -18,13 +18,14 @@ import (
 
 // Recording: publish type "record" writes the stream to
 // <DataDir>/<app>/streams/<instance>/<name>.flv, replacing the file;
-// "append" continues it, its timestamps following the file's. The
-// publisher's reader goroutine only queues messages (bounded in bytes);
-// a goroutine per recording writes them, so a slow disk never stalls the
-// publisher or its players. When the disk cannot keep up and the queue
-// overflows, or a write fails (disk full), the recording stops with
-// NetStream.Record.Failed and live streaming goes on. The file plays
-// while it is being recorded (players follow its end).
+// "append" continues it, its timestamps following the file's: after its
+// last decode and presentation times, also when a kill cut it (see
+// flv.Writer.Base). The publisher's reader goroutine only queues
+// messages (bounded in bytes); a goroutine per recording writes them, so a
+// slow disk never stalls the publisher or its players. When the disk
+// cannot keep up and the queue overflows, or a write fails (disk full),
+// the recording stops with NetStream.Record.Failed and live streaming goes
+// on. The file plays while it is being recorded (players follow its end).
 
 // tagWriter is what a recording writes to: an flv.Writer.
 type tagWriter interface {

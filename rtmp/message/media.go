@@ -101,6 +101,12 @@ type VideoInfo struct {
 	// that one sequence header can be kept per key. "" when not
 	// multitrack.
 	TrackKey string
+	// CompositionTime is the composition time offset of an AVC or HEVC
+	// coded frame, in milliseconds: legacy packet type 1 and E-RTMP
+	// CodedFrames of avc1 or hvc1 (of the first track when multitrack).
+	// The frame is presented at its timestamp plus this. 0 for anything
+	// else (CodedFramesX has none).
+	CompositionTime int32
 }
 
 // AudioInfo classifies an audio message payload.
@@ -149,6 +155,9 @@ func ParseVideo(p []byte) (VideoInfo, bool) {
 			}
 			v.SequenceHeader = p[1] == 0
 			v.SequenceEnd = p[1] == 2
+			if p[1] == 1 && len(p) >= 5 {
+				v.CompositionTime = si24(p[2:])
+			}
 		}
 		return v, true
 	}
@@ -175,8 +184,17 @@ func ParseVideo(p []byte) (VideoInfo, bool) {
 		v.SequenceEnd = true
 	case exVideoMetadata:
 		v.Metadata = true
+	case exCodedFrames:
+		if (v.Codec == "avc1" || v.Codec == "hvc1") && len(ex.data) >= 3 {
+			v.CompositionTime = si24(ex.data)
+		}
 	}
 	return v, true
+}
+
+// si24 reads a big-endian signed 24-bit integer from the first 3 bytes of p.
+func si24(p []byte) int32 {
+	return int32(uint32(p[0])<<24|uint32(p[1])<<16|uint32(p[2])<<8) >> 8
 }
 
 // ParseAudio classifies an audio message payload. It returns false, and a
@@ -251,6 +269,9 @@ type exTracks struct {
 	codec      string
 	multitrack bool
 	trackKey   string
+	// data is the body of the (first) track after its FourCC, track id
+	// and size: the codec's bytes, cut short when p is.
+	data []byte
 }
 
 // parseExTracks reads the FourCC after an enhanced packet type pt or, when
@@ -262,7 +283,7 @@ func parseExTracks(pt byte, p []byte, multitrackType byte) (exTracks, bool) {
 		if len(p) < 4 {
 			return exTracks{}, false
 		}
-		return exTracks{packetType: pt, codec: fourCC(p[:4])}, true
+		return exTracks{packetType: pt, codec: fourCC(p[:4]), data: p[4:]}, true
 	}
 	if len(p) < 1 {
 		return exTracks{}, false
@@ -309,10 +330,16 @@ func parseExTracks(pt byte, p []byte, multitrackType byte) (exTracks, bool) {
 		key = append(key, ':')
 		key = strconv.AppendUint(key, uint64(p[0]), 10)
 		if mt == oneTrack {
+			if n == 0 {
+				ex.data = p[1:]
+			}
 			break
 		}
 		size := int(p[1])<<16 | int(p[2])<<8 | int(p[3])
 		p = p[4:]
+		if n == 0 {
+			ex.data = p[:min(size, len(p))]
+		}
 		if size > len(p) {
 			break
 		}
