@@ -74,6 +74,7 @@ type netStream struct {
 	player *player
 	vod    *vodPlayer // playing recorded streams (vod.go)
 	rec    *recorder  // recording what pub publishes (record.go)
+	name   string     // what it last published or played (stop commands by name)
 }
 
 const maxStreamsPerClient = 64

@@ -1,12 +1,14 @@
 package session
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,16 +115,9 @@ func (c *Client) command(msid uint32, cmd *message.Command) error {
 	case "play":
 		return c.play(msid, cmd)
 	case "deleteStream":
-		if id, ok := amf.Number(cmd.Arg(0)); ok {
-			if ns := c.streams[uint32(id)]; ns != nil {
-				c.closeNetStream(ns, true)
-				delete(c.streams, ns.id)
-			}
-		}
+		c.deleteStream(cmd)
 	case "closeStream":
-		if ns := c.streams[msid]; ns != nil {
-			c.closeNetStream(ns, true)
-		}
+		c.closeStream(msid, cmd)
 	case "pause", "pauseRaw":
 		c.pause(msid, cmd)
 	case "seek":
@@ -365,6 +360,7 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 	c.inst.withStream(name, func(st *Stream) {
 		ns.pub, err = st.publish(c, msid, typ)
 	})
+	ns.name = name
 	if err != nil {
 		c.sendStatus(msid, levelError, "NetStream.Publish.BadName", err.Error(), name)
 		c.log.Info("publish refused", "stream", name, "reason", err.Error())
@@ -444,7 +440,7 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		c.closeNetStream(ns, true)
 	}
 	if choice == choiceVOD {
-		ns.vod = c.startVOD(msid, item, burst)
+		ns.vod, ns.name = c.startVOD(msid, item, burst), name
 		c.log.Info("play", "stream", name, "start", start, "len", length, "recorded", true)
 		c.accessLog("play", "stream", name, "allowed", true, "recorded", true)
 		return nil
@@ -452,6 +448,7 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 	c.inst.withStream(name, func(st *Stream) {
 		// The replies are queued with the stream locked, so that no media
 		// can come between them and the player's first packets.
+		ns.name = name
 		ns.player = st.addPlayer(c, msid, func() {
 			c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
 			if reset {
@@ -505,6 +502,57 @@ func (c *Client) closeNetStream(ns *netStream, graceful bool) {
 		ns.vod.close()
 		ns.vod = nil
 	}
+}
+
+// deleteStream(id) closes stream id and forgets it (FMS, ffmpeg and librtmp
+// send it on message stream 0). GStreamer's rtmp2sink sends the stream's
+// name instead: its stop-commands (FCUnpublish and deleteStream by default,
+// closeStream on request) go on message stream 0 with transaction 0, a null
+// and the name. A name closes and forgets the client's streams that publish
+// or play it, so that players hear UnpublishNotify at once rather than
+// after the publisher grace of a connection that dropped.
+func (c *Client) deleteStream(cmd *message.Command) {
+	if name, ok := cmd.Arg(0).(string); ok {
+		for _, ns := range c.streamsNamed(streamName(name)) {
+			c.closeNetStream(ns, true)
+			delete(c.streams, ns.id)
+		}
+		return
+	}
+	if id, ok := amf.Number(cmd.Arg(0)); ok {
+		if ns := c.streams[uint32(id)]; ns != nil {
+			c.closeNetStream(ns, true)
+			delete(c.streams, ns.id)
+		}
+	}
+}
+
+// closeStream closes the stream the command came on. GStreamer's
+// closeStream(name) comes on message stream 0: a name there closes the
+// client's streams that publish or play it (see deleteStream).
+func (c *Client) closeStream(msid uint32, cmd *message.Command) {
+	if ns := c.streams[msid]; ns != nil {
+		c.closeNetStream(ns, true)
+		return
+	}
+	if name, ok := cmd.Arg(0).(string); ok {
+		for _, ns := range c.streamsNamed(streamName(name)) {
+			c.closeNetStream(ns, true)
+		}
+	}
+}
+
+// streamsNamed returns the client's streams that publish or play name, in
+// the order of their ids.
+func (c *Client) streamsNamed(name string) []*netStream {
+	var out []*netStream
+	for _, ns := range c.streams {
+		if name != "" && ns.name == name && (ns.pub != nil || ns.player != nil || ns.vod != nil) {
+			out = append(out, ns)
+		}
+	}
+	slices.SortFunc(out, func(a, b *netStream) int { return cmp.Compare(a.id, b.id) })
+	return out
 }
 
 // fcUnpublish ends the publication of name on any of the client's streams.
