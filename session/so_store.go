@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/rtmphub/rtmphub/rtmp/amf"
+	"github.com/rtmphub/rtmphub/session/internal/confine"
 )
 
 // Persistent shared objects live in
@@ -45,9 +46,23 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
+// confined checks that the object's file, through any symbolic links on
+// the way (a linked sharedobjects/<instance> folder), stays in the data
+// folder: the rule of recordings (confine.Path). The error names the link.
+func (so *SharedObject) confined() error {
+	_, err := confine.Path(so.sp.cfg().DataDir, so.path)
+	return err
+}
+
 // load reads the object's file, if any; leftover temporary files of an
 // interrupted save are removed.
 func (so *SharedObject) load() error {
+	if err := so.confined(); err != nil {
+		if errors.Is(err, fs.ErrNotExist) { // no data folder yet: no file
+			return nil
+		}
+		return err
+	}
 	dir, base := filepath.Split(so.path)
 	if tmps, _ := filepath.Glob(filepath.Join(dir, "."+base+".tmp*")); len(tmps) > 0 {
 		for _, t := range tmps {
@@ -159,7 +174,14 @@ func (so *SharedObject) saveNow() error {
 	so.dirty = false
 	so.mu.Unlock()
 
-	if err := writeFileAtomic(so.path, data); err != nil {
+	err := os.MkdirAll(so.sp.cfg().DataDir, 0o755)
+	if err == nil {
+		err = so.confined()
+	}
+	if err == nil {
+		err = writeFileAtomic(so.path, data)
+	}
+	if err != nil {
 		so.mu.Lock()
 		so.dirty = true
 		so.mu.Unlock()

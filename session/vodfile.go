@@ -2,7 +2,6 @@ package session
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/rtmphub/rtmphub/flv"
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/internal/confine"
 )
 
 // Stream files live in the FMS layout: <DataDir>/<app>/streams/<instance>/
@@ -108,18 +108,11 @@ func (ms *mediaStore) base() (string, error) {
 	return filepath.EvalSymlinks(abs)
 }
 
-// inside resolves the symbolic links of path (which must exist) and
-// checks that the result is in the data dir base.
+// inside resolves the symbolic links of path and checks that the result
+// is in the data dir base (confine.Path: the rule shared with shared
+// object files and the scripts' files).
 func inside(base, path string) (string, error) {
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return "", err
-	}
-	rel, err := filepath.Rel(base, real)
-	if err != nil || !filepath.IsLocal(rel) {
-		return "", fmt.Errorf("%s is outside the data folder", path)
-	}
-	return real, nil
+	return confine.Path(base, path)
 }
 
 // errNotFound is what every failure to find a playable file becomes: the

@@ -3,12 +3,15 @@ package script
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/dop251/goja"
+
+	"github.com/rtmphub/rtmphub/session/internal/confine"
 )
 
 // File gives a script the files of its own application folder, as FMS's
@@ -26,29 +29,18 @@ type jsFile struct {
 	r    *bufio.Reader
 }
 
-// resolve maps a script path into the app folder.
+// resolve maps a script path (of File or load()) into the app folder:
+// ".." stops at the folder, and a symbolic link may point anywhere in it
+// but not out of it (confine.Path, the rule of recordings).
 func (a *App) resolve(p string) (string, error) {
 	full := filepath.Join(a.dir, filepath.Clean("/"+p))
-	root, err := filepath.EvalSymlinks(a.dir)
-	if err != nil {
+	if _, err := confine.Path(a.dir, full); err != nil {
+		if errors.Is(err, confine.ErrOutside) {
+			return "", fmt.Errorf("path leaves the application folder: %w", err)
+		}
 		return "", err
 	}
-	// The deepest existing ancestor must resolve inside the folder.
-	probe := full
-	for {
-		real, err := filepath.EvalSymlinks(probe)
-		if err == nil {
-			if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
-				return "", errors.New("path leaves the application folder")
-			}
-			return full, nil
-		}
-		parent := filepath.Dir(probe)
-		if parent == probe {
-			return "", err
-		}
-		probe = parent
-	}
+	return full, nil
 }
 
 func (a *App) openFiles() int {

@@ -457,8 +457,11 @@ func (a *App) setup() error {
 		return goja.Undefined()
 	})
 	set("load", func(name string) {
-		p := filepath.Join(a.dir, filepath.Clean("/"+name))
-		if err := a.runFile(p); err != nil {
+		p, err := a.resolve(name)
+		if err == nil {
+			err = a.runFile(p)
+		}
+		if err != nil {
 			panic(vm.NewGoError(fmt.Errorf("load(%q): %w", name, err)))
 		}
 	})
