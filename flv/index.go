@@ -152,8 +152,7 @@ func (r *Reader) isKeyframeAt(k Keyframe) bool {
 	if d := float64(h.ts) - k.Time*1000; d > 1 || d < -1 {
 		return false
 	}
-	p, _ := r.br.Peek(min(int(h.size), peekSize))
-	ok := isSeekPoint(p)
+	ok := isSeekPoint(r.peekVideo(int(h.size)))
 	r.synced = false
 	if !ok {
 		return false
@@ -206,6 +205,22 @@ func (r *Reader) lastTimestamp() (uint32, bool) {
 // legacy and Enhanced RTMP headers fit in it unless ModEx data is larger,
 // in which case the frame type decides.
 const peekSize = 64
+
+// peekVideo peeks at the start of the video payload of size n at the
+// reader's position: peekSize bytes, or for a frame without a valid
+// frame type (message.VideoInfo.NoFrameType) that these do not show to be
+// a keyframe, as much as the buffer holds (4 KiB when scanning), as such
+// a keyframe is told from the codec's data, where parameter sets and SEI
+// (x265 writes 2 KB of it) come before the picture.
+func (r *Reader) peekVideo(n int) []byte {
+	p, _ := r.br.Peek(min(n, peekSize))
+	if n > len(p) && len(p) == peekSize {
+		if v, _ := message.ParseVideo(p); v.NoFrameType && !v.Keyframe {
+			p, _ = r.br.Peek(min(n, r.br.Size()))
+		}
+	}
+	return p
+}
 
 // streamEnd follows the timestamps of one stream (audio or video) to find
 // where it ends: its largest timestamp plus the smallest interval between
@@ -314,8 +329,11 @@ func (r *Reader) scan() *scanResult {
 		}
 		n := int(h.size)
 		var p []byte
-		if h.typ == TagAudio || h.typ == TagVideo {
+		switch h.typ {
+		case TagAudio:
 			p, _ = r.br.Peek(min(n, peekSize))
+		case TagVideo:
+			p = r.peekVideo(n)
 		}
 		kf := Keyframe{Time: float64(h.ts) / 1000, Pos: r.pos}
 		var key, audio bool

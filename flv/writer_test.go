@@ -643,3 +643,49 @@ func TestAppendAfterKillBFrames(t *testing.T) {
 		t.Logf("enhanced %v: %d of %d joins faulty", enhanced, faults, joins)
 	}
 }
+
+// A recording of a publisher that writes frame type 0 in every E-RTMP
+// header (gortmplib up to v1.0.1): its keyframes are found from the HEVC
+// NAL units, also when parameter sets and SEI put the IDR picture far
+// past the bytes a scan first looks at, by the Writer, by the scan and
+// when BuildIndex checks the metadata's index.
+func TestIndexFrameTypeZero(t *testing.T) {
+	nal := func(header string, size int) []byte {
+		b := be32(uint32(size))
+		b = append(b, hx(header)...)
+		return append(b, bytes.Repeat([]byte{0xab}, size-2)...)
+	}
+	key := cat(hx("81"), []byte("hvc1"), hx("000000"),
+		nal("4001", 24), nal("4201", 60), nal("4401", 10), nal("4e01", 2000), nal("2601", 500)) // VPS, SPS, PPS, SEI, IDR_W_RADL
+	inter := cat(hx("81"), []byte("hvc1"), hx("000000"), nal("0201", 300)) // TRAIL_R
+	var in []Tag
+	in = append(in, tg(TagVideo, 0, cat(hx("80"), []byte("hvc1"), hx("0101600000"))))
+	for ms := uint32(0); ms < 2000; ms += 40 {
+		v := inter
+		if ms%1000 == 0 {
+			v = key
+		}
+		in = append(in, tg(TagVideo, ms, v))
+	}
+	path := filepath.Join(t.TempDir(), "ft0.flv")
+	w, err := Create(path, false, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, w, in)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, idx := range map[string]*Index{"metadata": indexOf(t, path), "scan": scanIndex(t, path)} {
+		var times []float64
+		for _, k := range idx.Keyframes {
+			times = append(times, k.Time)
+		}
+		if !reflect.DeepEqual(times, []float64{0, 1}) {
+			t.Errorf("%s index: keyframes at %v", name, times)
+		}
+	}
+	if m := metadataOf(t, path); len(m.Keyframes) != 2 {
+		t.Errorf("metadata keyframes %v", m.Keyframes)
+	}
+}

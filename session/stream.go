@@ -77,6 +77,9 @@ type publication struct {
 	lastInput atomic.Int64
 	messages  atomic.Uint64
 	bytes     atomic.Uint64
+	// noFrameType is set once the publisher sent video without a valid
+	// frame type (and was told about in the log).
+	noFrameType atomic.Bool
 }
 
 // publish makes c the publisher of st, or says why not. The instance is
@@ -171,6 +174,9 @@ func (p *publication) write(m *message.Message) error {
 		if !ok {
 			return nil // empty video messages carry nothing
 		}
+		if vi.NoFrameType && !p.noFrameType.Load() {
+			p.warnNoFrameType(&vi, m.Payload[0])
+		}
 		pkt.Video, pkt.Key, pkt.Seq = true, vi.Keyframe && !vi.SequenceHeader && !vi.Command, vi.SequenceHeader
 		return p.stream.writePacket(p, m.Timestamp, pkt, vi.TrackKey+vi.Codec)
 	case message.TypeAudio:
@@ -183,6 +189,28 @@ func (p *publication) write(m *message.Message) error {
 	default:
 		return p.stream.writeData(p, m)
 	}
+}
+
+// warnNoFrameType says once per publication that its video has frame type
+// 0 (or another undefined one), which some E-RTMP publishers write for
+// every frame (gortmplib up to v1.0.1, OBS before its fix): players start
+// at keyframes that message.ParseVideo finds in the codec's data, and
+// before it did they got sequence headers and then nothing.
+func (p *publication) warnNoFrameType(vi *message.VideoInfo, b byte) {
+	if p.noFrameType.Swap(true) {
+		return
+	}
+	log := p.stream.in.srv.log
+	if p.client != nil {
+		log = p.client.log
+	}
+	ft := b >> 4
+	msg := "publisher sends video with frame type 0: keyframes detected from the bitstream"
+	if vi.Enhanced {
+		ft &= 0x07
+		msg = "publisher sends E-RTMP video with frame type 0: keyframes detected from the bitstream"
+	}
+	log.Warn(msg, "stream", p.stream.name, "codec", vi.Codec, "frame_type", ft)
 }
 
 // writeData handles a data message: @setDataFrame stores metadata (sent as

@@ -81,7 +81,16 @@ type VideoInfo struct {
 	// payloads it is the codec of the first track.
 	Codec    string
 	Enhanced bool // E-RTMP ExHeader
-	Keyframe bool // frame type 1
+	// Keyframe marks frame type 1, or for a frame without a valid frame
+	// type (see NoFrameType) a keyframe by the codec's data.
+	Keyframe bool
+	// NoFrameType marks a payload whose frame type is 0 or another value
+	// FLV does not define (6-15, or 6-7 enhanced), as some E-RTMP
+	// publishers send for every frame. Its coded frames are classified
+	// by their data instead: AVC IDR and HEVC IRAP NAL units (4-byte NAL
+	// unit sizes), AV1 shown key frames, VP9 and VP8 key frames, of the
+	// first track when multitrack; anything else is no keyframe.
+	NoFrameType bool
 	// SequenceHeader marks a decoder configuration: AVC/HEVC packet type
 	// 0, or E-RTMP SequenceStart or MPEG2TSSequenceStart, also inside a
 	// multitrack payload.
@@ -143,6 +152,7 @@ func ParseVideo(p []byte) (VideoInfo, bool) {
 	if b&0x80 == 0 {
 		frameType, codecID := b>>4, b&0x0f
 		v := VideoInfo{Codec: legacyVideoCodecs[codecID], Keyframe: frameType == frameKey}
+		v.NoFrameType = frameType < frameTypeMin || frameType > frameTypeMax
 		if frameType == frameCommand {
 			// The next byte is a command (seek start/end), not a
 			// packet type.
@@ -157,6 +167,9 @@ func ParseVideo(p []byte) (VideoInfo, bool) {
 			v.SequenceEnd = p[1] == 2
 			if p[1] == 1 && len(p) >= 5 {
 				v.CompositionTime = si24(p[2:])
+				if v.NoFrameType {
+					v.Keyframe = bitstreamKeyframe(v.Codec, p[5:])
+				}
 			}
 		}
 		return v, true
@@ -164,6 +177,7 @@ func ParseVideo(p []byte) (VideoInfo, bool) {
 
 	frameType := b >> 4 & 0x07
 	v := VideoInfo{Enhanced: true, Keyframe: frameType == frameKey}
+	v.NoFrameType = frameType < frameTypeMin || frameType > frameTypeMax
 	pt, rest, ok := skipModEx(b&0x0f, p[1:])
 	if !ok {
 		return VideoInfo{}, false
@@ -185,8 +199,20 @@ func ParseVideo(p []byte) (VideoInfo, bool) {
 	case exVideoMetadata:
 		v.Metadata = true
 	case exCodedFrames:
-		if (v.Codec == "avc1" || v.Codec == "hvc1") && len(ex.data) >= 3 {
-			v.CompositionTime = si24(ex.data)
+		data := ex.data
+		if v.Codec == "avc1" || v.Codec == "hvc1" {
+			if len(data) < 3 {
+				break
+			}
+			v.CompositionTime = si24(data)
+			data = data[3:]
+		}
+		if v.NoFrameType {
+			v.Keyframe = bitstreamKeyframe(v.Codec, data)
+		}
+	case exVideoCodedFramesX:
+		if v.NoFrameType {
+			v.Keyframe = bitstreamKeyframe(v.Codec, ex.data)
 		}
 	}
 	return v, true

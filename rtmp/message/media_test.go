@@ -83,6 +83,21 @@ var videoCases = []struct {
 	{"two ModEx", "a7 00 aa 17 01 bbcc 03" + fcc("vp09") + "00", VideoInfo{Codec: "vp09", Enhanced: true}, true},
 	{"ModEx 16-bit size", "97 ff 0100" + strings.Repeat("00", 257) + "01" + fcc("vp09") + "00", VideoInfo{Codec: "vp09", Enhanced: true, Keyframe: true}, true},
 	{"ModEx then multitrack", "97 02 000000 06 00" + fcc("hvc1") + "03 00", VideoInfo{Codec: "hvc1", Enhanced: true, Keyframe: true, SequenceHeader: true, Multitrack: true, TrackKey: "hvc1:3"}, true},
+	// Frame type 0 (gortmplib up to v1.0.1, OBS before its fix) or
+	// reserved: keyframes from the bitstream.
+	{"gortmplib HEVC keyframe, frame type 0", "81" + fcc("hvc1") + "000000 00000003 2601af", VideoInfo{Codec: "hvc1", Enhanced: true, Keyframe: true, NoFrameType: true}, true},
+	{"gortmplib HEVC inter frame, frame type 0", "81" + fcc("hvc1") + "000028 00000003 0201d0", VideoInfo{Codec: "hvc1", Enhanced: true, NoFrameType: true, CompositionTime: 40}, true},
+	{"gortmplib HEVC SequenceStart, frame type 0", "80" + fcc("hvc1") + hvcC, VideoInfo{Codec: "hvc1", Enhanced: true, SequenceHeader: true, NoFrameType: true}, true},
+	{"AV1 key frame, frame type 0", "81" + fcc("av01") + av1OBUs, VideoInfo{Codec: "av01", Enhanced: true, Keyframe: true, NoFrameType: true}, true},
+	{"AV1 inter frame, frame type 0", "81" + fcc("av01") + "3203 300000", VideoInfo{Codec: "av01", Enhanced: true, NoFrameType: true}, true},
+	{"VP9 key frame, frame type 0", "83" + fcc("vp09") + "82498342 00", VideoInfo{Codec: "vp09", Enhanced: true, Keyframe: true, NoFrameType: true}, true},
+	{"VP9 inter frame, frame type 0", "81" + fcc("vp09") + "86004092 00", VideoInfo{Codec: "vp09", Enhanced: true, NoFrameType: true}, true},
+	{"HEVC keyframe, reserved frame type 7", "f3" + fcc("hvc1") + "00000003 2601af", VideoInfo{Codec: "hvc1", Enhanced: true, Keyframe: true, NoFrameType: true}, true},
+	{"ModEx, HEVC keyframe, frame type 0", "87 02 0f4240 01" + fcc("hvc1") + "000000 00000003 2601af", VideoInfo{Codec: "hvc1", Enhanced: true, Keyframe: true, NoFrameType: true}, true},
+	{"multitrack one track HEVC keyframe, frame type 0", "86 03" + fcc("hvc1") + "00 00000003 2601af",
+		VideoInfo{Codec: "hvc1", Enhanced: true, Keyframe: true, NoFrameType: true, Multitrack: true, TrackKey: "hvc1:0"}, true},
+	{"legacy AVC IDR, frame type 0", "07 01 000000 00000004 65888400", VideoInfo{Codec: "avc1", Keyframe: true, NoFrameType: true}, true},
+	{"legacy VP6, frame type 0", "04 00 4600", VideoInfo{Codec: "vp6", NoFrameType: true}, true},
 	// Too short or malformed.
 	{"empty", "", VideoInfo{}, false},
 	{"AVC without packet type", "17", VideoInfo{}, false},
@@ -195,6 +210,15 @@ func FuzzParseVideo(f *testing.F) {
 		}
 		if v.Enhanced != (p[0]&0x80 != 0) {
 			t.Fatalf("enhanced %+v for %#x", v, p[0])
+		}
+		// A frame type of 1-5 is believed; only the others are
+		// classified by the bitstream.
+		ft := p[0] >> 4
+		if v.Enhanced {
+			ft &= 0x07
+		}
+		if v.NoFrameType != (ft == 0 || ft > 5) || !v.NoFrameType && v.Keyframe != (ft == 1) {
+			t.Fatalf("frame type %d: %+v", ft, v)
 		}
 	})
 }
