@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 	"unsafe"
 
@@ -41,6 +42,13 @@ func (s *Server) serveRTMPT(ctx *fasthttp.RequestCtx) {
 	h.SetContentTypeBytes(hdrFCS)
 	h.SetCanonical(hdrCacheControl, hdrNoCache)
 	h.SetCanonical(hdrConnection, hdrKeepAlive)
+	body, ok := s.readBody(ctx)
+	if !ok {
+		return
+	}
+	if hc, ok := ctx.Conn().(*httpConn); ok {
+		defer hc.body.done(&s.budget)
+	}
 	if !ctx.IsPost() {
 		h.Set("Allow", "POST")
 		s.refuse(ctx, fasthttp.StatusMethodNotAllowed)
@@ -64,7 +72,7 @@ func (s *Server) serveRTMPT(ctx *fasthttp.RequestCtx) {
 			s.refuse(ctx, fasthttp.StatusNotFound)
 			return
 		}
-		reply, status := ss.exchange(ctx.Done(), ctx.Conn(), nil, req.cmd, req.seq, ctx.PostBody())
+		reply, status := ss.exchange(ctx.Done(), ctx.Conn(), nil, req.cmd, req.seq, body)
 		if status != fasthttp.StatusOK {
 			s.refuse(ctx, status)
 			return
@@ -91,6 +99,59 @@ var (
 	hdrConnection   = []byte("Connection")
 	hdrKeepAlive    = []byte("Keep-Alive")
 )
+
+// readBody reads the body of a request on the HTTP server (which hands
+// it over as a stream, StreamRequestBody) as serveDirect does: growing as
+// it arrives, against the budget and the body deadline. A body that
+// cannot be read whole is refused and its connection closed: what is
+// left of it cannot be told from the next request.
+func (s *Server) readBody(ctx *fasthttp.RequestCtx) ([]byte, bool) {
+	cl := ctx.Request.Header.ContentLength()
+	stream := ctx.RequestBodyStream()
+	if cl == 0 || cl == -2 || stream == nil {
+		return nil, true
+	}
+	var err error
+	var body []byte
+	if cl > s.cfg.MaxBodySize {
+		err = errBodyTooLarge
+	} else {
+		br := &bodyReader{}
+		var dl deadliner
+		if hc, ok := ctx.Conn().(*httpConn); ok {
+			br, dl = &hc.body, hc
+		}
+		avail := 0 // a chunked body: fasthttp has read none of it
+		if cl > 0 {
+			avail = min(cl, bodyFreeBytes)
+		}
+		body, err = br.read(stream, cl, avail, &s.lim, dl)
+		if err != nil {
+			br.done(&s.budget)
+		}
+	}
+	if err == nil {
+		return body, true
+	}
+	if why := cutFor(err, true); why >= 0 {
+		s.cut(why)
+	}
+	status := fasthttp.StatusBadRequest
+	var he httpError
+	switch {
+	case errors.As(err, &he):
+		status = he.status
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		status = fasthttp.StatusRequestTimeout
+	}
+	if status < 500 {
+		s.stats.refused.Add(1)
+	}
+	ctx.SetStatusCode(status)
+	ctx.Response.ResetBody()
+	ctx.SetConnectionClose()
+	return nil, false
+}
 
 func (s *Server) refuse(ctx *fasthttp.RequestCtx, status int) {
 	s.stats.refused.Add(1)
@@ -277,15 +338,20 @@ func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // httpErrorHandler answers requests fasthttp could not read: never with a
 // 5xx status.
-func httpErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+func (s *Server) httpErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.cut(cutTooLarge)
 		ctx.SetStatusCode(fasthttp.StatusRequestEntityTooLarge)
 	case errors.As(err, &small):
+		s.cut(cutTooLarge)
 		ctx.SetStatusCode(fasthttp.StatusRequestHeaderFieldsTooLarge)
 	case errors.As(err, &ne) && ne.Timeout():
+		// Part of a request came (the wait for one ends silently):
+		// its head or read-ahead body missed the head deadline.
+		s.cut(cutSlow)
 		ctx.SetStatusCode(fasthttp.StatusRequestTimeout)
 	default:
 		ctx.SetStatusCode(fasthttp.StatusBadRequest)

@@ -84,8 +84,12 @@ type directConn struct {
 	flushed  signal // pending was written (or failed); guarded by wmu
 	werr     error
 
-	body []byte // request body scratch, owned by the reading goroutine
-	path []byte // request path scratch, owned by the reading goroutine
+	rq requestReader // reads the requests, owned by the reading goroutine
+
+	// Of the request being read (see dcReader): the socket reads made
+	// for it, and whether its head deadline is armed.
+	reqReads  int
+	headArmed bool
 
 	// Hand-off of reading (see handOff). src is what the connection's
 	// goroutine reads; rbuf what a writer read and did not take, read
@@ -224,23 +228,38 @@ func appendDirectHead(b []byte, status, n int, closing bool) []byte {
 func (s *Server) serveDirect(hc *httpConn, rc syscall.RawConn) {
 	dc := &directConn{srv: s, hc: hc, rc: rc, wake: make(chan struct{}, 1), src: hc}
 	s.stats.direct.Add(1)
+	br := bufio.NewReaderSize(dcReader{dc}, directReadBuffer)
+	dc.rq = requestReader{br: br, body: &hc.body, lim: &s.lim, dl: dc, cont: dc.sendContinue}
 	defer func() {
 		dc.releaseParked()
+		hc.body.done(&s.budget)
 		hc.Close()
 	}()
-	br := bufio.NewReaderSize(dcReader{dc}, directReadBuffer)
 	for {
 		if !dc.waitFlushed() {
 			return
 		}
 		hc.SetReadDeadline(time.Now().Add(s.readTimeout))
-		req, err := readDirectRequest(br, dc, s.cfg.MaxBodySize)
+		// Bytes of this request already read: its head deadline is
+		// armed at the next socket read (see dcReader), else at the one
+		// after its first.
+		dc.reqReads, dc.headArmed = 0, false
+		if br.Buffered() > 0 || len(dc.rbuf) > 0 {
+			dc.reqReads = 1
+		}
+		req, err := dc.rq.read()
 		if err != nil {
+			hc.body.done(&s.budget)
+			if why := cutFor(err, dc.reqReads > 1 || br.Buffered() > 0); why >= 0 {
+				s.cut(why)
+			}
 			var he httpError
 			if errors.As(err, &he) {
 				dc.releaseParked()
 				s.stats.requests.Add(1)
-				s.stats.refused.Add(1)
+				if he.status < 500 {
+					s.stats.refused.Add(1)
+				}
 				dc.respond(he.status, nil, true)
 				dc.waitFlushed()
 				lingeringClose(hc, br)
@@ -250,6 +269,7 @@ func (s *Server) serveDirect(hc *httpConn, rc syscall.RawConn) {
 		s.stats.requests.Add(1)
 		dc.releaseParked()
 		keep, polled := s.serveDirectRequest(dc, &req)
+		hc.body.done(&s.budget)
 		if !keep || req.close {
 			dc.waitFlushed()
 			return
@@ -263,13 +283,38 @@ func (s *Server) serveDirect(hc *httpConn, rc syscall.RawConn) {
 // dcReader reads what a writer read for the connection first.
 type dcReader struct{ dc *directConn }
 
+// Read also arms a request's head deadline, the moment the request needs a
+// second socket read: a request that comes whole in one read, as polls
+// do, costs no deadline change. The body's deadline is requestReader's.
 func (r dcReader) Read(p []byte) (int, error) {
-	if dc := r.dc; len(dc.rbuf) > 0 {
+	dc := r.dc
+	if len(dc.rbuf) > 0 {
 		n := copy(p, dc.rbuf)
 		dc.rbuf = dc.rbuf[:copy(dc.rbuf, dc.rbuf[n:])]
 		return n, nil
 	}
-	return r.dc.src.Read(p)
+	if dc.reqReads > 0 && !dc.headArmed {
+		dc.headArmed = true
+		dc.hc.SetReadDeadline(dc.srv.lim.now().Add(dc.srv.lim.headTimeout))
+	}
+	dc.reqReads++
+	return dc.src.Read(p)
+}
+
+// SetReadDeadline arms a body's deadline (requestReader.dl): it replaces
+// the head's.
+func (dc *directConn) SetReadDeadline(t time.Time) error {
+	dc.headArmed = true
+	return dc.hc.SetReadDeadline(t)
+}
+
+// sendContinue writes the interim reply of a request that expects it
+// (requestReader.cont); an earlier poll is answered first.
+func (dc *directConn) sendContinue() {
+	dc.releaseParked()
+	dc.wmu.Lock()
+	dc.writeLocked(continueHead, nil)
+	dc.wmu.Unlock()
 }
 
 // handBackWait bounds how long the connection's goroutine leaves reading
@@ -415,12 +460,16 @@ func parseIdlePoll(b []byte, sid string) (seq uint64, n int, ok bool) {
 		}
 		seq = seq*10 + uint64(c-'0')
 	}
+	// Nothing the connection's reader (requestReader.read) would read
+	// otherwise: a bare LF ends a line there, a name with a blank or a
+	// folded line is refused, and so are too many lines.
 	length := -1
-	for len(rest) > 0 {
+	for lines := 0; len(rest) > 0; lines++ {
 		var h []byte
 		h, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		name, value, ok := bytes.Cut(h, []byte{':'})
-		if !ok {
+		if !ok || lines == maxDirectHeaders || len(name) == 0 || bytes.ContainsAny(name, " \t\n") ||
+			bytes.IndexByte(value, '\n') >= 0 {
 			return 0, 0, false
 		}
 		value = bytes.TrimSpace(value)
@@ -564,7 +613,7 @@ func (ss *rtmptSession) answerParkedLocked() {
 	p.dc.respond(fasthttp.StatusOK, ss.answerLocked(p.seq, p.via), false)
 }
 
-// directRequest is a request read by readDirectRequest. Its slices are
+// directRequest is a request read by requestReader.read. Its slices are
 // valid until the next read.
 type directRequest struct {
 	post     bool
@@ -590,11 +639,24 @@ var (
 	hdrXFF        = []byte("x-forwarded-for")
 )
 
-// readDirectRequest reads one request: its line, its headers and its body
-// (at most maxBody bytes, into dc.body). Errors other than httpError are
-// the connection's (EOF, a timeout) and end it without a reply.
-func readDirectRequest(br *bufio.Reader, dc *directConn, maxBody int) (directRequest, error) {
+// requestReader reads the requests of one connection served directly.
+type requestReader struct {
+	br   *bufio.Reader
+	path []byte      // request path scratch
+	body *bodyReader // the connection's body scratch and budget share
+	lim  *limits
+	dl   deadliner // arms the body deadline (nil: none)
+	cont func()    // writes "100 Continue" (nil: nothing)
+}
+
+// read reads one request: its line, its headers and its body (at most
+// lim.maxBody bytes, grown as it arrives, against the budget). Errors
+// other than httpError are the connection's (EOF, a timeout) and end it
+// without a reply. The caller gives the body's budget back (body.done)
+// once the request is served or refused.
+func (rq *requestReader) read() (directRequest, error) {
 	var req directRequest
+	br := rq.br
 	line, err := readDirectLine(br)
 	if err != nil {
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -619,8 +681,8 @@ func readDirectRequest(br *bufio.Reader, dc *directConn, maxBody int) (directReq
 		target = target[:i]
 	}
 	// The path must outlive the header lines read after it.
-	dc.path = append(dc.path[:0], target...)
-	req.path = dc.path
+	rq.path = append(rq.path[:0], target...)
+	req.path = rq.path
 	length, chunked, expect := -1, false, false
 	for n := 0; ; n++ {
 		if n == maxDirectHeaders {
@@ -673,30 +735,21 @@ func readDirectRequest(br *bufio.Reader, dc *directConn, maxBody int) (directReq
 	if chunked {
 		return req, httpError{fasthttp.StatusLengthRequired}
 	}
-	if length > maxBody {
-		return req, httpError{fasthttp.StatusRequestEntityTooLarge}
+	if length > rq.lim.maxBody {
+		return req, errBodyTooLarge
 	}
 	if length <= 0 {
 		return req, nil
 	}
-	if expect {
-		// The interim reply belongs to this request: an earlier poll is
-		// answered first.
-		dc.releaseParked()
-		dc.wmu.Lock()
-		dc.writeLocked(continueHead, nil)
-		dc.wmu.Unlock()
+	if expect && rq.cont != nil {
+		// The interim reply belongs to this request.
+		rq.cont()
 	}
-	if cap(dc.body) < length {
-		dc.body = make([]byte, length)
-	}
-	req.body = dc.body[:length]
-	if _, err := io.ReadFull(br, req.body); err != nil {
+	body, err := rq.body.read(br, length, br.Buffered(), rq.lim, rq.dl)
+	if err != nil {
 		return req, err
 	}
-	if cap(dc.body) > keepBuffer {
-		dc.body = nil // req.body keeps it for this request
-	}
+	req.body = body
 	return req, nil
 }
 

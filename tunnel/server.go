@@ -56,6 +56,25 @@ type Config struct {
 	// MaxHTTPConns bounds the HTTP connections open at once; more are
 	// refused with 429 (default 2 × MaxSessions + 256).
 	MaxHTTPConns int
+	// MaxHTTPConnsPerIP bounds the HTTP connections open at once from one
+	// client address (IPv6: one /64); more are refused with 429.
+	// Connections from TrustedProxies are not counted per address (see
+	// connIPKey). Default max(256, 2 × MaxSessionsPerIP).
+	MaxHTTPConnsPerIP int
+	// MaxBufferedBody bounds the request body bytes buffered at once by
+	// all connections together (each body's first 8 KiB excepted); a
+	// request that would pass it is answered 503 and its connection
+	// closed. Bodies grow as their bytes arrive, never to their declared
+	// length up front. Default 64 MiB.
+	MaxBufferedBody int
+	// HeadTimeout bounds the time from a request's first byte to the end
+	// of its head, whatever the peer sends meanwhile. Default 10s.
+	HeadTimeout time.Duration
+	// BodyTimeout and MinBodyRate bound the time a request body may take
+	// from the end of its head: BodyTimeout, plus one second for every
+	// MinBodyRate bytes received. Defaults 10s and 8192 bytes a second.
+	BodyTimeout time.Duration
+	MinBodyRate int
 
 	// SessionIDPrefix starts every RTMPT session id this server hands
 	// out (at most 8 characters [A-Za-z0-9]; the rest of the 16 are
@@ -116,6 +135,21 @@ func (c Config) withDefaults() Config {
 	if c.SniffTimeout <= 0 {
 		c.SniffTimeout = 10 * time.Second
 	}
+	if c.MaxHTTPConnsPerIP <= 0 {
+		c.MaxHTTPConnsPerIP = max(256, 2*c.MaxSessionsPerIP)
+	}
+	if c.MaxBufferedBody <= 0 {
+		c.MaxBufferedBody = 64 << 20
+	}
+	if c.HeadTimeout <= 0 {
+		c.HeadTimeout = 10 * time.Second
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 10 * time.Second
+	}
+	if c.MinBodyRate <= 0 {
+		c.MinBodyRate = 8 << 10
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -143,10 +177,14 @@ type Server struct {
 	sessions map[string]*rtmptSession
 	perIP    map[string]int
 	conns    map[*httpConn]struct{} // open HTTP connections
+	connsIP  map[netip.Addr]int     // open HTTP connections per client address (connIPKey)
 	sessWG   sync.WaitGroup         // one per running session core
 	directWG sync.WaitGroup         // one per connection served by serveDirect
 
-	readTimeout time.Duration // for a request, and between requests
+	readTimeout time.Duration // between requests
+	lim         limits
+	budget      byteBudget // request body bytes buffered (see limits.go)
+	cuts        cutLog
 
 	httpConns atomic.Int64
 	stats     counters
@@ -155,6 +193,8 @@ type Server struct {
 
 type counters struct {
 	opened, requests, refused, timedOut, direct, writerPolls atomic.Uint64
+
+	cutSlow, cutTooLarge, cutBudget, cutConnLimit atomic.Uint64
 }
 
 // Stats is a snapshot of a Server's counters.
@@ -167,6 +207,13 @@ type Stats struct {
 	HTTPConns       int64  // HTTP connections now
 	DirectConns     uint64 // HTTP connections served without the HTTP server, ever
 	WriterPolls     uint64 // polls read and answered by the goroutine that wrote their bytes
+
+	// Peers cut to bound what they make the server hold (limits.go).
+	BufferedBody  int64  // request body bytes buffered now, against Config.MaxBufferedBody
+	CutSlow       uint64 // connections closed for a head or body slower than its deadline
+	CutTooLarge   uint64 // requests refused for a body, head or line over its limit
+	CutOverBudget uint64 // requests refused with 503 for the buffered-bytes budget
+	CutConnLimit  uint64 // HTTP connections refused over the per-address or global limit
 }
 
 // NewServer returns a server that hands every client to h.
@@ -180,27 +227,43 @@ func NewServer(cfg Config, h ConnHandler) *Server {
 		sessions: make(map[string]*rtmptSession),
 		perIP:    make(map[string]int),
 		conns:    make(map[*httpConn]struct{}),
+		connsIP:  make(map[netip.Addr]int),
 	}
 	s.tlsFailed.log = cfg.Logger
-	// One timeout for reading a request and for waiting for the next one
-	// on a kept-alive connection: equal, the per-request deadlines keep
-	// one value and httpConn moves it only now and then.
+	s.cuts.log = cfg.Logger
+	s.budget.max = int64(cfg.MaxBufferedBody)
+	s.lim = limits{
+		maxBody:     cfg.MaxBodySize,
+		budget:      &s.budget,
+		headTimeout: cfg.HeadTimeout,
+		bodyTimeout: cfg.BodyTimeout,
+		minRate:     cfg.MinBodyRate,
+		now:         time.Now,
+	}
+	// The wait for the next request on a kept-alive connection. A request
+	// itself has HeadTimeout from its first byte, then its body's time.
 	readTimeout := max(30*time.Second, cfg.SessionTimeout+5*time.Second)
 	s.readTimeout = readTimeout
 	s.http = &fasthttp.Server{
 		Handler:                      s.serveRTMPT,
-		ErrorHandler:                 httpErrorHandler,
+		ErrorHandler:                 s.httpErrorHandler,
 		NoDefaultServerHeader:        true,
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		MaxRequestBodySize:           cfg.MaxBodySize,
-		ReadTimeout:                  readTimeout,
-		WriteTimeout:                 30 * time.Second,
-		IdleTimeout:                  readTimeout,
-		Concurrency:                  cfg.MaxHTTPConns + 64,
-		CloseOnShutdown:              true,
-		Logger:                       fasthttpLogger{&rateLog{log: cfg.Logger}},
+		// The body is read by serveRTMPT (readBody), growing as it comes,
+		// against the budget and the body deadline: fasthttp would make
+		// it its declared length at once. It reads ahead at most 8 KiB.
+		StreamRequestBody: true,
+		// Set once the first byte of a request is there (for the first
+		// one, it was sniffed): the head's fixed deadline.
+		ReadTimeout:     cfg.HeadTimeout,
+		WriteTimeout:    30 * time.Second,
+		IdleTimeout:     readTimeout,
+		Concurrency:     cfg.MaxHTTPConns + 64,
+		CloseOnShutdown: true,
+		Logger:          fasthttpLogger{&rateLog{log: cfg.Logger}},
 	}
 	return s
 }
@@ -219,6 +282,11 @@ func (s *Server) Stats() Stats {
 		DirectConns:     s.stats.direct.Load(),
 		WriterPolls:     s.stats.writerPolls.Load(),
 		HTTPConns:       s.httpConns.Load(),
+		BufferedBody:    s.budget.used.Load(),
+		CutSlow:         s.stats.cutSlow.Load(),
+		CutTooLarge:     s.stats.cutTooLarge.Load(),
+		CutOverBudget:   s.stats.cutBudget.Load(),
+		CutConnLimit:    s.stats.cutConnLimit.Load(),
 	}
 }
 
@@ -370,16 +438,30 @@ const refusedHTTPConn = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: applica
 
 // serveHTTPConn hands an HTTP connection to the fasthttp server.
 func (s *Server) serveHTTPConn(nc net.Conn, secure bool) {
-	if s.httpConns.Add(1) > int64(s.cfg.MaxHTTPConns) {
-		s.httpConns.Add(-1)
+	refuse := func() {
 		s.stats.refused.Add(1)
+		s.cut(cutPerIP)
 		nc.SetWriteDeadline(time.Now().Add(time.Second))
 		nc.Write([]byte(refusedHTTPConn))
 		nc.Close()
+	}
+	if s.httpConns.Add(1) > int64(s.cfg.MaxHTTPConns) {
+		s.httpConns.Add(-1)
+		refuse()
 		return
 	}
 	hc := &httpConn{Conn: nc, secure: secure, srv: s}
+	hc.ip, hc.ipLimited = s.connIPKey(nc.RemoteAddr())
 	s.mu.Lock()
+	if hc.ipLimited {
+		if s.connsIP[hc.ip] >= s.cfg.MaxHTTPConnsPerIP {
+			s.mu.Unlock()
+			s.httpConns.Add(-1)
+			refuse()
+			return
+		}
+		s.connsIP[hc.ip]++
+	}
 	s.conns[hc] = struct{}{}
 	rc := sockio.RawConnOf(nc)
 	direct := !secure && !s.cfg.NoDirect && rc != nil && !s.closing
@@ -425,6 +507,10 @@ type httpConn struct {
 	secure bool
 	srv    *Server
 	once   sync.Once
+
+	ip        netip.Addr // its key for the per-address limit, when ipLimited
+	ipLimited bool
+	body      bodyReader // request bodies, read by the goroutine serving it
 
 	mu      sync.Mutex // the server closes idle connections from another goroutine
 	pending *[]byte    // gathered writes, from writeBufs
@@ -543,10 +629,18 @@ func (c *httpConn) Close() error {
 	c.mu.Unlock()
 	err := c.Conn.Close()
 	c.once.Do(func() {
-		c.srv.httpConns.Add(-1)
-		c.srv.mu.Lock()
-		delete(c.srv.conns, c)
-		c.srv.mu.Unlock()
+		s := c.srv
+		s.httpConns.Add(-1)
+		s.mu.Lock()
+		delete(s.conns, c)
+		if c.ipLimited {
+			if n := s.connsIP[c.ip] - 1; n > 0 {
+				s.connsIP[c.ip] = n
+			} else {
+				delete(s.connsIP, c.ip)
+			}
+		}
+		s.mu.Unlock()
 	})
 	return err
 }
