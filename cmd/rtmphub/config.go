@@ -58,6 +58,11 @@ type config struct {
 	RTMPTIDPrefix    string        `env:"RTMPT_ID_PREFIX" envDefault:"" help:"characters (up to 8, [A-Za-z0-9]) starting every RTMPT session id: give each instance behind one reverse proxy its own, and route on it"`
 	RTMPTDirect      bool          `env:"RTMPT_DIRECT" envDefault:"true" help:"on plain TCP, serve RTMPT requests after a connection's first one without the HTTP server (false: every request through it)"`
 	RTMPTMaxPending  int           `env:"RTMPT_MAX_PENDING" envDefault:"1048576" help:"bytes an RTMPT session buffers for its client between polls; a full session blocks its writes (then --stall-timeout applies)"`
+	RTMPTConnsPerIP  int           `env:"RTMPT_MAX_CONNS_PER_IP" envDefault:"0" help:"HTTP connections (RTMPT, on any port) open at once from one client address, IPv6 by /64; trusted proxies are not limited per address (0 = the larger of 256 and twice --rtmpt-max-per-ip)"`
+	RTMPTMaxBuffered int           `env:"RTMPT_MAX_BUFFERED" envDefault:"67108864" help:"request body bytes all HTTP connections together may have buffered (each body's first 8 KiB excepted); a request past it gets 503 and its connection is closed"`
+	RTMPTHeadTimeout time.Duration `env:"RTMPT_HEAD_TIMEOUT" envDefault:"10s" help:"longest time from an HTTP request's first byte to the end of its head"`
+	RTMPTBodyTimeout time.Duration `env:"RTMPT_BODY_TIMEOUT" envDefault:"10s" help:"longest time for an HTTP request body after its head, plus one second per --rtmpt-min-body-rate bytes received"`
+	RTMPTMinBodyRate int           `env:"RTMPT_MIN_BODY_RATE" envDefault:"8192" help:"bytes a second that earn a slow request body more time than --rtmpt-body-timeout"`
 
 	CallTimeout     time.Duration `env:"CALL_TIMEOUT" envDefault:"30s" help:"fail a server-to-client call the client has not answered in this long"`
 	BWCheck         bool          `env:"BW_CHECK" envDefault:"true" help:"answer checkBandwidth with the native FMS bandwidth check (onBWCheck bursts, then onBWDone)"`
@@ -279,6 +284,11 @@ func validate(cfg *config) error {
 		check("RTMPTMaxPerIP", cfg.RTMPTMaxPerIP > 0, "must be positive"),
 		check("RTMPTMaxBody", cfg.RTMPTMaxBody >= 4096, "must be at least 4096"),
 		check("RTMPTMaxPending", cfg.RTMPTMaxPending >= 65536, "must be at least 65536"),
+		check("RTMPTConnsPerIP", cfg.RTMPTConnsPerIP >= 0, "must not be negative"),
+		check("RTMPTMaxBuffered", cfg.RTMPTMaxBuffered >= cfg.RTMPTMaxBody, "must be at least --rtmpt-max-body"),
+		check("RTMPTHeadTimeout", cfg.RTMPTHeadTimeout >= 100*time.Millisecond, "must be at least 100ms"),
+		check("RTMPTBodyTimeout", cfg.RTMPTBodyTimeout >= 100*time.Millisecond, "must be at least 100ms"),
+		check("RTMPTMinBodyRate", cfg.RTMPTMinBodyRate > 0, "must be positive"),
 		check("RTMPTIDPrefix", tunnel.ValidSessionIDPrefix(cfg.RTMPTIDPrefix), "must be at most 8 characters [A-Za-z0-9]"),
 		check("AdminAddr", cfg.AdminAddr == "" || cfg.AdminToken != "" || admin.IsLoopback(cfg.AdminAddr),
 			"an admin API bound off loopback needs a token (RTMPHUB_ADMIN_TOKEN / --admin-token)"),

@@ -15,6 +15,8 @@ type tunnelCollector struct {
 	ts atomic.Pointer[tunnel.Server]
 
 	sessions, opened, timedOut, requests, refused, httpConns, direct, writerPolls *prometheus.Desc
+
+	buffered, cutSlow, cutTooLarge, cutBudget, cutConnLimit *prometheus.Desc
 }
 
 func newTunnelCollector() *tunnelCollector {
@@ -28,11 +30,18 @@ func newTunnelCollector() *tunnelCollector {
 		httpConns:   d("rtmpt_http_connections", "HTTP connections open now.", nil, nil),
 		direct:      d("rtmpt_direct_connections_total", "HTTP connections served without the HTTP server (plain TCP).", nil, nil),
 		writerPolls: d("rtmpt_writer_polls_total", "RTMPT polls read and answered by the goroutine that wrote their data.", nil, nil),
+
+		buffered:     d("rtmpt_request_body_buffered_bytes", "HTTP request body bytes buffered now, against --rtmpt-max-buffered.", nil, nil),
+		cutSlow:      d("rtmpt_cut_slow_total", "HTTP connections closed for a request head or body slower than its deadline.", nil, nil),
+		cutTooLarge:  d("rtmpt_cut_too_large_total", "HTTP requests refused for a body, head or line over its limit.", nil, nil),
+		cutBudget:    d("rtmpt_cut_over_budget_total", "HTTP requests refused with 503 because buffered request bodies reached --rtmpt-max-buffered.", nil, nil),
+		cutConnLimit: d("rtmpt_cut_conn_limit_total", "HTTP connections refused over --rtmpt-max-conns-per-ip or the global connection limit.", nil, nil),
 	}
 }
 
 func (c *tunnelCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.sessions, c.opened, c.timedOut, c.requests, c.refused, c.httpConns, c.direct, c.writerPolls} {
+	for _, d := range []*prometheus.Desc{c.sessions, c.opened, c.timedOut, c.requests, c.refused, c.httpConns, c.direct, c.writerPolls,
+		c.buffered, c.cutSlow, c.cutTooLarge, c.cutBudget, c.cutConnLimit} {
 		ch <- d
 	}
 }
@@ -52,4 +61,9 @@ func (c *tunnelCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.httpConns, g, float64(st.HTTPConns))
 	ch <- prometheus.MustNewConstMetric(c.direct, k, float64(st.DirectConns))
 	ch <- prometheus.MustNewConstMetric(c.writerPolls, k, float64(st.WriterPolls))
+	ch <- prometheus.MustNewConstMetric(c.buffered, g, float64(st.BufferedBody))
+	ch <- prometheus.MustNewConstMetric(c.cutSlow, k, float64(st.CutSlow))
+	ch <- prometheus.MustNewConstMetric(c.cutTooLarge, k, float64(st.CutTooLarge))
+	ch <- prometheus.MustNewConstMetric(c.cutBudget, k, float64(st.CutOverBudget))
+	ch <- prometheus.MustNewConstMetric(c.cutConnLimit, k, float64(st.CutConnLimit))
 }

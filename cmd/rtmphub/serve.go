@@ -133,17 +133,22 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 	defer adm.close()
 	ts := tunnel.NewServer(tunnel.Config{
-		HoldTime:         offSetting(cfg.RTMPTHold),
-		SessionTimeout:   cfg.RTMPTTimeout,
-		MaxSessions:      cfg.RTMPTMaxSessions,
-		MaxSessionsPerIP: cfg.RTMPTMaxPerIP,
-		MaxBodySize:      cfg.RTMPTMaxBody,
-		MaxPending:       cfg.RTMPTMaxPending,
-		SessionIDPrefix:  cfg.RTMPTIDPrefix,
-		NoDirect:         !cfg.RTMPTDirect,
-		TrustedProxies:   trusted,
-		TLSConfig:        tlsCfg,
-		Logger:           log,
+		HoldTime:          offSetting(cfg.RTMPTHold),
+		SessionTimeout:    cfg.RTMPTTimeout,
+		MaxSessions:       cfg.RTMPTMaxSessions,
+		MaxSessionsPerIP:  cfg.RTMPTMaxPerIP,
+		MaxBodySize:       cfg.RTMPTMaxBody,
+		MaxPending:        cfg.RTMPTMaxPending,
+		MaxHTTPConnsPerIP: cfg.RTMPTConnsPerIP,
+		MaxBufferedBody:   cfg.RTMPTMaxBuffered,
+		HeadTimeout:       cfg.RTMPTHeadTimeout,
+		BodyTimeout:       cfg.RTMPTBodyTimeout,
+		MinBodyRate:       cfg.RTMPTMinBodyRate,
+		SessionIDPrefix:   cfg.RTMPTIDPrefix,
+		NoDirect:          !cfg.RTMPTDirect,
+		TrustedProxies:    trusted,
+		TLSConfig:         tlsCfg,
+		Logger:            log,
 	}, handler.conn)
 	tc.ts.Store(ts)
 	log.Info("rtmphub started", "version", version(), "data_dir", cfg.DataDir)
