@@ -1,6 +1,6 @@
 // Package e2e holds end-to-end tests: they build the real rtmphub binary,
 // start it on a loopback port and drive it with independent clients (ffmpeg,
-// rtmpdump, tshark and go-rtmp's chunk layer).
+// rtmpdump, GStreamer's rtmp2src and rtmp2sink, tshark and go-rtmp's chunk layer).
 //
 // Run with `go test ./e2e/` (or `make test`). Useful environment:
 //

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, the external tools the end-to-end tests drive:
 # ffmpeg (with ffprobe), rtmpdump, nginx with its RTMP and stream modules,
-# python3-librtmp and tshark. Only what is missing is installed; when
+# python3-librtmp, tshark and GStreamer's gst-launch-1.0 with rtmp2src and
+# rtmp2sink. Only what is missing is installed; when
 # everything is present this does nothing and returns at once.
 set -euo pipefail
 
@@ -16,6 +17,14 @@ have_pkg libnginx-mod-rtmp || missing+=(libnginx-mod-rtmp)
 have_pkg libnginx-mod-stream || missing+=(libnginx-mod-stream)
 have_pkg python3-librtmp || missing+=(python3-librtmp)
 have_cmd tshark || missing+=(tshark)
+# GStreamer: rtmp2src/rtmp2sink, openh264enc and voaacenc are in -bad (on
+# Debian 12 it links libopenh264 and libvo-aacenc, so neither -ugly's x264enc
+# nor -libav is needed); flvmux/flvdemux in -good; videotestsrc,
+# audiotestsrc and the converters in -base.
+have_cmd gst-launch-1.0 || missing+=(gstreamer1.0-tools)
+for p in gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad; do
+	have_pkg "$p" || missing+=("$p")
+done
 
 if ((${#missing[@]} == 0)); then
 	echo "test tools: all present"
