@@ -54,12 +54,14 @@ type Client struct {
 	ended      bool              // closed: nothing more is written
 	room       chan struct{}     // closed when the queue empties (see queueWait)
 	closeAfter bool              // close once the queue is written (a rejected connect)
+	closeWhy   error             // closeAfter's reason; nil: a rejected connect
 	writers    sync.WaitGroup
 
 	closeOnce sync.Once
 	reason    error
 
 	rpc       rpcState                 // server-to-client calls (rpc.go)
+	idle      idleState                // Config.ClientIdleTimeout (idle.go)
 	bwRunning atomic.Bool              // a bandwidth check runs (bwcheck.go)
 	sos       map[string]*SharedObject // used shared objects, reader goroutine only
 
@@ -118,18 +120,29 @@ func (c *Client) run(ctx context.Context) error {
 	c.t.SetReadDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
 	c.SetBandwidthLimit(c.srv.cfg.ClientBandwidthOut, c.srv.cfg.ClientBandwidthIn)
 	var paced uint64
+	idle := c.idleOn()
 	for {
 		m, err := c.t.ReadMessage()
 		read := c.t.BytesRead()
 		c.bytesIn.Store(read)
 		if err != nil {
+			if idle && c.idleExpired(err) {
+				c.closeIdle()
+				break
+			}
 			c.close(readError(err, c.connected))
 			break
 		}
 		c.paceIn(read, &paced)
+		if idle {
+			c.idleBeforeMessage()
+		}
 		if err := c.handle(m); err != nil {
 			c.close(err)
 			break
+		}
+		if idle {
+			c.idleAfterMessage()
 		}
 	}
 	c.cleanup()
@@ -348,10 +361,13 @@ func (c *Client) drain(first []message.Message, flush bool) {
 			c.outMu.Lock()
 			if len(c.out) == 0 || c.ended {
 				c.writing = false
-				closeAfter := c.closeAfter && !c.ended
+				closeAfter, why := c.closeAfter && !c.ended, c.closeWhy
 				c.outMu.Unlock()
 				if closeAfter {
-					c.close(errors.New("connection rejected"))
+					if why == nil {
+						why = errors.New("connection rejected")
+					}
+					c.close(why)
 				}
 				return
 			}

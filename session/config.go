@@ -66,6 +66,13 @@ type Config struct {
 	HandshakeTimeout time.Duration // handshake and connect must finish within it
 	// PublisherIdleTimeout drops a publisher that sends nothing for this long.
 	PublisherIdleTimeout time.Duration
+	// ClientIdleTimeout drops a connected client that sends nothing for
+	// this long while it has no stream publishing or playing, no shared
+	// object in use and no call in flight either way: it gets
+	// NetConnection.Connect.IdleTimeout, as from FMS, and is closed (see
+	// idle.go). 0 or negative is off (the default): RPC and SharedObject
+	// clients may stay silent for ever.
+	ClientIdleTimeout time.Duration
 	// PublisherTakeover lets a new publisher take over a name whose current
 	// publisher has sent nothing for this long (a reconnecting encoder whose
 	// old connection is not yet known dead); players keep playing.

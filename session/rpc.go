@@ -84,8 +84,12 @@ func (c *Client) invoke(cmd *message.Command) {
 	res, err := c.safeCall(app, cmd.Name, cmd.Args)
 	if a, ok := res.(Async); ok && err == nil {
 		var once sync.Once
+		c.idleCall(+1) // in flight until answered (idle.go)
 		a(func(r any, err error) {
-			once.Do(func() { c.reply(cmd, r, err) })
+			once.Do(func() {
+				c.reply(cmd, r, err)
+				c.idleCall(-1)
+			})
 		})
 		return
 	}
@@ -204,6 +208,7 @@ func (c *Client) Call(method string, args []any, resp func(result any, err error
 	id := r.next
 	p := &pendingCall{resp: resp}
 	r.pending[id] = p
+	c.idleCall(+1) // ended by finishCall or resolve (idle.go)
 	p.timer = time.AfterFunc(c.srv.cfg.CallTimeout, func() { c.finishCall(id, nil, ErrCallTimeout) })
 	r.mu.Unlock()
 	c.sendCommand(0, &message.Command{Name: method, TransactionID: id, Args: args})
@@ -220,6 +225,7 @@ func (c *Client) finishCall(id float64, res any, err error) bool {
 		return false
 	}
 	p.timer.Stop()
+	c.idleCall(-1)
 	p.resp(res, err)
 	return true
 }
@@ -244,6 +250,7 @@ func (c *Client) resolve(cmd *message.Command) {
 		return // late (timed out) or never asked: ignored
 	}
 	p.timer.Stop()
+	c.idleCall(-1)
 	go p.resp(res, err)
 }
 

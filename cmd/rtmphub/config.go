@@ -84,6 +84,7 @@ type config struct {
 	MaxConnectionsPerIP int           `env:"MAX_CONNECTIONS_PER_IP" envDefault:"0" off:"0" help:"clients at once from one address (0 = no limit)"`
 	ClientBandwidthOut  int           `env:"CLIENT_BANDWIDTH_OUT" envDefault:"0" off:"0" help:"bytes per second sent to each client at most (0 = no limit), as FMS setBandwidthLimit"`
 	ClientBandwidthIn   int           `env:"CLIENT_BANDWIDTH_IN" envDefault:"0" off:"0" help:"bytes per second read from each client at most (0 = no limit)"`
+	ClientIdleTimeout   time.Duration `env:"CLIENT_IDLE_TIMEOUT" envDefault:"0" off:"0" help:"disconnect a client that sends nothing for this long while it has no stream publishing or playing, no shared object in use and no call in flight either way, with NetConnection.Connect.IdleTimeout as FMS (0 = off: silent RPC and SharedObject clients stay for ever)"`
 
 	QUICAddr        string        `env:"QUIC_ADDR" envDefault:":1935" off:"" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (whole messages framed on QUIC; the gateway relays them to the origin as chunked RTMP)"`
 	QUICIdleTimeout time.Duration `env:"QUIC_IDLE_TIMEOUT" envDefault:"30s" help:"close a QUIC connection silent this long"`
@@ -297,6 +298,7 @@ func validate(cfg *config) error {
 		check("MaxConnectionsPerIP", cfg.MaxConnectionsPerIP >= 0, "must not be negative"),
 		check("ClientBandwidthOut", cfg.ClientBandwidthOut >= 0, "must not be negative"),
 		check("ClientBandwidthIn", cfg.ClientBandwidthIn >= 0, "must not be negative"),
+		check("ClientIdleTimeout", cfg.ClientIdleTimeout == 0 || cfg.ClientIdleTimeout >= time.Second, "must be 0 (off) or at least 1s"),
 		check("QUICIdleTimeout", cfg.QUICIdleTimeout >= time.Second, "must be at least 1s"),
 		check("QUICKeepAlive", cfg.QUICKeepAlive >= 0, "must not be negative"),
 		check("Upstream", validUpstream(cfg.Upstream), "want rtmp://host[:port]"),

@@ -135,3 +135,22 @@ func TestBridgeEmptyListenIsAnError(t *testing.T) {
 		}
 	}
 }
+
+func TestClientIdleTimeoutSetting(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, true}, {"90s", 90 * time.Second, true}, {"0", 0, true}, {"500ms", 0, false}, {"-1s", 0, false},
+	} {
+		t.Setenv("RTMPHUB_CLIENT_IDLE_TIMEOUT", tc.env)
+		c, err := loadConfig(nil, environ(), &bytes.Buffer{})
+		if tc.ok && (err != nil || c.ClientIdleTimeout != tc.want) || !tc.ok && (err == nil || !strings.Contains(err.Error(), "--client-idle-timeout")) {
+			t.Errorf("%q: %v, %v", tc.env, c, err)
+		}
+	}
+	if c, err := loadConfig(nil, nil, &bytes.Buffer{}); err != nil || c.ClientIdleTimeout != 0 {
+		t.Errorf("default: %v %v", c, err)
+	}
+}

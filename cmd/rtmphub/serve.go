@@ -53,6 +53,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		AuthTimeout:         cfg.AuthTimeout,
 		ClientBandwidthOut:  int64(cfg.ClientBandwidthOut),
 		ClientBandwidthIn:   int64(cfg.ClientBandwidthIn),
+		ClientIdleTimeout:   cfg.ClientIdleTimeout,
 	}, log)
 
 	var tlsCfg *tls.Config
