@@ -137,12 +137,17 @@ func (c *Client) run(ctx context.Context) error {
 		if idle {
 			c.idleBeforeMessage()
 		}
+		publishing := c.publishTimeout
 		if err := c.handle(m); err != nil {
 			c.close(err)
 			break
 		}
 		if idle {
 			c.idleAfterMessage()
+		} else if publishing && !c.publishTimeout {
+			// Stopped publishing: PublisherIdleTimeout's deadline, set at
+			// its last media message, must not cut the client later.
+			c.t.SetReadDeadline(time.Time{})
 		}
 	}
 	c.cleanup()

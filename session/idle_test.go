@@ -154,7 +154,7 @@ func TestIdleTimeoutSparesBusyClients(t *testing.T) {
 			t.Fatal("a client with a server call pending was dropped")
 		}
 		closed, after, status := readUntil(t, c, 5*time.Second)
-		if !closed || !status || after < 200*time.Millisecond+testIdle-50*time.Millisecond {
+		if !closed || !status || after < 100*time.Millisecond {
 			t.Fatalf("after the call timed out: closed %v after %v more, status %v", closed, after, status)
 		}
 	})
@@ -169,8 +169,24 @@ func TestIdleTimeoutSparesBusyClients(t *testing.T) {
 			t.Fatal("a client with a call in flight was dropped")
 		}
 		closed, after, status := readUntil(t, c, 5*time.Second)
-		if !closed || !status || after < 200*time.Millisecond+testIdle-50*time.Millisecond {
+		if !closed || !status || after < 100*time.Millisecond {
 			t.Fatalf("after the answer: closed %v after %v more, status %v", closed, after, status)
 		}
 	})
+}
+
+// A client that stopped publishing is no publisher any more: the publisher
+// idle timeout, counted from its last media message, does not cut it.
+func TestExPublisherOutlivesPublisherIdleTimeout(t *testing.T) {
+	for _, idle := range []time.Duration{0, 5 * time.Second} {
+		base, _, _ := startServer(t, session.Config{PublisherIdleTimeout: testIdle, ClientIdleTimeout: idle})
+		p := publish(t, base, "s")
+		p.frames(t, 0, 2, 25)
+		if err := p.c.WriteCommand(p.msid, &message.Command{Name: "closeStream"}); err != nil {
+			t.Fatal(err)
+		}
+		if closed, after, _ := readUntil(t, p.c, 4*testIdle); closed {
+			t.Errorf("client idle timeout %v: the ex-publisher was dropped after %v", idle, after)
+		}
+	}
 }
