@@ -79,10 +79,11 @@ func TestIdleClientIsDropped(t *testing.T) {
 		t.Errorf("no log line or access log reason:\n%s", logs)
 	}
 
-	// A message restarts the clock: a client calling every 200ms stays.
+	// A message restarts the clock: a client calling every 100ms stays
+	// well past the timeout.
 	c2 := dial(t, base+"/app", client.Options{})
-	for range 4 {
-		if closed, _, _ := readUntil(t, c2, 200*time.Millisecond); closed {
+	for range 8 {
+		if closed, _, _ := readUntil(t, c2, 100*time.Millisecond); closed {
 			t.Fatal("a client sending messages was dropped")
 		}
 		c2.Call(ctxT(t, 5*time.Second), "nosuch") // an _error answer is fine
