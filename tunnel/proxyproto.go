@@ -128,24 +128,32 @@ func readProxyV2(r io.Reader) (net.Addr, error) {
 	if _, err := io.ReadFull(r, body); err != nil {
 		return nil, fmt.Errorf("proxy protocol v2: %w", err)
 	}
-	if h[12]&0x0F == 0 { // LOCAL: the proxy's own connection (health check)
+	switch h[12] & 0x0F {
+	case 0: // LOCAL: the proxy's own connection (health check)
 		return nil, nil
+	case 1: // PROXY
+	default:
+		return nil, fmt.Errorf("proxy protocol v2: command %d", h[12]&0x0F)
 	}
-	switch h[13] >> 4 {
-	case 1: // IPv4
+	switch h[13] {
+	case 0x11, 0x12: // IPv4, TCP or UDP
 		if len(body) < 12 {
 			return nil, errors.New("proxy protocol v2: short IPv4 addresses")
 		}
 		ip := netip.AddrFrom4([4]byte(body[0:4]))
 		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, binary.BigEndian.Uint16(body[8:10]))), nil
-	case 2: // IPv6
+	case 0x21, 0x22: // IPv6
 		if len(body) < 36 {
 			return nil, errors.New("proxy protocol v2: short IPv6 addresses")
 		}
 		ip := netip.AddrFrom16([16]byte(body[0:16]))
 		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, binary.BigEndian.Uint16(body[32:34]))), nil
+	case 0x00, 0x31, 0x32: // UNSPEC or a unix socket: keep the peer's address
+		return nil, nil
 	}
-	return nil, nil // UNSPEC or a unix socket: keep the peer's address
+	// The specification has receivers refuse other families and
+	// transports.
+	return nil, fmt.Errorf("proxy protocol v2: address family and transport %#02x", h[13])
 }
 
 // wrapRemote returns nc reporting src as its remote address (nc itself
