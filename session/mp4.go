@@ -54,6 +54,7 @@ type mp4Table struct {
 	keys      []int // sample indexes of video sync samples (or audio, one per second)
 	hevc      bool
 	videoHead []byte // FLV video tag header for frames, before cts
+	size      int64  // the file's size: no sample is read past it
 }
 
 // openMP4 opens an MP4 file for playing; its table is built once per file
@@ -80,28 +81,32 @@ func buildMP4Info(f *os.File) (info *fileInfo, err error) {
 			info, err = nil, fmt.Errorf("%w: parser panic: %v", errBadMP4, p)
 		}
 	}()
-	moov, err := readMoov(f)
-	if err != nil {
-		return nil, err
-	}
-	return mp4Info(moov)
-}
-
-// readMoov finds the top-level moov box (before or after mdat) and
-// decodes it; a fragmented file is refused.
-func readMoov(f *os.File) (*mp4.MoovBox, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	size := fi.Size()
+	return parseMP4(f, fi.Size())
+}
+
+// parseMP4 builds the fileInfo of the MP4 file r of size bytes.
+func parseMP4(r io.ReaderAt, size int64) (*fileInfo, error) {
+	moov, err := readMoov(r, size)
+	if err != nil {
+		return nil, err
+	}
+	return mp4Info(moov, size)
+}
+
+// readMoov finds the top-level moov box (before or after mdat) of the
+// file r of size bytes and decodes it; a fragmented file is refused.
+func readMoov(r io.ReaderAt, size int64) (*mp4.MoovBox, error) {
 	var pos int64
 	var hdr [16]byte
 	for range maxTopBoxes {
 		if pos+8 > size {
 			break
 		}
-		if _, err := f.ReadAt(hdr[:8], pos); err != nil {
+		if _, err := r.ReadAt(hdr[:8], pos); err != nil {
 			return nil, fmt.Errorf("%w: box header at %d: %v", errBadMP4, pos, err)
 		}
 		boxSize := int64(binary.BigEndian.Uint32(hdr[:4]))
@@ -110,7 +115,7 @@ func readMoov(f *os.File) (*mp4.MoovBox, error) {
 		case 0:
 			boxSize = size - pos
 		case 1:
-			if _, err := f.ReadAt(hdr[8:16], pos+8); err != nil {
+			if _, err := r.ReadAt(hdr[8:16], pos+8); err != nil {
 				return nil, fmt.Errorf("%w: box header at %d: %v", errBadMP4, pos, err)
 			}
 			boxSize = int64(binary.BigEndian.Uint64(hdr[8:16]))
@@ -125,13 +130,16 @@ func readMoov(f *os.File) (*mp4.MoovBox, error) {
 			if boxSize > maxMoovSize {
 				return nil, fmt.Errorf("%w: moov of %d bytes", errBadMP4, boxSize)
 			}
-			b, err := mp4.DecodeBox(uint64(pos), io.NewSectionReader(f, pos, boxSize))
+			b, err := mp4.DecodeBox(uint64(pos), io.NewSectionReader(r, pos, boxSize))
 			if err != nil {
 				return nil, fmt.Errorf("%w: moov: %v", errBadMP4, err)
 			}
 			moov, ok := b.(*mp4.MoovBox)
 			if !ok {
 				return nil, fmt.Errorf("%w: moov", errBadMP4)
+			}
+			if moov.Mvex != nil { // moov comes before the first moof
+				return nil, fmt.Errorf("%w: fragmented MP4", errBadMP4)
 			}
 			return moov, nil
 		}
@@ -149,14 +157,14 @@ type mp4Track struct {
 	lastDur   uint32 // ms
 }
 
-// mp4Info builds the table and the player's fileInfo from moov: the
-// first H.264/HEVC track and the first AAC track.
-func mp4Info(moov *mp4.MoovBox) (*fileInfo, error) {
+// mp4Info builds the table and the player's fileInfo from moov (of a
+// file of size bytes): the first H.264/HEVC track and the first AAC track.
+func mp4Info(moov *mp4.MoovBox, size int64) (*fileInfo, error) {
 	var movieScale uint32 = 1000
 	if moov.Mvhd != nil && moov.Mvhd.Timescale > 0 {
 		movieScale = moov.Mvhd.Timescale
 	}
-	info := &fileInfo{mp4: &mp4Table{}}
+	info := &fileInfo{mp4: &mp4Table{size: size}}
 	meta := amf.ECMAArray{}
 	var vt, at *mp4Track
 	for _, trak := range moov.Traks {
@@ -195,7 +203,7 @@ func mp4Info(moov *mp4.MoovBox) (*fileInfo, error) {
 			continue
 		}
 		video := stsd.AvcX != nil || stsd.HvcX != nil
-		t, err := flattenTrack(trak, stbl, video, movieScale)
+		t, err := flattenTrack(trak, stbl, video, movieScale, size)
 		if err != nil {
 			return nil, err
 		}
@@ -261,8 +269,8 @@ func mp4Info(moov *mp4.MoovBox) (*fileInfo, error) {
 
 // flattenTrack lists a track's samples from its sample tables (stts,
 // ctts, stsc, stsz, stco/co64, stss), checking every table against the
-// others.
-func flattenTrack(trak *mp4.TrakBox, stbl *mp4.StblBox, video bool, movieScale uint32) (*mp4Track, error) {
+// others and the sample count against the size of the file.
+func flattenTrack(trak *mp4.TrakBox, stbl *mp4.StblBox, video bool, movieScale uint32, fileSize int64) (*mp4Track, error) {
 	scale := trak.Mdia.Mdhd.Timescale
 	if scale == 0 || stbl.Stts == nil || stbl.Stsz == nil || stbl.Stsc == nil || (stbl.Stco == nil && stbl.Co64 == nil) {
 		return nil, fmt.Errorf("%w: incomplete sample tables", errBadMP4)
@@ -273,6 +281,11 @@ func flattenTrack(trak *mp4.TrakBox, stbl *mp4.StblBox, video bool, movieScale u
 	}
 	if n > maxMP4Samples {
 		return nil, fmt.Errorf("%w: %d samples", errBadMP4, n)
+	}
+	// A uniform sample size lists no sizes: n is then only a claim, held
+	// to what the file can contain before a table of n samples is made.
+	if u := int64(stbl.Stsz.SampleUniformSize); u > 0 && int64(n) > fileSize/u {
+		return nil, fmt.Errorf("%w: %d samples of %d bytes in a file of %d", errBadMP4, n, u, fileSize)
 	}
 	t := &mp4Track{video: video, timescale: scale, samples: make([]mp4Sample, n)}
 	ms := func(v int64) int64 { return int64(math.Round(float64(v) * 1000 / float64(scale))) }
@@ -419,7 +432,10 @@ func mergeSamples(vt, at *mp4Track) []mp4Sample {
 
 // mp4Source reads samples of an MP4 file as FLV tags.
 type mp4Source struct {
-	f    *os.File
+	f interface {
+		io.ReaderAt
+		io.Closer
+	}
 	info *fileInfo
 	tab  *mp4Table
 	pos  int // next sample
@@ -445,6 +461,9 @@ func (s *mp4Source) next() (*flv.Tag, error) {
 	smp := s.tab.samples[s.pos]
 	if smp.size > maxSampleSize {
 		return nil, fmt.Errorf("%w: sample of %d bytes", errBadMP4, smp.size)
+	}
+	if smp.offset+int64(smp.size) > s.tab.size {
+		return nil, io.ErrUnexpectedEOF // the file ends inside the sample: nothing to allocate for
 	}
 	var head []byte
 	switch {
