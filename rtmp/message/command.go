@@ -123,7 +123,7 @@ func encodeValue(e *amf.Encoder, v any, amf3 bool) error {
 		return e.EncodeAMF0(v)
 	}
 	switch v.(type) {
-	case nil, amf.Undefined, string, float64, bool, int:
+	case nil, amf.Undefined, amf.Unsupported, string, float64, bool, int:
 		// Scalars stay AMF0 so that every decoder reads them directly.
 		return e.EncodeAMF0(v)
 	}
