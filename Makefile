@@ -2,7 +2,13 @@
 
 GO       ?= go
 BIN      ?= bin/rtmphub
+# `make fuzz`: time per target, bound on minimizing a new input, workers
+# per target (empty: GOMAXPROCS), and a regular expression of the targets
+# to run, matched against "<dir> <target>" (see scripts/fuzz.sh).
 FUZZTIME ?= 20s
+FUZZMINIMIZETIME ?= 5s
+FUZZPARALLEL ?=
+FUZZTARGETS ?= .
 # Extra flags for `make bench`, e.g. BENCHFLAGS="-players 100,500".
 BENCHFLAGS ?=
 
@@ -42,9 +48,11 @@ e2e-race: tools
 bench:
 	$(GO) run ./cmd/rtmpbench $(BENCHFLAGS)
 
-## fuzz: every Fuzz* target for FUZZTIME each
+## fuzz: every Fuzz* target (or those FUZZTARGETS matches) for FUZZTIME each,
+##       FUZZPARALLEL workers; e.g. make fuzz FUZZTARGETS=session FUZZPARALLEL=1
 fuzz:
-	FUZZTIME=$(FUZZTIME) GO=$(GO) bash ./scripts/fuzz.sh
+	FUZZTIME='$(FUZZTIME)' FUZZMINIMIZETIME='$(FUZZMINIMIZETIME)' FUZZPARALLEL='$(FUZZPARALLEL)' \
+		FUZZTARGETS='$(FUZZTARGETS)' GO='$(GO)' bash ./scripts/fuzz.sh
 
 clean:
 	rm -rf bin
