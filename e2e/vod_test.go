@@ -267,13 +267,18 @@ func TestRecordFFmpegLive(t *testing.T) {
 	args = append(args, "-c:a", "aac", "-b:a", "64k", "-flags", "+global_header",
 		"-f", "tee", "[f=flv]pipe:1|[f=flv]"+ref)
 	enc := command(t, time.Minute, "ffmpeg", args...)
-	enc.cmd.Stdout = nil
-	stdout, err := enc.cmd.StdoutPipe()
+	// Not cmd.StdoutPipe: the goroutine that waits for ffmpeg closes that
+	// pipe as soon as ffmpeg exits, and a read of its last tags then
+	// fails with "file already closed". Ours is read to its end.
+	stdout, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer stdout.Close()
+	enc.cmd.Stdout = pw
 	c, id := recordPublish(t, srv, "rec", "record")
 	enc.startCmd()
+	pw.Close() // ffmpeg has its copy: the read ends when ffmpeg does
 	if err := flvTags(stdout, func(typ message.Type, ts uint32, data []byte) error {
 		return relay(c, id, typ, ts, data)
 	}); err != nil {
