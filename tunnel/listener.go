@@ -1,13 +1,3 @@
-// Package tunnel holds rtmphub's transports: each accepts connections in
-// its own way and yields a net.Conn of RTMP bytes (or whole messages) with
-// the name of its protocol, for the session core to serve.
-//
-// Server tells connections apart by their first byte (native RTMP, HTTP,
-// TLS) on every port it serves, and turns RTMPT sessions (RTMP tunneled
-// over HTTP polling, on fasthttp) into net.Conns keyed on their session
-// id, with working deadlines and back-pressure. DialRTMPT is the client
-// side. The package knows nothing of the session core: cmd wires the
-// conns it yields to it.
 package tunnel
 
 import (

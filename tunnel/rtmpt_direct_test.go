@@ -212,26 +212,3 @@ func TestDirectBadRequests(t *testing.T) {
 		nc.Close()
 	}
 }
-
-func TestParseIdlePoll(t *testing.T) {
-	const sid = "ABCDEFGHabcdefgh"
-	ok := "POST /idle/" + sid + "/42 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: Keep-Alive\r\n\r\n\x00"
-	if seq, n, good := parseIdlePoll([]byte(ok+"POST"), sid); !good || seq != 42 || n != len(ok) {
-		t.Fatalf("a whole poll: %d %d %v", seq, n, good)
-	}
-	for _, bad := range []string{
-		ok[:len(ok)-1], // no body yet
-		strings.Replace(ok, "/idle/", "/send/", 1),
-		strings.Replace(ok, sid, "AAAAAAAAAAAAAAAA", 1),
-		strings.Replace(ok, "Content-Length: 1", "Content-Length: 2", 1),
-		strings.Replace(ok, "Keep-Alive", "close", 1),
-		strings.Replace(ok, "Host: x", "Expect: 100-continue", 1),
-		strings.Replace(ok, "/42 ", "/4x ", 1),
-		strings.Replace(ok, "HTTP/1.1", "HTTP/1.0", 1),
-		strings.Replace(ok, "Content-Length: 1\r\n", "", 1),
-	} {
-		if _, _, good := parseIdlePoll([]byte(bad), sid); good {
-			t.Errorf("taken: %q", bad)
-		}
-	}
-}

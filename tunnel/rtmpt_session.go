@@ -98,7 +98,7 @@ type rtmptSession struct {
 	holdTimer *time.Timer // reused by held polls, one at a time
 	holding   bool        // holdTimer is in use
 
-	// A poll parked on a direct connection (see rtmpt_direct.go).
+	// A poll parked on a direct connection (see rtmpt_session_park.go).
 	parked    parkedPoll
 	parkTimer *time.Timer // answers the parked poll when its hold ends
 	reader    *directConn // reads this session's next poll when bytes are written (see handOff)
