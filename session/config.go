@@ -3,7 +3,15 @@ package session
 import "time"
 
 // Config holds the core's settings. The zero value of a field means its
-// default, filled in by withDefaults; only cmd parses the environment.
+// default, filled in by WithDefaults, the one place the defaults live
+// (cmd shows them from DefaultConfig); only cmd parses the environment.
+//
+// Off has one spelling: a field whose default is on is turned off by a
+// negative value (WriteMerge, PublisherGrace), since zero already means
+// the default; a field whose default is off (ClientIdleTimeout,
+// MaxConnectionsPerIP, the bandwidth limits) is off at zero. A boolean
+// is named so that false, its zero value, is the default
+// (DisableGOPCache, DisableBWCheck).
 type Config struct {
 	// DataDir is the applications folder: <DataDir>/<app>/...
 	DataDir string
@@ -11,8 +19,11 @@ type Config struct {
 	// under DataDir, as FMS does. When false any valid name is accepted.
 	StrictApps bool
 
-	MaxConnections int    // all clients at once (0 = default)
-	MaxMessageSize uint32 // largest message accepted from a peer
+	MaxConnections int // all clients at once (default 10000)
+	// MaxMessageSize bounds the messages accepted from a peer (default
+	// 8 MiB, what the binary has always served with; RTMP's own limit is
+	// 16 MiB − 1).
+	MaxMessageSize uint32
 	// MaxConnectionsPerIP bounds the clients at once from one address
 	// (0 = no limit).
 	MaxConnectionsPerIP int
@@ -79,7 +90,8 @@ type Config struct {
 	PublisherTakeover time.Duration
 	// PublisherGrace keeps a stream whose publisher vanished without
 	// unpublishing for this long, so a reconnecting encoder resumes it and
-	// players never see the interruption.
+	// players never see the interruption (default 3s; negative: off,
+	// players are told at once).
 	PublisherGrace time.Duration
 
 	// VODBuffer is how far ahead of real time recorded streams are sent
@@ -119,7 +131,13 @@ type Config struct {
 	MaxSOProperties int
 }
 
-func (c Config) withDefaults() Config {
+// DefaultConfig is the configuration the zero Config stands for: every
+// default filled in.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// WithDefaults returns c with every zero field set to its default, as
+// NewServer runs with it.
+func (c Config) WithDefaults() Config {
 	if c.DataDir == "" {
 		c.DataDir = "./data"
 	}
@@ -127,7 +145,7 @@ func (c Config) withDefaults() Config {
 		c.MaxConnections = 10000
 	}
 	if c.MaxMessageSize == 0 {
-		c.MaxMessageSize = 16 << 20
+		c.MaxMessageSize = 8 << 20
 	}
 	if c.PlayerQueue <= 0 {
 		c.PlayerQueue = 512

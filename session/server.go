@@ -52,7 +52,7 @@ func NewServer(cfg Config, log *slog.Logger) *Server {
 		log = slog.Default()
 	}
 	s := &Server{
-		cfg:       cfg.withDefaults(),
+		cfg:       cfg.WithDefaults(),
 		log:       log,
 		instances: make(map[string]*Instance),
 		clients:   make(map[uint64]*Client),

@@ -31,7 +31,11 @@ type Info struct {
 // included). It owns nc and closes it; ctx ends when the server stops.
 type ConnHandler func(ctx context.Context, nc net.Conn, info Info)
 
-// Config tunes a Server. The zero value of a field means its default.
+// Config tunes a Server. The zero value of a field means its default,
+// filled in by WithDefaults, the one place the defaults live (cmd shows
+// them from DefaultConfig). A field whose default is on is turned off by
+// a negative value (HoldTime, SendLinger); a boolean is named so that
+// false is the default (NoDirect).
 type Config struct {
 	// HoldTime is the longest time an /idle request with nothing to send
 	// is held open, answered the moment bytes are ready (long polling).
@@ -100,7 +104,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-func (c Config) withDefaults() Config {
+// DefaultConfig is the configuration the zero Config stands for: every
+// default filled in.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// WithDefaults returns c with every zero field set to its default, as
+// NewServer runs with it.
+func (c Config) WithDefaults() Config {
 	if c.HoldTime == 0 {
 		c.HoldTime = 500 * time.Millisecond
 	} else if c.HoldTime < 0 {
@@ -218,7 +228,7 @@ type Stats struct {
 
 // NewServer returns a server that hands every client to h.
 func NewServer(cfg Config, h ConnHandler) *Server {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,

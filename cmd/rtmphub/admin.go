@@ -5,7 +5,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"syscall"
 	"time"
 
@@ -41,9 +40,9 @@ func startAdmin(cfg *config, srv *session.Server, tc *tunnelCollector, log *slog
 	if cfg.AdminAddr == "" {
 		return a, nil
 	}
-	ln, err := listen("tcp", cfg.AdminAddr, "RTMPHUB_ADMIN_ADDR / --admin-addr")
+	ln, err := listen("tcp", cfg.AdminAddr, cfg.name(&cfg.AdminAddr))
 	if err != nil {
-		if cfg.explicit["AdminAddr"] || !errors.Is(err, syscall.EADDRINUSE) && !errors.Is(err, syscall.EACCES) {
+		if cfg.isExplicit(&cfg.AdminAddr) || !errors.Is(err, syscall.EADDRINUSE) && !errors.Is(err, syscall.EACCES) {
 			return nil, err
 		}
 		log.Warn("default admin port not available; running without the admin API",
@@ -68,12 +67,4 @@ func authorizer(cfg *config, log *slog.Logger) session.Authorizer {
 		hook = admin.HTTPAuthorizer(admin.HookOptions{URL: cfg.AuthURL, FailOpen: cfg.AuthFailOpen, Log: log})
 	}
 	return session.ChainAuthorizers(tokens, hook)
-}
-
-func validHookURL(s string) bool {
-	if s == "" {
-		return true
-	}
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -1,98 +1,113 @@
 package main
 
 import (
+	"encoding"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caarlos0/env/v11"
 
 	"github.com/rtmphub/rtmphub/session/admin"
-	"github.com/rtmphub/rtmphub/tunnel"
 )
 
-// config is every setting of the binary. Each field is read from the
-// environment variable RTMPHUB_<env> and from the flag of the same name in
-// lower case with dashes; a flag wins over the environment, which wins over
-// the default.
+// config is every setting of the binary, one row per field. Each row is
+// read from the environment variable RTMPHUB_<env> and from the flag of
+// the same name in lower case with dashes; a flag wins over the
+// environment, which wins over the default.
 //
-// An empty value, a variable set to nothing or a flag given "", is not
-// "the default": it turns the setting off when the setting has an off
-// value, and is an error otherwise (see setting.offValue). A row's off
-// value is its off tag, or its default when that is empty already.
+// Defaults live in one place each: a row that configures a library takes
+// the library's own default (links, from session.DefaultConfig and
+// tunnel.DefaultConfig); only the rows the command alone uses have theirs
+// in defaultConfig. rtmphub help prints them from there.
+//
+// A row checks itself: by its type (byteSize, time.Duration, int, bool)
+// or its kind tag (address, log-level...: see kinds.go), which parse and
+// reject a bad value, and by its min and max tags, written as values of
+// the row ("1s", "65536"; why says where a bound comes from). A number or
+// duration without a min must be positive unless it can be off. Only the
+// rules between settings are written out, in validate.
+//
+// Off is spelled one way: an empty value, a variable set to nothing or a
+// flag given "", turns the setting off when the row has an off value, and
+// is an error otherwise (see setting.offValue); it is never the default.
+// A row's off value is its off tag (0 for numbers and durations, which
+// are off at 0 as well), or "" when its default is empty already. The
+// libraries spell off as a negative value where zero means their default:
+// links maps the one to the other.
 type config struct {
-	RTMPAddr         string        `env:"RTMP_ADDR" envDefault:":1935" help:"TCP address for RTMP"`
-	DataDir          string        `env:"DATA_DIR" envDefault:"./data" help:"applications folder: <data>/<app>/..."`
-	LogLevel         string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
-	LogFormat        string        `env:"LOG_FORMAT" envDefault:"text" help:"text or json"`
-	MaxConnections   int           `env:"MAX_CONNECTIONS" envDefault:"10000" help:"clients at once, all transports"`
-	MaxMessageSize   int           `env:"MAX_MESSAGE_SIZE" envDefault:"8388608" help:"largest message accepted from a client, bytes"`
-	PlayerQueue      int           `env:"PLAYER_QUEUE" envDefault:"512" help:"messages queued per player before it skips to the next keyframe"`
-	PlayerQueueBytes int           `env:"PLAYER_QUEUE_BYTES" envDefault:"4194304" help:"payload bytes queued per player before it skips to the next keyframe"`
-	StallTimeout     time.Duration `env:"STALL_TIMEOUT" envDefault:"10s" help:"disconnect a client whose writes stall this long"`
-	GOPCache         bool          `env:"GOP_CACHE" envDefault:"true" help:"start players at the last keyframe"`
-	WriteMerge       time.Duration `env:"WRITE_MERGE" envDefault:"50ms" off:"0" help:"longest wait of audio for the next video frame to share a write (0 = write every message at once)"`
-	TCPNoDelay       bool          `env:"TCP_NODELAY" envDefault:"false" help:"keep TCP_NODELAY for live players; off gives their sockets Nagle back: less CPU, at most a round trip of latency (other clients always keep TCP_NODELAY)"`
-	ChunkSize        int           `env:"CHUNK_SIZE" envDefault:"4096" help:"outgoing RTMP chunk size"`
-	StrictApps       bool          `env:"STRICT_APPS" envDefault:"false" help:"accept only applications that have a folder in the data dir, as FMS"`
-	PublisherGrace   time.Duration `env:"PUBLISHER_GRACE" envDefault:"3s" off:"0" help:"how long players wait for a vanished publisher to come back (0 = tell them at once)"`
-	DebugAddr        string        `env:"DEBUG_ADDR" envDefault:"" help:"address for Go's pprof profiles over HTTP, without a token (keep it on loopback; the admin API serves them behind its token)"`
-	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"5s" help:"longest graceful shutdown"`
+	RTMPAddr         string        `env:"RTMP_ADDR" kind:"address" help:"TCP address for RTMP"`
+	DataDir          string        `env:"DATA_DIR" help:"applications folder: <data>/<app>/..."`
+	LogLevel         string        `env:"LOG_LEVEL" kind:"log-level" help:"debug, info, warn or error"`
+	LogFormat        string        `env:"LOG_FORMAT" kind:"log-format" help:"text or json"`
+	MaxConnections   int           `env:"MAX_CONNECTIONS" help:"clients at once, all transports"`
+	MaxMessageSize   byteSize      `env:"MAX_MESSAGE_SIZE" min:"1024" max:"16777215" why:"the largest RTMP message length" help:"largest message accepted from a client, bytes"`
+	PlayerQueue      int           `env:"PLAYER_QUEUE" min:"16" max:"1048576" help:"messages queued per player before it skips to the next keyframe"`
+	PlayerQueueBytes byteSize      `env:"PLAYER_QUEUE_BYTES" min:"65536" help:"payload bytes queued per player before it skips to the next keyframe"`
+	StallTimeout     time.Duration `env:"STALL_TIMEOUT" help:"disconnect a client whose writes stall this long"`
+	GOPCache         bool          `env:"GOP_CACHE" help:"start players at the last keyframe"`
+	WriteMerge       time.Duration `env:"WRITE_MERGE" off:"0" max:"1s" help:"longest wait of audio for the next video frame to share a write (0 = write every message at once)"`
+	TCPNoDelay       bool          `env:"TCP_NODELAY" help:"keep TCP_NODELAY for live players; off gives their sockets Nagle back: less CPU, at most a round trip of latency (other clients always keep TCP_NODELAY)"`
+	ChunkSize        int           `env:"CHUNK_SIZE" min:"128" max:"65536" help:"outgoing RTMP chunk size"`
+	StrictApps       bool          `env:"STRICT_APPS" help:"accept only applications that have a folder in the data dir, as FMS"`
+	PublisherGrace   time.Duration `env:"PUBLISHER_GRACE" off:"0" help:"how long players wait for a vanished publisher to come back (0 = tell them at once)"`
+	DebugAddr        string        `env:"DEBUG_ADDR" kind:"address" help:"address for Go's pprof profiles over HTTP, without a token (keep it on loopback; the admin API serves them behind its token)"`
+	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" help:"longest graceful shutdown"`
 
-	HTTPAddr         string        `env:"HTTP_ADDR" envDefault:":80" off:"" help:"TCP address for RTMPT, RTMP over HTTP (the RTMP port serves it too)"`
-	TLSCert          string        `env:"TLS_CERT" envDefault:"" help:"PEM certificate chain file: enables RTMPS and RTMPTS (TLS is also sniffed on the RTMP and HTTP ports)"`
-	TLSKey           string        `env:"TLS_KEY" envDefault:"" help:"PEM private key file of the certificate"`
-	TLSAddr          string        `env:"TLS_ADDR" envDefault:":443" off:"" help:"TCP address for RTMPS/RTMPTS when a certificate is set"`
-	TrustedProxies   string        `env:"TRUSTED_PROXIES" envDefault:"" help:"comma-separated CIDRs of reverse proxies whose X-Forwarded-For / Forwarded headers name the client"`
-	RTMPTHold        time.Duration `env:"RTMPT_HOLD" envDefault:"500ms" off:"0" help:"longest time an RTMPT idle poll waits for data before an empty reply (0 = answer at once)"`
-	RTMPTTimeout     time.Duration `env:"RTMPT_TIMEOUT" envDefault:"15s" help:"close an RTMPT session that sends no request for this long"`
-	RTMPTMaxSessions int           `env:"RTMPT_MAX_SESSIONS" envDefault:"10000" help:"RTMPT sessions at once"`
-	RTMPTMaxPerIP    int           `env:"RTMPT_MAX_PER_IP" envDefault:"100" help:"RTMPT sessions at once from one client address"`
-	RTMPTMaxBody     int           `env:"RTMPT_MAX_BODY" envDefault:"8388608" help:"largest RTMPT request body, bytes (larger: 413)"`
-	RTMPTIDPrefix    string        `env:"RTMPT_ID_PREFIX" envDefault:"" help:"characters (up to 8, [A-Za-z0-9]) starting every RTMPT session id: give each instance behind one reverse proxy its own, and route on it"`
-	RTMPTDirect      bool          `env:"RTMPT_DIRECT" envDefault:"true" help:"on plain TCP, serve RTMPT requests after a connection's first one without the HTTP server (false: every request through it)"`
-	RTMPTMaxPending  int           `env:"RTMPT_MAX_PENDING" envDefault:"1048576" help:"bytes an RTMPT session buffers for its client between polls; a full session blocks its writes (then --stall-timeout applies)"`
-	RTMPTConnsPerIP  int           `env:"RTMPT_MAX_CONNS_PER_IP" envDefault:"0" help:"HTTP connections (RTMPT, on any port) open at once from one client address, IPv6 by /64; trusted proxies are not limited per address (0 = the larger of 256 and twice --rtmpt-max-per-ip)"`
-	RTMPTMaxBuffered int           `env:"RTMPT_MAX_BUFFERED" envDefault:"67108864" help:"request body bytes all HTTP connections together may have buffered (each body's first 8 KiB excepted); a request past it gets 503 and its connection is closed"`
-	RTMPTHeadTimeout time.Duration `env:"RTMPT_HEAD_TIMEOUT" envDefault:"10s" help:"longest time from an HTTP request's first byte to the end of its head"`
-	RTMPTBodyTimeout time.Duration `env:"RTMPT_BODY_TIMEOUT" envDefault:"10s" help:"longest time for an HTTP request body after its head, plus one second per --rtmpt-min-body-rate bytes received"`
-	RTMPTMinBodyRate int           `env:"RTMPT_MIN_BODY_RATE" envDefault:"8192" help:"bytes a second that earn a slow request body more time than --rtmpt-body-timeout"`
+	HTTPAddr         string        `env:"HTTP_ADDR" off:"" kind:"address" help:"TCP address for RTMPT, RTMP over HTTP (the RTMP port serves it too)"`
+	TLSCert          string        `env:"TLS_CERT" help:"PEM certificate chain file: enables RTMPS and RTMPTS (TLS is also sniffed on the RTMP and HTTP ports)"`
+	TLSKey           string        `env:"TLS_KEY" help:"PEM private key file of the certificate"`
+	TLSAddr          string        `env:"TLS_ADDR" off:"" kind:"address" help:"TCP address for RTMPS/RTMPTS when a certificate is set"`
+	TrustedProxies   string        `env:"TRUSTED_PROXIES" kind:"cidrs" help:"comma-separated CIDRs of reverse proxies whose X-Forwarded-For / Forwarded headers name the client"`
+	RTMPTHold        time.Duration `env:"RTMPT_HOLD" off:"0" max:"10s" why:"librtmp gives up on a reply after 30s" help:"longest time an RTMPT idle poll waits for data before an empty reply (0 = answer at once)"`
+	RTMPTTimeout     time.Duration `env:"RTMPT_TIMEOUT" min:"1s" help:"close an RTMPT session that sends no request for this long"`
+	RTMPTMaxSessions int           `env:"RTMPT_MAX_SESSIONS" help:"RTMPT sessions at once"`
+	RTMPTMaxPerIP    int           `env:"RTMPT_MAX_PER_IP" help:"RTMPT sessions at once from one client address"`
+	RTMPTMaxBody     byteSize      `env:"RTMPT_MAX_BODY" min:"4096" help:"largest RTMPT request body, bytes (larger: 413)"`
+	RTMPTIDPrefix    string        `env:"RTMPT_ID_PREFIX" kind:"session-id-prefix" help:"characters (up to 8, [A-Za-z0-9]) starting every RTMPT session id: give each instance behind one reverse proxy its own, and route on it"`
+	RTMPTDirect      bool          `env:"RTMPT_DIRECT" help:"on plain TCP, serve RTMPT requests after a connection's first one without the HTTP server (false: every request through it)"`
+	RTMPTMaxPending  byteSize      `env:"RTMPT_MAX_PENDING" min:"65536" help:"bytes an RTMPT session buffers for its client between polls; a full session blocks its writes (then --stall-timeout applies)"`
+	RTMPTConnsPerIP  int           `env:"RTMPT_MAX_CONNS_PER_IP" min:"0" help:"HTTP connections (RTMPT, on any port) open at once from one client address, IPv6 by /64; trusted proxies are not limited per address (0 = the larger of 256 and twice --rtmpt-max-per-ip)"`
+	RTMPTMaxBuffered byteSize      `env:"RTMPT_MAX_BUFFERED" help:"request body bytes all HTTP connections together may have buffered (each body's first 8 KiB excepted); a request past it gets 503 and its connection is closed"`
+	RTMPTHeadTimeout time.Duration `env:"RTMPT_HEAD_TIMEOUT" min:"100ms" help:"longest time from an HTTP request's first byte to the end of its head"`
+	RTMPTBodyTimeout time.Duration `env:"RTMPT_BODY_TIMEOUT" min:"100ms" help:"longest time for an HTTP request body after its head, plus one second per --rtmpt-min-body-rate bytes received"`
+	RTMPTMinBodyRate byteSize      `env:"RTMPT_MIN_BODY_RATE" help:"bytes a second that earn a slow request body more time than --rtmpt-body-timeout"`
 
-	CallTimeout     time.Duration `env:"CALL_TIMEOUT" envDefault:"30s" help:"fail a server-to-client call the client has not answered in this long"`
-	BWCheck         bool          `env:"BW_CHECK" envDefault:"true" help:"answer checkBandwidth with the native FMS bandwidth check (onBWCheck bursts, then onBWDone)"`
-	SOSyncInterval  time.Duration `env:"SO_SYNC_INTERVAL" envDefault:"20ms" help:"shared object sync period: changes within one go out in one message per subscriber"`
-	SOSaveInterval  time.Duration `env:"SO_SAVE_INTERVAL" envDefault:"1s" help:"longest a changed persistent shared object waits before it is written to <data>/<app>/sharedobjects/<instance>/"`
-	MaxSharedObject int           `env:"MAX_SHARED_OBJECTS" envDefault:"1000" help:"shared objects in use per application instance"`
-	MaxSOSize       int           `env:"MAX_SO_SIZE" envDefault:"1048576" help:"largest shared object: bytes of slot names and encoded values"`
-	MaxSOProperties int           `env:"MAX_SO_PROPERTIES" envDefault:"10000" help:"most slots in one shared object"`
-	ScriptTimeout   time.Duration `env:"SCRIPT_TIMEOUT" envDefault:"5s" help:"interrupt a main.asc callback (onConnect, a call, a timer...) that runs longer than this"`
-	ScriptQueue     int           `env:"SCRIPT_QUEUE" envDefault:"4096" help:"events waiting for one instance's main.asc; a client call finding it full fails with Application busy"`
-	RPCTestApp      string        `env:"RPC_TEST_APP" envDefault:"" help:"name of an application given the built-in test methods echo, add, fail, callBack and broadcast (for client tests)"`
+	CallTimeout     time.Duration `env:"CALL_TIMEOUT" help:"fail a server-to-client call the client has not answered in this long"`
+	BWCheck         bool          `env:"BW_CHECK" help:"answer checkBandwidth with the native FMS bandwidth check (onBWCheck bursts, then onBWDone)"`
+	SOSyncInterval  time.Duration `env:"SO_SYNC_INTERVAL" help:"shared object sync period: changes within one go out in one message per subscriber"`
+	SOSaveInterval  time.Duration `env:"SO_SAVE_INTERVAL" help:"longest a changed persistent shared object waits before it is written to <data>/<app>/sharedobjects/<instance>/"`
+	MaxSharedObject int           `env:"MAX_SHARED_OBJECTS" help:"shared objects in use per application instance"`
+	MaxSOSize       byteSize      `env:"MAX_SO_SIZE" help:"largest shared object: bytes of slot names and encoded values"`
+	MaxSOProperties int           `env:"MAX_SO_PROPERTIES" help:"most slots in one shared object"`
+	ScriptTimeout   time.Duration `env:"SCRIPT_TIMEOUT" help:"interrupt a main.asc callback (onConnect, a call, a timer...) that runs longer than this"`
+	ScriptQueue     int           `env:"SCRIPT_QUEUE" help:"events waiting for one instance's main.asc; a client call finding it full fails with Application busy"`
+	RPCTestApp      string        `env:"RPC_TEST_APP" help:"name of an application given the built-in test methods echo, add, fail, callBack and broadcast (for client tests)"`
 
-	AdminAddr           string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:1111" off:"" help:"TCP address of the admin API, metrics and health checks; off loopback it needs --admin-token"`
-	AdminToken          string        `env:"ADMIN_TOKEN" envDefault:"" help:"bearer token the admin API requires (all but /healthz and /readyz); also enables /debug/pprof/ there"`
-	AuthURL             string        `env:"AUTH_URL" envDefault:"" help:"URL POSTed a JSON request on every connect, publish and play: 2xx allows, anything else denies"`
-	AuthTimeout         time.Duration `env:"AUTH_TIMEOUT" envDefault:"5s" help:"longest wait for the authorization callback"`
-	AuthFailOpen        bool          `env:"AUTH_FAIL_OPEN" envDefault:"false" help:"allow when the authorization callback fails (error, timeout, 5xx) instead of denying"`
-	AuthSecret          string        `env:"AUTH_SECRET" envDefault:"" help:"secret of signed stream tokens: publish and play need ?token=hex(HMAC-SHA256(secret, app/stream/expires))&expires=<unix time>"`
-	MaxConnectionsPerIP int           `env:"MAX_CONNECTIONS_PER_IP" envDefault:"0" off:"0" help:"clients at once from one address (0 = no limit)"`
-	ClientBandwidthOut  int           `env:"CLIENT_BANDWIDTH_OUT" envDefault:"0" off:"0" help:"bytes per second sent to each client at most (0 = no limit), as FMS setBandwidthLimit"`
-	ClientBandwidthIn   int           `env:"CLIENT_BANDWIDTH_IN" envDefault:"0" off:"0" help:"bytes per second read from each client at most (0 = no limit)"`
-	ClientIdleTimeout   time.Duration `env:"CLIENT_IDLE_TIMEOUT" envDefault:"0" off:"0" help:"disconnect a client that sends nothing for this long while it has no stream publishing or playing, no shared object in use and no call in flight either way, with NetConnection.Connect.IdleTimeout as FMS (0 = off: silent RPC and SharedObject clients stay for ever)"`
+	AdminAddr           string        `env:"ADMIN_ADDR" off:"" kind:"address" help:"TCP address of the admin API, metrics and health checks; off loopback it needs --admin-token"`
+	AdminToken          string        `env:"ADMIN_TOKEN" help:"bearer token the admin API requires (all but /healthz and /readyz); also enables /debug/pprof/ there"`
+	AuthURL             string        `env:"AUTH_URL" kind:"http-url" help:"URL POSTed a JSON request on every connect, publish and play: 2xx allows, anything else denies"`
+	AuthTimeout         time.Duration `env:"AUTH_TIMEOUT" min:"1ms" max:"1m" help:"longest wait for the authorization callback"`
+	AuthFailOpen        bool          `env:"AUTH_FAIL_OPEN" help:"allow when the authorization callback fails (error, timeout, 5xx) instead of denying"`
+	AuthSecret          string        `env:"AUTH_SECRET" help:"secret of signed stream tokens: publish and play need ?token=hex(HMAC-SHA256(secret, app/stream/expires))&expires=<unix time>"`
+	MaxConnectionsPerIP int           `env:"MAX_CONNECTIONS_PER_IP" off:"0" help:"clients at once from one address (0 = no limit)"`
+	ClientBandwidthOut  byteSize      `env:"CLIENT_BANDWIDTH_OUT" off:"0" help:"bytes per second sent to each client at most (0 = no limit), as FMS setBandwidthLimit"`
+	ClientBandwidthIn   byteSize      `env:"CLIENT_BANDWIDTH_IN" off:"0" help:"bytes per second read from each client at most (0 = no limit)"`
+	ClientIdleTimeout   time.Duration `env:"CLIENT_IDLE_TIMEOUT" off:"0" min:"1s" help:"disconnect a client that sends nothing for this long while it has no stream publishing or playing, no shared object in use and no call in flight either way, with NetConnection.Connect.IdleTimeout as FMS (0 = off: silent RPC and SharedObject clients stay for ever)"`
 
-	QUICAddr        string        `env:"QUIC_ADDR" envDefault:":1935" off:"" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (whole messages framed on QUIC; the gateway relays them to the origin as chunked RTMP)"`
-	QUICIdleTimeout time.Duration `env:"QUIC_IDLE_TIMEOUT" envDefault:"30s" help:"close a QUIC connection silent this long"`
-	QUICKeepAlive   time.Duration `env:"QUIC_KEEPALIVE" envDefault:"10s" off:"0" help:"QUIC keep-alive period (0 = off)"`
-	RoQRDatagrams   bool          `env:"ROQR_DATAGRAMS" envDefault:"true" help:"offer QUIC DATAGRAMs to RoQR clients: with a client that offers them too, inter frames and audio frames travel in datagrams (a lost one is dropped, not waited for); commands, metadata, sequence headers and keyframes stay on the stream"`
-	Upstream        string        `env:"UPSTREAM" envDefault:"" help:"gateway mode: forward every client, byte for byte, to this rtmp://host:port origin instead of serving it here"`
-	UpstreamProxy   int           `env:"UPSTREAM_PROXY_PROTOCOL" envDefault:"0" off:"0" help:"send a PROXY protocol header (1 or 2) to the upstream naming the client; 0 = off"`
-	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"5s" help:"longest wait to connect to the upstream before refusing the client"`
+	QUICAddr        string        `env:"QUIC_ADDR" off:"" kind:"address" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (whole messages framed on QUIC; the gateway relays them to the origin as chunked RTMP)"`
+	QUICIdleTimeout time.Duration `env:"QUIC_IDLE_TIMEOUT" min:"1s" help:"close a QUIC connection silent this long"`
+	QUICKeepAlive   time.Duration `env:"QUIC_KEEPALIVE" off:"0" help:"QUIC keep-alive period (0 = off)"`
+	RoQRDatagrams   bool          `env:"ROQR_DATAGRAMS" help:"offer QUIC DATAGRAMs to RoQR clients: with a client that offers them too, inter frames and audio frames travel in datagrams (a lost one is dropped, not waited for); commands, metadata, sequence headers and keyframes stay on the stream"`
+	Upstream        string        `env:"UPSTREAM" kind:"rtmp-url" help:"gateway mode: forward every client, byte for byte, to this rtmp://host:port origin instead of serving it here"`
+	UpstreamProxy   int           `env:"UPSTREAM_PROXY_PROTOCOL" off:"0" max:"2" help:"send a PROXY protocol header (1 or 2) to the upstream naming the client; 0 = off"`
+	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" help:"longest wait to connect to the upstream before refusing the client"`
 
 	// explicit holds the names of the fields set by the environment or a
 	// flag, as opposed to their defaults.
@@ -107,9 +122,11 @@ type setting struct {
 	value reflect.Value
 	env   string // full variable name
 	flag  string
+	def   string // the default, as help shows it
 }
 
 func settings(cfg *config) []setting {
+	defs := defaultTexts()
 	v := reflect.ValueOf(cfg).Elem()
 	t := v.Type()
 	out := make([]setting, 0, t.NumField())
@@ -124,9 +141,57 @@ func settings(cfg *config) []setting {
 			value: v.Field(i),
 			env:   envPrefix + name,
 			flag:  strings.ReplaceAll(strings.ToLower(name), "_", "-"),
+			def:   defs[f.Name],
 		})
 	}
 	return out
+}
+
+// defaultTexts is the default of every row as help shows it.
+var defaultTexts = sync.OnceValue(func() map[string]string {
+	m := make(map[string]string)
+	for _, s := range settings0(defaultConfig()) {
+		m[s.field.Name] = s.text()
+	}
+	return m
+})
+
+// settings0 is settings without the defaults (which it computes).
+func settings0(cfg *config) []setting {
+	v := reflect.ValueOf(cfg).Elem()
+	out := make([]setting, 0, v.NumField())
+	for i := range v.NumField() {
+		if f := v.Type().Field(i); f.Tag.Get("env") != "" {
+			out = append(out, setting{field: f, value: v.Field(i)})
+		}
+	}
+	return out
+}
+
+// name is how messages name the setting: "RTMPHUB_ADMIN_ADDR / --admin-addr".
+func (s setting) name() string { return s.env + " / --" + s.flag }
+
+// text is the setting's value as help and errors show it.
+func (s setting) text() string {
+	if d, ok := s.value.Interface().(time.Duration); ok {
+		return formatDuration(d)
+	}
+	return fmt.Sprint(s.value.Interface())
+}
+
+// formatDuration writes d as a user would: 0, 500ms, 10s, 1m, 1m30s.
+func formatDuration(d time.Duration) string {
+	if d == 0 {
+		return "0"
+	}
+	t := d.String()
+	if strings.HasSuffix(t, "m0s") {
+		t = strings.TrimSuffix(t, "0s")
+	}
+	if strings.HasSuffix(t, "h0m") {
+		t = strings.TrimSuffix(t, "0m")
+	}
+	return t
 }
 
 // offValue is what an empty value sets: the row's off tag, or its default
@@ -138,7 +203,7 @@ func (s setting) offValue() (v string, ok bool) {
 	if v, ok := s.field.Tag.Lookup("off"); ok {
 		return v, true
 	}
-	if s.field.Tag.Get("envDefault") == "" {
+	if s.def == "" {
 		return "", true
 	}
 	return "", false
@@ -148,10 +213,150 @@ func (s setting) offValue() (v string, ok bool) {
 func (s setting) setEmpty() error {
 	off, ok := s.offValue()
 	if !ok {
-		return fmt.Errorf("must not be empty: this setting has no off; unset it for the default %q", s.field.Tag.Get("envDefault"))
+		return fmt.Errorf("must not be empty: this setting has no off; unset it for the default %q", s.def)
 	}
-	return fieldValue{s}.Set(off)
+	if off == "" {
+		s.value.SetZero()
+		return nil
+	}
+	return s.parse(off)
 }
+
+// kind is the type the row's kind tag names (nil: the field's own type).
+func (s setting) kind() reflect.Type {
+	k := s.field.Tag.Get("kind")
+	if k == "" {
+		return nil
+	}
+	t, ok := kinds[k]
+	if !ok {
+		panic("setting " + s.field.Name + ": no kind " + k)
+	}
+	return t
+}
+
+// parse sets s from text, through its kind's or its type's own parsing.
+func (s setting) parse(text string) error { return parseInto(s.value, s.kind(), text) }
+
+// parseInto sets v from text. A kind, or v's own type, that implements
+// encoding.TextUnmarshaler parses itself; the plain types are parsed here.
+func parseInto(v reflect.Value, kind reflect.Type, text string) error {
+	p := v.Addr()
+	if kind != nil {
+		p = p.Convert(reflect.PointerTo(kind)) // *string as *address: the same bytes
+	}
+	if u, ok := p.Interface().(encoding.TextUnmarshaler); ok {
+		return u.UnmarshalText([]byte(text))
+	}
+	switch v.Interface().(type) {
+	case string:
+		v.SetString(text)
+	case bool:
+		b, err := strconv.ParseBool(text)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		v.SetBool(b)
+	case int:
+		n, err := strconv.Atoi(text)
+		if err != nil {
+			return errors.New("want a whole number")
+		}
+		v.SetInt(int64(n))
+	case time.Duration:
+		d, err := time.ParseDuration(text)
+		if err != nil {
+			return errors.New("want a duration such as 500ms or 10s")
+		}
+		v.SetInt(int64(d))
+	default:
+		return fmt.Errorf("unsupported setting type %s", v.Type())
+	}
+	return nil
+}
+
+// check validates the value s holds: its kind (the environment sets a
+// string row without it) and its bounds.
+func (s setting) check() error {
+	if k := s.kind(); k != nil && s.value.Kind() == reflect.String && s.value.String() != "" {
+		if err := parseInto(reflect.New(s.field.Type).Elem(), k, s.value.String()); err != nil {
+			return err
+		}
+	}
+	return s.checkBounds()
+}
+
+// checkBounds holds a number or duration to its row's min and max. The
+// message is made of the tags, as the user writes the values.
+func (s setting) checkBounds() error {
+	if k := s.value.Kind(); k != reflect.Int && k != reflect.Int64 {
+		return nil
+	}
+	off, canOff := s.offValue()
+	canOff = canOff && off == "0"
+	minText, hasMin := s.field.Tag.Lookup("min")
+	maxText, hasMax := s.field.Tag.Lookup("max")
+	lo, hi := int64(1), int64(0)
+	if canOff {
+		lo = 0
+	}
+	if hasMin {
+		lo = s.bound(minText)
+	} else {
+		minText = strconv.FormatInt(lo, 10)
+	}
+	if hasMax {
+		hi = s.bound(maxText)
+	}
+	n := s.value.Int()
+	if canOff && n == 0 || n >= lo && (!hasMax || n <= hi) {
+		return nil
+	}
+	var msg string
+	switch {
+	case hasMax:
+		msg = "must be from " + minText + " to " + maxText
+	case canOff && lo > 0:
+		msg = "must be 0 (off) or at least " + minText
+	case lo == 0:
+		msg = "must not be negative"
+	case hasMin:
+		msg = "must be at least " + minText
+	default:
+		msg = "must be positive"
+	}
+	if why := s.field.Tag.Get("why"); why != "" {
+		msg += " (" + why + ")"
+	}
+	return errors.New(msg)
+}
+
+// bound parses a min or max tag as a value of the row.
+func (s setting) bound(text string) int64 {
+	v := reflect.New(s.field.Type).Elem()
+	if err := parseInto(v, nil, text); err != nil {
+		panic(fmt.Sprintf("setting %s: bound %q: %v", s.field.Name, text, err))
+	}
+	return v.Int()
+}
+
+// setting returns the row of the config field p points to.
+func (c *config) setting(p any) setting {
+	ptr := reflect.ValueOf(p).Pointer()
+	for _, s := range settings(c) {
+		if s.value.Addr().Pointer() == ptr {
+			return s
+		}
+	}
+	panic(fmt.Sprintf("no setting at %T %#x", p, ptr))
+}
+
+// name is how messages name the setting of the field p points to.
+func (c *config) name(p any) string { return c.setting(p).name() }
+
+// isExplicit reports whether the field p points to was set by the
+// environment or a flag rather than left at its default.
+func (c *config) isExplicit(p any) bool { return c.explicit[c.setting(p).field.Name] }
 
 // settingError names the variable and flag of a bad setting in one line.
 type settingError struct {
@@ -161,13 +366,13 @@ type settingError struct {
 }
 
 func (e *settingError) Error() string {
-	return fmt.Sprintf("bad setting %s / --%s = %q: %v", e.s.env, e.s.flag, e.val, e.err)
+	return fmt.Sprintf("bad setting %s = %q: %v", e.s.name(), e.val, e.err)
 }
 
 // loadConfig reads the environment (through lookup), then the flags in
 // args. It returns flag.ErrHelp when help was asked for.
 func loadConfig(args []string, environ map[string]string, usage io.Writer) (*config, error) {
-	cfg := &config{}
+	cfg := defaultConfig()
 	// env reads an empty variable as unset (its default); empty ones are
 	// kept from it and applied after, by the same rule as an empty flag.
 	nonEmpty := make(map[string]string, len(environ))
@@ -234,77 +439,48 @@ func envError(cfg *config, err error, environ map[string]string) error {
 	return fmt.Errorf("bad environment: %w", err)
 }
 
-// flagError names the variable along with the flag flag.Parse complained of.
+// flagError names the variable along with the flag flag.Parse complained
+// of, in the words of an environment error: bad setting X / --x = "v": why.
 func flagError(cfg *config, err error) error {
 	msg := err.Error()
 	for _, s := range settings(cfg) {
-		if strings.Contains(msg, " -"+s.flag+":") {
-			return fmt.Errorf("bad setting %s / --%s: %s", s.env, s.flag, strings.TrimPrefix(msg, "invalid value "))
+		if !strings.Contains(msg, " -"+s.flag+":") {
+			continue
 		}
+		if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+			if val, err := strconv.QuotedPrefix(rest); err == nil {
+				if why, ok := strings.CutPrefix(rest[len(val):], " for flag -"+s.flag+": "); ok {
+					return fmt.Errorf("bad setting %s = %s: %s", s.name(), val, why)
+				}
+			}
+		}
+		return fmt.Errorf("bad setting %s: %s", s.name(), strings.TrimPrefix(msg, "invalid value "))
 	}
 	return fmt.Errorf("%s (see rtmphub help)", msg)
 }
 
+// validate checks every row by itself (setting.check), then the rules
+// between rows.
 func validate(cfg *config) error {
-	ss := settings(cfg)
-	find := func(name string) setting {
-		for _, s := range ss {
-			if s.field.Name == name {
-				return s
-			}
+	var errs []error
+	for _, s := range settings(cfg) {
+		if err := s.check(); err != nil {
+			errs = append(errs, &settingError{s: s, val: s.text(), err: err})
 		}
-		panic("no setting " + name)
 	}
-	check := func(name string, ok bool, why string) error {
-		if ok {
-			return nil
+	rule := func(p any, ok bool, why string) {
+		if !ok {
+			s := cfg.setting(p)
+			errs = append(errs, &settingError{s: s, val: s.text(), err: errors.New(why)})
 		}
-		s := find(name)
-		return &settingError{s: s, val: fmt.Sprint(s.value.Interface()), err: errors.New(why)}
 	}
-	var level slog.Level
-	_, trustedErr := tunnel.ParsePrefixes(cfg.TrustedProxies)
-	return errors.Join(
-		check("LogLevel", level.UnmarshalText([]byte(cfg.LogLevel)) == nil, "want debug, info, warn or error"),
-		check("LogFormat", cfg.LogFormat == "text" || cfg.LogFormat == "json", "want text or json"),
-		check("MaxConnections", cfg.MaxConnections > 0, "must be positive"),
-		check("MaxMessageSize", cfg.MaxMessageSize >= 1024 && cfg.MaxMessageSize <= 0xFFFFFF, "must be from 1024 to 16777215 (the largest RTMP message length)"),
-		check("PlayerQueue", cfg.PlayerQueue >= 16 && cfg.PlayerQueue <= 1<<20, "must be from 16 to 1048576"),
-		check("PlayerQueueBytes", cfg.PlayerQueueBytes >= 64<<10, "must be at least 65536"),
-		check("StallTimeout", cfg.StallTimeout > 0, "must be positive"),
-		check("WriteMerge", cfg.WriteMerge >= 0 && cfg.WriteMerge <= time.Second, "must be from 0 to 1s"),
-		check("ChunkSize", cfg.ChunkSize >= 128 && cfg.ChunkSize <= 65536, "must be from 128 to 65536"),
-		check("PublisherGrace", cfg.PublisherGrace >= 0, "must not be negative"),
-		check("ShutdownTimeout", cfg.ShutdownTimeout > 0, "must be positive"),
-		check("TLSCert", cfg.TLSCert != "" || cfg.TLSKey == "", "a key needs its certificate (RTMPHUB_TLS_CERT / --tls-cert)"),
-		check("TLSKey", cfg.TLSKey != "" || cfg.TLSCert == "", "a certificate needs its key (RTMPHUB_TLS_KEY / --tls-key)"),
-		check("TrustedProxies", trustedErr == nil, fmt.Sprint(trustedErr)),
-		check("RTMPTHold", cfg.RTMPTHold >= 0 && cfg.RTMPTHold <= 10*time.Second, "must be from 0 to 10s (librtmp gives up on a reply after 30s)"),
-		check("RTMPTTimeout", cfg.RTMPTTimeout >= time.Second && cfg.RTMPTTimeout > 2*cfg.RTMPTHold, "must be at least 1s and more than twice --rtmpt-hold"),
-		check("RTMPTMaxSessions", cfg.RTMPTMaxSessions > 0, "must be positive"),
-		check("RTMPTMaxPerIP", cfg.RTMPTMaxPerIP > 0, "must be positive"),
-		check("RTMPTMaxBody", cfg.RTMPTMaxBody >= 4096, "must be at least 4096"),
-		check("RTMPTMaxPending", cfg.RTMPTMaxPending >= 65536, "must be at least 65536"),
-		check("RTMPTConnsPerIP", cfg.RTMPTConnsPerIP >= 0, "must not be negative"),
-		check("RTMPTMaxBuffered", cfg.RTMPTMaxBuffered >= cfg.RTMPTMaxBody, "must be at least --rtmpt-max-body"),
-		check("RTMPTHeadTimeout", cfg.RTMPTHeadTimeout >= 100*time.Millisecond, "must be at least 100ms"),
-		check("RTMPTBodyTimeout", cfg.RTMPTBodyTimeout >= 100*time.Millisecond, "must be at least 100ms"),
-		check("RTMPTMinBodyRate", cfg.RTMPTMinBodyRate > 0, "must be positive"),
-		check("RTMPTIDPrefix", tunnel.ValidSessionIDPrefix(cfg.RTMPTIDPrefix), "must be at most 8 characters [A-Za-z0-9]"),
-		check("AdminAddr", cfg.AdminAddr == "" || cfg.AdminToken != "" || admin.IsLoopback(cfg.AdminAddr),
-			"an admin API bound off loopback needs a token (RTMPHUB_ADMIN_TOKEN / --admin-token)"),
-		check("AuthURL", validHookURL(cfg.AuthURL), "want an http:// or https:// URL"),
-		check("AuthTimeout", cfg.AuthTimeout > 0 && cfg.AuthTimeout <= time.Minute, "must be positive, at most 1m"),
-		check("MaxConnectionsPerIP", cfg.MaxConnectionsPerIP >= 0, "must not be negative"),
-		check("ClientBandwidthOut", cfg.ClientBandwidthOut >= 0, "must not be negative"),
-		check("ClientBandwidthIn", cfg.ClientBandwidthIn >= 0, "must not be negative"),
-		check("ClientIdleTimeout", cfg.ClientIdleTimeout == 0 || cfg.ClientIdleTimeout >= time.Second, "must be 0 (off) or at least 1s"),
-		check("QUICIdleTimeout", cfg.QUICIdleTimeout >= time.Second, "must be at least 1s"),
-		check("QUICKeepAlive", cfg.QUICKeepAlive >= 0, "must not be negative"),
-		check("Upstream", validUpstream(cfg.Upstream), "want rtmp://host[:port]"),
-		check("UpstreamProxy", cfg.UpstreamProxy >= 0 && cfg.UpstreamProxy <= 2, "want 0 (off), 1 or 2"),
-		check("UpstreamTimeout", cfg.UpstreamTimeout > 0, "must be positive"),
-	)
+	rule(&cfg.TLSCert, cfg.TLSCert != "" || cfg.TLSKey == "", "a key ("+cfg.name(&cfg.TLSKey)+") needs its certificate")
+	rule(&cfg.TLSKey, cfg.TLSKey != "" || cfg.TLSCert == "", "a certificate ("+cfg.name(&cfg.TLSCert)+") needs its key")
+	rule(&cfg.RTMPTTimeout, cfg.RTMPTTimeout > 2*cfg.RTMPTHold, "must be more than twice "+cfg.name(&cfg.RTMPTHold))
+	rule(&cfg.RTMPTMaxBuffered, cfg.RTMPTMaxBuffered >= cfg.RTMPTMaxBody, "must be at least "+cfg.name(&cfg.RTMPTMaxBody))
+	rule(&cfg.AdminAddr, cfg.AdminAddr == "" || cfg.AdminToken != "" || admin.IsLoopback(cfg.AdminAddr),
+		"an admin API bound off loopback needs a token ("+cfg.name(&cfg.AdminToken)+")")
+	return errors.Join(errs...)
 }
 
 // fieldValue is a flag.Value over one config field.
@@ -314,43 +490,16 @@ func (f fieldValue) String() string {
 	if !f.s.value.IsValid() {
 		return ""
 	}
-	return fmt.Sprint(f.s.value.Interface())
+	return f.s.text()
 }
 
 func (f fieldValue) IsBoolFlag() bool { return f.s.value.IsValid() && f.s.value.Kind() == reflect.Bool }
 
 func (f fieldValue) Set(s string) error {
-	v := f.s.value
 	if s == "" {
-		if off, ok := f.s.offValue(); !ok || off != "" {
-			return f.s.setEmpty()
-		}
+		return f.s.setEmpty()
 	}
-	switch v.Interface().(type) {
-	case string:
-		v.SetString(s)
-	case bool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return errors.New("want true or false")
-		}
-		v.SetBool(b)
-	case int:
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return errors.New("want a whole number")
-		}
-		v.SetInt(int64(n))
-	case time.Duration:
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return errors.New("want a duration such as 500ms or 10s")
-		}
-		v.SetInt(int64(d))
-	default:
-		return fmt.Errorf("unsupported setting type %s", v.Type())
-	}
-	return nil
+	return f.s.parse(s)
 }
 
 func printSettings(w io.Writer) {
@@ -366,6 +515,6 @@ func printSettings(w io.Writer) {
 				help += " [empty = " + off + "]"
 			}
 		}
-		fmt.Fprintf(w, "  --%-18s %-26s default %-10q %s\n", s.flag, s.env, s.field.Tag.Get("envDefault"), help)
+		fmt.Fprintf(w, "  --%-18s %-26s default %-10q %s\n", s.flag, s.env, s.def, help)
 	}
 }

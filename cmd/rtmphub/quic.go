@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"sync"
 	"syscall"
 	"time"
@@ -44,7 +43,7 @@ func connHandlers(cfg *config, srv *session.Server, log *slog.Logger) (handlers,
 		Logger:        log.With("component", "gateway"),
 	})
 	if err != nil {
-		return handlers{}, fmt.Errorf("RTMPHUB_UPSTREAM / --upstream: %w", err)
+		return handlers{}, fmt.Errorf("%s: %w", cfg.name(&cfg.Upstream), err)
 	}
 	log.Info("gateway mode: every client is forwarded to the upstream", "upstream", gw.Addr(), "proxy_protocol", cfg.UpstreamProxy)
 	return handlers{
@@ -57,14 +56,6 @@ func connHandlers(cfg *config, srv *session.Server, log *slog.Logger) (handlers,
 	}, nil
 }
 
-func validUpstream(s string) bool {
-	if s == "" {
-		return true
-	}
-	u, err := url.Parse(s)
-	return err == nil && u.Scheme == "rtmp" && u.Hostname() != ""
-}
-
 // listenQUIC binds the QUIC listener (nil when off, or when the default
 // address cannot be bound). Its certificate is the configured one, or a
 // self-signed one kept in the data dir; the SHA-256 fingerprint is
@@ -73,7 +64,7 @@ func listenQUIC(cfg *config, tlsCfg *tls.Config, log *slog.Logger) (*tunnel.QUIC
 	if cfg.QUICAddr == "" {
 		return nil, nil
 	}
-	const setting = "RTMPHUB_QUIC_ADDR / --quic-addr"
+	setting := cfg.name(&cfg.QUICAddr)
 	qtls := tlsCfg
 	if qtls == nil {
 		cert, created, err := tunnel.LoadOrCreateSelfSigned(cfg.DataDir)
@@ -93,11 +84,11 @@ func listenQUIC(cfg *config, tlsCfg *tls.Config, log *slog.Logger) (*tunnel.QUIC
 		KeepAlive:      offSetting(cfg.QUICKeepAlive),
 		RoQR:           true,
 		RoQRDatagrams:  cfg.RoQRDatagrams,
-		MaxMessageSize: cfg.MaxMessageSize,
+		MaxMessageSize: int(cfg.MaxMessageSize),
 		Logger:         log,
 	})
 	if err != nil {
-		if cfg.explicit["QUICAddr"] || !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EADDRINUSE) {
+		if cfg.isExplicit(&cfg.QUICAddr) || !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("%s %s: %w", setting, cfg.QUICAddr, err)
 		}
 		log.Warn("default QUIC port not available; QUIC is off", "transport", tunnel.QUICProtocol, "addr", cfg.QUICAddr, "err", err.Error())

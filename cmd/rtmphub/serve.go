@@ -20,59 +20,32 @@ import (
 // serve wires the listeners to the session core and runs until ctx ends,
 // then shuts down within cfg.ShutdownTimeout.
 func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
-	srv := session.NewServer(session.Config{
-		DataDir:          cfg.DataDir,
-		StrictApps:       cfg.StrictApps,
-		MaxConnections:   cfg.MaxConnections,
-		MaxMessageSize:   uint32(cfg.MaxMessageSize),
-		PlayerQueue:      cfg.PlayerQueue,
-		PlayerQueueBytes: cfg.PlayerQueueBytes,
-		TCPNoDelay:       cfg.TCPNoDelay,
-		StallTimeout:     cfg.StallTimeout,
-		DisableGOPCache:  !cfg.GOPCache,
-		OutChunkSize:     uint32(cfg.ChunkSize),
-		WriteMerge:       offSetting(cfg.WriteMerge),
-		PublisherGrace:   offSetting(cfg.PublisherGrace),
-		CallTimeout:      cfg.CallTimeout,
-		DisableBWCheck:   !cfg.BWCheck,
-		SOSyncInterval:   cfg.SOSyncInterval,
-		SOSaveInterval:   cfg.SOSaveInterval,
-		MaxSharedObjects: cfg.MaxSharedObject,
-		MaxSOSize:        cfg.MaxSOSize,
-		MaxSOProperties:  cfg.MaxSOProperties,
-		Application: script.Factory(script.Config{
-			DataDir:  cfg.DataDir,
-			MaxRun:   cfg.ScriptTimeout,
-			QueueLen: cfg.ScriptQueue,
-			Log:      log.With("component", "script"),
-			Next:     testApplication(cfg.RPCTestApp),
-		}),
-
-		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
-		Authorize:           authorizer(cfg, log),
-		AuthTimeout:         cfg.AuthTimeout,
-		ClientBandwidthOut:  int64(cfg.ClientBandwidthOut),
-		ClientBandwidthIn:   int64(cfg.ClientBandwidthIn),
-		ClientIdleTimeout:   cfg.ClientIdleTimeout,
-	}, log)
+	scfg, tcfg := cfg.libraryConfigs()
+	scfg.Application = script.Factory(script.Config{
+		DataDir:  cfg.DataDir,
+		MaxRun:   cfg.ScriptTimeout,
+		QueueLen: cfg.ScriptQueue,
+		Log:      log.With("component", "script"),
+		Next:     testApplication(cfg.RPCTestApp),
+	})
+	scfg.Authorize = authorizer(cfg, log)
+	srv := session.NewServer(scfg, log)
 
 	var tlsCfg *tls.Config
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
-			return fmt.Errorf("RTMPHUB_TLS_CERT / --tls-cert %s, RTMPHUB_TLS_KEY / --tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+			return fmt.Errorf("%s %s, %s %s: %w", cfg.name(&cfg.TLSCert), cfg.TLSCert, cfg.name(&cfg.TLSKey), cfg.TLSKey, err)
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	trusted, _ := tunnel.ParsePrefixes(cfg.TrustedProxies) // validated already
-
 	var lns []net.Listener
 	closeAll := func() {
 		for _, l := range lns {
 			l.Close()
 		}
 	}
-	ln, err := listen("tcp", cfg.RTMPAddr, "RTMPHUB_RTMP_ADDR / --rtmp-addr")
+	ln, err := listen("tcp", cfg.RTMPAddr, cfg.name(&cfg.RTMPAddr))
 	if err != nil {
 		return err
 	}
@@ -83,18 +56,16 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	// still sniffed on the RTMP port then. One set explicitly must bind.
 	for _, o := range []struct {
 		on        bool
-		addr      string
-		field     string
-		setting   string
+		addr      *string
 		transport string
 	}{
-		{cfg.HTTPAddr != "", cfg.HTTPAddr, "HTTPAddr", "RTMPHUB_HTTP_ADDR / --http-addr", "rtmpt"},
-		{tlsCfg != nil && cfg.TLSAddr != "", cfg.TLSAddr, "TLSAddr", "RTMPHUB_TLS_ADDR / --tls-addr", "tls"},
+		{cfg.HTTPAddr != "", &cfg.HTTPAddr, "rtmpt"},
+		{tlsCfg != nil && cfg.TLSAddr != "", &cfg.TLSAddr, "tls"},
 	} {
 		if !o.on {
 			continue
 		}
-		l, err := listenOptional(o.addr, o.setting, o.transport, cfg.explicit[o.field], ln.Addr().String(), log)
+		l, err := listenOptional(*o.addr, cfg.name(o.addr), o.transport, cfg.isExplicit(o.addr), ln.Addr().String(), log)
 		if err != nil {
 			closeAll()
 			return err
@@ -106,7 +77,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		log.Info("listening", "transport", o.transport, "addr", l.Addr().String())
 	}
 	if cfg.DebugAddr != "" {
-		dln, err := listen("tcp", cfg.DebugAddr, "RTMPHUB_DEBUG_ADDR / --debug-addr")
+		dln, err := listen("tcp", cfg.DebugAddr, cfg.name(&cfg.DebugAddr))
 		if err != nil {
 			closeAll()
 			return err
@@ -133,24 +104,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	defer adm.close()
-	ts := tunnel.NewServer(tunnel.Config{
-		HoldTime:          offSetting(cfg.RTMPTHold),
-		SessionTimeout:    cfg.RTMPTTimeout,
-		MaxSessions:       cfg.RTMPTMaxSessions,
-		MaxSessionsPerIP:  cfg.RTMPTMaxPerIP,
-		MaxBodySize:       cfg.RTMPTMaxBody,
-		MaxPending:        cfg.RTMPTMaxPending,
-		MaxHTTPConnsPerIP: cfg.RTMPTConnsPerIP,
-		MaxBufferedBody:   cfg.RTMPTMaxBuffered,
-		HeadTimeout:       cfg.RTMPTHeadTimeout,
-		BodyTimeout:       cfg.RTMPTBodyTimeout,
-		MinBodyRate:       cfg.RTMPTMinBodyRate,
-		SessionIDPrefix:   cfg.RTMPTIDPrefix,
-		NoDirect:          !cfg.RTMPTDirect,
-		TrustedProxies:    trusted,
-		TLSConfig:         tlsCfg,
-		Logger:            log,
-	}, handler.conn)
+	tcfg.TLSConfig = tlsCfg
+	tcfg.Logger = log
+	ts := tunnel.NewServer(tcfg, handler.conn)
 	tc.ts.Store(ts)
 	log.Info("rtmphub started", "version", version(), "data_dir", cfg.DataDir)
 	adm.setReady(true)
