@@ -58,20 +58,30 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 	if port == "" {
 		port = "1935"
 	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = 5 * time.Second
+	cfg = cfg.WithDefaults()
+	return &Gateway{cfg: cfg, addr: net.JoinHostPort(u.Hostname(), port), log: cfg.Logger}, nil
+}
+
+// DefaultGatewayConfig is the configuration the zero GatewayConfig stands
+// for: every default filled in (there is no default upstream).
+func DefaultGatewayConfig() GatewayConfig { return GatewayConfig{}.WithDefaults() }
+
+// WithDefaults returns c with every zero field set to its default, the one
+// place the defaults live.
+func (c GatewayConfig) WithDefaults() GatewayConfig {
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 5 * time.Second
 	}
-	if cfg.Linger <= 0 {
-		cfg.Linger = defaultLinger
+	if c.Linger <= 0 {
+		c.Linger = defaultLinger
 	}
-	if cfg.StallTimeout <= 0 {
-		cfg.StallTimeout = defaultStall
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = defaultStall
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Gateway{cfg: cfg, addr: net.JoinHostPort(u.Hostname(), port), log: log}, nil
+	return c
 }
 
 // Addr is the origin's host:port.

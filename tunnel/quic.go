@@ -68,7 +68,14 @@ type QUICConfig struct {
 	Logger *slog.Logger
 }
 
-func (c QUICConfig) withDefaults() QUICConfig {
+// DefaultQUICConfig is the configuration the zero QUICConfig stands for:
+// every default filled in.
+func DefaultQUICConfig() QUICConfig { return QUICConfig{}.WithDefaults() }
+
+// WithDefaults returns c with every zero field set to its default, the one
+// place the defaults live. A field whose default is on is turned off by a
+// negative value (KeepAlive).
+func (c QUICConfig) WithDefaults() QUICConfig {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 30 * time.Second
 	}
@@ -123,7 +130,7 @@ type QUICListener struct {
 // ListenQUIC binds addr (UDP) and accepts QUIC connections whose TLS
 // handshake uses tlsCfg (its certificates; NextProtos is set here).
 func ListenQUIC(addr string, tlsCfg *tls.Config, cfg QUICConfig) (*QUICListener, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	cfg.RoQRDatagrams = cfg.RoQRDatagrams && cfg.RoQR
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -531,7 +538,7 @@ func DialRoQR(ctx context.Context, rawURL string, opts QUICDialOptions) (*RoQRCo
 	if err != nil {
 		return nil, err
 	}
-	return newRoQRConn(qc, str, opts.QUICConfig.withDefaults(), true, func() {
+	return newRoQRConn(qc, str, opts.QUICConfig.WithDefaults(), true, func() {
 		qc.CloseWithError(0, "")
 		tr.Close()
 		udp.Close()
@@ -562,7 +569,7 @@ func dialQUICStream(ctx context.Context, rawURL, scheme, alpn string, opts QUICD
 	}
 	tc.NextProtos = []string{alpn}
 	tc.MinVersion = tls.VersionTLS13
-	cfg := opts.QUICConfig.withDefaults()
+	cfg := opts.QUICConfig.WithDefaults()
 	cfg.RoQRDatagrams = cfg.RoQRDatagrams && alpn == RoQRALPN
 
 	raddr, err := net.ResolveUDPAddr("udp", net.JoinHostPort(u.Hostname(), port))

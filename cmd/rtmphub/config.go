@@ -23,9 +23,9 @@ import (
 // environment, which wins over the default.
 //
 // Defaults live in one place each: a row that configures a library takes
-// the library's own default (links, from session.DefaultConfig and
-// tunnel.DefaultConfig); only the rows the command alone uses have theirs
-// in defaultConfig. rtmphub help prints them from there.
+// the library's own default (links, from the DefaultConfig of session,
+// tunnel, script and bridge); only the rows the command alone uses have
+// theirs in defaultConfig. rtmphub help prints them from there.
 //
 // A row checks itself: by its type (byteSize, time.Duration, int, bool)
 // or its kind tag (address, log-level...: see kinds.go), which parse and

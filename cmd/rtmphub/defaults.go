@@ -5,13 +5,27 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rtmphub/rtmphub/bridge"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/script"
 	"github.com/rtmphub/rtmphub/tunnel"
 )
 
-// defaultConfig is config at its defaults: the command's own for the rows
-// only it uses, and the libraries' for the rows that configure them, read
-// back through links from session.DefaultConfig and tunnel.DefaultConfig.
+// libraries are the configurations of the packages the server is made of,
+// as far as the settings reach them.
+type libraries struct {
+	session session.Config
+	tunnel  tunnel.Config
+	quic    tunnel.QUICConfig
+	script  script.Config
+	gateway bridge.GatewayConfig
+}
+
+// defaultConfig is config at its defaults: the libraries' for the rows
+// that configure them, read back through links from their DefaultConfig
+// functions, and the command's own for the rest (the ports it listens on,
+// logging, and --roqr-datagrams, which the server offers while a QUIC
+// client asks for it).
 func defaultConfig() *config {
 	c := &config{
 		RTMPAddr:        ":1935",
@@ -20,46 +34,54 @@ func defaultConfig() *config {
 		ShutdownTimeout: 5 * time.Second,
 		HTTPAddr:        ":80",
 		TLSAddr:         ":443",
-		ScriptTimeout:   5 * time.Second,
-		ScriptQueue:     4096,
 		AdminAddr:       "127.0.0.1:1111",
 		QUICAddr:        ":1935",
-		QUICIdleTimeout: 30 * time.Second,
-		QUICKeepAlive:   10 * time.Second,
 		RoQRDatagrams:   true,
-		UpstreamTimeout: 5 * time.Second,
 	}
-	s, t := session.DefaultConfig(), tunnel.DefaultConfig()
-	for _, l := range c.links(&s, &t) {
-		l.fromLib()
+	libs := &libraries{
+		session: session.DefaultConfig(),
+		tunnel:  tunnel.DefaultConfig(),
+		quic:    tunnel.DefaultQUICConfig(),
+		script:  script.DefaultConfig(),
+		gateway: bridge.DefaultGatewayConfig(),
+	}
+	for _, l := range c.links(libs) {
+		if l.fromLib != nil {
+			l.fromLib()
+		}
 	}
 	return c
 }
 
-// libraryConfigs is what the rows that configure the libraries give them;
-// the wiring (callbacks, logger, TLS) is serve's.
-func (c *config) libraryConfigs() (session.Config, tunnel.Config) {
-	var s session.Config
-	var t tunnel.Config
-	for _, l := range c.links(&s, &t) {
+// libraryConfigs is what the settings give the libraries; the wiring
+// (callbacks, loggers, TLS) is serve's.
+func (c *config) libraryConfigs() *libraries {
+	libs := &libraries{}
+	for _, l := range c.links(libs) {
 		l.toLib()
 	}
-	return s, t
+	return libs
 }
 
 // links ties each row that configures a library to the library's field,
-// both ways: toLib when serving, fromLib for the row's default. It is the
-// one place where a row and its field differ in sense (a setting that is
-// on against a library's Disable or No field) or in how they spell off.
-func (c *config) links(s *session.Config, t *tunnel.Config) []link {
+// both ways: toLib when serving, fromLib for the row's default. A row that
+// configures several libraries takes its default from the first and feeds
+// the others. links is the one place where a row and its field differ in
+// sense (a setting that is on against a library's Disable or No field) or
+// in how they spell off.
+func (c *config) links(l *libraries) []link {
+	s, t, q := &l.session, &l.tunnel, &l.quic
 	return []link{
 		same(&c.DataDir, &s.DataDir),
+		feeds(same(&c.DataDir, &l.script.DataDir)),
 		same(&c.StrictApps, &s.StrictApps),
 		number(&c.MaxConnections, &s.MaxConnections),
 		number(&c.MaxMessageSize, &s.MaxMessageSize),
+		feeds(number(&c.MaxMessageSize, &q.MaxMessageSize)),
 		number(&c.PlayerQueue, &s.PlayerQueue),
 		number(&c.PlayerQueueBytes, &s.PlayerQueueBytes),
 		same(&c.StallTimeout, &s.StallTimeout),
+		feeds(same(&c.StallTimeout, &l.gateway.StallTimeout)),
 		negated(&c.GOPCache, &s.DisableGOPCache),
 		offAtZero(&c.WriteMerge, &s.WriteMerge),
 		same(&c.TCPNoDelay, &s.TCPNoDelay),
@@ -72,6 +94,8 @@ func (c *config) links(s *session.Config, t *tunnel.Config) []link {
 		number(&c.MaxSharedObject, &s.MaxSharedObjects),
 		number(&c.MaxSOSize, &s.MaxSOSize),
 		number(&c.MaxSOProperties, &s.MaxSOProperties),
+		same(&c.ScriptTimeout, &l.script.MaxRun),
+		number(&c.ScriptQueue, &l.script.QueueLen),
 		same(&c.AuthTimeout, &s.AuthTimeout),
 		number(&c.MaxConnectionsPerIP, &s.MaxConnectionsPerIP), // off at 0 in both
 		number(&c.ClientBandwidthOut, &s.ClientBandwidthOut),   // off at 0 in both
@@ -92,14 +116,31 @@ func (c *config) links(s *session.Config, t *tunnel.Config) []link {
 		same(&c.RTMPTIDPrefix, &t.SessionIDPrefix),
 		negated(&c.RTMPTDirect, &t.NoDirect),
 		prefixes(&c.TrustedProxies, &t.TrustedProxies),
+
+		same(&c.QUICIdleTimeout, &q.IdleTimeout),
+		offAtZero(&c.QUICKeepAlive, &q.KeepAlive),
+		// The server offers datagrams unless told not to; the library's
+		// default (off) is a client's, which asks for them.
+		feeds(same(&c.RoQRDatagrams, &q.RoQRDatagrams)),
+		same(&c.Upstream, &l.gateway.Upstream),
+		same(&c.UpstreamProxy, &l.gateway.ProxyProtocol), // off at 0 in both
+		same(&c.UpstreamTimeout, &l.gateway.DialTimeout),
 	}
 }
 
-// link carries one row to its library field and back.
+// link carries one row to its library field and back (fromLib nil: the
+// row takes its default from another library).
 type link struct{ toLib, fromLib func() }
 
 func same[T any](row, lib *T) link {
 	return link{func() { *lib = *row }, func() { *row = *lib }}
+}
+
+// feeds makes l one way: its row goes to one more library, which does not
+// give it its default.
+func feeds(l link) link {
+	l.fromLib = nil
+	return l
 }
 
 // number links integers of different types (a byteSize row, a uint32

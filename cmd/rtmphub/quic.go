@@ -24,7 +24,7 @@ type handlers struct {
 	roqr func(ctx context.Context, rc *tunnel.RoQRConn)
 }
 
-func connHandlers(cfg *config, srv *session.Server, log *slog.Logger) (handlers, error) {
+func connHandlers(cfg *config, gcfg bridge.GatewayConfig, srv *session.Server, log *slog.Logger) (handlers, error) {
 	if cfg.Upstream == "" {
 		return handlers{
 			conn: func(ctx context.Context, nc net.Conn, info tunnel.Info) {
@@ -35,13 +35,8 @@ func connHandlers(cfg *config, srv *session.Server, log *slog.Logger) (handlers,
 			},
 		}, nil
 	}
-	gw, err := bridge.NewGateway(bridge.GatewayConfig{
-		Upstream:      cfg.Upstream,
-		ProxyProtocol: cfg.UpstreamProxy,
-		DialTimeout:   cfg.UpstreamTimeout,
-		StallTimeout:  cfg.StallTimeout,
-		Logger:        log.With("component", "gateway"),
-	})
+	gcfg.Logger = log.With("component", "gateway")
+	gw, err := bridge.NewGateway(gcfg)
 	if err != nil {
 		return handlers{}, fmt.Errorf("%s: %w", cfg.name(&cfg.Upstream), err)
 	}
@@ -60,7 +55,7 @@ func connHandlers(cfg *config, srv *session.Server, log *slog.Logger) (handlers,
 // address cannot be bound). Its certificate is the configured one, or a
 // self-signed one kept in the data dir; the SHA-256 fingerprint is
 // logged for clients to pin.
-func listenQUIC(cfg *config, tlsCfg *tls.Config, log *slog.Logger) (*tunnel.QUICListener, error) {
+func listenQUIC(cfg *config, qcfg tunnel.QUICConfig, tlsCfg *tls.Config, log *slog.Logger) (*tunnel.QUICListener, error) {
 	if cfg.QUICAddr == "" {
 		return nil, nil
 	}
@@ -79,14 +74,9 @@ func listenQUIC(cfg *config, tlsCfg *tls.Config, log *slog.Logger) (*tunnel.QUIC
 	} else {
 		log.Info("quic certificate", "sha256", tunnel.Fingerprint(qtls.Certificates[0].Certificate[0]), "self_signed", false)
 	}
-	ln, err := tunnel.ListenQUIC(cfg.QUICAddr, qtls, tunnel.QUICConfig{
-		IdleTimeout:    cfg.QUICIdleTimeout,
-		KeepAlive:      offSetting(cfg.QUICKeepAlive),
-		RoQR:           true,
-		RoQRDatagrams:  cfg.RoQRDatagrams,
-		MaxMessageSize: int(cfg.MaxMessageSize),
-		Logger:         log,
-	})
+	qcfg.RoQR = true
+	qcfg.Logger = log
+	ln, err := tunnel.ListenQUIC(cfg.QUICAddr, qtls, qcfg)
 	if err != nil {
 		if cfg.isExplicit(&cfg.QUICAddr) || !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("%s %s: %w", setting, cfg.QUICAddr, err)

@@ -20,16 +20,12 @@ import (
 // serve wires the listeners to the session core and runs until ctx ends,
 // then shuts down within cfg.ShutdownTimeout.
 func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
-	scfg, tcfg := cfg.libraryConfigs()
-	scfg.Application = script.Factory(script.Config{
-		DataDir:  cfg.DataDir,
-		MaxRun:   cfg.ScriptTimeout,
-		QueueLen: cfg.ScriptQueue,
-		Log:      log.With("component", "script"),
-		Next:     testApplication(cfg.RPCTestApp),
-	})
-	scfg.Authorize = authorizer(cfg, log)
-	srv := session.NewServer(scfg, log)
+	libs := cfg.libraryConfigs()
+	libs.script.Log = log.With("component", "script")
+	libs.script.Next = testApplication(cfg.RPCTestApp)
+	libs.session.Application = script.Factory(libs.script)
+	libs.session.Authorize = authorizer(cfg, log)
+	srv := session.NewServer(libs.session, log)
 
 	var tlsCfg *tls.Config
 	if cfg.TLSCert != "" {
@@ -87,12 +83,12 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		go dsrv.Serve(dln)
 		defer dsrv.Close()
 	}
-	handler, err := connHandlers(cfg, srv, log)
+	handler, err := connHandlers(cfg, libs.gateway, srv, log)
 	if err != nil {
 		closeAll()
 		return err
 	}
-	qln, err := listenQUIC(cfg, tlsCfg, log)
+	qln, err := listenQUIC(cfg, libs.quic, tlsCfg, log)
 	if err != nil {
 		closeAll()
 		return err
@@ -104,9 +100,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	defer adm.close()
-	tcfg.TLSConfig = tlsCfg
-	tcfg.Logger = log
-	ts := tunnel.NewServer(tcfg, handler.conn)
+	libs.tunnel.TLSConfig = tlsCfg
+	libs.tunnel.Logger = log
+	ts := tunnel.NewServer(libs.tunnel, handler.conn)
 	tc.ts.Store(ts)
 	log.Info("rtmphub started", "version", version(), "data_dir", cfg.DataDir)
 	adm.setReady(true)
@@ -153,15 +149,6 @@ func pprofMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
-}
-
-// offSetting maps a duration setting where 0 means off onto the core's
-// convention (negative = off, 0 = default).
-func offSetting(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }
 
 // listen binds addr, naming the setting when the port is taken or

@@ -41,7 +41,13 @@ type Config struct {
 	Next func(app, instance string) session.Application
 }
 
-func (c *Config) populate() {
+// DefaultConfig is the configuration the zero Config stands for: every
+// default filled in.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// WithDefaults returns c with every zero field set to its default, the one
+// place the defaults live.
+func (c Config) WithDefaults() Config {
 	if c.DataDir == "" {
 		c.DataDir = "./data"
 	}
@@ -54,6 +60,7 @@ func (c *Config) populate() {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	return c
 }
 
 // ScriptFile returns the script of application app in dataDir, "" if it
@@ -71,7 +78,7 @@ func ScriptFile(dataDir, app string) string {
 // Factory returns the session.Config.Application factory: applications
 // with a script get a scripted instance, the others cfg.Next's.
 func Factory(cfg Config) func(app, instance string) session.Application {
-	cfg.populate()
+	cfg = cfg.WithDefaults()
 	return func(app, instance string) session.Application {
 		file := ScriptFile(cfg.DataDir, app)
 		if file == "" {
