@@ -125,8 +125,18 @@ type setting struct {
 	def   string // the default, as help shows it
 }
 
+// settings is the table: one row per field of cfg that has an env tag.
 func settings(cfg *config) []setting {
+	out := rows(cfg)
 	defs := defaultTexts()
+	for i := range out {
+		out[i].def = defs[out[i].field.Name]
+	}
+	return out
+}
+
+// rows is the table without the defaults, which it serves to compute.
+func rows(cfg *config) []setting {
 	v := reflect.ValueOf(cfg).Elem()
 	t := v.Type()
 	out := make([]setting, 0, t.NumField())
@@ -141,7 +151,6 @@ func settings(cfg *config) []setting {
 			value: v.Field(i),
 			env:   envPrefix + name,
 			flag:  strings.ReplaceAll(strings.ToLower(name), "_", "-"),
-			def:   defs[f.Name],
 		})
 	}
 	return out
@@ -150,23 +159,11 @@ func settings(cfg *config) []setting {
 // defaultTexts is the default of every row as help shows it.
 var defaultTexts = sync.OnceValue(func() map[string]string {
 	m := make(map[string]string)
-	for _, s := range settings0(defaultConfig()) {
+	for _, s := range rows(defaultConfig()) {
 		m[s.field.Name] = s.text()
 	}
 	return m
 })
-
-// settings0 is settings without the defaults (which it computes).
-func settings0(cfg *config) []setting {
-	v := reflect.ValueOf(cfg).Elem()
-	out := make([]setting, 0, v.NumField())
-	for i := range v.NumField() {
-		if f := v.Type().Field(i); f.Tag.Get("env") != "" {
-			out = append(out, setting{field: f, value: v.Field(i)})
-		}
-	}
-	return out
-}
 
 // name is how messages name the setting: "RTMPHUB_ADMIN_ADDR / --admin-addr".
 func (s setting) name() string { return s.env + " / --" + s.flag }
