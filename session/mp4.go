@@ -130,7 +130,14 @@ func readMoov(r io.ReaderAt, size int64) (*mp4.MoovBox, error) {
 			if boxSize > maxMoovSize {
 				return nil, fmt.Errorf("%w: moov of %d bytes", errBadMP4, boxSize)
 			}
-			b, err := mp4.DecodeBox(uint64(pos), io.NewSectionReader(r, pos, boxSize))
+			raw := make([]byte, boxSize)
+			if _, err := r.ReadAt(raw, pos); err != nil {
+				return nil, fmt.Errorf("%w: moov: %v", errBadMP4, err)
+			}
+			if err := checkHEVCConfigs(raw); err != nil {
+				return nil, err
+			}
+			b, err := mp4.DecodeBox(uint64(pos), bytes.NewReader(raw))
 			if err != nil {
 				return nil, fmt.Errorf("%w: moov: %v", errBadMP4, err)
 			}
