@@ -11,8 +11,11 @@ FUZZPARALLEL ?=
 FUZZTARGETS ?= .
 # Extra flags for `make bench`, e.g. BENCHFLAGS="-players 100,500".
 BENCHFLAGS ?=
+# The golangci-lint that `make lint` runs: where scripts/install-test-tools.sh
+# puts the pinned version (GOBIN, else the first GOPATH entry's bin).
+GOLANGCI_LINT ?= $(or $(shell $(GO) env GOBIN),$(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin)/golangci-lint
 
-.PHONY: all build test tools vet unit e2e e2e-race bench fuzz clean
+.PHONY: all build test tools vet lint unit e2e e2e-race bench fuzz clean
 
 all: build
 
@@ -20,16 +23,23 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/rtmphub
 
-## tools: install the external tools the e2e tests drive (apt-get)
+## tools: install golangci-lint (go install) and the external tools the e2e
+##        tests drive (apt-get)
 tools:
-	bash ./scripts/install-test-tools.sh
+	GO='$(GO)' bash ./scripts/install-test-tools.sh
 
 ## vet: go vet every package
 vet:
 	$(GO) vet ./...
 
-## test: tools, vet, then every unit and e2e test with the race detector
-test: tools vet
+## lint: golangci-lint over the whole module, tests included (.golangci.yml);
+##       installs the pinned version first if it is missing
+lint:
+	GO='$(GO)' bash ./scripts/install-test-tools.sh golangci-lint
+	$(GOLANGCI_LINT) run ./...
+
+## test: tools, vet, lint, then every unit and e2e test with the race detector
+test: tools vet lint
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## unit: the tests without the e2e suite

@@ -98,7 +98,7 @@ func (p *msgPipe) run(ctx context.Context) msgPipeEnd {
 	first := <-ended
 	second := 1 - first
 	waited := false
-	if first == 0 && res[0].err == io.EOF && p.halfCloseB != nil && p.halfCloseB() == nil {
+	if first == 0 && errors.Is(res[0].err, io.EOF) && p.halfCloseB != nil && p.halfCloseB() == nil {
 		t := time.NewTimer(p.linger)
 		select {
 		case <-ended:
@@ -129,5 +129,5 @@ func (p *msgPipe) run(ctx context.Context) msgPipeEnd {
 // reportable says whether a direction's error is worth a log: not the
 // peer's clean end, nor a close the relay made itself.
 func reportable(err error) bool {
-	return err != nil && err != io.EOF && !errors.Is(err, net.ErrClosed)
+	return err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed)
 }

@@ -123,7 +123,7 @@ func copyStall(dst, src net.Conn, stall time.Duration) (int64, error) {
 				return total, werr
 			}
 		}
-		if rerr == io.EOF {
+		if errors.Is(rerr, io.EOF) {
 			return total, nil
 		}
 		if rerr != nil {

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,9 +74,10 @@ func buildServer(dir string) (bin, out string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	// go test puts GOROOT/bin first on the PATH of the test binary.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", "", err
 	}
 	bin = filepath.Join(dir, "rtmphub")
 	args := []string{"build", "-o", bin}
@@ -167,7 +167,7 @@ func needFFmpeg(t testing.TB) {
 		} {
 			out, err := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", q.flag).CombinedOutput()
 			if err != nil {
-				ffmpegErr = fmt.Errorf("ffmpeg %s: %v", q.flag, err)
+				ffmpegErr = fmt.Errorf("ffmpeg %s: %w", q.flag, err)
 				return
 			}
 			if !bytes.Contains(out, []byte(q.want)) {

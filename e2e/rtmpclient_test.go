@@ -227,7 +227,7 @@ func (c *rtmpClient) write(csid int, ts uint32, streamID uint32, msg message.Mes
 	defer c.wmu.Unlock()
 	select {
 	case <-c.cs.Done(): // the chunk writer loop has ended; a write would block forever
-		return fmt.Errorf("%s: connection closed for writing: %v", c.name, c.cs.Err())
+		return fmt.Errorf("%s: connection closed for writing: %v", c.name, c.cs.Err()) //nolint:errorlint // nil when the writer loop ended on Close
 	default:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -422,7 +422,7 @@ func (c *rtmpClient) waitCmd(timeout time.Duration, what string, pred func(rxMsg
 				continue
 			default:
 			}
-			return rxMsg{}, fmt.Errorf("%s: connection ended waiting for %s: %v (commands so far: %v)", c.name, what, c.readErr, c.History())
+			return rxMsg{}, fmt.Errorf("%s: connection ended waiting for %s: %v (commands so far: %v)", c.name, what, c.readErr, c.History()) //nolint:errorlint // nil when the client closed itself
 		case <-timer.C:
 			return rxMsg{}, fmt.Errorf("%s: no %s within %v (commands so far: %v)", c.name, what, timeout, c.History())
 		}
@@ -592,13 +592,6 @@ func (c *rtmpClient) sendMetadata(sid uint32, meta map[string]any) error {
 
 // pause stops reading from the socket (after the message being read).
 func (c *rtmpClient) pause() { c.paused.Store(true) }
-
-// unpause resumes reading.
-func (c *rtmpClient) unpause() {
-	if c.paused.CompareAndSwap(true, false) {
-		close(c.resume)
-	}
-}
 
 // ended reports whether the read side has ended, and why.
 func (c *rtmpClient) ended() (bool, error) {

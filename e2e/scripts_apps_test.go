@@ -601,7 +601,8 @@ func saPlay(ctx context.Context, c *client.Conn, name string, until time.Time) (
 		c.SetReadDeadline(until)
 		m, err := c.ReadMessage()
 		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
 				return got, nil
 			}
 			return got, err

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -271,7 +272,8 @@ func TestScriptAppReloadAdminAPI(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
 		if _, err := c.ReadMessage(); err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
 				t.Fatal("the connection stayed open after AppShutdown")
 			}
 			break

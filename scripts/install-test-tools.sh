@@ -1,13 +1,52 @@
 #!/usr/bin/env bash
-# Installs, with apt-get, the external tools the end-to-end tests drive:
-# ffmpeg (with ffprobe), rtmpdump, nginx with its RTMP and stream modules,
-# python3-librtmp, tshark and GStreamer's gst-launch-1.0 with rtmp2src and
-# rtmp2sink. Only what is missing is installed; when
-# everything is present this does nothing and returns at once.
+# Installs the tools `make test` needs: golangci-lint at the pinned version
+# (go install into GOBIN, for `make lint`), then, with apt-get, the external
+# tools the end-to-end tests drive: ffmpeg (with ffprobe), rtmpdump, nginx
+# with its RTMP and stream modules, python3-librtmp, tshark and GStreamer's
+# gst-launch-1.0 with rtmp2src and rtmp2sink. Only what is missing is
+# installed; when everything is present this does nothing and returns at
+# once. With the argument golangci-lint, only the linter is installed (what
+# `make lint` calls).
+#
+# golangci-lint is installed with `go install`, not as a `tool` directive in
+# go.mod: `go get -tool` adds about 200 requirements to go.mod (34 -> 242
+# lines, go.sum 99 -> 593) and raises golang.org/x/{sys,net,crypto,text} and
+# protobuf for every build of the module, `go run ./cmd/rtmphub` included.
 set -euo pipefail
+
+GO="${GO:-go}"
+GOLANGCI_LINT_VERSION=v2.15.0
 
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+# install_golangci_lint puts golangci-lint $GOLANGCI_LINT_VERSION in GOBIN
+# (GOPATH/bin when unset) unless it is there already, built by the Go
+# toolchain in use (one built by an older Go cannot load newer packages).
+install_golangci_lint() {
+	local bin
+	bin="$("$GO" env GOBIN)"
+	if [ -z "$bin" ]; then
+		bin="$("$GO" env GOPATH)"
+		bin="${bin%%:*}/bin"
+	fi
+	bin="$bin/golangci-lint"
+	local want_go have
+	want_go="$("$GO" env GOVERSION)"
+	if [ -x "$bin" ] && have="$("$bin" version 2>/dev/null)" &&
+		[[ "$have" == *"version ${GOLANGCI_LINT_VERSION#v} "* && "$have" == *"built with $want_go "* ]]; then
+		echo "golangci-lint: $GOLANGCI_LINT_VERSION present"
+		return
+	fi
+	echo "golangci-lint: installing $GOLANGCI_LINT_VERSION into $(dirname "$bin")"
+	# Outside the module: its go.mod and GOFLAGS=-mod=... must not apply.
+	(cd / && GOFLAGS= "$GO" install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION")
+}
+
+install_golangci_lint
+if [ "${1:-}" = golangci-lint ]; then
+	exit 0
+fi
 
 missing=()
 { have_cmd ffmpeg && have_cmd ffprobe; } || missing+=(ffmpeg)

@@ -63,11 +63,8 @@ func BenchmarkFanout(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var transports []*discardTransport
 			for range n {
-				tr := newDiscardTransport()
-				transports = append(transports, tr)
-				c := newClient(srv, tr, ConnInfo{Protocol: "rtmp"}, srv.log)
+				c := newClient(srv, newDiscardTransport(), ConnInfo{Protocol: "rtmp"}, srv.log)
 				st.addPlayer(c, 1, func() {})
 			}
 			video := make([]byte, 724)

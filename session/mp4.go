@@ -107,7 +107,7 @@ func readMoov(r io.ReaderAt, size int64) (*mp4.MoovBox, error) {
 			break
 		}
 		if _, err := r.ReadAt(hdr[:8], pos); err != nil {
-			return nil, fmt.Errorf("%w: box header at %d: %v", errBadMP4, pos, err)
+			return nil, fmt.Errorf("%w: box header at %d: %v", errBadMP4, pos, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
 		}
 		boxSize := int64(binary.BigEndian.Uint32(hdr[:4]))
 		typ := string(hdr[4:8])
@@ -116,7 +116,7 @@ func readMoov(r io.ReaderAt, size int64) (*mp4.MoovBox, error) {
 			boxSize = size - pos
 		case 1:
 			if _, err := r.ReadAt(hdr[8:16], pos+8); err != nil {
-				return nil, fmt.Errorf("%w: box header at %d: %v", errBadMP4, pos, err)
+				return nil, fmt.Errorf("%w: box header at %d: %v", errBadMP4, pos, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
 			}
 			boxSize = int64(binary.BigEndian.Uint64(hdr[8:16]))
 		}
@@ -132,14 +132,14 @@ func readMoov(r io.ReaderAt, size int64) (*mp4.MoovBox, error) {
 			}
 			raw := make([]byte, boxSize)
 			if _, err := r.ReadAt(raw, pos); err != nil {
-				return nil, fmt.Errorf("%w: moov: %v", errBadMP4, err)
+				return nil, fmt.Errorf("%w: moov: %v", errBadMP4, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
 			}
 			if err := checkHEVCConfigs(raw); err != nil {
 				return nil, err
 			}
 			b, err := mp4.DecodeBox(uint64(pos), bytes.NewReader(raw))
 			if err != nil {
-				return nil, fmt.Errorf("%w: moov: %v", errBadMP4, err)
+				return nil, fmt.Errorf("%w: moov: %v", errBadMP4, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
 			}
 			moov, ok := b.(*mp4.MoovBox)
 			if !ok {

@@ -129,7 +129,7 @@ func decodeSOFile(b []byte) (uint32, map[string]soValue, error) {
 			v, err = d.DecodeAMF0()
 		}
 		if err != nil {
-			return 0, nil, fmt.Errorf("%w: slot %q: %v", errSOFile, key, err)
+			return 0, nil, fmt.Errorf("%w: slot %q: %v", errSOFile, key, err) //nolint:errorlint // errSOFile is the kind; the decoder's error is detail
 		}
 		props[key] = soValue{v: v, raw: raw, amf3: enc == 3}
 	}

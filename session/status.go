@@ -7,9 +7,8 @@ import (
 
 // Status levels of FMS info objects.
 const (
-	levelStatus  = "status"
-	levelError   = "error"
-	levelWarning = "warning"
+	levelStatus = "status"
+	levelError  = "error"
 )
 
 // info builds an FMS info object: level, code, description, then extras.

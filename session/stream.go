@@ -95,6 +95,7 @@ func (st *Stream) publish(c *Client, msid uint32, typ string) (*publication, err
 		// A server-side publisher (script_hook.go, client nil) neither
 		// takes over nor is taken over.
 		if idle < st.in.srv.cfg.PublisherTakeover || c == nil || st.pub.client == nil {
+			//nolint:revive,staticcheck // FMS's description of NetStream.Publish.BadName, word for word
 			return nil, fmt.Errorf("Stream %s is already being published.", st.name)
 		}
 		old := st.pub

@@ -367,8 +367,11 @@ func newQUICConn(qc *quic.Conn, str *quic.Stream, onClose func()) *QUICConn {
 }
 
 func (c *QUICConn) mapErr(op string, err error) error {
-	if err == nil || err == io.EOF {
-		return err
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, io.EOF) {
+		return io.EOF // unwrapped: io.Reader's contract
 	}
 	if c.closed.Load() {
 		return opError(op, "quic", c.RemoteAddr(), net.ErrClosed)

@@ -124,7 +124,7 @@ func (h *roqrHeader) message(payload []byte) *message.Message {
 // first byte, io.ErrUnexpectedEOF within it).
 func readRoQRHeader(r *bufio.Reader, maxSize int) (h roqrHeader, err error) {
 	unexpected := func(err error) error {
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return io.ErrUnexpectedEOF
 		}
 		return err
@@ -257,7 +257,7 @@ func (c *RoQRConn) mapReadErr(err error) error {
 	switch {
 	case c.closed.Load():
 		return opError("read", "roqr", c.RemoteAddr(), net.ErrClosed)
-	case err == io.EOF:
+	case errors.Is(err, io.EOF):
 		return io.EOF
 	case errors.As(err, &ne) && ne.Timeout():
 		return opError("read", "roqr", c.RemoteAddr(), errTimeout)

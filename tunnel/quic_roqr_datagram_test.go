@@ -31,7 +31,7 @@ func roqrServer(t *testing.T, datagrams bool) (ln *QUICListener, pin string, con
 	}
 	ch := make(chan *RoQRConn, 4)
 	done := make(chan struct{})
-	go func() {
+	go func(ln *QUICListener) { // not the named result, which return writes
 		defer close(done)
 		for {
 			c, err := ln.AcceptRoQR()
@@ -40,7 +40,7 @@ func roqrServer(t *testing.T, datagrams bool) (ln *QUICListener, pin string, con
 			}
 			ch <- c
 		}
-	}()
+	}(ln)
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -32,7 +32,7 @@ func quicServer(t *testing.T, h func(net.Conn)) (ln *QUICListener, url, pin stri
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() {
+	go func(ln *QUICListener) { // not the named result, which return writes
 		defer close(done)
 		for {
 			c, err := ln.Accept()
@@ -41,7 +41,7 @@ func quicServer(t *testing.T, h func(net.Conn)) (ln *QUICListener, url, pin stri
 			}
 			go h(c)
 		}
-	}()
+	}(ln)
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -33,9 +32,6 @@ const (
 	// keepBuffer is the largest buffer capacity an idle session keeps.
 	keepBuffer = 64 << 10
 )
-
-// errSessionEnded is the cause of writes after the client left.
-var errSessionEnded = errors.New("rtmpt: session ended by the client")
 
 type cachedReply struct {
 	seq  uint64

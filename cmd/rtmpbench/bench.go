@@ -283,14 +283,14 @@ func runStep(ctx context.Context, cfg *benchConfig, kind string, n int) stepResu
 		p := &players[i]
 		total += endBytes[i] - startBytes[i]
 		st := p.state.Load()
-		switch {
-		case startState[i] == playerStreaming:
+		switch startState[i] {
+		case playerStreaming:
 			res.OK++
 			pct := 100 * float64(endBytes[i]-startBytes[i]) / perPlayerExpected
 			if res.MinPlayerPct < 0 || pct < res.MinPlayerPct {
 				res.MinPlayerPct = pct
 			}
-		case startState[i] == playerDropped:
+		case playerDropped:
 			// Lost before the window: counted as dropped below.
 		default:
 			res.Failed++

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -302,9 +301,4 @@ func controlMessage(t message.Type, v uint32) *message.Message {
 	p := make([]byte, 4)
 	binary.BigEndian.PutUint32(p, v)
 	return &message.Message{Type: t, Payload: p}
-}
-
-// isClosed reports whether err comes from a connection closed on our side.
-func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed)
 }

@@ -33,7 +33,6 @@ type serverConfig struct {
 	externalAddr string
 	externalPID  int
 	startTimeout time.Duration
-	keepTmp      bool
 	tmpRoot      string // a directory for this run's files
 }
 
@@ -222,7 +221,7 @@ func startRtmphub(ctx context.Context, cfg *serverConfig) (*serverProc, error) {
 		select {
 		case s.addr = <-addrc:
 		case <-s.exited:
-			return nil, s.fail(fmt.Errorf("rtmphub exited before listening: %v", s.waitErr))
+			return nil, s.fail(fmt.Errorf("rtmphub exited before listening: %v", s.waitErr)) //nolint:errorlint // nil for exit status 0, which %w would print as %!w(<nil>)
 		case <-t.C:
 			s.stop()
 			return nil, s.fail(fmt.Errorf("rtmphub logged no {\"msg\":\"listening\",\"transport\":\"rtmp\"} line within %v (is --log-level info set?)", cfg.startTimeout))

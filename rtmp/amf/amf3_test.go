@@ -422,7 +422,7 @@ func TestEncodeAMF3Errors(t *testing.T) {
 }
 
 func deepArray(n int) any {
-	var v any = nil
+	var v any
 	for range n {
 		v = []any{v}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 
@@ -254,7 +255,7 @@ func (r *Reader) skipRepeatedExtended(s *inStream) error {
 // peekErr turns an end of stream while looking ahead into "no repeated
 // field": reading the payload then reports the truncation.
 func peekErr(err error) error {
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return nil
 	}
 	return err

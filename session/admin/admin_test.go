@@ -578,7 +578,8 @@ func TestReloadApp(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		for {
 			if _, err := c.ReadMessage(); err != nil {
-				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
 					t.Fatal("connection not closed after AppShutdown")
 				}
 				break

@@ -83,7 +83,7 @@ func (l *loop) post(fn func()) error {
 // should not be lost (answers to the script's own calls, shared object
 // changes) and may hold up their sender a little.
 func (l *loop) postWait(fn func(), d time.Duration) error {
-	if err := l.post(fn); err != errBusy {
+	if err := l.post(fn); !errors.Is(err, errBusy) {
 		return err
 	}
 	t := time.NewTimer(d)

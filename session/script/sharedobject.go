@@ -21,7 +21,7 @@ func (a *App) setupSharedObject() {
 	p := ctor.Get("prototype").(*goja.Object)
 	a.soProto = p
 	_ = ctor.Set("get", func(name string, persistent bool) goja.Value {
-		key := name
+		var key string
 		if persistent {
 			key = "P:" + name
 		} else {

@@ -430,7 +430,7 @@ func (ss *srvStream) choose(it playItem) (*session.StreamFile, bool, error) {
 			}
 			return nil, false, err
 		}
-		live = true // -2 with no file: wait for a publisher
+		// -2 with no file: wait for a publisher (live).
 	}
 	if it.name == ss.name {
 		return nil, false, errSelf
@@ -590,7 +590,7 @@ func (ss *srvStream) playLive(it playItem, stopped <-chan struct{}) bool {
 			media = nil
 			if it.length > 0 {
 				t := time.NewTimer(time.Duration(it.length * float64(time.Second)))
-				defer t.Stop()
+				defer t.Stop() //nolint:revive // runs once: media is nil from here on
 				limit = t.C
 			}
 		}

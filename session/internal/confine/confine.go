@@ -57,7 +57,7 @@ func Path(root, path string) (string, error) {
 		}
 		if _, lerr := os.Lstat(probe); lerr == nil {
 			// Not wrapped: this is no "file not found" to create.
-			return "", fmt.Errorf("%s is a symbolic link that does not resolve (%v)", probe, err)
+			return "", fmt.Errorf("%s is a symbolic link that does not resolve (%v)", probe, err) //nolint:errorlint // see above
 		}
 		parent := filepath.Dir(probe)
 		if parent == probe {
