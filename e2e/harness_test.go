@@ -348,6 +348,10 @@ func startServer(t testing.TB, extra ...string) *server {
 	args := append([]string{"serve",
 		"--rtmp-addr", "127.0.0.1:0",
 		"--http-addr", "127.0.0.1:0", // RTMPT: never the default :80 on all interfaces
+		// QUIC (UDP :1935) and the admin API (127.0.0.1:1111) are off
+		// unless a test asks for them with an address of its own (a later
+		// flag wins): a test never binds a fixed port.
+		"--quic-addr=", "--admin-addr=",
 		"--data-dir", s.DataDir,
 		"--log-format", "json",
 		"--log-level", "debug",
