@@ -152,7 +152,8 @@ func (r *Reader) isKeyframeAt(k Keyframe) bool {
 	if d := float64(h.ts) - k.Time*1000; d > 1 || d < -1 {
 		return false
 	}
-	ok := isSeekPoint(r.peekVideo(int(h.size)))
+	p, v, ok := r.peekVideo(int(h.size))
+	ok = seekPoint(p, v, ok)
 	r.synced = false
 	if !ok {
 		return false
@@ -207,19 +208,20 @@ func (r *Reader) lastTimestamp() (uint32, bool) {
 const peekSize = 64
 
 // peekVideo peeks at the start of the video payload of size n at the
-// reader's position: peekSize bytes, or for a frame without a valid
-// frame type (message.VideoInfo.NoFrameType) that these do not show to be
-// a keyframe, as much as the buffer holds (4 KiB when scanning), as such
-// a keyframe is told from the codec's data, where parameter sets and SEI
+// reader's position and classifies it (message.ParseVideo): peekSize
+// bytes, or for a frame without a valid frame type
+// (message.VideoInfo.NoFrameType) that these do not show to be a
+// keyframe, as much as the buffer holds (4 KiB when scanning), as such a
+// keyframe is told from the codec's data, where parameter sets and SEI
 // (x265 writes 2 KB of it) come before the picture.
-func (r *Reader) peekVideo(n int) []byte {
+func (r *Reader) peekVideo(n int) ([]byte, message.VideoInfo, bool) {
 	p, _ := r.br.Peek(min(n, peekSize))
-	if n > len(p) && len(p) == peekSize {
-		if v, _ := message.ParseVideo(p); v.NoFrameType && !v.Keyframe {
-			p, _ = r.br.Peek(min(n, r.br.Size()))
-		}
+	v, ok := message.ParseVideo(p)
+	if n > len(p) && len(p) == peekSize && v.NoFrameType && !v.Keyframe {
+		p, _ = r.br.Peek(min(n, r.br.Size()))
+		v, ok = message.ParseVideo(p)
 	}
-	return p
+	return p, v, ok
 }
 
 // streamEnd follows the timestamps of one stream (audio or video) to find
@@ -329,11 +331,13 @@ func (r *Reader) scan() *scanResult {
 		}
 		n := int(h.size)
 		var p []byte
+		var v message.VideoInfo
+		var vok bool
 		switch h.typ {
 		case TagAudio:
 			p, _ = r.br.Peek(min(n, peekSize))
 		case TagVideo:
-			p = r.peekVideo(n)
+			p, v, vok = r.peekVideo(n)
 		}
 		kf := Keyframe{Time: float64(h.ts) / 1000, Pos: r.pos}
 		var key, audio bool
@@ -341,9 +345,8 @@ func (r *Reader) scan() *scanResult {
 		var frame bool
 		switch h.typ {
 		case TagVideo:
-			v, ok := message.ParseVideo(p)
-			key = seekPoint(p, v, ok) && (len(s.video) == 0 || kf.Time >= s.video[len(s.video)-1].Time)
-			frame = ok && !v.SequenceHeader && !v.SequenceEnd && !v.Command && !v.Metadata
+			key = seekPoint(p, v, vok) && (len(s.video) == 0 || kf.Time >= s.video[len(s.video)-1].Time)
+			frame = vok && !v.SequenceHeader && !v.SequenceEnd && !v.Command && !v.Metadata
 			if v.CompositionTime > 0 {
 				pts = uint32(min(uint64(h.ts)+uint64(v.CompositionTime), math.MaxUint32))
 			}
