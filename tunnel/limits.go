@@ -251,16 +251,7 @@ func (c *cutLog) flush() {
 
 // cut counts a peer cut for why, in the stats and the log.
 func (s *Server) cut(why int) {
-	switch why {
-	case cutSlow:
-		s.stats.cutSlow.Add(1)
-	case cutTooLarge:
-		s.stats.cutTooLarge.Add(1)
-	case cutBudget:
-		s.stats.cutBudget.Add(1)
-	case cutPerIP:
-		s.stats.cutConnLimit.Add(1)
-	}
+	s.stats.cuts[why].Add(1)
 	s.cuts.add(why)
 }
 

@@ -204,7 +204,7 @@ type Server struct {
 type counters struct {
 	opened, requests, refused, timedOut, direct, writerPolls atomic.Uint64
 
-	cutSlow, cutTooLarge, cutBudget, cutConnLimit atomic.Uint64
+	cuts [numCuts]atomic.Uint64 // peers cut, by why (limits.go)
 }
 
 // Stats is a snapshot of a Server's counters.
@@ -293,10 +293,10 @@ func (s *Server) Stats() Stats {
 		WriterPolls:     s.stats.writerPolls.Load(),
 		HTTPConns:       s.httpConns.Load(),
 		BufferedBody:    s.budget.used.Load(),
-		CutSlow:         s.stats.cutSlow.Load(),
-		CutTooLarge:     s.stats.cutTooLarge.Load(),
-		CutOverBudget:   s.stats.cutBudget.Load(),
-		CutConnLimit:    s.stats.cutConnLimit.Load(),
+		CutSlow:         s.stats.cuts[cutSlow].Load(),
+		CutTooLarge:     s.stats.cuts[cutTooLarge].Load(),
+		CutOverBudget:   s.stats.cuts[cutBudget].Load(),
+		CutConnLimit:    s.stats.cuts[cutPerIP].Load(),
 	}
 }
 
