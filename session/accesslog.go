@@ -1,6 +1,9 @@
 package session
 
-import "time"
+import (
+	"github.com/rtmphub/rtmphub/session/live"
+	"time"
+)
 
 // The access log: one line, msg="access", per connect, publish, play,
 // unpublish and disconnect, with an event attribute and the client's
@@ -41,9 +44,10 @@ func durationString(d time.Duration) string {
 }
 
 // accessUnpublish logs the end of publication p.
-func (c *Client) accessUnpublish(p *publication, reason string) {
-	c.accessLog("unpublish", "stream", p.stream.name, "bytes", p.bytes.Load(), "messages", p.messages.Load(),
-		"duration", durationString(time.Since(p.startedAt)), "reason", reason)
+func (c *Client) accessUnpublish(p *live.Publication, reason string) {
+	messages, bytes := p.Counts()
+	c.accessLog("unpublish", "stream", p.Stream().Name(), "bytes", bytes, "messages", messages,
+		"duration", durationString(time.Since(p.StartedAt())), "reason", reason)
 }
 
 // accessDenied logs a refused request.

@@ -105,10 +105,7 @@ func pace(next *time.Time, n int, rate int64) time.Duration {
 func (c *Client) sleepUnlessEnded(d time.Duration) bool {
 	const step = 50 * time.Millisecond
 	for {
-		c.outMu.Lock()
-		ended := c.ended
-		c.outMu.Unlock()
-		if ended {
+		if c.out.Closed() {
 			return false
 		}
 		if d <= 0 {

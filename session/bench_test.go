@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/live"
 )
 
 // discardTransport accepts writes and counts them; reads block until Close.
@@ -56,16 +57,18 @@ func BenchmarkFanout(b *testing.B) {
 		b.Run(strconv.Itoa(n)+"players", func(b *testing.B) {
 			srv := NewServer(Config{DataDir: b.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			in := srv.instance("live", "_definst_")
-			var st *Stream
-			in.withStream("bench", func(s *Stream) { st = s })
+			var st *live.Stream
+			in.withStream("bench", func(s *live.Stream) { st = s })
 			pubClient := newClient(srv, newDiscardTransport(), ConnInfo{Protocol: "rtmp"}, srv.log)
-			pub, err := st.publish(pubClient, 1, "live")
+			pub, err := st.Publish(&publisher{c: pubClient, msid: 1, name: "bench"}, live.PublishOptions{Type: "live"})
 			if err != nil {
 				b.Fatal(err)
 			}
-			for range n {
+			players := make([]*Client, n)
+			for i := range players {
 				c := newClient(srv, newDiscardTransport(), ConnInfo{Protocol: "rtmp"}, srv.log)
-				st.addPlayer(c, 1, func() {})
+				st.AddReader(&player{c: c, msid: 1, name: "bench"}, live.ReaderOptions{})
+				players[i] = c
 			}
 			video := make([]byte, 724)
 			video[0], video[1] = 0x27, 1
@@ -82,11 +85,11 @@ func BenchmarkFanout(b *testing.B) {
 						m.Payload = key
 					}
 				}
-				pub.write(&m)
+				pub.Write(&m)
 			}
 			b.StopTimer()
-			for _, pl := range st.players {
-				pl.client.writers.Wait()
+			for _, c := range players {
+				c.writers.Wait()
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/player-msg")
 		})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/live"
+	"github.com/rtmphub/rtmphub/session/outqueue"
 )
 
 // Client is one connected peer: its identity as FMS reports it, its
@@ -45,17 +47,10 @@ type Client struct {
 	nextStreamID   uint32
 	publishTimeout bool
 
-	// Outbound queue, drained by the writer goroutine.
-	outMu      sync.Mutex
-	out        []message.Message
-	outBytes   int               // payload bytes in out
-	spare      []message.Message // an empty queue to swap in
-	writing    bool              // a drain goroutine is running
-	ended      bool              // closed: nothing more is written
-	room       chan struct{}     // closed when the queue empties (see queueWait)
-	closeAfter bool              // close once the queue is written (a rejected connect)
-	closeWhy   error             // closeAfter's reason; nil: a rejected connect
-	writers    sync.WaitGroup
+	// Outbound queue, drained by a writer goroutine while it holds
+	// messages (drain), or written inline by a publisher (writeNow).
+	out     *outqueue.Queue
+	writers sync.WaitGroup
 
 	closeOnce sync.Once
 	reason    error
@@ -72,8 +67,8 @@ type Client struct {
 // netStream is a message stream a client created: it publishes or plays.
 type netStream struct {
 	id     uint32
-	pub    *publication
-	player *player
+	pub    *live.Publication
+	player *live.Subscription
 	vod    *vodPlayer // playing recorded streams (vod.go)
 	rec    *recorder  // recording what pub publishes (record.go)
 	name   string     // what it last published or played (stop commands by name)
@@ -100,6 +95,11 @@ func newClient(s *Server, t Transport, info ConnInfo, log *slog.Logger) *Client 
 	}
 	c.pingRTT.Store(-1)
 	c.log = log.With("client", c.id)
+	c.out = outqueue.New(outqueue.Limits{Media: s.cfg.PlayerQueue, MediaBytes: s.cfg.PlayerQueueBytes, Hard: hardQueueLimit},
+		func() {
+			c.writers.Add(1)
+			go c.drain(nil, false)
+		})
 	return c
 }
 
@@ -184,12 +184,7 @@ func readError(err error, connected bool) error {
 func (c *Client) close(reason error) {
 	c.closeOnce.Do(func() {
 		c.reason = reason
-		c.outMu.Lock()
-		c.ended = true
-		clear(c.out) // drop payload references
-		c.out = c.out[:0]
-		c.wakeRoomLocked()
-		c.outMu.Unlock()
+		c.out.Close()
 		c.t.Close()
 	})
 }
@@ -220,52 +215,13 @@ func (c *Client) cleanup() {
 // pile up is not reading and is disconnected.
 const hardQueueLimit = 1024
 
-// send queues messages that must not be dropped.
+// send queues messages that must not be dropped; a client that lets too
+// many pile up is not reading and is disconnected.
 func (c *Client) send(msgs ...message.Message) {
-	c.outMu.Lock()
-	if c.ended {
-		c.outMu.Unlock()
-		return
-	}
-	if len(c.out)+len(msgs) > c.srv.cfg.PlayerQueue+hardQueueLimit {
-		c.outMu.Unlock()
+	if err := c.out.Send(msgs...); err != nil {
 		c.srv.stats.SlowDisconnects.Add(1)
-		c.close(fmt.Errorf("outbound queue overflow (%d messages): client not reading", len(c.out)))
-		return
+		c.close(fmt.Errorf("%w: client not reading", err))
 	}
-	c.out = append(c.out, msgs...)
-	for i := range msgs {
-		c.outBytes += len(msgs[i].Payload)
-	}
-	c.outMu.Unlock()
-	c.signal()
-}
-
-// queueMedia queues a media message unless the queue is full (in messages
-// or in payload bytes) or force is set; it reports whether the message was
-// queued. force is for a player's join burst, which the GOP cache's own
-// bound limits. It does not wake the writer: the stream decides when (see
-// Stream.writePacket), so that messages close in time share one write.
-func (c *Client) queueMedia(m message.Message, force bool) bool {
-	c.outMu.Lock()
-	if c.ended || !force && (len(c.out) >= c.srv.cfg.PlayerQueue || c.outBytes+len(m.Payload) > c.srv.cfg.PlayerQueueBytes) {
-		c.outMu.Unlock()
-		return false
-	}
-	c.out = append(c.out, m)
-	c.outBytes += len(m.Payload)
-	c.outMu.Unlock()
-	return true
-}
-
-func (c *Client) signal() {
-	c.outMu.Lock()
-	if !c.writing && !c.ended && len(c.out) > 0 {
-		c.writing = true
-		c.writers.Add(1)
-		go c.drain(nil, false)
-	}
-	c.outMu.Unlock()
 }
 
 // inlineWriter is a transport that can write without ever blocking (see
@@ -281,63 +237,28 @@ type inlineWriter interface {
 func (c *Client) writeNow() {
 	tw, ok := c.t.(inlineWriter)
 	if !ok || c.outLimited() {
-		c.signal()
+		c.out.Kick()
 		return
 	}
-	c.outMu.Lock()
-	if c.writing || c.ended || len(c.out) == 0 {
-		c.outMu.Unlock()
+	batch := c.out.TakeInline()
+	if batch == nil {
 		return // the running drain takes it
 	}
-	batch := c.takeLocked()
-	c.writing = true
-	c.outMu.Unlock()
-
 	taken, more, err := tw.TryWriteMessages(batch)
 	switch {
 	case err != nil:
 		c.writeFailed(err)
-		c.outMu.Lock()
-		c.writing = false
-		c.outMu.Unlock()
+		c.out.Release()
 		return
 	case !taken:
 		c.writers.Add(1)
 		go c.drain(batch, false)
 		return
 	}
-	c.recycle(batch)
-	if more {
+	c.out.Recycle(batch)
+	if more || c.out.Continue() { // unwritten bytes, or messages queued meanwhile
 		c.writers.Add(1)
-		go c.drain(nil, true)
-		return
-	}
-	c.outMu.Lock()
-	if len(c.out) > 0 && !c.ended { // queued meanwhile by another goroutine
-		c.writers.Add(1)
-		go c.drain(nil, false)
-	} else {
-		c.writing = false
-	}
-	c.outMu.Unlock()
-}
-
-// takeLocked takes the queued messages for writing.
-func (c *Client) takeLocked() []message.Message {
-	batch := c.out
-	c.out, c.spare, c.outBytes = c.spare, nil, 0
-	c.wakeRoomLocked()
-	return batch
-}
-
-// recycle keeps a written batch's memory for the next one, unless a burst
-// made it large.
-func (c *Client) recycle(batch []message.Message) {
-	clear(batch) // drop payload references
-	if cap(batch) <= maxKeptBatch {
-		c.outMu.Lock()
-		c.spare = batch[:0]
-		c.outMu.Unlock()
+		go c.drain(nil, more)
 	}
 }
 
@@ -363,31 +284,21 @@ func (c *Client) drain(first []message.Message, flush bool) {
 	batch := first
 	for {
 		if batch == nil && !flush {
-			c.outMu.Lock()
-			if len(c.out) == 0 || c.ended {
-				c.writing = false
-				closeAfter, why := c.closeAfter && !c.ended, c.closeWhy
-				c.outMu.Unlock()
-				if closeAfter {
-					if why == nil {
-						why = errors.New("connection rejected")
-					}
+			var why error
+			if batch, why = c.out.Next(); batch == nil {
+				if why != nil {
 					c.close(why)
 				}
 				return
 			}
-			batch = c.takeLocked()
-			c.outMu.Unlock()
 		}
 		flush = false
 		err := c.writeBatch(batch)
-		c.recycle(batch)
+		c.out.Recycle(batch)
 		batch = nil
 		if err != nil {
 			c.writeFailed(err)
-			c.outMu.Lock()
-			c.writing = false
-			c.outMu.Unlock()
+			c.out.Release()
 			return
 		}
 	}
@@ -397,10 +308,7 @@ func (c *Client) drain(first []message.Message, flush bool) {
 // the round-trip time Stats reports. It returns false when the client is
 // gone.
 func (c *Client) Ping() bool {
-	c.outMu.Lock()
-	ended := c.ended
-	c.outMu.Unlock()
-	if ended {
+	if c.out.Closed() {
 		return false
 	}
 	ms := uint32(time.Since(c.connectedAt).Milliseconds())
@@ -445,10 +353,6 @@ func (c *Client) mediaSocket() {
 		nd.SetNoDelay(false)
 	}
 }
-
-// maxKeptBatch is the largest queue (in messages) a client keeps for
-// reuse; a join burst grows one past it, and that memory is given back.
-const maxKeptBatch = 16
 
 // sendCommand encodes a command in the client's object encoding and queues it.
 func (c *Client) sendCommand(msid uint32, cmd *message.Command) {

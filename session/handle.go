@@ -14,6 +14,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/live"
 )
 
 // handle processes one message from the client on its reader goroutine. An
@@ -37,7 +38,8 @@ func (c *Client) handle(m *message.Message) error {
 		if ns.rec != nil {
 			ns.rec.push(m)
 		}
-		return ns.pub.write(m)
+		ns.pub.Write(m)
+		return nil
 	case message.TypeAggregate:
 		subs, err := message.SplitAggregate(m)
 		if err != nil {
@@ -130,7 +132,7 @@ func (c *Client) command(msid uint32, cmd *message.Command) error {
 	case "receiveAudio", "receiveVideo":
 		if ns := c.streams[msid]; ns != nil && ns.player != nil {
 			on, _ := cmd.Arg(0).(bool)
-			ns.player.setReceive(cmd.Name == "receiveVideo", on)
+			ns.player.SetReceive(cmd.Name == "receiveVideo", on)
 		} else if ns != nil && ns.vod != nil {
 			on, _ := cmd.Arg(0).(bool)
 			ns.vod.setReceive(cmd.Name == "receiveVideo", on)
@@ -199,10 +201,9 @@ func (c *Client) connect(cmd *message.Command) error {
 		c.srv.stats.Rejected.Add(1)
 		c.sendCommand(0, &message.Command{Name: "_error", TransactionID: cmd.TransactionID, Args: []any{
 			rejectInfo(desc, appInfo)}})
-		c.outMu.Lock()
-		c.closeAfter = true
-		c.outMu.Unlock()
-		c.signal()
+		if c.out.CloseWhenWritten(errors.New("connection rejected")) {
+			c.close(errors.New("connection rejected"))
+		}
 		log.Info("connect rejected", "reason", desc, "tcUrl", c.tcURL)
 		c.accessLog("connect", "instance", inst, "allowed", false, "reason", desc)
 		return nil
@@ -357,8 +358,8 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 		c.closeNetStream(ns, true)
 	}
 	var err error
-	c.inst.withStream(name, func(st *Stream) {
-		ns.pub, err = st.publish(c, msid, typ)
+	c.inst.withStream(name, func(st *live.Stream) {
+		ns.pub, err = st.Publish(&publisher{c: c, msid: msid, name: name}, live.PublishOptions{Type: typ})
 	})
 	ns.name = name
 	if err != nil {
@@ -371,7 +372,7 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 	c.t.SetReadDeadline(time.Now().Add(c.srv.cfg.PublisherIdleTimeout))
 	c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
 	c.sendStatus(msid, levelStatus, "NetStream.Publish.Start", name+" is now published.", name)
-	c.log.Info("publish", "stream", name, "type", typ, "takeover", ns.pub.takeover)
+	c.log.Info("publish", "stream", name, "type", typ, "takeover", ns.pub.TookOver())
 	if h, ok := c.inst.application().(StreamHandler); ok {
 		h.Publish(c, name)
 	}
@@ -445,11 +446,12 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		c.accessLog("play", "stream", name, "allowed", true, "recorded", true)
 		return nil
 	}
-	c.inst.withStream(name, func(st *Stream) {
+	c.mediaSocket()
+	c.inst.withStream(name, func(st *live.Stream) {
 		// The replies are queued with the stream locked, so that no media
 		// can come between them and the player's first packets.
 		ns.name = name
-		ns.player = st.addPlayer(c, msid, func() {
+		ns.player = st.AddReader(&player{c: c, msid: msid, name: name}, live.ReaderOptions{Log: c.log, Prelude: func() {
 			c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
 			if reset {
 				c.sendStatus(msid, levelStatus, "NetStream.Play.Reset", "Playing and resetting "+name+".", name)
@@ -457,7 +459,7 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 			c.sendStatus(msid, levelStatus, "NetStream.Play.Start", "Started playing "+name+".", name)
 			c.sendData(msid, "|RtmpSampleAccess", true, true)
 			c.sendData(msid, "onStatus", info(levelStatus, "NetStream.Data.Start", "Data start."))
-		})
+		}})
 	})
 	c.log.Info("play", "stream", name, "start", start)
 	c.accessLog("play", "stream", name, "allowed", true, "recorded", false)
@@ -476,14 +478,15 @@ func (c *Client) closeNetStream(ns *netStream, graceful bool) {
 			ns.rec.stop(graceful && c.inst != nil)
 			ns.rec = nil
 		}
-		pub.stream.unpublish(pub, graceful)
+		pub.Close(graceful)
+		name := pub.Stream().Name()
 		if graceful && c.inst != nil {
-			c.sendStatus(ns.id, levelStatus, "NetStream.Unpublish.Success", pub.stream.name+" is now unpublished.", pub.stream.name)
+			c.sendStatus(ns.id, levelStatus, "NetStream.Unpublish.Success", name+" is now unpublished.", name)
 		}
-		c.log.Info("unpublish", "stream", pub.stream.name, "graceful", graceful)
+		c.log.Info("unpublish", "stream", name, "graceful", graceful)
 		if c.inst != nil {
 			if h, ok := c.inst.application().(StreamHandler); ok {
-				h.Unpublish(c, pub.stream.name)
+				h.Unpublish(c, name)
 			}
 		}
 		reason := "unpublished"
@@ -495,8 +498,8 @@ func (c *Client) closeNetStream(ns *netStream, graceful bool) {
 	if ns.player != nil {
 		p := ns.player
 		ns.player = nil
-		p.stream.removePlayer(p)
-		c.log.Debug("stop playing", "stream", p.stream.name)
+		p.Close()
+		c.log.Debug("stop playing", "stream", p.Stream().Name())
 	}
 	if ns.vod != nil {
 		ns.vod.close()
@@ -558,7 +561,7 @@ func (c *Client) streamsNamed(name string) []*netStream {
 // fcUnpublish ends the publication of name on any of the client's streams.
 func (c *Client) fcUnpublish(name string) {
 	for _, ns := range c.streams {
-		if ns.pub != nil && ns.pub.stream.name == name {
+		if ns.pub != nil && ns.pub.Stream().Name() == name {
 			c.closeNetStream(ns, true)
 		}
 	}
@@ -576,16 +579,16 @@ func (c *Client) pause(msid uint32, cmd *message.Command) {
 	}
 	paused, ok := cmd.Arg(0).(bool)
 	if !ok {
-		paused = !ns.player.isPaused()
+		paused = !ns.player.Paused()
 	}
-	name := ns.player.stream.name
+	name := ns.player.Stream().Name()
 	if paused {
-		ns.player.setPaused(true)
+		ns.player.SetPaused(true)
 		c.sendStatus(msid, levelStatus, "NetStream.Pause.Notify", "Pausing "+name+".", name)
 		c.send(*message.UserControl{Event: message.UCStreamEOF, StreamID: msid}.Message())
 	} else {
 		c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
 		c.sendStatus(msid, levelStatus, "NetStream.Unpause.Notify", "Unpausing "+name+".", name)
-		ns.player.setPaused(false)
+		ns.player.SetPaused(false)
 	}
 }

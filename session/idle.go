@@ -118,11 +118,7 @@ func (c *Client) closeIdle() {
 		fmt.Sprintf("Connection closed: idle for %v.", c.srv.cfg.ClientIdleTimeout), "")
 	// The writer closes the connection once the queue is written; if it
 	// has written it already and stopped, close now.
-	c.outMu.Lock()
-	c.closeAfter, c.closeWhy = true, reason
-	written := !c.writing && len(c.out) == 0
-	c.outMu.Unlock()
-	if written {
+	if c.out.CloseWhenWritten(reason) {
 		c.close(reason)
 	}
 	c.t.SetReadDeadline(time.Now().Add(c.srv.cfg.StallTimeout))

@@ -2,6 +2,8 @@ package session
 
 import (
 	"sync"
+
+	"github.com/rtmphub/rtmphub/session/live"
 )
 
 // Instance is a running application instance (rtmp://host/app/instance):
@@ -13,14 +15,14 @@ type Instance struct {
 
 	mu      sync.Mutex
 	clients map[uint64]*Client
-	streams map[string]*Stream
+	streams map[string]*live.Stream
 
 	appl Application // rpc.go
 	so   soSpace     // sharedobject.go
 }
 
 func newInstance(s *Server, app, name string) *Instance {
-	in := &Instance{srv: s, app: app, name: name, clients: make(map[uint64]*Client), streams: make(map[string]*Stream)}
+	in := &Instance{srv: s, app: app, name: name, clients: make(map[uint64]*Client), streams: make(map[string]*live.Stream)}
 	in.so.in = in
 	if s.cfg.Application != nil {
 		in.appl = s.cfg.Application(app, name)
@@ -57,22 +59,22 @@ func (in *Instance) idle() bool {
 // withStream runs fn on the live stream called name, created if needed,
 // while the instance is locked, so that a stream found unused and removed
 // can never be the one fn attaches to. fn may lock the stream.
-func (in *Instance) withStream(name string, fn func(*Stream)) {
+func (in *Instance) withStream(name string, fn func(*live.Stream)) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	st := in.streams[name]
 	if st == nil {
-		st = newStream(in, name)
+		st = in.newStream(name)
 		in.streams[name] = st
 	}
 	fn(st)
 }
 
 // removeStreamIfUnused forgets a stream with no publisher and no players.
-func (in *Instance) removeStreamIfUnused(st *Stream) {
+func (in *Instance) removeStreamIfUnused(st *live.Stream) {
 	in.mu.Lock()
-	if in.streams[st.name] == st && st.unused() {
-		delete(in.streams, st.name)
+	if in.streams[st.Name()] == st && st.Unused() {
+		delete(in.streams, st.Name())
 	}
 	in.mu.Unlock()
 }

@@ -67,26 +67,20 @@ func (in *Instance) unload(reason string) {
 	log := in.srv.log.With("app", in.app, "instance", in.name)
 	clients := in.Clients()
 	log.Info("instance unloading", "reason", reason, "clients", len(clients))
+	why := errors.New(reason)
 	for _, c := range clients {
 		c.sendStatus(0, levelError, "NetConnection.Connect.AppShutdown", "The application is shutting down ("+reason+").", "")
+		// Its writer closes it once the status is written.
+		if c.out.CloseWhenWritten(why) {
+			c.close(why)
+		}
 	}
 	deadline := time.Now().Add(unloadWriteWait)
-	for len(clients) > 0 {
-		rest := clients[:0]
-		for _, c := range clients {
-			c.outMu.Lock()
-			written := c.ended || len(c.out) == 0 && !c.writing
-			c.outMu.Unlock()
-			if written || time.Now().After(deadline) {
-				c.close(errors.New(reason))
-			} else {
-				rest = append(rest, c)
-			}
-		}
-		clients = rest
-		if len(clients) > 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
+	for len(in.Clients()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, c := range clients {
+		c.close(why) // not written in time
 	}
 	// Let the clients leave (and the application hear of it) before the
 	// application stops.

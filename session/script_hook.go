@@ -6,6 +6,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/live"
 )
 
 // Optional interfaces an Application may implement to follow its
@@ -154,7 +155,8 @@ func (so *SharedObject) callSendHook(c *Client, handler string, args []any) {
 // side (a script's Stream): players see it as any live stream. It never
 // takes over a client's publication nor is taken over by one.
 type ServerPublisher struct {
-	p *publication
+	in *Instance
+	p  *live.Publication
 
 	mu     sync.Mutex
 	rec    *recorder // Stream.record (script_stream.go)
@@ -164,14 +166,16 @@ type ServerPublisher struct {
 // PublishServer starts publishing live stream name from the server; it
 // fails when the stream is being published.
 func (in *Instance) PublishServer(name string) (*ServerPublisher, error) {
-	var p *publication
+	var p *live.Publication
 	var err error
-	in.withStream(name, func(st *Stream) { p, err = st.publish(nil, 0, "live") })
+	in.withStream(name, func(st *live.Stream) {
+		p, err = st.Publish(&serverSource{log: in.srv.log}, live.PublishOptions{Type: "live", Pinned: true})
+	})
 	if err != nil {
 		in.removeStreamIfUnusedByName(name)
 		return nil, err
 	}
-	return &ServerPublisher{p: p}, nil
+	return &ServerPublisher{in: in, p: p}, nil
 }
 
 func (in *Instance) removeStreamIfUnusedByName(name string) {
@@ -188,7 +192,7 @@ func (in *Instance) removeStreamIfUnusedByName(name string) {
 // It never blocks on a player. Not safe for concurrent use.
 // A recording (Record) gets it too.
 func (sp *ServerPublisher) Write(m *message.Message) error {
-	err := sp.p.write(m)
+	sp.p.Write(m)
 	sp.mu.Lock()
 	sp.lastTs = m.Timestamp
 	rec := sp.rec
@@ -196,12 +200,12 @@ func (sp *ServerPublisher) Write(m *message.Message) error {
 	if rec != nil {
 		rec.push(m)
 	}
-	return err
+	return nil
 }
 
 // Close ends the publication and its recording: players get
 // UnpublishNotify.
 func (sp *ServerPublisher) Close() {
 	sp.StopRecord()
-	sp.p.stream.unpublish(sp.p, true)
+	sp.p.Close(true)
 }

@@ -3,13 +3,14 @@ package session
 import (
 	"errors"
 	"io"
-	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rtmphub/rtmphub/flv"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/live"
+	"github.com/rtmphub/rtmphub/session/outqueue"
+	"log/slog"
 )
 
 // What server-side streams (a script's Stream) need from the core besides
@@ -93,16 +94,19 @@ func (in *Instance) LiveNow(name string) bool { return in.liveNow(name) }
 // --- playing a live stream from the server side ---
 
 // ServerPlayer plays a live stream of an instance for the server itself
-// (a script's Stream playing a live item): it is a player of the stream
-// like a client's, on a connection that never leaves the process, so it
-// gets what a client player gets, in the same order and with the same
+// (a script's Stream playing a live item): it is a reader of the stream
+// like a client's player, with a queue of its own of the same bounds, so
+// it gets what a client player gets, in the same order and with the same
 // policy (start at a keyframe, the cached group of pictures on joining,
 // skip to the next keyframe when it falls behind).
 type ServerPlayer struct {
-	c    *Client
-	st   *Stream
-	pl   *player
-	once sync.Once
+	id      uint64 // the clientid of its statuses
+	name    string
+	deliver func(msgs []message.Message)
+	log     *slog.Logger
+	q       *outqueue.Queue
+	sub     *live.Subscription
+	once    sync.Once
 }
 
 // serverPlayerMsid is the message stream a server-side player uses.
@@ -117,56 +121,69 @@ const serverPlayerMsid = 1
 // deliver must not block for long, and must copy the slice (not the
 // payloads, which are shared and read-only) to keep messages.
 func (in *Instance) PlayServer(name string, deliver func(msgs []message.Message)) *ServerPlayer {
-	t := &loopback{deliver: deliver}
-	log := in.srv.log.With("app", in.app, "instance", in.name, "server_player", name)
-	c := newClient(in.srv, t, ConnInfo{Protocol: "server", RemoteIP: "127.0.0.1"}, log)
-	c.app = in.app
-	sp := &ServerPlayer{c: c}
-	in.withStream(name, func(st *Stream) {
-		sp.st = st
-		sp.pl = st.addPlayer(c, serverPlayerMsid, func() {})
+	sp := &ServerPlayer{id: in.srv.nextID.Add(1), name: name, deliver: deliver,
+		log: in.srv.log.With("app", in.app, "instance", in.name, "server_player", name)}
+	cfg := &in.srv.cfg
+	sp.q = outqueue.New(outqueue.Limits{Media: cfg.PlayerQueue, MediaBytes: cfg.PlayerQueueBytes, Hard: hardQueueLimit},
+		func() { go sp.drain() })
+	in.withStream(name, func(st *live.Stream) {
+		sp.sub = st.AddReader(sp, live.ReaderOptions{Log: sp.log})
 	})
 	return sp
+}
+
+// drain hands what is queued to deliver until nothing is left.
+func (sp *ServerPlayer) drain() {
+	for {
+		batch, _ := sp.q.Next()
+		if batch == nil {
+			return
+		}
+		sp.deliver(batch)
+		sp.q.Recycle(batch)
+	}
+}
+
+// Send, Queue, Flush and Notify make the player a live.Reader.
+
+func (sp *ServerPlayer) Send(pkt *live.Packet, ts uint32) {
+	sp.send(streamMessage(serverPlayerMsid, pkt, ts))
+}
+
+func (sp *ServerPlayer) send(m message.Message) {
+	if err := sp.q.Send(m); err != nil {
+		sp.log.Warn("server-side player stopped: deliver too slow", "err", err.Error())
+		sp.q.Close()
+	}
+}
+
+func (sp *ServerPlayer) Queue(pkt *live.Packet, ts uint32, force bool) bool {
+	return sp.q.QueueMedia(streamMessage(serverPlayerMsid, pkt, ts), force)
+}
+
+func (sp *ServerPlayer) Flush() { sp.q.Kick() }
+
+func (sp *ServerPlayer) Notify(ev live.Event) {
+	code, desc := "NetStream.Play.PublishNotify", sp.name+" is now published."
+	if ev == live.Unpublished {
+		code, desc = "NetStream.Play.UnpublishNotify", sp.name+" is now unpublished."
+	}
+	m, err := statusMessage(serverPlayerMsid, false, levelStatus, code, desc, sp.name, sp.id)
+	if err != nil {
+		sp.log.Error("encoding status", "err", err)
+		return
+	}
+	sp.send(m)
 }
 
 // Close detaches the player. deliver may still be running (or run once
 // more) while Close returns; it is never called after the batch under way.
 func (sp *ServerPlayer) Close() {
 	sp.once.Do(func() {
-		sp.c.close(errors.New("server-side player closed"))
-		sp.st.removePlayer(sp.pl)
+		sp.q.Close()
+		sp.sub.Close()
 	})
 }
-
-// loopback is the transport of a server-side player: written messages go
-// to a function.
-type loopback struct {
-	deliver func([]message.Message)
-	closed  atomic.Bool
-	written atomic.Uint64
-}
-
-func (l *loopback) ReadMessage() (*message.Message, error) { return nil, net.ErrClosed }
-
-func (l *loopback) WriteMessages(msgs []message.Message) error {
-	if l.closed.Load() {
-		return net.ErrClosed
-	}
-	l.deliver(msgs)
-	var n uint64
-	for i := range msgs {
-		n += uint64(len(msgs[i].Payload))
-	}
-	l.written.Add(n)
-	return nil
-}
-
-func (l *loopback) SetReadDeadline(time.Time) error { return nil }
-func (l *loopback) SetWriteTimeout(time.Duration)   {}
-func (l *loopback) Close() error                    { l.closed.Store(true); return nil }
-func (l *loopback) RemoteAddr() net.Addr            { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
-func (l *loopback) BytesRead() uint64               { return 0 }
-func (l *loopback) BytesWritten() uint64            { return l.written.Load() }
 
 // --- recording what a server-side stream publishes ---
 
@@ -183,10 +200,9 @@ type StatusFunc func(level, code, description string)
 // headers, and its video at the next keyframe.
 func (sp *ServerPublisher) Record(appendTo bool, status StatusFunc) {
 	sp.StopRecord()
-	st := sp.p.stream
-	in := st.in
-	sr, ok := newRecorder(in.srv, in.app, in.name, st.name, appendTo, status,
-		in.srv.log.With("app", in.app, "instance", in.name, "server_stream", st.name))
+	in, name := sp.in, sp.p.Stream().Name()
+	sr, ok := newRecorder(in.srv, in.app, in.name, name, appendTo, status,
+		in.srv.log.With("app", in.app, "instance", in.name, "server_stream", name))
 	if !ok {
 		return
 	}
@@ -195,21 +211,7 @@ func (sp *ServerPublisher) Record(appendTo bool, status StatusFunc) {
 	defer sp.mu.Unlock()
 	// What players joining now would get first, at the current time, so
 	// that the file decodes from its start.
-	st.mu.Lock()
-	var prelude []*Packet
-	if st.pub == sp.p {
-		if st.meta != nil {
-			prelude = append(prelude, st.meta)
-		}
-		for _, p := range st.videoSeq {
-			prelude = append(prelude, p)
-		}
-		for _, p := range st.audioSeq {
-			prelude = append(prelude, p)
-		}
-	}
-	st.mu.Unlock()
-	for _, p := range prelude {
+	for _, p := range sp.p.Stream().Headers(sp.p) {
 		sr.push(&message.Message{Type: p.Type, Timestamp: sp.lastTs, Payload: p.Payload})
 	}
 	sp.rec = sr

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp"
+	"github.com/rtmphub/rtmphub/session/live"
 )
 
 // Server is the session core shared by every transport.
 type Server struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	live live.Config // cfg's settings of live streams
+	log  *slog.Logger
 
 	nextID atomic.Uint64
 
@@ -58,6 +60,7 @@ func NewServer(cfg Config, log *slog.Logger) *Server {
 		clients:   make(map[uint64]*Client),
 		perIP:     make(map[string]int),
 	}
+	s.live = s.cfg.liveConfig()
 	s.views.startedAt = time.Now()
 	s.media = newMediaStore(&s.cfg, log)
 	return s

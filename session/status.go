@@ -21,8 +21,19 @@ func info(level, code, desc string, extra ...amf.Property) amf.Object {
 // sendStatus sends onStatus(0, null, info) on stream msid, as FMS does:
 // details names the stream and clientid the client.
 func (c *Client) sendStatus(msid uint32, level, code, desc, details string) {
-	o := info(level, code, desc, amf.Property{Key: "details", Value: details}, amf.Property{Key: "clientid", Value: float64(c.id)})
-	c.sendCommand(msid, &message.Command{Name: "onStatus", Object: nil, Args: []any{o}})
+	c.sendCommand(msid, statusCommand(level, code, desc, details, c.id))
+}
+
+func statusCommand(level, code, desc, details string, clientID uint64) *message.Command {
+	o := info(level, code, desc, amf.Property{Key: "details", Value: details}, amf.Property{Key: "clientid", Value: float64(clientID)})
+	return &message.Command{Name: "onStatus", Object: nil, Args: []any{o}}
+}
+
+// statusMessage is the message sendStatus sends, for a stream that is not
+// a client's.
+func statusMessage(msid uint32, amf3 bool, level, code, desc, details string, clientID uint64) (message.Message, error) {
+	typ, payload, err := message.EncodeCommand(statusCommand(level, code, desc, details, clientID), amf3)
+	return message.Message{Type: typ, StreamID: msid, ChunkStreamID: message.DefaultCSID(typ, msid), Payload: payload}, err
 }
 
 // sendResult answers a call with _result(txid, null, vals...).

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp/amf"
+	"github.com/rtmphub/rtmphub/session/live"
 )
 
 // Admin views: the questions the admin API asks the core, as plain method
@@ -113,7 +114,7 @@ type viewState struct {
 
 	mu      sync.Mutex
 	server  rateSample
-	streams map[*publication]rateSample
+	streams map[*live.Publication]rateSample
 }
 
 type rateSample struct {
@@ -166,14 +167,14 @@ func (s *Server) allInstances() []*Instance {
 	return out
 }
 
-func (in *Instance) streamList() []*Stream {
+func (in *Instance) streamList() []*live.Stream {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	out := make([]*Stream, 0, len(in.streams))
+	out := make([]*live.Stream, 0, len(in.streams))
 	for _, st := range in.streams {
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b *Stream) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(out, func(a, b *live.Stream) int { return strings.Compare(a.Name(), b.Name()) })
 	return out
 }
 
@@ -229,16 +230,13 @@ func (s *Server) Clients() []ClientView {
 		}
 		in.mu.Unlock()
 		for _, st := range in.streamList() {
-			st.mu.Lock()
-			if st.pub != nil && st.pub.client != nil {
-				id := st.pub.client.id
-				roles[id] = append(roles[id], ClientStreamView{Name: st.name, Role: "publish"})
+			snap := st.Snapshot()
+			if id, ok := publisherID(snap.Publication); ok {
+				roles[id] = append(roles[id], ClientStreamView{Name: st.Name(), Role: "publish"})
 			}
-			for _, pl := range st.players {
-				id := pl.client.id
-				roles[id] = append(roles[id], ClientStreamView{Name: st.name, Role: "play"})
+			for _, id := range playerIDs(snap.Readers) {
+				roles[id] = append(roles[id], ClientStreamView{Name: st.Name(), Role: "play"})
 			}
-			st.mu.Unlock()
 		}
 	}
 	clients := s.allClients()
@@ -273,41 +271,30 @@ func (s *Server) Clients() []ClientView {
 func (s *Server) Streams() []StreamView {
 	now := time.Now()
 	var out []StreamView
-	live := make(map[*publication]bool)
+	seen := make(map[*live.Publication]bool)
 	s.views.mu.Lock()
 	defer s.views.mu.Unlock()
 	if s.views.streams == nil {
-		s.views.streams = make(map[*publication]rateSample)
+		s.views.streams = make(map[*live.Publication]rateSample)
 	}
 	for _, in := range s.allInstances() {
 		for _, st := range in.streamList() {
-			v := StreamView{App: in.app, Instance: in.name, Name: st.name, Players: []uint64{}}
-			st.mu.Lock()
-			p := st.pub
-			for _, pl := range st.players {
-				v.Players = append(v.Players, pl.client.id)
+			snap := st.Snapshot()
+			v := StreamView{App: in.app, Instance: in.name, Name: st.Name(), Players: playerIDs(snap.Readers)}
+			v.VideoCodec = seqCodecs(snap.VideoSeq)
+			v.AudioCodec = seqCodecs(snap.AudioSeq)
+			if snap.Meta != nil {
+				v.applyMetadata(snap.Meta)
 			}
-			v.VideoCodec = seqCodecs(st.videoSeq)
-			v.AudioCodec = seqCodecs(st.audioSeq)
-			var meta []byte
-			if st.meta != nil {
-				meta = st.meta.Payload
-			}
-			st.mu.Unlock()
-			if meta != nil {
-				v.applyMetadata(meta)
-			}
-			if p != nil {
-				live[p] = true
-				v.PublishType, v.PublishedAt = p.typ, p.startedAt
-				if p.client != nil { // nil: published by the server (script_hook.go)
-					v.Publisher = p.client.id
-				}
-				v.Recording = p.typ == "record" || p.typ == "append"
-				v.Bytes, v.Messages = p.bytes.Load(), p.messages.Load()
+			if p := snap.Publication; p != nil {
+				seen[p] = true
+				v.PublishType, v.PublishedAt = p.Type(), p.StartedAt()
+				v.Publisher, _ = publisherID(p) // 0: published by the server (script_hook.go)
+				v.Recording = v.PublishType == "record" || v.PublishType == "append"
+				v.Messages, v.Bytes = p.Counts()
 				prev, ok := s.views.streams[p]
 				if !ok {
-					prev = rateSample{at: p.startedAt}
+					prev = rateSample{at: p.StartedAt()}
 				}
 				cur := prev.advance(now, v.Bytes, 0)
 				s.views.streams[p] = cur
@@ -318,7 +305,7 @@ func (s *Server) Streams() []StreamView {
 		}
 	}
 	for p := range s.views.streams {
-		if !live[p] {
+		if !seen[p] {
 			delete(s.views.streams, p)
 		}
 	}
@@ -330,16 +317,36 @@ func (s *Server) Streams() []StreamView {
 
 // seqCodecs names the codecs of a stream's sequence headers, keyed by
 // track key and codec (see Stream.writePacket).
-func seqCodecs(m map[string]*Packet) string {
-	if len(m) == 0 {
-		return ""
-	}
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
+func seqCodecs(names []string) string {
 	slices.Sort(names)
 	return strings.Join(names, ",")
+}
+
+// publisherID is the id of the client that publishes p, if a client does.
+func publisherID(p *live.Publication) (uint64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	if pub, ok := p.Source().(*publisher); ok {
+		return pub.c.id, true
+	}
+	return 0, false
+}
+
+// playerIDs are the ids of the players among readers, sorted: clients',
+// and the server-side players', which have ids of the same series.
+func playerIDs(readers []live.Reader) []uint64 {
+	ids := make([]uint64, 0, len(readers))
+	for _, r := range readers {
+		switch pl := r.(type) {
+		case *player:
+			ids = append(ids, pl.c.id)
+		case *ServerPlayer:
+			ids = append(ids, pl.id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // applyMetadata reads width, height, frame rate and, when no sequence
@@ -469,15 +476,13 @@ func (s *Server) StopStream(app, inst, name, reason string) error {
 	if st == nil {
 		return ErrNotFound
 	}
-	st.mu.Lock()
-	p := st.pub
-	st.mu.Unlock()
+	p := st.Publication()
 	if p == nil {
 		return ErrNotFound
 	}
-	st.unpublish(p, true)
-	if p.client != nil {
-		p.client.close(errors.New(reason)) // its cleanup logs the unpublish
+	p.Close(true)
+	if pub, ok := p.Source().(*publisher); ok {
+		pub.c.close(errors.New(reason)) // its cleanup logs the unpublish
 	}
 
 	return nil

@@ -375,7 +375,7 @@ func (r *vodRun) flush() bool {
 	if len(r.batch) == 0 {
 		return true
 	}
-	ok := r.c.queueWait(r.batch, vodQueueMessages, r.v.stop)
+	ok := r.c.out.SendWait(r.batch, vodQueueMessages, r.v.stop)
 	clear(r.batch)
 	r.batch = r.batch[:0]
 	return ok
@@ -678,51 +678,6 @@ func (r *vodRun) atEnd(err error) bool {
 	return r.finish()
 }
 
-// queueWait queues msgs once the client's outbound queue holds fewer than
-// limit messages and PlayerQueueBytes of payload, waiting for its writer
-// when it does not; it reports
-// false when the client has ended or stop is closed. Unlike queueMedia it
-// never drops: VOD can always wait.
-func (c *Client) queueWait(msgs []message.Message, limit int, stop <-chan struct{}) bool {
-	limit = min(limit, c.srv.cfg.PlayerQueue)
-	for {
-		c.outMu.Lock()
-		if c.ended {
-			c.outMu.Unlock()
-			return false
-		}
-		if len(c.out) < limit && c.outBytes < c.srv.cfg.PlayerQueueBytes {
-			c.out = append(c.out, msgs...)
-			for i := range msgs {
-				c.outBytes += len(msgs[i].Payload)
-			}
-			c.outMu.Unlock()
-			c.signal()
-			return true
-		}
-		if c.room == nil {
-			c.room = make(chan struct{})
-		}
-		room := c.room
-		c.outMu.Unlock()
-		c.signal()
-		select {
-		case <-room:
-		case <-stop:
-			return false
-		}
-	}
-}
-
-// wakeRoomLocked tells writers waiting in queueWait that the queue has
-// room (or that the client ended). c.outMu is held.
-func (c *Client) wakeRoomLocked() {
-	if c.room != nil {
-		close(c.room)
-		c.room = nil
-	}
-}
-
 // liveNow reports whether the live stream name has a publisher, or one
 // that vanished and may come back.
 func (in *Instance) liveNow(name string) bool {
@@ -732,9 +687,7 @@ func (in *Instance) liveNow(name string) bool {
 	if st == nil {
 		return false
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.pub != nil || st.orphanedAt != nil
+	return st.Live()
 }
 
 // Start values of play, in milliseconds as ffmpeg and librtmp send them.

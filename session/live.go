@@ -1,0 +1,108 @@
+package session
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/live"
+)
+
+// The binding of live streams (package live) to RTMP clients: a client
+// publishing is a live.Source, a client playing a live.Reader of its
+// stream msid.
+
+// liveConfig is the configuration of the server's live streams.
+func (c *Config) liveConfig() live.Config {
+	return live.Config{
+		Takeover:         c.PublisherTakeover,
+		Grace:            c.PublisherGrace,
+		NoGOPCache:       c.DisableGOPCache,
+		GOPCacheMaxBytes: c.GOPCacheMaxBytes,
+		WriteMerge:       c.WriteMerge,
+	}
+}
+
+// newStream makes the instance's live stream name.
+func (in *Instance) newStream(name string) *live.Stream {
+	return live.New(name, live.Options{
+		Config:      &in.srv.live,
+		Log:         in.srv.log,
+		MaybeUnused: in.removeStreamIfUnused,
+		Dropped:     &in.srv.stats.DroppedMessages,
+	})
+}
+
+// publisher is a client publishing on its stream msid.
+type publisher struct {
+	c    *Client
+	msid uint32
+	name string
+}
+
+func (p *publisher) Log() *slog.Logger { return p.c.log }
+
+// Evict ends a publisher that fell silent and was taken over.
+func (p *publisher) Evict(by live.Source, idle time.Duration) {
+	p.c.log.Info("publisher taken over", "stream", p.name, "idle", idle.Round(time.Millisecond).String(), "by", sourceID(by))
+	p.c.close(fmt.Errorf("stream %s taken over by client %v", p.name, sourceID(by)))
+}
+
+// sourceID is the client id of a source, or its kind.
+func sourceID(src live.Source) any {
+	switch s := src.(type) {
+	case *publisher:
+		return s.c.id
+	case *serverSource:
+		return "server"
+	}
+	return fmt.Sprintf("%T", src)
+}
+
+// player is a client playing a live stream on its stream msid: it sends
+// what the stream delivers as RTMP messages on that stream.
+type player struct {
+	c    *Client
+	msid uint32
+	name string
+}
+
+// streamMessage is pkt as an RTMP message on stream msid.
+func streamMessage(msid uint32, pkt *live.Packet, ts uint32) message.Message {
+	csid := message.CSIDStream
+	switch pkt.Type {
+	case message.TypeAudio:
+		csid = message.CSIDAudio
+	case message.TypeVideo:
+		csid = message.CSIDVideo
+	}
+	return message.Message{Type: pkt.Type, StreamID: msid, Timestamp: ts, ChunkStreamID: csid, Payload: pkt.Payload}
+}
+
+func (pl *player) Send(pkt *live.Packet, ts uint32) { pl.c.send(streamMessage(pl.msid, pkt, ts)) }
+
+func (pl *player) Queue(pkt *live.Packet, ts uint32, force bool) bool {
+	return pl.c.out.QueueMedia(streamMessage(pl.msid, pkt, ts), force)
+}
+
+// Flush writes the queue on the publisher's goroutine when that cannot
+// block (see Client.writeNow).
+func (pl *player) Flush() { pl.c.writeNow() }
+
+func (pl *player) Notify(ev live.Event) {
+	switch ev {
+	case live.Published:
+		pl.c.sendStatus(pl.msid, levelStatus, "NetStream.Play.PublishNotify", pl.name+" is now published.", pl.name)
+	case live.Unpublished:
+		pl.c.sendStatus(pl.msid, levelStatus, "NetStream.Play.UnpublishNotify", pl.name+" is now unpublished.", pl.name)
+	}
+}
+
+// serverSource is the source of a script's server-side stream.
+type serverSource struct{ log *slog.Logger }
+
+func (s *serverSource) Log() *slog.Logger { return s.log }
+
+// Evict is never called: a server-side publication is pinned.
+func (s *serverSource) Evict(live.Source, time.Duration) {}
