@@ -2,6 +2,7 @@ package script_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -44,28 +45,30 @@ func frame(i int, mark byte) []byte {
 	return f
 }
 
-// waitLog waits until the log contains s.
-// waitFor polls cond until it holds, failing the test after d.
+// waitFor polls cond until it holds, failing the test after d with what
+// it waited for.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
+			if cond() {
+				return
+			}
 			t.Fatalf("waited %v for %s", d, what)
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
+// waitLog waits until the log contains s, failing the test after d.
 func waitLog(t *testing.T, logs *sessiontest.LogBuffer, s string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !strings.Contains(logs.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("log lacks %q after %v", s, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, d, fmt.Sprintf("the log to contain %q", s), func() bool { return strings.Contains(logs.String(), s) })
 }
 
 // livePublisher publishes live stream name with frames marked mark, 25 a
