@@ -138,19 +138,10 @@ Client.prototype.who = function () {
 		t.Fatalf("later-no: %v", err)
 	}
 	c.Close()
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(logs.String(), "msg=\"bye ") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), `msg="bye `) {
-		t.Errorf("onDisconnect did not trace")
-	}
-	for !strings.Contains(logs.String(), "pending app stopping") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), "pending app stopping") {
-		t.Errorf("onAppStop did not run when the instance unloaded")
-	}
+	waitFor(t, 3*time.Second, "onDisconnect's trace", func() bool { return strings.Contains(logs.String(), `msg="bye `) })
+	waitFor(t, 3*time.Second, "onAppStop's trace when the instance unloaded", func() bool {
+		return strings.Contains(logs.String(), "pending app stopping")
+	})
 }
 
 func TestCallsBothWays(t *testing.T) {
@@ -706,18 +697,14 @@ application.onUnpublish = function (client, stream) { trace("unpublished " + str
 	if err := c.WriteCommand(0, &message.Command{Name: "deleteStream", Args: []any{float64(id)}}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		l := logs.String()
-		if strings.Contains(l, "published cam1 by ") && strings.Contains(l, "unpublished cam1") {
-			if strings.Index(l, "published cam1 by") > strings.Index(l, "unpublished cam1") {
-				t.Fatal("onUnpublish ran before onPublish")
-			}
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	var l string
+	waitFor(t, 5*time.Second, "onPublish's and onUnpublish's traces", func() bool {
+		l = logs.String()
+		return strings.Contains(l, "published cam1 by ") && strings.Contains(l, "unpublished cam1")
+	})
+	if strings.Index(l, "published cam1 by") > strings.Index(l, "unpublished cam1") {
+		t.Fatal("onUnpublish ran before onPublish")
 	}
-	t.Fatalf("onPublish/onUnpublish not traced:\n%s", logs)
 }
 
 // client.ping sends a real ping request; the client's answer gives
