@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -311,7 +312,7 @@ func TestBrokenScriptsLeaveServerHealthy(t *testing.T) {
 		"throws":     {"main.asc": "application.onConnect = function () { null.boom(); };"},
 		"badload":    {"main.asc": "load('../calculator/main.asc');"},
 		"spin": {"main.asc": `
-Client.prototype.spin = function () { for (;;) {} };
+Client.prototype.spin = function () { trace("spinning"); for (;;) {} };
 Client.prototype.ok = function () { return "ok"; };
 setInterval(function () { application.ticks = (application.ticks || 0) + 1; }, 10);
 Client.prototype.ticks = function () { return application.ticks; };
@@ -345,7 +346,7 @@ Client.prototype.ticks = function () { return application.ticks; };
 		_, err := s.Call(ctx, "spin")
 		spun <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitLog(t, logs, `msg=spinning`, 5*time.Second) // the spin runs: the instance's loop is held
 	t0 := time.Now()
 	if r, err := calc.Call(ctx, "add", 1.0, 1.0); err != nil || r.Arg(0) != 2.0 {
 		t.Errorf("calculator during a spin: %v %v", r, err)
@@ -363,12 +364,19 @@ Client.prototype.ticks = function () { return application.ticks; };
 	if r, err := s.Call(ctx, "ok"); err != nil || r.Arg(0) != "ok" {
 		t.Errorf("after the spin: %v %v", r, err)
 	}
-	r1, _ := s.Call(ctx, "ticks")
-	time.Sleep(100 * time.Millisecond)
-	r2, _ := s.Call(ctx, "ticks")
-	if n1, _ := r1.Arg(0).(float64); r2.Arg(0).(float64) <= n1 {
-		t.Errorf("interval stopped: %v then %v", r1.Arg(0), r2.Arg(0))
+	r1, err := s.Call(ctx, "ticks")
+	if err != nil {
+		t.Fatalf("ticks: %v", err)
 	}
+	n1, _ := r1.Arg(0).(float64)
+	waitFor(t, 5*time.Second, fmt.Sprintf("the interval to tick again after the spin (it had ticked %v times)", n1), func() bool {
+		r2, err := s.Call(ctx, "ticks")
+		if err != nil {
+			t.Fatalf("ticks: %v", err)
+		}
+		n2, _ := r2.Arg(0).(float64)
+		return n2 > n1
+	})
 	if !strings.Contains(logs.String(), "main.asc: Line 2") {
 		t.Errorf("syntax error not logged with its line:\n%s", logs)
 	}
