@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rtmphub/rtmphub/flv"
@@ -33,6 +34,20 @@ func start(t *testing.T, apps map[string]map[string]string, maxRun time.Duration
 // startServer is start, also returning the server.
 func startServer(t *testing.T, apps map[string]map[string]string, maxRun time.Duration) (string, *session.Server, *sessiontest.LogBuffer) {
 	t.Helper()
+	dir := writeApps(t, apps)
+	return sessiontest.Start(t, func(log *slog.Logger) session.Config {
+		return session.Config{
+			DataDir:     dir,
+			CallTimeout: 3 * time.Second,
+			Application: script.Factory(script.Config{DataDir: dir, MaxRun: maxRun, Log: log}),
+		}
+	})
+}
+
+// writeApps writes the files of each app (name → content) into the app's
+// folder of a new data folder, and returns the data folder.
+func writeApps(t *testing.T, apps map[string]map[string]string) string {
+	t.Helper()
 	dir := t.TempDir()
 	for app, files := range apps {
 		if err := os.MkdirAll(filepath.Join(dir, app), 0o755); err != nil {
@@ -47,13 +62,58 @@ func startServer(t *testing.T, apps map[string]map[string]string, maxRun time.Du
 			}
 		}
 	}
-	return sessiontest.Start(t, func(log *slog.Logger) session.Config {
-		return session.Config{
-			DataDir:     dir,
-			CallTimeout: 3 * time.Second,
-			Application: script.Factory(script.Config{DataDir: dir, MaxRun: maxRun, Log: log}),
+	return dir
+}
+
+// pipedServer is a core with the script runtime whose clients connect
+// over net.Pipe: it opens no socket, so that a test can run it in a
+// synctest bubble, where the scripts' timers, the pacing of server-side
+// streams and the clients' read deadlines all keep virtual time, and
+// synctest.Wait says when every goroutine of the server has settled.
+type pipedServer struct {
+	srv  *session.Server
+	logs *sessiontest.LogBuffer
+	ctx  context.Context
+}
+
+// startPiped starts a pipedServer with apps (as writeApps takes them). It
+// must be called inside the bubble; the test's cleanup shuts the server
+// down (a test may have done so already), so that all its goroutines end
+// before the bubble does.
+func startPiped(t *testing.T, apps map[string]map[string]string, maxRun time.Duration) *pipedServer {
+	t.Helper()
+	dir := writeApps(t, apps)
+	logs := &sessiontest.LogBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := session.NewServer(session.Config{
+		DataDir:     dir,
+		CallTimeout: 3 * time.Second,
+		Application: script.Factory(script.Config{DataDir: dir, MaxRun: maxRun, Log: log}),
+	}, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		cancel()
+		if t.Failed() {
+			t.Log(logs.String())
 		}
 	})
+	return &pipedServer{srv: srv, logs: logs, ctx: ctx}
+}
+
+// options returns o with a Dial that connects to the server over a pipe,
+// as a client from 127.0.0.1 on rtmp.
+func (p *pipedServer) options(o client.Options) client.Options {
+	o.Dial = func(context.Context, string) (net.Conn, error) {
+		nc, sc := net.Pipe()
+		go p.srv.ServeConn(p.ctx, sc, session.ConnInfo{Protocol: "rtmp", RemoteIP: "127.0.0.1"})
+		return nc, nil
+	}
+	return o
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -580,10 +640,8 @@ func clipFLV(t *testing.T, seconds int) string {
 	return string(b)
 }
 
-// lastVideoTs plays live stream name and reports the newest video frame
-// number (as clipFLV writes it: players' timestamps start at their own
-// join) seen until the deadline.
-func lastVideoTs(t *testing.T, c *client.Conn, name string, until time.Time) (uint32, int) {
+// playLive plays live stream name on c.
+func playLive(t *testing.T, c *client.Conn, name string) {
 	t.Helper()
 	ctx := ctxT(t, 10*time.Second)
 	msid, err := c.CreateStream(ctx)
@@ -593,6 +651,13 @@ func lastVideoTs(t *testing.T, c *client.Conn, name string, until time.Time) (ui
 	if err := c.Play(ctx, msid, name, -1); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// lastVideoTs reads what c plays and reports the newest video frame number
+// (as clipFLV writes it: players' timestamps start at their own join) and
+// the number of video frames seen until the deadline. It calls seen with
+// each frame number.
+func lastVideoTs(c *client.Conn, until time.Time, seen func(frame uint32)) (uint32, int) {
 	var last uint32
 	n := 0
 	for {
@@ -604,48 +669,67 @@ func lastVideoTs(t *testing.T, c *client.Conn, name string, until time.Time) (ui
 		if m.Type == message.TypeVideo && len(m.Payload) >= 3 {
 			n++
 			last = uint32(m.Payload[1])<<8 | uint32(m.Payload[2])
+			seen(last)
 		}
 	}
 }
 
+// Players that join a server-side playlist at different times see the
+// same point of it. The test runs in a synctest bubble: the playlist is
+// paced in virtual time, so the machine's load cannot move the players
+// apart.
 func TestServerSidePlaylistSamePositionForEveryone(t *testing.T) {
-	base, logs := start(t, map[string]map[string]string{"tv": {
-		"streams/_definst_/intro.flv": clipFLV(t, 2),
-		"streams/_definst_/show.flv":  clipFLV(t, 2),
-		"main.asc":                    readFile(t, "../../e2e/testdata/apps/playlist/main.asc"),
-	}}, time.Second)
-	a := mustDial(t, base+"/tv", client.Options{})
-	end := time.Now().Add(2500 * time.Millisecond)
-	type res struct {
-		ts uint32
-		n  int
-	}
-	ra := make(chan res, 1)
-	go func() {
-		ts, n := lastVideoTs(t, a, "tv", end)
-		ra <- res{ts, n}
-	}()
-	time.Sleep(1000 * time.Millisecond)
-	b := mustDial(t, base+"/tv", client.Options{})
-	tsB, nB := lastVideoTs(t, b, "tv", end)
-	gotA := <-ra
-	t.Logf("player A: %d frames, last frame #%d; player B (joined 1s later): %d frames, last frame #%d", gotA.n, gotA.ts, nB, tsB)
-	if gotA.n < 25 || nB < 10 {
-		t.Fatalf("too few frames: A %d, B %d\n%s", gotA.n, nB, logs)
-	}
-	if d := int64(gotA.ts) - int64(tsB); d < -2 || d > 2 {
-		t.Errorf("players are at different points: A frame %d, B frame %d", gotA.ts, tsB)
-	}
-	if gotA.n < 50 {
-		t.Errorf("timeline did not advance past the first item: %d frames", gotA.n)
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(logs.String(), "tv: NetStream.Play.Stop") && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), "tv: NetStream.Play.Start") || !strings.Contains(logs.String(), "tv: NetStream.Play.Stop") {
-		t.Errorf("Stream.onStatus events missing:\n%s", logs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		srv := startPiped(t, map[string]map[string]string{"tv": {
+			"streams/_definst_/intro.flv": clipFLV(t, 2),
+			"streams/_definst_/show.flv":  clipFLV(t, 2),
+			"main.asc":                    readFile(t, "../../e2e/testdata/apps/playlist/main.asc"),
+		}}, time.Second)
+		logs := srv.logs
+		a := mustDial(t, "rtmp://127.0.0.1/tv", srv.options(client.Options{}))
+		playLive(t, a, "tv")
+		start := time.Now()
+		end := start.Add(2500 * time.Millisecond)
+		type res struct {
+			ts uint32
+			n  int
+		}
+		ra := make(chan res, 1)
+		oneSecondIn := make(chan struct{})
+		go func() {
+			ts, n := lastVideoTs(a, end, func(frame uint32) {
+				if frame == 25 { // the intro's second keyframe: 1 s into the playlist
+					close(oneSecondIn)
+				}
+			})
+			ra <- res{ts, n}
+		}()
+		var gotA res
+		select {
+		case <-oneSecondIn:
+		case gotA = <-ra:
+			t.Fatalf("player A never reached the playlist's second second: %d frames, last frame #%d", gotA.n, gotA.ts)
+		}
+		joined := time.Since(start)
+		b := mustDial(t, "rtmp://127.0.0.1/tv", srv.options(client.Options{}))
+		playLive(t, b, "tv")
+		tsB, nB := lastVideoTs(b, end, func(uint32) {})
+		gotA = <-ra
+		t.Logf("player A: %d frames, last frame #%d; player B (joined %v later): %d frames, last frame #%d", gotA.n, gotA.ts, joined, nB, tsB)
+		if gotA.n < 25 || nB < 10 {
+			t.Fatalf("too few frames: A %d, B %d", gotA.n, nB)
+		}
+		if d := int64(gotA.ts) - int64(tsB); d < -2 || d > 2 {
+			t.Errorf("players are at different points: A frame %d, B frame %d", gotA.ts, tsB)
+		}
+		if gotA.n < 50 {
+			t.Errorf("timeline did not advance past the first item: %d frames", gotA.n)
+		}
+		waitLog(t, logs, "tv: NetStream.Play.Stop", 3*time.Second)
+		if !strings.Contains(logs.String(), "tv: NetStream.Play.Start") {
+			t.Errorf("Stream.onStatus event NetStream.Play.Start missing")
+		}
+	})
 }
 
 func TestOnAppStopAtShutdown(t *testing.T) {
