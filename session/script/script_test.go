@@ -732,41 +732,33 @@ func TestServerSidePlaylistSamePositionForEveryone(t *testing.T) {
 	})
 }
 
+// An instance that holds a shared object outlives its last client; its
+// onAppStop runs when the server shuts down. The test runs in a synctest
+// bubble, so that synctest.Wait tells when the server has done all that
+// the client's leaving makes it do.
 func TestOnAppStopAtShutdown(t *testing.T) {
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "held"), 0o755)
-	os.WriteFile(filepath.Join(dir, "held", "main.asc"), []byte(`
+	synctest.Test(t, func(t *testing.T) {
+		p := startPiped(t, map[string]map[string]string{"held": {"main.asc": `
 application.onAppStart = function () { this.so = SharedObject.get("keep", false); };
 application.onAppStop = function () { trace("app stopping"); };
-`), 0o644)
-	logs := &sessiontest.LogBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	srv := session.NewServer(session.Config{DataDir: dir, Application: script.Factory(script.Config{DataDir: dir, Log: log})}, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go tunnel.Serve(ctx, ln, "rtmp", log, func(ctx context.Context, nc net.Conn, proto string) {
-		srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: proto})
+`}}, 0)
+		c := mustDial(t, "rtmp://127.0.0.1/held", p.options(client.Options{}))
+		c.Close()
+		synctest.Wait()
+		if strings.Contains(p.logs.String(), "app stopping") {
+			t.Fatal("instance holding a shared object stopped with its last client")
+		}
+		if apps := p.srv.Apps(); len(apps) != 1 || len(apps[0].Instances) != 1 || apps[0].Instances[0].Clients != 0 {
+			t.Fatalf("want the instance loaded without clients, have %+v", apps)
+		}
+		if err := p.srv.Shutdown(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if !strings.Contains(p.logs.String(), "app stopping") {
+			t.Errorf("onAppStop did not run at shutdown")
+		}
 	})
-	c := mustDial(t, "rtmp://"+ln.Addr().String()+"/held", client.Options{})
-	c.Close()
-	time.Sleep(100 * time.Millisecond)
-	if strings.Contains(logs.String(), "app stopping") {
-		t.Fatal("instance holding a shared object stopped with its last client")
-	}
-	if err := srv.Shutdown(ctxT(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(logs.String(), "app stopping") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), "app stopping") {
-		t.Errorf("onAppStop did not run at shutdown:\n%s", logs)
-	}
 }
 
 // application.onPublish and onUnpublish run with the client and a stream
