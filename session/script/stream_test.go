@@ -150,13 +150,13 @@ Client.prototype.cue = function (text) { return tv.send("onCue", { text: text },
 	}
 	var marks []byte
 	var lastTs uint32
-	cued := false
+	cueSent, cued := false, false
 	deadline := time.Now().Add(12 * time.Second)
 	for time.Now().Before(deadline) {
 		p.SetReadDeadline(deadline)
 		m, err := p.ReadMessage()
 		if err != nil {
-			t.Fatalf("player: %v (marks so far %q)\n%s", err, marks, logs)
+			t.Fatalf("player: %v (marks so far %q, cue sent %v, cue seen %v)", err, marks, cueSent, cued)
 		}
 		switch m.Type {
 		case message.TypeVideo:
@@ -171,14 +171,12 @@ Client.prototype.cue = function (text) { return tv.send("onCue", { text: text },
 			if len(marks) == 0 || marks[len(marks)-1] != mark {
 				marks = append(marks, mark)
 			}
-			if mark == 'L' && !stopped {
-				// Some live frames went by: send a cue, stop the publisher.
+			if mark == 'L' && !cueSent {
+				// The live item plays: send a cue.
 				if r, err := ctrl.Call(ctx, "cue", "hello"); err != nil || r.Arg(0) != true {
 					t.Fatalf("cue: %v %v", r, err)
 				}
-				time.Sleep(300 * time.Millisecond)
-				close(stop)
-				stopped = true
+				cueSent = true
 			}
 		case message.TypeDataAMF0, message.TypeDataAMF3:
 			vals, err := message.DecodeData(m)
@@ -188,6 +186,12 @@ Client.prototype.cue = function (text) { return tv.send("onCue", { text: text },
 					cued = true
 				}
 			}
+		}
+		if cued && !stopped {
+			// The cue reached the player during the live item: stop
+			// the publisher, which ends the item.
+			close(stop)
+			stopped = true
 		}
 		if len(marks) > 0 && marks[len(marks)-1] == 'O' {
 			break
