@@ -155,10 +155,16 @@ func calculator(t *testing.T) map[string]string {
 	}
 }
 
+// Connects are accepted or rejected by onConnect's result, or later by
+// the script's timers; onDisconnect and onAppStop run when the last client
+// leaves. The test runs in a synctest bubble: the timers keep virtual
+// time, and synctest.Wait tells when the server has done all that the
+// last client's leaving makes it do.
 func TestConnectAcceptRejectPending(t *testing.T) {
-	base, logs := start(t, map[string]map[string]string{
-		"calculator": calculator(t),
-		"pending": {"main.asc": `
+	synctest.Test(t, func(t *testing.T) {
+		p := startPiped(t, map[string]map[string]string{
+			"calculator": calculator(t),
+			"pending": {"main.asc": `
 application.onConnect = function (client, who) {
 	if (who === "later-no") {
 		setTimeout(function () { application.rejectConnection(client, { reason: "too late", n: 7 }); }, 50);
@@ -173,35 +179,40 @@ Client.prototype.who = function () {
 	return [this.id, this.ip, this.agent, this.protocol, application.clients.length];
 };
 `},
-	}, time.Second)
+		}, time.Second)
+		base := "rtmp://127.0.0.1"
 
-	// accepted with the password; rejected without, with the info object.
-	mustDial(t, base+"/calculator", client.Options{ConnectArgs: []any{"secret"}})
-	_, err := dial(t, base+"/calculator", client.Options{ConnectArgs: []any{"wrong"}})
-	var se *client.StatusError
-	if !errors.As(err, &se) || se.Code != "NetConnection.Connect.Rejected" {
-		t.Fatalf("wrong password: %v", err)
-	}
+		// accepted with the password; rejected without, with the info object.
+		mustDial(t, base+"/calculator", p.options(client.Options{ConnectArgs: []any{"secret"}}))
+		_, err := dial(t, base+"/calculator", p.options(client.Options{ConnectArgs: []any{"wrong"}}))
+		var se *client.StatusError
+		if !errors.As(err, &se) || se.Code != "NetConnection.Connect.Rejected" {
+			t.Fatalf("wrong password: %v", err)
+		}
 
-	// pending, then accepted by a timer
-	c := mustDial(t, base+"/pending", client.Options{FlashVer: "WIN 32,0,0,1", ConnectArgs: []any{"me"}})
-	r, err := c.Call(ctxT(t, 5*time.Second), "who")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := r.Arg(0).([]any)
-	if len(got) != 5 || got[1] != "127.0.0.1" || got[2] != "WIN 32,0,0,1" || got[3] != "rtmp" || got[4] != 1.0 {
-		t.Errorf("who = %#v", got)
-	}
-	// pending, then rejected by a timer with a custom info object
-	_, err = dial(t, base+"/pending", client.Options{ConnectArgs: []any{"later-no"}})
-	if !errors.As(err, &se) || se.Code != "NetConnection.Connect.Rejected" {
-		t.Fatalf("later-no: %v", err)
-	}
-	c.Close()
-	waitFor(t, 3*time.Second, "onDisconnect's trace", func() bool { return strings.Contains(logs.String(), `msg="bye `) })
-	waitFor(t, 3*time.Second, "onAppStop's trace when the instance unloaded", func() bool {
-		return strings.Contains(logs.String(), "pending app stopping")
+		// pending, then accepted by a timer
+		c := mustDial(t, base+"/pending", p.options(client.Options{FlashVer: "WIN 32,0,0,1", ConnectArgs: []any{"me"}}))
+		r, err := c.Call(ctxT(t, 5*time.Second), "who")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := r.Arg(0).([]any)
+		if len(got) != 5 || got[1] != "127.0.0.1" || got[2] != "WIN 32,0,0,1" || got[3] != "rtmp" || got[4] != 1.0 {
+			t.Errorf("who = %#v", got)
+		}
+		// pending, then rejected by a timer with a custom info object
+		_, err = dial(t, base+"/pending", p.options(client.Options{ConnectArgs: []any{"later-no"}}))
+		if !errors.As(err, &se) || se.Code != "NetConnection.Connect.Rejected" {
+			t.Fatalf("later-no: %v", err)
+		}
+		c.Close()
+		synctest.Wait()
+		if !strings.Contains(p.logs.String(), `msg="bye `) {
+			t.Errorf("onDisconnect did not trace")
+		}
+		if !strings.Contains(p.logs.String(), "pending app stopping") {
+			t.Errorf("onAppStop did not run when the instance unloaded")
+		}
 	})
 }
 
