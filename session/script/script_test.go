@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rtmphub/rtmphub/flv"
@@ -32,6 +34,20 @@ func start(t *testing.T, apps map[string]map[string]string, maxRun time.Duration
 // startServer is start, also returning the server.
 func startServer(t *testing.T, apps map[string]map[string]string, maxRun time.Duration) (string, *session.Server, *sessiontest.LogBuffer) {
 	t.Helper()
+	dir := writeApps(t, apps)
+	return sessiontest.Start(t, func(log *slog.Logger) session.Config {
+		return session.Config{
+			DataDir:     dir,
+			CallTimeout: 3 * time.Second,
+			Application: script.Factory(script.Config{DataDir: dir, MaxRun: maxRun, Log: log}),
+		}
+	})
+}
+
+// writeApps writes the files of each app (name → content) into the app's
+// folder of a new data folder, and returns the data folder.
+func writeApps(t *testing.T, apps map[string]map[string]string) string {
+	t.Helper()
 	dir := t.TempDir()
 	for app, files := range apps {
 		if err := os.MkdirAll(filepath.Join(dir, app), 0o755); err != nil {
@@ -46,13 +62,58 @@ func startServer(t *testing.T, apps map[string]map[string]string, maxRun time.Du
 			}
 		}
 	}
-	return sessiontest.Start(t, func(log *slog.Logger) session.Config {
-		return session.Config{
-			DataDir:     dir,
-			CallTimeout: 3 * time.Second,
-			Application: script.Factory(script.Config{DataDir: dir, MaxRun: maxRun, Log: log}),
+	return dir
+}
+
+// pipedServer is a core with the script runtime whose clients connect
+// over net.Pipe: it opens no socket, so that a test can run it in a
+// synctest bubble, where the scripts' timers, the pacing of server-side
+// streams and the clients' read deadlines all keep virtual time, and
+// synctest.Wait says when every goroutine of the server has settled.
+type pipedServer struct {
+	srv  *session.Server
+	logs *sessiontest.LogBuffer
+	ctx  context.Context
+}
+
+// startPiped starts a pipedServer with apps (as writeApps takes them). It
+// must be called inside the bubble; the test's cleanup shuts the server
+// down (a test may have done so already), so that all its goroutines end
+// before the bubble does.
+func startPiped(t *testing.T, apps map[string]map[string]string, maxRun time.Duration) *pipedServer {
+	t.Helper()
+	dir := writeApps(t, apps)
+	logs := &sessiontest.LogBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := session.NewServer(session.Config{
+		DataDir:     dir,
+		CallTimeout: 3 * time.Second,
+		Application: script.Factory(script.Config{DataDir: dir, MaxRun: maxRun, Log: log}),
+	}, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		cancel()
+		if t.Failed() {
+			t.Log(logs.String())
 		}
 	})
+	return &pipedServer{srv: srv, logs: logs, ctx: ctx}
+}
+
+// options returns o with a Dial that connects to the server over a pipe,
+// as a client from 127.0.0.1 on rtmp.
+func (p *pipedServer) options(o client.Options) client.Options {
+	o.Dial = func(context.Context, string) (net.Conn, error) {
+		nc, sc := net.Pipe()
+		go p.srv.ServeConn(p.ctx, sc, session.ConnInfo{Protocol: "rtmp", RemoteIP: "127.0.0.1"})
+		return nc, nil
+	}
+	return o
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -94,10 +155,16 @@ func calculator(t *testing.T) map[string]string {
 	}
 }
 
+// Connects are accepted or rejected by onConnect's result, or later by
+// the script's timers; onDisconnect and onAppStop run when the last client
+// leaves. The test runs in a synctest bubble: the timers keep virtual
+// time, and synctest.Wait tells when the server has done all that the
+// last client's leaving makes it do.
 func TestConnectAcceptRejectPending(t *testing.T) {
-	base, logs := start(t, map[string]map[string]string{
-		"calculator": calculator(t),
-		"pending": {"main.asc": `
+	synctest.Test(t, func(t *testing.T) {
+		p := startPiped(t, map[string]map[string]string{
+			"calculator": calculator(t),
+			"pending": {"main.asc": `
 application.onConnect = function (client, who) {
 	if (who === "later-no") {
 		setTimeout(function () { application.rejectConnection(client, { reason: "too late", n: 7 }); }, 50);
@@ -112,45 +179,41 @@ Client.prototype.who = function () {
 	return [this.id, this.ip, this.agent, this.protocol, application.clients.length];
 };
 `},
-	}, time.Second)
+		}, time.Second)
+		base := "rtmp://127.0.0.1"
 
-	// accepted with the password; rejected without, with the info object.
-	mustDial(t, base+"/calculator", client.Options{ConnectArgs: []any{"secret"}})
-	_, err := dial(t, base+"/calculator", client.Options{ConnectArgs: []any{"wrong"}})
-	var se *client.StatusError
-	if !errors.As(err, &se) || se.Code != "NetConnection.Connect.Rejected" {
-		t.Fatalf("wrong password: %v", err)
-	}
+		// accepted with the password; rejected without, with the info object.
+		mustDial(t, base+"/calculator", p.options(client.Options{ConnectArgs: []any{"secret"}}))
+		_, err := dial(t, base+"/calculator", p.options(client.Options{ConnectArgs: []any{"wrong"}}))
+		var se *client.StatusError
+		if !errors.As(err, &se) || se.Code != "NetConnection.Connect.Rejected" {
+			t.Fatalf("wrong password: %v", err)
+		}
 
-	// pending, then accepted by a timer
-	c := mustDial(t, base+"/pending", client.Options{FlashVer: "WIN 32,0,0,1", ConnectArgs: []any{"me"}})
-	r, err := c.Call(ctxT(t, 5*time.Second), "who")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := r.Arg(0).([]any)
-	if len(got) != 5 || got[1] != "127.0.0.1" || got[2] != "WIN 32,0,0,1" || got[3] != "rtmp" || got[4] != 1.0 {
-		t.Errorf("who = %#v", got)
-	}
-	// pending, then rejected by a timer with a custom info object
-	_, err = dial(t, base+"/pending", client.Options{ConnectArgs: []any{"later-no"}})
-	if !errors.As(err, &se) || se.Code != "NetConnection.Connect.Rejected" {
-		t.Fatalf("later-no: %v", err)
-	}
-	c.Close()
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(logs.String(), "msg=\"bye ") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), `msg="bye `) {
-		t.Errorf("onDisconnect did not trace")
-	}
-	for !strings.Contains(logs.String(), "pending app stopping") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), "pending app stopping") {
-		t.Errorf("onAppStop did not run when the instance unloaded")
-	}
+		// pending, then accepted by a timer
+		c := mustDial(t, base+"/pending", p.options(client.Options{FlashVer: "WIN 32,0,0,1", ConnectArgs: []any{"me"}}))
+		r, err := c.Call(ctxT(t, 5*time.Second), "who")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := r.Arg(0).([]any)
+		if len(got) != 5 || got[1] != "127.0.0.1" || got[2] != "WIN 32,0,0,1" || got[3] != "rtmp" || got[4] != 1.0 {
+			t.Errorf("who = %#v", got)
+		}
+		// pending, then rejected by a timer with a custom info object
+		_, err = dial(t, base+"/pending", p.options(client.Options{ConnectArgs: []any{"later-no"}}))
+		if !errors.As(err, &se) || se.Code != "NetConnection.Connect.Rejected" {
+			t.Fatalf("later-no: %v", err)
+		}
+		c.Close()
+		synctest.Wait()
+		if !strings.Contains(p.logs.String(), `msg="bye `) {
+			t.Errorf("onDisconnect did not trace")
+		}
+		if !strings.Contains(p.logs.String(), "pending app stopping") {
+			t.Errorf("onAppStop did not run when the instance unloaded")
+		}
+	})
 }
 
 func TestCallsBothWays(t *testing.T) {
@@ -320,7 +383,7 @@ func TestBrokenScriptsLeaveServerHealthy(t *testing.T) {
 		"throws":     {"main.asc": "application.onConnect = function () { null.boom(); };"},
 		"badload":    {"main.asc": "load('../calculator/main.asc');"},
 		"spin": {"main.asc": `
-Client.prototype.spin = function () { for (;;) {} };
+Client.prototype.spin = function () { trace("spinning"); for (;;) {} };
 Client.prototype.ok = function () { return "ok"; };
 setInterval(function () { application.ticks = (application.ticks || 0) + 1; }, 10);
 Client.prototype.ticks = function () { return application.ticks; };
@@ -354,7 +417,7 @@ Client.prototype.ticks = function () { return application.ticks; };
 		_, err := s.Call(ctx, "spin")
 		spun <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitLog(t, logs, `msg=spinning`, 5*time.Second) // the spin runs: the instance's loop is held
 	t0 := time.Now()
 	if r, err := calc.Call(ctx, "add", 1.0, 1.0); err != nil || r.Arg(0) != 2.0 {
 		t.Errorf("calculator during a spin: %v %v", r, err)
@@ -372,12 +435,19 @@ Client.prototype.ticks = function () { return application.ticks; };
 	if r, err := s.Call(ctx, "ok"); err != nil || r.Arg(0) != "ok" {
 		t.Errorf("after the spin: %v %v", r, err)
 	}
-	r1, _ := s.Call(ctx, "ticks")
-	time.Sleep(100 * time.Millisecond)
-	r2, _ := s.Call(ctx, "ticks")
-	if n1, _ := r1.Arg(0).(float64); r2.Arg(0).(float64) <= n1 {
-		t.Errorf("interval stopped: %v then %v", r1.Arg(0), r2.Arg(0))
+	r1, err := s.Call(ctx, "ticks")
+	if err != nil {
+		t.Fatalf("ticks: %v", err)
 	}
+	n1, _ := r1.Arg(0).(float64)
+	waitFor(t, 5*time.Second, fmt.Sprintf("the interval to tick again after the spin (it had ticked %v times)", n1), func() bool {
+		r2, err := s.Call(ctx, "ticks")
+		if err != nil {
+			t.Fatalf("ticks: %v", err)
+		}
+		n2, _ := r2.Arg(0).(float64)
+		return n2 > n1
+	})
 	if !strings.Contains(logs.String(), "main.asc: Line 2") {
 		t.Errorf("syntax error not logged with its line:\n%s", logs)
 	}
@@ -581,10 +651,8 @@ func clipFLV(t *testing.T, seconds int) string {
 	return string(b)
 }
 
-// lastVideoTs plays live stream name and reports the newest video frame
-// number (as clipFLV writes it: players' timestamps start at their own
-// join) seen until the deadline.
-func lastVideoTs(t *testing.T, c *client.Conn, name string, until time.Time) (uint32, int) {
+// playLive plays live stream name on c.
+func playLive(t *testing.T, c *client.Conn, name string) {
 	t.Helper()
 	ctx := ctxT(t, 10*time.Second)
 	msid, err := c.CreateStream(ctx)
@@ -594,6 +662,13 @@ func lastVideoTs(t *testing.T, c *client.Conn, name string, until time.Time) (ui
 	if err := c.Play(ctx, msid, name, -1); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// lastVideoTs reads what c plays and reports the newest video frame number
+// (as clipFLV writes it: players' timestamps start at their own join) and
+// the number of video frames seen until the deadline. It calls seen with
+// each frame number.
+func lastVideoTs(c *client.Conn, until time.Time, seen func(frame uint32)) (uint32, int) {
 	var last uint32
 	n := 0
 	for {
@@ -605,85 +680,96 @@ func lastVideoTs(t *testing.T, c *client.Conn, name string, until time.Time) (ui
 		if m.Type == message.TypeVideo && len(m.Payload) >= 3 {
 			n++
 			last = uint32(m.Payload[1])<<8 | uint32(m.Payload[2])
+			seen(last)
 		}
 	}
 }
 
+// Players that join a server-side playlist at different times see the
+// same point of it. The test runs in a synctest bubble: the playlist is
+// paced in virtual time, so the machine's load cannot move the players
+// apart.
 func TestServerSidePlaylistSamePositionForEveryone(t *testing.T) {
-	base, logs := start(t, map[string]map[string]string{"tv": {
-		"streams/_definst_/intro.flv": clipFLV(t, 2),
-		"streams/_definst_/show.flv":  clipFLV(t, 2),
-		"main.asc":                    readFile(t, "../../e2e/testdata/apps/playlist/main.asc"),
-	}}, time.Second)
-	a := mustDial(t, base+"/tv", client.Options{})
-	end := time.Now().Add(2500 * time.Millisecond)
-	type res struct {
-		ts uint32
-		n  int
-	}
-	ra := make(chan res, 1)
-	go func() {
-		ts, n := lastVideoTs(t, a, "tv", end)
-		ra <- res{ts, n}
-	}()
-	time.Sleep(1000 * time.Millisecond)
-	b := mustDial(t, base+"/tv", client.Options{})
-	tsB, nB := lastVideoTs(t, b, "tv", end)
-	gotA := <-ra
-	t.Logf("player A: %d frames, last frame #%d; player B (joined 1s later): %d frames, last frame #%d", gotA.n, gotA.ts, nB, tsB)
-	if gotA.n < 25 || nB < 10 {
-		t.Fatalf("too few frames: A %d, B %d\n%s", gotA.n, nB, logs)
-	}
-	if d := int64(gotA.ts) - int64(tsB); d < -2 || d > 2 {
-		t.Errorf("players are at different points: A frame %d, B frame %d", gotA.ts, tsB)
-	}
-	if gotA.n < 50 {
-		t.Errorf("timeline did not advance past the first item: %d frames", gotA.n)
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(logs.String(), "tv: NetStream.Play.Stop") && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), "tv: NetStream.Play.Start") || !strings.Contains(logs.String(), "tv: NetStream.Play.Stop") {
-		t.Errorf("Stream.onStatus events missing:\n%s", logs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		srv := startPiped(t, map[string]map[string]string{"tv": {
+			"streams/_definst_/intro.flv": clipFLV(t, 2),
+			"streams/_definst_/show.flv":  clipFLV(t, 2),
+			"main.asc":                    readFile(t, "../../e2e/testdata/apps/playlist/main.asc"),
+		}}, time.Second)
+		logs := srv.logs
+		a := mustDial(t, "rtmp://127.0.0.1/tv", srv.options(client.Options{}))
+		playLive(t, a, "tv")
+		start := time.Now()
+		end := start.Add(2500 * time.Millisecond)
+		type res struct {
+			ts uint32
+			n  int
+		}
+		ra := make(chan res, 1)
+		oneSecondIn := make(chan struct{})
+		go func() {
+			ts, n := lastVideoTs(a, end, func(frame uint32) {
+				if frame == 25 { // the intro's second keyframe: 1 s into the playlist
+					close(oneSecondIn)
+				}
+			})
+			ra <- res{ts, n}
+		}()
+		var gotA res
+		select {
+		case <-oneSecondIn:
+		case gotA = <-ra:
+			t.Fatalf("player A never reached the playlist's second second: %d frames, last frame #%d", gotA.n, gotA.ts)
+		}
+		joined := time.Since(start)
+		b := mustDial(t, "rtmp://127.0.0.1/tv", srv.options(client.Options{}))
+		playLive(t, b, "tv")
+		tsB, nB := lastVideoTs(b, end, func(uint32) {})
+		gotA = <-ra
+		t.Logf("player A: %d frames, last frame #%d; player B (joined %v later): %d frames, last frame #%d", gotA.n, gotA.ts, joined, nB, tsB)
+		if gotA.n < 25 || nB < 10 {
+			t.Fatalf("too few frames: A %d, B %d", gotA.n, nB)
+		}
+		if d := int64(gotA.ts) - int64(tsB); d < -2 || d > 2 {
+			t.Errorf("players are at different points: A frame %d, B frame %d", gotA.ts, tsB)
+		}
+		if gotA.n < 50 {
+			t.Errorf("timeline did not advance past the first item: %d frames", gotA.n)
+		}
+		waitLog(t, logs, "tv: NetStream.Play.Stop", 3*time.Second)
+		if !strings.Contains(logs.String(), "tv: NetStream.Play.Start") {
+			t.Errorf("Stream.onStatus event NetStream.Play.Start missing")
+		}
+	})
 }
 
+// An instance that holds a shared object outlives its last client; its
+// onAppStop runs when the server shuts down. The test runs in a synctest
+// bubble, so that synctest.Wait tells when the server has done all that
+// the client's leaving makes it do.
 func TestOnAppStopAtShutdown(t *testing.T) {
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "held"), 0o755)
-	os.WriteFile(filepath.Join(dir, "held", "main.asc"), []byte(`
+	synctest.Test(t, func(t *testing.T) {
+		p := startPiped(t, map[string]map[string]string{"held": {"main.asc": `
 application.onAppStart = function () { this.so = SharedObject.get("keep", false); };
 application.onAppStop = function () { trace("app stopping"); };
-`), 0o644)
-	logs := &sessiontest.LogBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	srv := session.NewServer(session.Config{DataDir: dir, Application: script.Factory(script.Config{DataDir: dir, Log: log})}, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go tunnel.Serve(ctx, ln, "rtmp", log, func(ctx context.Context, nc net.Conn, proto string) {
-		srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: proto})
+`}}, 0)
+		c := mustDial(t, "rtmp://127.0.0.1/held", p.options(client.Options{}))
+		c.Close()
+		synctest.Wait()
+		if strings.Contains(p.logs.String(), "app stopping") {
+			t.Fatal("instance holding a shared object stopped with its last client")
+		}
+		if apps := p.srv.Apps(); len(apps) != 1 || len(apps[0].Instances) != 1 || apps[0].Instances[0].Clients != 0 {
+			t.Fatalf("want the instance loaded without clients, have %+v", apps)
+		}
+		if err := p.srv.Shutdown(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if !strings.Contains(p.logs.String(), "app stopping") {
+			t.Errorf("onAppStop did not run at shutdown")
+		}
 	})
-	c := mustDial(t, "rtmp://"+ln.Addr().String()+"/held", client.Options{})
-	c.Close()
-	time.Sleep(100 * time.Millisecond)
-	if strings.Contains(logs.String(), "app stopping") {
-		t.Fatal("instance holding a shared object stopped with its last client")
-	}
-	if err := srv.Shutdown(ctxT(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(logs.String(), "app stopping") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), "app stopping") {
-		t.Errorf("onAppStop did not run at shutdown:\n%s", logs)
-	}
 }
 
 // application.onPublish and onUnpublish run with the client and a stream
@@ -706,18 +792,14 @@ application.onUnpublish = function (client, stream) { trace("unpublished " + str
 	if err := c.WriteCommand(0, &message.Command{Name: "deleteStream", Args: []any{float64(id)}}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		l := logs.String()
-		if strings.Contains(l, "published cam1 by ") && strings.Contains(l, "unpublished cam1") {
-			if strings.Index(l, "published cam1 by") > strings.Index(l, "unpublished cam1") {
-				t.Fatal("onUnpublish ran before onPublish")
-			}
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	var l string
+	waitFor(t, 5*time.Second, "onPublish's and onUnpublish's traces", func() bool {
+		l = logs.String()
+		return strings.Contains(l, "published cam1 by ") && strings.Contains(l, "unpublished cam1")
+	})
+	if strings.Index(l, "published cam1 by") > strings.Index(l, "unpublished cam1") {
+		t.Fatal("onUnpublish ran before onPublish")
 	}
-	t.Fatalf("onPublish/onUnpublish not traced:\n%s", logs)
 }
 
 // client.ping sends a real ping request; the client's answer gives

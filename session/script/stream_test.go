@@ -2,6 +2,7 @@ package script_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -44,28 +45,30 @@ func frame(i int, mark byte) []byte {
 	return f
 }
 
-// waitLog waits until the log contains s.
-// waitFor polls cond until it holds, failing the test after d.
+// waitFor polls cond until it holds, failing the test after d with what
+// it waited for.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
+			if cond() {
+				return
+			}
 			t.Fatalf("waited %v for %s", d, what)
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
+// waitLog waits until the log contains s, failing the test after d.
 func waitLog(t *testing.T, logs *sessiontest.LogBuffer, s string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !strings.Contains(logs.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("log lacks %q after %v", s, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, d, fmt.Sprintf("the log to contain %q", s), func() bool { return strings.Contains(logs.String(), s) })
 }
 
 // livePublisher publishes live stream name with frames marked mark, 25 a
@@ -147,13 +150,13 @@ Client.prototype.cue = function (text) { return tv.send("onCue", { text: text },
 	}
 	var marks []byte
 	var lastTs uint32
-	cued := false
+	cueSent, cued := false, false
 	deadline := time.Now().Add(12 * time.Second)
 	for time.Now().Before(deadline) {
 		p.SetReadDeadline(deadline)
 		m, err := p.ReadMessage()
 		if err != nil {
-			t.Fatalf("player: %v (marks so far %q)\n%s", err, marks, logs)
+			t.Fatalf("player: %v (marks so far %q, cue sent %v, cue seen %v)", err, marks, cueSent, cued)
 		}
 		switch m.Type {
 		case message.TypeVideo:
@@ -168,14 +171,12 @@ Client.prototype.cue = function (text) { return tv.send("onCue", { text: text },
 			if len(marks) == 0 || marks[len(marks)-1] != mark {
 				marks = append(marks, mark)
 			}
-			if mark == 'L' && !stopped {
-				// Some live frames went by: send a cue, stop the publisher.
+			if mark == 'L' && !cueSent {
+				// The live item plays: send a cue.
 				if r, err := ctrl.Call(ctx, "cue", "hello"); err != nil || r.Arg(0) != true {
 					t.Fatalf("cue: %v %v", r, err)
 				}
-				time.Sleep(300 * time.Millisecond)
-				close(stop)
-				stopped = true
+				cueSent = true
 			}
 		case message.TypeDataAMF0, message.TypeDataAMF3:
 			vals, err := message.DecodeData(m)
@@ -185,6 +186,12 @@ Client.prototype.cue = function (text) { return tv.send("onCue", { text: text },
 					cued = true
 				}
 			}
+		}
+		if cued && !stopped {
+			// The cue reached the player during the live item: stop
+			// the publisher, which ends the item.
+			close(stop)
+			stopped = true
 		}
 		if len(marks) > 0 && marks[len(marks)-1] == 'O' {
 			break
