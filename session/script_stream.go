@@ -30,16 +30,11 @@ type StreamFile struct {
 // "mp4:name.mp4") in the instance's streams folder. Every failure to find
 // one is ErrNotFound; a file that cannot be read is another error.
 func (in *Instance) OpenStreamFile(name string) (*StreamFile, error) {
-	file, kind := vod.FileName(name)
-	rel, ok := vod.StreamRel(in.app, in.name, file)
-	if !ok {
-		return nil, ErrNotFound
-	}
-	real, err := in.srv.media.Locate(rel)
+	f, err := in.srv.media.Find(in.app, in.name, name)
 	if err != nil {
 		return nil, ErrNotFound
 	}
-	src, err := in.srv.media.Open(real, kind)
+	src, err := in.srv.media.Open(f)
 	if err != nil {
 		return nil, err
 	}

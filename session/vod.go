@@ -25,13 +25,11 @@ import (
 
 // vodItem is one entry of a playlist.
 type vodItem struct {
-	name   string // as played, for statuses and logs
-	rel    string // path under the data dir
-	real   string // resolved path
-	kind   vod.Kind
-	start  int64 // milliseconds into the file
-	length int64 // milliseconds to play; < 0: to the end, 0: one frame
-	reset  bool  // play sent reset: Play.Reset precedes Play.Start
+	name   string   // as played, for statuses and logs
+	file   vod.File // found by Store.Find
+	start  int64    // milliseconds into the file
+	length int64    // milliseconds to play; < 0: to the end, 0: one frame
+	reset  bool     // play sent reset: Play.Reset precedes Play.Start
 }
 
 // Limits of a VOD player.
@@ -396,13 +394,13 @@ func (r *vodRun) startItem(item *vodItem) bool {
 		r.cur.src.Close()
 		r.cur = nil
 	}
-	src, err := r.ms.Open(item.real, item.kind)
-	for try := 0; err != nil && errors.Is(err, io.ErrUnexpectedEOF) && try < maxOpenRetries && r.ms.IsRecording(item.real); try++ {
+	src, err := r.ms.Open(item.file)
+	for try := 0; err != nil && errors.Is(err, io.ErrUnexpectedEOF) && try < maxOpenRetries && r.ms.IsRecording(item.file.Real); try++ {
 		// A recording that is just starting: its header is on the way.
 		if !r.wait(time.Now().Add(followPoll)) {
 			return false
 		}
-		src, err = r.ms.Open(item.real, item.kind)
+		src, err = r.ms.Open(item.file)
 	}
 	if err != nil {
 		return r.failItem(item, err, switching)
@@ -446,7 +444,7 @@ func (r *vodRun) startItem(item *vodItem) bool {
 		r.c.sendData(r.msid, "|RtmpSampleAccess", true, true)
 		r.c.sendData(r.msid, "onStatus", info(levelStatus, "NetStream.Data.Start", "Data start."))
 	}
-	r.c.log.Info("vod play", "stream", item.name, "file", item.rel, "start", item.start, "len", item.length,
+	r.c.log.Info("vod play", "stream", item.name, "file", item.file.Rel, "start", item.start, "len", item.length,
 		"duration", fi.Duration.Round(time.Millisecond).String())
 	return r.prelude(startTs+o.offset, needSeq)
 }
@@ -461,7 +459,7 @@ func (r *vodRun) failItem(item *vodItem, err error, switching bool) bool {
 	if errors.Is(err, flv.ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, vod.ErrBadMP4) {
 		code, desc = "NetStream.Play.FileStructureInvalid", "Failed to play "+item.name+"; the file structure is invalid."
 	}
-	r.c.log.Info("vod play failed", "stream", item.name, "file", item.rel, "err", err.Error())
+	r.c.log.Info("vod play failed", "stream", item.name, "file", item.file.Rel, "err", err.Error())
 	r.c.sendStatus(r.msid, levelError, code, desc, item.name)
 	if switching {
 		// Nothing plays now: the next item starts afresh, and without one
@@ -660,11 +658,11 @@ func (r *vodRun) send(t *flv.Tag, ts int64) bool {
 // that is being recorded is followed; otherwise the item ends.
 func (r *vodRun) atEnd(err error) bool {
 	o := r.cur
-	if (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && r.ms.IsRecording(o.item.real) {
+	if (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && r.ms.IsRecording(o.item.file.Real) {
 		return r.flush() && r.wait(time.Now().Add(followPoll))
 	}
 	if !errors.Is(err, io.EOF) {
-		r.c.log.Warn("vod: file ends early", "stream", o.item.name, "file", o.item.rel, "err", err.Error())
+		r.c.log.Warn("vod: file ends early", "stream", o.item.name, "file", o.item.file.Rel, "err", err.Error())
 	}
 	return r.finish()
 }
@@ -791,7 +789,7 @@ const (
 // chooseVOD applies FMS start semantics (PlayStartMode) to a play of name
 // with start already normalized. "mp4:" names are recorded only.
 func (c *Client) chooseVOD(name string, start, length float64, reset bool) (*vodItem, vodChoice) {
-	file, kind := vod.FileName(name)
+	_, kind := vod.FileName(name)
 	mode := PlayStartMode(start)
 	recordedOnly := mode == StartRecorded || kind == vod.MP4
 	if !recordedOnly && mode == StartLiveOnly {
@@ -800,7 +798,7 @@ func (c *Client) chooseVOD(name string, start, length float64, reset bool) (*vod
 	if !recordedOnly && c.inst.liveNow(name) {
 		return nil, choiceLive
 	}
-	item, ok := c.vodItem(name, file, kind, start, length, reset)
+	item, ok := c.vodItem(name, start, length, reset)
 	switch {
 	case ok:
 		return item, choiceVOD
@@ -811,16 +809,12 @@ func (c *Client) chooseVOD(name string, start, length float64, reset bool) (*vod
 }
 
 // vodItem locates the file of a play; false when there is none.
-func (c *Client) vodItem(name, file string, kind vod.Kind, start, length float64, reset bool) (*vodItem, bool) {
-	rel, ok := vod.StreamRel(c.app, c.inst.name, file)
-	if !ok {
-		return nil, false
-	}
-	real, err := c.srv.media.Locate(rel)
+func (c *Client) vodItem(name string, start, length float64, reset bool) (*vodItem, bool) {
+	f, err := c.srv.media.Find(c.app, c.inst.name, name)
 	if err != nil {
 		return nil, false
 	}
-	it := &vodItem{name: name, rel: rel, real: real, kind: kind, start: 0, length: -1, reset: reset}
+	it := &vodItem{name: name, file: f, start: 0, length: -1, reset: reset}
 	if start > 0 && start < math.MaxInt32 {
 		it.start = int64(start)
 	}
@@ -833,16 +827,11 @@ func (c *Client) vodItem(name, file string, kind vod.Kind, start, length float64
 // streamLength returns the duration of the stream file a play name names,
 // for getStreamLength; 0 when there is none.
 func (c *Client) streamLength(name string) float64 {
-	file, kind := vod.FileName(streamName(name))
-	rel, ok := vod.StreamRel(c.app, c.inst.name, file)
-	if !ok {
-		return 0
-	}
-	real, err := c.srv.media.Locate(rel)
+	f, err := c.srv.media.Find(c.app, c.inst.name, streamName(name))
 	if err != nil {
 		return 0
 	}
-	src, err := c.srv.media.Open(real, kind)
+	src, err := c.srv.media.Open(f)
 	if err != nil {
 		return 0
 	}

@@ -3,18 +3,22 @@
 // read as FLV tags for players, and the registry of the files being
 // recorded.
 //
-// The data path of a play, one step per exported name:
+// The data path of a play: file → index → source → tags.
 //
-//	name ─FileName─► file, Kind ─StreamRel─► rel ─Store.Locate─► real path
-//	     ─Store.Open─► Source: Info (index, onMetaData, sequence headers),
-//	                           SeekKeyframe, Next tag … io.EOF
+//	play name ─Store.Find─► File ─Store.Open─► Source ─Next─► FLV tags … io.EOF
+//	                                  │
+//	                  Info, built once per file version and kept in the
+//	                  Store: the keyframe index (FLV) or the sample table
+//	                  (MP4), onMetaData, the sequence headers;
+//	                  Source.SeekKeyframe starts from it
 //
-// The Info of a file (an FLV file's keyframe index, an MP4 file's sample
-// table flattened once from its moov box) is built on the first open of
-// each file version (size and modification time) and kept in the Store for
-// later players, within a bound in files and bytes. An MP4 Source reads
-// each sample from the file and hands it on in its FLV form (AVC and AAC
-// as legacy FLV tags, HEVC as Enhanced RTMP).
+// FileName maps a play name to a file name and Kind: "name" and
+// "flv:name" are name.flv, "mp4:name.ext" an MP4 file. The Info of a file
+// is rebuilt when its size or modification time changes, and the Store
+// keeps it for later players within a bound in files and bytes. An MP4
+// file's moov box is flattened once into one list of samples; its Source
+// reads each sample from the file and hands it on in its FLV form (AVC
+// and AAC as legacy FLV tags, HEVC as Enhanced RTMP).
 //
 // A recording takes its path from Store.PrepareRecording, holds the file
 // with Store.Register while it writes through OpenWriter, and players of a

@@ -36,7 +36,7 @@ func OpenWriter(path string, appendTo bool, hasAudio, hasVideo bool, meta amf.EC
 // real path of the recording of file, which must stay in the data dir and
 // be writable.
 func (s *Store) PrepareRecording(app, inst, file string) (string, error) {
-	rel, ok := StreamRel(app, inst, file)
+	rel, ok := streamRel(app, inst, file)
 	if !ok {
 		return "", fmt.Errorf("invalid stream name %q", file)
 	}

@@ -92,10 +92,10 @@ func FileName(name string) (string, Kind) {
 	return name + ".flv", FLV
 }
 
-// StreamRel returns the path of a stream file relative to the data dir,
+// streamRel returns the path of a stream file relative to the data dir,
 // or false when the file name could leave the instance's streams folder
 // lexically: empty, absolute, a ".." element, a NUL byte.
-func StreamRel(app, inst, file string) (string, bool) {
+func streamRel(app, inst, file string) (string, bool) {
 	if file == "" || strings.HasPrefix(file, "/") || strings.ContainsRune(file, 0) || strings.HasSuffix(file, "/") {
 		return "", false
 	}
@@ -130,9 +130,32 @@ func inside(base, path string) (string, error) {
 // player only ever learns StreamNotFound.
 var ErrNotFound = errors.New("stream file not found")
 
-// Locate finds the regular file rel under the data dir and returns its
+// File is a stream file found in the data dir.
+type File struct {
+	Rel  string // path under the data dir, as named
+	Real string // path to open: symbolic links resolved, in the data dir
+	Kind Kind
+}
+
+// Find locates the regular file a play name names ("name", "flv:name",
+// "mp4:name.ext", see FileName) in the streams folder of instance inst of
+// application app. Every failure to find one is ErrNotFound.
+func (s *Store) Find(app, inst, name string) (File, error) {
+	file, kind := FileName(name)
+	rel, ok := streamRel(app, inst, file)
+	if !ok {
+		return File{}, ErrNotFound
+	}
+	real, err := s.locate(rel)
+	if err != nil {
+		return File{}, err
+	}
+	return File{Rel: rel, Real: real, Kind: kind}, nil
+}
+
+// locate finds the regular file rel under the data dir and returns its
 // real path (symbolic links resolved, which must stay in the data dir).
-func (s *Store) Locate(rel string) (string, error) {
+func (s *Store) locate(rel string) (string, error) {
 	base, err := s.base()
 	if err != nil {
 		return "", ErrNotFound
@@ -354,12 +377,13 @@ type Source interface {
 	Close()
 }
 
-// Open opens the located file real of kind for playing. A file that is
+// Open opens a file Find located, for playing. A file that is
 // not a valid file of its kind is an error that wraps flv.ErrCorrupt,
 // ErrBadMP4 or io.ErrUnexpectedEOF (an FLV file shorter than its header:
 // a recording may just be starting).
-func (s *Store) Open(real string, kind Kind) (Source, error) {
-	if kind == MP4 {
+func (s *Store) Open(file File) (Source, error) {
+	real := file.Real
+	if file.Kind == MP4 {
 		return openMP4(s, real)
 	}
 	f, err := openFile(real)
