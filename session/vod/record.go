@@ -126,7 +126,8 @@ func (s *Store) unregister(path string, done chan struct{}) {
 	close(done)
 }
 
-// IsRecording reports whether a recording is writing the file real.
+// IsRecording reports whether a recording is writing the file at real
+// path real (a File.Real, or a path from PrepareRecording).
 func (s *Store) IsRecording(real string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -35,7 +35,8 @@ type Config struct {
 	// DataDir is the applications folder: stream files are under
 	// <DataDir>/<app>/streams/<instance>/.
 	DataDir string
-	// MaxFiles bounds the files whose Info is kept in memory.
+	// MaxFiles bounds the files whose Info is kept in memory (as does
+	// a bound of 256 MB on what they hold).
 	MaxFiles int
 	// Log gets a debug line per file indexed.
 	Log *slog.Logger
@@ -126,9 +127,8 @@ func inside(base, path string) (string, error) {
 	return confine.Path(base, path)
 }
 
-// ErrNotFound is what every failure to find a playable file becomes: the
-// player only ever learns StreamNotFound.
-var ErrNotFound = errors.New("stream file not found")
+// errNotFound is what every failure to find a playable file becomes.
+var errNotFound = errors.New("stream file not found")
 
 // File is a stream file found in the data dir.
 type File struct {
@@ -139,12 +139,14 @@ type File struct {
 
 // Find locates the regular file a play name names ("name", "flv:name",
 // "mp4:name.ext", see FileName) in the streams folder of instance inst of
-// application app. Every failure to find one is ErrNotFound.
+// application app. Every failure to find one is the same error (a name
+// that leaves the folder, a missing file, a link out of the data dir):
+// a player only ever learns StreamNotFound.
 func (s *Store) Find(app, inst, name string) (File, error) {
 	file, kind := FileName(name)
 	rel, ok := streamRel(app, inst, file)
 	if !ok {
-		return File{}, ErrNotFound
+		return File{}, errNotFound
 	}
 	real, err := s.locate(rel)
 	if err != nil {
@@ -158,15 +160,15 @@ func (s *Store) Find(app, inst, name string) (File, error) {
 func (s *Store) locate(rel string) (string, error) {
 	base, err := s.base()
 	if err != nil {
-		return "", ErrNotFound
+		return "", errNotFound
 	}
 	real, err := inside(base, filepath.Join(base, rel))
 	if err != nil {
-		return "", ErrNotFound
+		return "", errNotFound
 	}
 	fi, err := os.Stat(real)
 	if err != nil || !fi.Mode().IsRegular() {
-		return "", ErrNotFound
+		return "", errNotFound
 	}
 	return real, nil
 }
@@ -174,9 +176,9 @@ func (s *Store) locate(rel string) (string, error) {
 // Info is what a player needs of a file before it starts: shared by
 // every player of the same file version, read-only.
 type Info struct {
-	Meta     []byte     // onMetaData for players; nil when the file has none
-	Seq      []*flv.Tag // sequence headers at the start of the file
-	Duration time.Duration
+	Meta     []byte        // onMetaData for players; nil when the file has none
+	Seq      []*flv.Tag    // sequence headers at the start of the file
+	Duration time.Duration // of the file: to the end of its last frame
 
 	index *flv.Index // FLV files: the keyframes
 	// corrupt is set when the file has a corrupt tag: it plays up to it.

@@ -61,8 +61,8 @@ func TestFindNames(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"b", "../../secret", "/etc/passwd", "out", "mp4:a", "a/", ""} {
-		if f, err := s.Find("live", "_definst_", name); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Find(%q) = %+v, %v; want ErrNotFound", name, f, err)
+		if f, err := s.Find("live", "_definst_", name); !errors.Is(err, errNotFound) {
+			t.Errorf("Find(%q) = %+v, %v; want errNotFound", name, f, err)
 		}
 	}
 	for name, want := range map[string]string{"mp4:x": "x.mp4", "mp4:x.MOV": "x.MOV", "mp4:x.m4a": "x.m4a", "flv:y.flv": "y.flv", "z": "z.flv"} {
