@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"github.com/rtmphub/rtmphub/flv"
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/vod"
 )
 
 // Recording: publish type "record" writes the stream to
@@ -26,21 +26,6 @@ import (
 // cannot keep up and the queue overflows, or a write fails (disk full),
 // the recording stops with NetStream.Record.Failed and live streaming goes
 // on. The file plays while it is being recorded (players follow its end).
-
-// tagWriter is what a recording writes to: an flv.Writer.
-type tagWriter interface {
-	WriteTag(typ message.Type, ts uint32, data []byte) error
-	Close() error
-}
-
-// openFLVWriter opens the recording at path: flv.Append for an existing
-// file when appendTo, otherwise flv.Create with meta.
-func openFLVWriter(path string, appendTo bool, hasAudio, hasVideo bool, meta amf.ECMAArray) (tagWriter, error) {
-	if appendTo {
-		return flv.Append(path)
-	}
-	return flv.Create(path, hasAudio, hasVideo, meta)
-}
 
 const (
 	// recordOverhead is what a queued message costs beyond its payload.
@@ -56,15 +41,17 @@ const (
 // recorder records one publication: a client's (publish with record or
 // append) or a script's server-side stream (Stream.record).
 type recorder struct {
-	ms        *mediaStore
+	ms        *vod.Store
 	app, inst string // the file is under the instance's streams folder
 	name      string
 	file      string
 	appendTo  bool
 	limit     int
-	// status tells the publisher (NetStream.Record.*); log is its logger.
+	// status tells the publisher (NetStream.Record.*); log is its logger;
+	// open opens the file (Server.openWriter).
 	status func(level, code, desc string)
 	log    *slog.Logger
+	open   func(path string, appendTo bool, hasAudio, hasVideo bool, meta amf.ECMAArray) (vod.TagWriter, error)
 	// waitKey: video is dropped until a keyframe (a recording that
 	// starts mid-stream); guarded by mu.
 	waitKey bool
@@ -95,11 +82,11 @@ func (c *Client) startRecording(msid uint32, name string, appendTo bool) *record
 // newRecorder makes the recorder of stream name of an instance; it is
 // refused (and told so, and not ok) when the name is not an FLV file.
 func newRecorder(srv *Server, app, inst, name string, appendTo bool, status func(level, code, desc string), log *slog.Logger) (*recorder, bool) {
-	file, kind := fileName(name)
-	r := &recorder{ms: srv.media, app: app, inst: inst, name: name, file: file, appendTo: appendTo,
+	file, kind := vod.FileName(name)
+	r := &recorder{ms: srv.media, open: srv.openWriter, app: app, inst: inst, name: name, file: file, appendTo: appendTo,
 		limit: srv.cfg.RecordQueueBytes, status: status, log: log,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
-	if kind != kindFLV {
+	if kind != vod.FLV {
 		r.fail("NetStream.Record.NoAccess", "Recording to MP4 is not supported.", nil)
 		close(r.done)
 		return r, false
@@ -188,24 +175,25 @@ func (r *recorder) stop(graceful bool) {
 
 func (r *recorder) run() {
 	defer close(r.done)
-	path, err := r.ms.prepareRecording(r.app, r.inst, r.file)
+	path, err := r.ms.PrepareRecording(r.app, r.inst, r.file)
 	if err != nil {
 		r.fail("NetStream.Record.NoAccess", "No access to record "+r.name+".", err)
 		r.drop()
 		return
 	}
-	if !r.ms.register(path, r) {
+	release, ok := r.ms.Register(path, recordBusyWait)
+	if !ok {
 		r.fail("NetStream.Record.NoAccess", "The file of "+r.name+" is being recorded.", errors.New("an earlier recording of the file is still writing"))
 		r.drop()
 		return
 	}
 	r.path = path
-	defer r.ms.unregister(path, r)
+	defer release()
 
-	var w tagWriter
+	var w vod.TagWriter
 	if r.appendTo {
 		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-			if w, err = r.ms.openWriter(path, true, true, true, nil); err != nil {
+			if w, err = r.open(path, true, true, true, nil); err != nil {
 				r.fail("NetStream.Record.Failed", "Cannot append to "+r.name+".", err)
 				r.drop()
 				return
@@ -263,7 +251,7 @@ func (r *recorder) drop() {
 // recordWriter turns published messages into tags.
 type recordWriter struct {
 	r     *recorder
-	w     tagWriter
+	w     vod.TagWriter
 	first uint32
 	based bool
 	meta  amf.ECMAArray
@@ -333,7 +321,7 @@ func (rw *recordWriter) create() error {
 			hasAudio, hasVideo = a, v
 		}
 	}
-	w, err := rw.r.ms.openWriter(rw.r.path, false, hasAudio, hasVideo, rw.meta)
+	w, err := rw.r.open(rw.r.path, false, hasAudio, hasVideo, rw.meta)
 	if err != nil {
 		return err
 	}
@@ -353,96 +341,6 @@ func (rw *recordWriter) close() error {
 		}
 	}
 	return rw.w.Close()
-}
-
-// prepareRecording makes the instance's streams folder and returns the
-// real path of the recording of file, which must stay in the data dir and
-// be writable.
-func (ms *mediaStore) prepareRecording(app, inst, file string) (string, error) {
-	rel, ok := streamRel(app, inst, file)
-	if !ok {
-		return "", fmt.Errorf("invalid stream name %q", file)
-	}
-	if err := os.MkdirAll(ms.dataDir, 0o755); err != nil {
-		return "", err
-	}
-	base, err := ms.base()
-	if err != nil {
-		return "", err
-	}
-	root, err := os.OpenRoot(base)
-	if err != nil {
-		return "", err
-	}
-	defer root.Close()
-	dir := filepath.Dir(rel)
-	if err := root.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	realDir, err := inside(base, filepath.Join(base, dir))
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(realDir, filepath.Base(rel))
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		if path, err = inside(base, path); err != nil {
-			return "", err
-		}
-	}
-	// Check that the file can be written without creating it: players
-	// must never find an empty file where the recording will be.
-	switch fi, err := os.Stat(path); {
-	case err == nil && !fi.Mode().IsRegular():
-		return "", fmt.Errorf("%s is not a regular file", path)
-	case err == nil:
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return "", err
-		}
-		f.Close()
-	default:
-		f, err := os.CreateTemp(realDir, ".rtmphub-probe-*")
-		if err != nil {
-			return "", err
-		}
-		f.Close()
-		os.Remove(f.Name())
-	}
-	return path, nil
-}
-
-// register makes r the recording of path, waiting a while for an earlier
-// recording of it to finish.
-func (ms *mediaStore) register(path string, r *recorder) bool {
-	deadline := time.Now().Add(recordBusyWait)
-	for {
-		ms.mu.Lock()
-		prev := ms.recordings[path]
-		if prev == nil {
-			ms.recordings[path] = r
-			ms.mu.Unlock()
-			return true
-		}
-		ms.mu.Unlock()
-		d := time.Until(deadline)
-		if d <= 0 {
-			return false
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-prev.done:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
-func (ms *mediaStore) unregister(path string, r *recorder) {
-	ms.mu.Lock()
-	if ms.recordings[path] == r {
-		delete(ms.recordings, path)
-	}
-	ms.mu.Unlock()
 }
 
 // recordName reports whether a publish type records.

@@ -13,6 +13,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/vod"
 )
 
 // slowWriter is a disk that takes delay per tag.
@@ -82,7 +83,7 @@ func TestRecordSlowDiskOverflowStopsRecordingOnly(t *testing.T) {
 	logs := &lockedBuffer{}
 	srv := NewServer(Config{DataDir: t.TempDir(), RecordQueueBytes: 64 << 10}, slog.New(slog.NewTextHandler(logs, nil)))
 	slow := &slowWriter{delay: 100 * time.Millisecond}
-	srv.media.openWriter = func(string, bool, bool, bool, amf.ECMAArray) (tagWriter, error) { return slow, nil }
+	srv.openWriter = func(string, bool, bool, bool, amf.ECMAArray) (vod.TagWriter, error) { return slow, nil }
 	url := serveForTest(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/live"
 	"github.com/rtmphub/rtmphub/session/outqueue"
-	"log/slog"
+	"github.com/rtmphub/rtmphub/session/vod"
 )
 
 // What server-side streams (a script's Stream) need from the core besides
@@ -23,23 +24,18 @@ import (
 // StreamFile is a recorded stream file (FLV, or MP4 through the core's
 // MP4 reader) opened for a server-side stream: its tags in FLV form.
 type StreamFile struct {
-	src mediaSource
+	src vod.Source
 }
 
 // OpenStreamFile opens the file a play name names ("name", "flv:name",
 // "mp4:name.mp4") in the instance's streams folder. Every failure to find
 // one is ErrNotFound; a file that cannot be read is another error.
 func (in *Instance) OpenStreamFile(name string) (*StreamFile, error) {
-	file, kind := fileName(name)
-	rel, ok := streamRel(in.app, in.name, file)
-	if !ok {
-		return nil, ErrNotFound
-	}
-	real, err := in.srv.media.locate(rel)
+	f, err := in.srv.media.Find(in.app, in.name, name)
 	if err != nil {
 		return nil, ErrNotFound
 	}
-	src, err := openSource(in.srv.media, real, kind)
+	src, err := in.srv.media.Open(f)
 	if err != nil {
 		return nil, err
 	}
@@ -51,16 +47,16 @@ func (in *Instance) OpenStreamFile(name string) (*StreamFile, error) {
 // onMetaData (a script tag), and the sequence headers when the file's own
 // are not on the way.
 func (f *StreamFile) SeekTo(ms int64) (ts int64, prelude []*flv.Tag, err error) {
-	ts, needSeq, err := f.src.seek(ms)
+	ts, needSeq, err := f.src.SeekKeyframe(ms)
 	if err != nil {
 		return 0, nil, err
 	}
-	fi := f.src.fileInfo()
-	if fi.meta != nil {
-		prelude = append(prelude, &flv.Tag{Type: flv.TagScript, Data: fi.meta})
+	fi := f.src.Info()
+	if fi.Meta != nil {
+		prelude = append(prelude, &flv.Tag{Type: flv.TagScript, Data: fi.Meta})
 	}
 	if needSeq {
-		prelude = append(prelude, fi.seq...)
+		prelude = append(prelude, fi.Seq...)
 	}
 	return ts, prelude, nil
 }
@@ -68,7 +64,7 @@ func (f *StreamFile) SeekTo(ms int64) (ts int64, prelude []*flv.Tag, err error) 
 // Next returns the next tag; io.EOF at the end of the file. A tag's Data
 // is only valid until the next call.
 func (f *StreamFile) Next() (*flv.Tag, error) {
-	t, err := f.src.next()
+	t, err := f.src.Next()
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, io.EOF // a file still being written: what is there
 	}
@@ -79,13 +75,13 @@ func (f *StreamFile) Next() (*flv.Tag, error) {
 }
 
 // Duration is the file's duration.
-func (f *StreamFile) Duration() time.Duration { return f.src.fileInfo().duration }
+func (f *StreamFile) Duration() time.Duration { return f.src.Info().Duration }
 
 // HasVideo reports whether the file has video.
-func (f *StreamFile) HasVideo() bool { return f.src.fileInfo().hasVideo() }
+func (f *StreamFile) HasVideo() bool { return f.src.Info().HasVideo() }
 
 // Close closes the file.
-func (f *StreamFile) Close() { f.src.close() }
+func (f *StreamFile) Close() { f.src.Close() }
 
 // LiveNow reports whether live stream name of the instance has a
 // publisher (or one that vanished and may come back).

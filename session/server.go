@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp"
+	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/session/live"
+	"github.com/rtmphub/rtmphub/session/vod"
 )
 
 // Server is the session core shared by every transport.
@@ -32,7 +34,10 @@ type Server struct {
 	views viewState      // admin views (views.go)
 	perIP map[string]int // connections per client address, when limited
 
-	media *mediaStore // stream files: VOD and recording
+	media *vod.Store // stream files: VOD and recording
+	// openWriter opens a recording's file; tests replace it to simulate
+	// slow or failing disks.
+	openWriter func(path string, appendTo bool, hasAudio, hasVideo bool, meta amf.ECMAArray) (vod.TagWriter, error)
 }
 
 // Stats are counters kept for logs, the admin API and metrics.
@@ -62,7 +67,8 @@ func NewServer(cfg Config, log *slog.Logger) *Server {
 	}
 	s.live = s.cfg.liveConfig()
 	s.views.startedAt = time.Now()
-	s.media = newMediaStore(&s.cfg, log)
+	s.media = vod.New(vod.Config{DataDir: s.cfg.DataDir, MaxFiles: s.cfg.VODIndexCache, Log: log})
+	s.openWriter = vod.OpenWriter
 	return s
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/rtmphub/rtmphub/flv"
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/vod"
 )
 
 // Video on demand: a player of recorded streams (a playlist of files) runs
@@ -24,13 +25,11 @@ import (
 
 // vodItem is one entry of a playlist.
 type vodItem struct {
-	name   string // as played, for statuses and logs
-	rel    string // path under the data dir
-	real   string // resolved path
-	kind   fileKind
-	start  int64 // milliseconds into the file
-	length int64 // milliseconds to play; < 0: to the end, 0: one frame
-	reset  bool  // play sent reset: Play.Reset precedes Play.Start
+	name   string   // as played, for statuses and logs
+	file   vod.File // found by Store.Find
+	start  int64    // milliseconds into the file
+	length int64    // milliseconds to play; < 0: to the end, 0: one frame
+	reset  bool     // play sent reset: Play.Reset precedes Play.Start
 }
 
 // Limits of a VOD player.
@@ -138,7 +137,7 @@ func (v *vodPlayer) close() {
 type vodRun struct {
 	v    *vodPlayer
 	c    *Client
-	ms   *mediaStore
+	ms   *vod.Store
 	msid uint32
 
 	playlist []*vodItem
@@ -160,8 +159,8 @@ type vodRun struct {
 // openItem is the item being played.
 type openItem struct {
 	item   *vodItem
-	src    mediaSource
-	info   *fileInfo
+	src    vod.Source
+	info   *vod.Info
 	offset int64 // wire timestamp = file timestamp + offset
 	endTs  int64 // file time where the item ends; -1: the end of the file
 	single bool  // len 0: one frame
@@ -184,7 +183,7 @@ func (v *vodPlayer) run() {
 	defer func() {
 		r.timer.Stop()
 		if r.cur != nil {
-			r.cur.src.close()
+			r.cur.src.Close()
 		}
 		clear(r.batch)
 	}()
@@ -392,25 +391,25 @@ func (r *vodRun) startItem(item *vodItem) bool {
 	fresh := r.cur == nil || r.stopped
 	if r.cur != nil {
 		r.nextBase = r.endWire()
-		r.cur.src.close()
+		r.cur.src.Close()
 		r.cur = nil
 	}
-	src, err := openSource(r.ms, item.real, item.kind)
-	for try := 0; err != nil && errors.Is(err, io.ErrUnexpectedEOF) && try < maxOpenRetries && r.ms.isRecording(item.real); try++ {
+	src, err := r.ms.Open(item.file)
+	for try := 0; err != nil && errors.Is(err, io.ErrUnexpectedEOF) && try < maxOpenRetries && r.ms.IsRecording(item.file.Real); try++ {
 		// A recording that is just starting: its header is on the way.
 		if !r.wait(time.Now().Add(followPoll)) {
 			return false
 		}
-		src, err = openSource(r.ms, item.real, item.kind)
+		src, err = r.ms.Open(item.file)
 	}
 	if err != nil {
 		return r.failItem(item, err, switching)
 	}
-	fi := src.fileInfo()
+	fi := src.Info()
 	o := &openItem{item: item, src: src, info: fi, endTs: -1}
-	startTs, needSeq, err := src.seek(item.start)
+	startTs, needSeq, err := src.SeekKeyframe(item.start)
 	if err != nil {
-		src.close()
+		src.Close()
 		return r.failItem(item, err, switching)
 	}
 	if item.length == 0 {
@@ -424,7 +423,7 @@ func (r *vodRun) startItem(item *vodItem) bool {
 	}
 	if switching {
 		if !r.playStatus("NetStream.Play.Switch") {
-			src.close()
+			src.Close()
 			return false
 		}
 	}
@@ -445,8 +444,8 @@ func (r *vodRun) startItem(item *vodItem) bool {
 		r.c.sendData(r.msid, "|RtmpSampleAccess", true, true)
 		r.c.sendData(r.msid, "onStatus", info(levelStatus, "NetStream.Data.Start", "Data start."))
 	}
-	r.c.log.Info("vod play", "stream", item.name, "file", item.rel, "start", item.start, "len", item.length,
-		"duration", fi.duration.Round(time.Millisecond).String())
+	r.c.log.Info("vod play", "stream", item.name, "file", item.file.Rel, "start", item.start, "len", item.length,
+		"duration", fi.Duration.Round(time.Millisecond).String())
 	return r.prelude(startTs+o.offset, needSeq)
 }
 
@@ -457,10 +456,10 @@ func (r *vodRun) failItem(item *vodItem, err error, switching bool) bool {
 		return false
 	}
 	code, desc := "NetStream.Play.StreamNotFound", "Failed to play "+item.name+"; stream not found."
-	if errors.Is(err, flv.ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errBadMP4) {
+	if errors.Is(err, flv.ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, vod.ErrBadMP4) {
 		code, desc = "NetStream.Play.FileStructureInvalid", "Failed to play "+item.name+"; the file structure is invalid."
 	}
-	r.c.log.Info("vod play failed", "stream", item.name, "file", item.rel, "err", err.Error())
+	r.c.log.Info("vod play failed", "stream", item.name, "file", item.file.Rel, "err", err.Error())
 	r.c.sendStatus(r.msid, levelError, code, desc, item.name)
 	if switching {
 		// Nothing plays now: the next item starts afresh, and without one
@@ -479,11 +478,11 @@ func (r *vodRun) failItem(item *vodItem, err error, switching bool) bool {
 // the start of the file, the sequence headers, all at wire time ts.
 func (r *vodRun) prelude(ts int64, needSeq bool) bool {
 	o := r.cur
-	if o.info.meta != nil && !r.queue(message.TypeDataAMF0, ts, o.info.meta) {
+	if o.info.Meta != nil && !r.queue(message.TypeDataAMF0, ts, o.info.Meta) {
 		return false
 	}
 	if needSeq {
-		for _, t := range o.info.seq {
+		for _, t := range o.info.Seq {
 			if !r.queue(t.Type, ts, t.Data) {
 				return false
 			}
@@ -498,7 +497,7 @@ func (r *vodRun) prelude(ts int64, needSeq bool) bool {
 func (r *vodRun) endWire() int64 {
 	end := r.lastWire + 1
 	if o := r.cur; o != nil && o.endTs < 0 && !o.single {
-		end = max(end, o.info.duration.Milliseconds()+o.offset)
+		end = max(end, o.info.Duration.Milliseconds()+o.offset)
 	}
 	return max(end, 0)
 }
@@ -516,7 +515,7 @@ func (r *vodRun) finish() bool {
 	r.nextBase = r.endWire()
 	r.c.log.Info("vod complete", "stream", o.item.name, "frames", o.frames, "bytes", o.bytes)
 	return r.playStatus("NetStream.Play.Complete",
-		amf.Property{Key: "duration", Value: o.info.duration.Seconds()},
+		amf.Property{Key: "duration", Value: o.info.Duration.Seconds()},
 		amf.Property{Key: "bytes", Value: float64(o.bytes)}) &&
 		r.status(levelStatus, "NetStream.Play.Stop", "Stopped playing "+o.item.name+".") &&
 		r.control(message.UCStreamEOF)
@@ -531,7 +530,7 @@ func (r *vodRun) seek(ms int64) bool {
 		return r.status(levelError, "NetStream.Seek.Failed", "Seeking is not possible now.")
 	}
 	ms = max(ms, 0)
-	ts, needSeq, err := o.src.seek(ms)
+	ts, needSeq, err := o.src.SeekKeyframe(ms)
 	if err != nil {
 		r.c.log.Warn("vod seek failed", "stream", o.item.name, "to", ms, "err", err.Error())
 		return r.status(levelError, "NetStream.Seek.Failed", fmt.Sprintf("Seeking %d failed.", ms))
@@ -573,7 +572,7 @@ func (r *vodRun) step() bool {
 	t := o.pending
 	if t == nil {
 		var err error
-		t, err = o.src.next()
+		t, err = o.src.Next()
 		if err != nil {
 			return r.atEnd(err)
 		}
@@ -600,20 +599,10 @@ func (r *vodRun) step() bool {
 	if !r.send(t, wire) {
 		return false
 	}
-	if o.single && o.frames > 0 && (t.Type == flv.TagVideo || !o.info.hasVideo()) {
+	if o.single && o.frames > 0 && (t.Type == flv.TagVideo || !o.info.HasVideo()) {
 		return r.finish()
 	}
 	return true
-}
-
-// hasVideo reports whether the file has video keyframes to start at.
-func (fi *fileInfo) hasVideo() bool {
-	for _, t := range fi.seq {
-		if t.Type == flv.TagVideo {
-			return true
-		}
-	}
-	return false
 }
 
 // send queues tag t at wire time ts, applying receiveAudio/Video and
@@ -648,7 +637,7 @@ func (r *vodRun) send(t *flv.Tag, ts int64) bool {
 		if !r.receiveAudio && !a.SequenceHeader {
 			return true
 		}
-		if !a.SequenceHeader && !o.info.hasVideo() {
+		if !a.SequenceHeader && !o.info.HasVideo() {
 			o.frames++
 		}
 	case flv.TagScript:
@@ -669,11 +658,11 @@ func (r *vodRun) send(t *flv.Tag, ts int64) bool {
 // that is being recorded is followed; otherwise the item ends.
 func (r *vodRun) atEnd(err error) bool {
 	o := r.cur
-	if (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && r.ms.isRecording(o.item.real) {
+	if (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && r.ms.IsRecording(o.item.file.Real) {
 		return r.flush() && r.wait(time.Now().Add(followPoll))
 	}
 	if !errors.Is(err, io.EOF) {
-		r.c.log.Warn("vod: file ends early", "stream", o.item.name, "file", o.item.rel, "err", err.Error())
+		r.c.log.Warn("vod: file ends early", "stream", o.item.name, "file", o.item.file.Rel, "err", err.Error())
 	}
 	return r.finish()
 }
@@ -753,16 +742,16 @@ const (
 // chooseVOD applies FMS start semantics (PlayStartMode) to a play of name
 // with start already normalized. "mp4:" names are recorded only.
 func (c *Client) chooseVOD(name string, start, length float64, reset bool) (*vodItem, vodChoice) {
-	file, kind := fileName(name)
+	_, kind := vod.FileName(name)
 	mode := PlayStartMode(start)
-	recordedOnly := mode == StartRecorded || kind == kindMP4
+	recordedOnly := mode == StartRecorded || kind == vod.MP4
 	if !recordedOnly && mode == StartLiveOnly {
 		return nil, choiceLive
 	}
 	if !recordedOnly && c.inst.liveNow(name) {
 		return nil, choiceLive
 	}
-	item, ok := c.vodItem(name, file, kind, start, length, reset)
+	item, ok := c.vodItem(name, start, length, reset)
 	switch {
 	case ok:
 		return item, choiceVOD
@@ -773,16 +762,12 @@ func (c *Client) chooseVOD(name string, start, length float64, reset bool) (*vod
 }
 
 // vodItem locates the file of a play; false when there is none.
-func (c *Client) vodItem(name, file string, kind fileKind, start, length float64, reset bool) (*vodItem, bool) {
-	rel, ok := streamRel(c.app, c.inst.name, file)
-	if !ok {
-		return nil, false
-	}
-	real, err := c.srv.media.locate(rel)
+func (c *Client) vodItem(name string, start, length float64, reset bool) (*vodItem, bool) {
+	f, err := c.srv.media.Find(c.app, c.inst.name, name)
 	if err != nil {
 		return nil, false
 	}
-	it := &vodItem{name: name, rel: rel, real: real, kind: kind, start: 0, length: -1, reset: reset}
+	it := &vodItem{name: name, file: f, start: 0, length: -1, reset: reset}
 	if start > 0 && start < math.MaxInt32 {
 		it.start = int64(start)
 	}
@@ -790,4 +775,19 @@ func (c *Client) vodItem(name, file string, kind fileKind, start, length float64
 		it.length = int64(length)
 	}
 	return it, true
+}
+
+// streamLength returns the duration of the stream file a play name names,
+// for getStreamLength; 0 when there is none.
+func (c *Client) streamLength(name string) float64 {
+	f, err := c.srv.media.Find(c.app, c.inst.name, streamName(name))
+	if err != nil {
+		return 0
+	}
+	src, err := c.srv.media.Open(f)
+	if err != nil {
+		return 0
+	}
+	defer src.Close()
+	return src.Info().Duration.Seconds()
 }

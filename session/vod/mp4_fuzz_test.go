@@ -1,4 +1,4 @@
-package session
+package vod
 
 import (
 	"bytes"
@@ -47,7 +47,7 @@ func FuzzMP4(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var info *fileInfo
+		var info *Info
 		var err error
 		allocBound(t, len(data), func() { info, err = parseMP4(bytes.NewReader(data), int64(len(data))) })
 		checkMP4(t, data, info, err)
@@ -72,10 +72,10 @@ func allocBound(t *testing.T, size int, f func()) {
 
 // checkMP4 checks what parseMP4 made of data (or mp4Info of a moov
 // read from data), then reads every sample, and again from a seek.
-func checkMP4(t *testing.T, data []byte, info *fileInfo, err error) {
+func checkMP4(t *testing.T, data []byte, info *Info, err error) {
 	t.Helper()
 	if err != nil {
-		if info != nil || !errors.Is(err, errBadMP4) {
+		if info != nil || !errors.Is(err, ErrBadMP4) {
 			t.Fatalf("info %v, error %v", info, err)
 		}
 		return
@@ -86,8 +86,8 @@ func checkMP4(t *testing.T, data []byte, info *fileInfo, err error) {
 	if len(tab.samples) > 2*len(data) || len(tab.keys) > len(tab.samples) {
 		t.Fatalf("%d samples, %d keys from %d bytes", len(tab.samples), len(tab.keys), len(data))
 	}
-	if info.cost != int64(len(tab.samples))*mp4SampleBytes+int64(len(tab.keys))*8 || info.duration < 0 {
-		t.Fatalf("cost %d, duration %v", info.cost, info.duration)
+	if info.cost != int64(len(tab.samples))*mp4SampleBytes+int64(len(tab.keys))*8 || info.Duration < 0 {
+		t.Fatalf("cost %d, duration %v", info.cost, info.Duration)
 	}
 	for i, s := range tab.samples {
 		if i > 0 && s.ts < tab.samples[i-1].ts {
@@ -99,20 +99,20 @@ func checkMP4(t *testing.T, data []byte, info *fileInfo, err error) {
 			t.Fatalf("key %d is sample %d of %d", i, k, len(tab.samples))
 		}
 	}
-	for _, tg := range info.seq {
+	for _, tg := range info.Seq {
 		if tg == nil || tg.Type != flv.TagAudio && tg.Type != flv.TagVideo {
 			t.Fatalf("sequence header %+v", tg)
 		}
 	}
 
 	src := &mp4Source{f: nopCloser{bytes.NewReader(data)}, info: info, tab: tab}
-	defer src.close()
+	defer src.Close()
 	// Every sample in order, then from a seek into the middle.
 	read := func() {
 		for range len(tab.samples) + 1 {
-			tg, err := src.next()
+			tg, err := src.Next()
 			if err != nil {
-				if err != io.EOF && err != io.ErrUnexpectedEOF && !errors.Is(err, errBadMP4) {
+				if err != io.EOF && err != io.ErrUnexpectedEOF && !errors.Is(err, ErrBadMP4) {
 					t.Fatalf("next: %v", err)
 				}
 				return
@@ -124,7 +124,7 @@ func checkMP4(t *testing.T, data []byte, info *fileInfo, err error) {
 		t.Fatal("next did not end")
 	}
 	read()
-	if ts, _, err := src.seek(int64(info.duration.Milliseconds() / 2)); err != nil || ts < 0 {
+	if ts, _, err := src.SeekKeyframe(int64(info.Duration.Milliseconds() / 2)); err != nil || ts < 0 {
 		t.Fatalf("seek: %d, %v", ts, err)
 	}
 	read()
@@ -170,7 +170,7 @@ func FuzzMP4Tables(f *testing.F) {
 		for ; len(edits) >= 7 && len(moov.Traks) > 0; edits = edits[7:] {
 			editMP4(moov, moov.Traks[int(edits[0])%len(moov.Traks)], edits[1], int(edits[2]), binary.BigEndian.Uint32(edits[3:7]))
 		}
-		var info *fileInfo
+		var info *Info
 		allocBound(t, len(data), func() { info, err = mp4Info(moov, int64(len(data))) })
 		checkMP4(t, data, info, err)
 	})

@@ -1,4 +1,4 @@
-package session
+package vod
 
 import (
 	"errors"
@@ -11,74 +11,86 @@ import (
 	"time"
 
 	"github.com/rtmphub/rtmphub/flv"
-	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/internal/confine"
 )
 
-// Stream files live in the FMS layout: <DataDir>/<app>/streams/<instance>/
-// <name>.flv. mediaStore finds them, keeps what a player needs to start
-// (keyframe index, onMetaData, sequence headers) per file in memory, and
-// knows which files are being recorded.
-type mediaStore struct {
+// Store finds the stream files of a data dir, keeps what a player needs
+// to start (keyframe index, onMetaData, sequence headers) per file in
+// memory, and knows which files are being recorded. It is safe for
+// concurrent use.
+type Store struct {
 	dataDir  string
 	maxFiles int
 	log      *slog.Logger
 
 	mu         sync.Mutex
-	files      map[string]*fileEntry // by real path
-	bytes      int64                 // cost of the entries in files
-	recordings map[string]*recorder  // by real path
-
-	// openWriter opens a recording; tests replace it to simulate slow or
-	// failing disks.
-	openWriter func(path string, appendTo bool, hasAudio, hasVideo bool, meta amf.ECMAArray) (tagWriter, error)
+	files      map[string]*fileEntry    // by real path
+	bytes      int64                    // cost of the entries in files
+	recordings map[string]chan struct{} // by real path; closed when the recording ends
 }
 
-func newMediaStore(cfg *Config, log *slog.Logger) *mediaStore {
-	return &mediaStore{
+// Config is what a Store is made with.
+type Config struct {
+	// DataDir is the applications folder: stream files are under
+	// <DataDir>/<app>/streams/<instance>/.
+	DataDir string
+	// MaxFiles bounds the files whose Info is kept in memory (as does
+	// a bound of 256 MB on what they hold).
+	MaxFiles int
+	// Log gets a debug line per file indexed.
+	Log *slog.Logger
+}
+
+// New returns a Store of the files under cfg.DataDir.
+func New(cfg Config) *Store {
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{
 		dataDir:    cfg.DataDir,
-		maxFiles:   cfg.VODIndexCache,
+		maxFiles:   cfg.MaxFiles,
 		log:        log,
 		files:      make(map[string]*fileEntry),
-		recordings: make(map[string]*recorder),
-		openWriter: openFLVWriter,
+		recordings: make(map[string]chan struct{}),
 	}
 }
 
-// Kinds of stream file.
-type fileKind int
+// Kind is the format of a stream file.
+type Kind int
 
+// Kinds of stream file.
 const (
-	kindFLV fileKind = iota
-	kindMP4
+	FLV Kind = iota
+	MP4
 )
 
 // mp4Exts are the extensions a "mp4:" name may have.
 var mp4Exts = []string{".mp4", ".f4v", ".m4v", ".m4a", ".mov"}
 
-// fileName maps a play or publish name to a file name under the
+// FileName maps a play or publish name to a file name under the
 // instance's streams folder: "name" and "flv:name" are name.flv (".flv"
 // is not added twice), "mp4:name.ext" is an MP4 file (".mp4" added when
 // the name has none of the MP4 extensions).
-func fileName(name string) (string, fileKind) {
+func FileName(name string) (string, Kind) {
 	switch {
 	case strings.HasPrefix(name, "mp4:"):
 		name = name[4:]
 		ext := strings.ToLower(filepath.Ext(name))
 		for _, e := range mp4Exts {
 			if ext == e {
-				return name, kindMP4
+				return name, MP4
 			}
 		}
-		return name + ".mp4", kindMP4
+		return name + ".mp4", MP4
 	case strings.HasPrefix(name, "flv:"):
 		name = name[4:]
 	}
 	if strings.EqualFold(filepath.Ext(name), ".flv") {
-		return name, kindFLV
+		return name, FLV
 	}
-	return name + ".flv", kindFLV
+	return name + ".flv", FLV
 }
 
 // streamRel returns the path of a stream file relative to the data dir,
@@ -100,8 +112,8 @@ func streamRel(app, inst, file string) (string, bool) {
 }
 
 // base returns the data dir with symbolic links resolved.
-func (ms *mediaStore) base() (string, error) {
-	abs, err := filepath.Abs(ms.dataDir)
+func (s *Store) base() (string, error) {
+	abs, err := filepath.Abs(s.dataDir)
 	if err != nil {
 		return "", err
 	}
@@ -115,14 +127,38 @@ func inside(base, path string) (string, error) {
 	return confine.Path(base, path)
 }
 
-// errNotFound is what every failure to find a playable file becomes: the
-// player only ever learns StreamNotFound.
+// errNotFound is what every failure to find a playable file becomes.
 var errNotFound = errors.New("stream file not found")
+
+// File is a stream file found in the data dir.
+type File struct {
+	Rel  string // path under the data dir, as named
+	Real string // path to open: symbolic links resolved, in the data dir
+	Kind Kind
+}
+
+// Find locates the regular file a play name names ("name", "flv:name",
+// "mp4:name.ext", see FileName) in the streams folder of instance inst of
+// application app. Every failure to find one is the same error (a name
+// that leaves the folder, a missing file, a link out of the data dir):
+// a player only ever learns StreamNotFound.
+func (s *Store) Find(app, inst, name string) (File, error) {
+	file, kind := FileName(name)
+	rel, ok := streamRel(app, inst, file)
+	if !ok {
+		return File{}, errNotFound
+	}
+	real, err := s.locate(rel)
+	if err != nil {
+		return File{}, err
+	}
+	return File{Rel: rel, Real: real, Kind: kind}, nil
+}
 
 // locate finds the regular file rel under the data dir and returns its
 // real path (symbolic links resolved, which must stay in the data dir).
-func (ms *mediaStore) locate(rel string) (string, error) {
-	base, err := ms.base()
+func (s *Store) locate(rel string) (string, error) {
+	base, err := s.base()
 	if err != nil {
 		return "", errNotFound
 	}
@@ -137,13 +173,14 @@ func (ms *mediaStore) locate(rel string) (string, error) {
 	return real, nil
 }
 
-// fileInfo is what a player needs of a file before it starts: shared by
+// Info is what a player needs of a file before it starts: shared by
 // every player of the same file version, read-only.
-type fileInfo struct {
-	index    *flv.Index
-	meta     []byte     // onMetaData for players; nil when the file has none
-	seq      []*flv.Tag // sequence headers at the start of the file
-	duration time.Duration
+type Info struct {
+	Meta     []byte        // onMetaData for players; nil when the file has none
+	Seq      []*flv.Tag    // sequence headers at the start of the file
+	Duration time.Duration // of the file: to the end of its last frame
+
+	index *flv.Index // FLV files: the keyframes
 	// corrupt is set when the file has a corrupt tag: it plays up to it.
 	corrupt error
 	mp4     *mp4Table // MP4 files: the samples
@@ -153,57 +190,57 @@ type fileInfo struct {
 type fileEntry struct {
 	size  int64
 	mtime time.Time
-	used  time.Time     // guarded by mediaStore.mu
-	cost  int64         // guarded by mediaStore.mu
+	used  time.Time     // guarded by Store.mu
+	cost  int64         // guarded by Store.mu
 	ready chan struct{} // closed when info or err is set
-	info  *fileInfo
+	info  *Info
 	err   error
 }
 
-// info returns the fileInfo of the open FLV file f at real path real,
+// info returns the Info of the open FLV file f at real path real,
 // built once per size and modification time and kept for later players.
-func (ms *mediaStore) info(real string, f *os.File) (*fileInfo, error) {
-	return ms.infoWith(real, f, buildInfo)
+func (s *Store) info(real string, f *os.File) (*Info, error) {
+	return s.infoWith(real, f, buildInfo)
 }
 
 // infoWith is info with the builder of a kind of file.
-func (ms *mediaStore) infoWith(real string, f *os.File, build func(*os.File) (*fileInfo, error)) (*fileInfo, error) {
+func (s *Store) infoWith(real string, f *os.File, build func(*os.File) (*Info, error)) (*Info, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	ms.mu.Lock()
-	e := ms.files[real]
+	s.mu.Lock()
+	e := s.files[real]
 	if e != nil && e.size == fi.Size() && e.mtime.Equal(fi.ModTime()) {
 		e.used = time.Now()
-		ms.mu.Unlock()
+		s.mu.Unlock()
 		<-e.ready
 		return e.info, e.err
 	}
 	e = &fileEntry{size: fi.Size(), mtime: fi.ModTime(), used: time.Now(), ready: make(chan struct{})}
-	ms.files[real] = e
-	ms.evictLocked()
-	ms.mu.Unlock()
+	s.files[real] = e
+	s.evictLocked()
+	s.mu.Unlock()
 
 	start := time.Now()
 	e.info, e.err = build(f)
 	if e.info != nil {
-		ms.mu.Lock()
+		s.mu.Lock()
 		e.cost = e.info.cost
-		ms.bytes += e.cost
-		ms.evictLocked()
-		ms.mu.Unlock()
+		s.bytes += e.cost
+		s.evictLocked()
+		s.mu.Unlock()
 	}
 	close(e.ready)
 	if e.err == nil {
-		ms.log.Debug("vod file indexed", "file", real, "keyframes", e.info.keyframes(),
-			"duration", e.info.duration.String(), "took", time.Since(start).Round(time.Microsecond).String())
+		s.log.Debug("vod file indexed", "file", real, "keyframes", e.info.keyframes(),
+			"duration", e.info.Duration.String(), "took", time.Since(start).Round(time.Microsecond).String())
 	}
 	return e.info, e.err
 }
 
 // keyframes counts the points where playback can start.
-func (fi *fileInfo) keyframes() int {
+func (fi *Info) keyframes() int {
 	switch {
 	case fi.index != nil:
 		return len(fi.index.Keyframes)
@@ -219,11 +256,11 @@ const maxCacheBytes = 256 << 20
 
 // evictLocked drops the least recently used ready entries beyond the
 // cache's bounds.
-func (ms *mediaStore) evictLocked() {
-	for len(ms.files) > ms.maxFiles || ms.bytes > maxCacheBytes {
+func (s *Store) evictLocked() {
+	for len(s.files) > s.maxFiles || s.bytes > maxCacheBytes {
 		var oldest string
 		var at time.Time
-		for k, e := range ms.files {
+		for k, e := range s.files {
 			select {
 			case <-e.ready:
 			default:
@@ -236,8 +273,8 @@ func (ms *mediaStore) evictLocked() {
 		if oldest == "" {
 			return
 		}
-		ms.bytes -= ms.files[oldest].cost
-		delete(ms.files, oldest)
+		s.bytes -= s.files[oldest].cost
+		delete(s.files, oldest)
 	}
 }
 
@@ -247,15 +284,15 @@ const maxSeqScan = 256
 
 // buildInfo indexes an FLV file and reads its metadata and the sequence
 // headers at its start.
-func buildInfo(f *os.File) (*fileInfo, error) {
+func buildInfo(f *os.File) (*Info, error) {
 	idx, err := flv.BuildIndex(f)
 	if idx == nil {
 		return nil, err
 	}
-	info := &fileInfo{index: idx, duration: idx.Duration, corrupt: err, cost: int64(len(idx.Keyframes)) * 16}
+	info := &Info{index: idx, Duration: idx.Duration, corrupt: err, cost: int64(len(idx.Keyframes)) * 16}
 	if m, err := flv.ReadMetadata(f); err == nil {
 		if b, err := m.Encode(); err == nil {
-			info.meta = b
+			info.Meta = b
 			info.cost += int64(len(b))
 		}
 	}
@@ -286,7 +323,7 @@ func buildInfo(f *os.File) (*fileInfo, error) {
 				}
 				if !seen[key] {
 					seen[key] = true
-					info.seq = append(info.seq, t)
+					info.Seq = append(info.Seq, t)
 					info.cost += int64(len(t.Data))
 				}
 			} else if !v.Command && !v.SequenceEnd {
@@ -304,7 +341,7 @@ func buildInfo(f *os.File) (*fileInfo, error) {
 				}
 				if !seen[key] {
 					seen[key] = true
-					info.seq = append(info.seq, t)
+					info.Seq = append(info.Seq, t)
 				}
 			} else if !a.SequenceEnd {
 				codedAudio = true
@@ -327,57 +364,35 @@ func openFile(real string) (*os.File, error) {
 	return f, nil
 }
 
-// isRecording reports whether a recording is writing the file real.
-func (ms *mediaStore) isRecording(real string) bool {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	return ms.recordings[real] != nil
-}
-
-// streamLength returns the duration of the stream file a play name names,
-// for getStreamLength; 0 when there is none.
-func (c *Client) streamLength(name string) float64 {
-	file, kind := fileName(streamName(name))
-	rel, ok := streamRel(c.app, c.inst.name, file)
-	if !ok {
-		return 0
-	}
-	ms := c.srv.media
-	real, err := ms.locate(rel)
-	if err != nil {
-		return 0
-	}
-	src, err := openSource(ms, real, kind)
-	if err != nil {
-		return 0
-	}
-	defer src.close()
-	return src.fileInfo().duration.Seconds()
-}
-
-// mediaSource is a stream file as a player reads it: tags in FLV form.
-type mediaSource interface {
-	fileInfo() *fileInfo
-	// seek moves to the keyframe at or before ms (the start of the file
-	// for ms <= 0) and returns its time in milliseconds, and whether the
-	// sequence headers must be sent before it (not at the start).
-	seek(ms int64) (ts int64, needSeq bool, err error)
-	// next returns the next tag; io.EOF at the end, io.ErrUnexpectedEOF
+// Source is a stream file as a player reads it: tags in FLV form.
+type Source interface {
+	// Info is what the player needs of the file before it starts.
+	Info() *Info
+	// SeekKeyframe moves to the keyframe at or before ms (the start of
+	// the file for ms <= 0) and returns its time in milliseconds, and
+	// whether the sequence headers must be sent before it (not at the
+	// start).
+	SeekKeyframe(ms int64) (ts int64, needSeq bool, err error)
+	// Next returns the next tag; io.EOF at the end, io.ErrUnexpectedEOF
 	// when the file ends inside a tag (it may still be growing).
-	next() (*flv.Tag, error)
-	close()
+	Next() (*flv.Tag, error)
+	Close()
 }
 
-// openSource opens a located file of kind.
-func openSource(ms *mediaStore, real string, kind fileKind) (mediaSource, error) {
-	if kind == kindMP4 {
-		return openMP4(ms, real)
+// Open opens a file Find located, for playing. A file that is
+// not a valid file of its kind is an error that wraps flv.ErrCorrupt,
+// ErrBadMP4 or io.ErrUnexpectedEOF (an FLV file shorter than its header:
+// a recording may just be starting).
+func (s *Store) Open(file File) (Source, error) {
+	real := file.Real
+	if file.Kind == MP4 {
+		return openMP4(s, real)
 	}
 	f, err := openFile(real)
 	if err != nil {
 		return nil, err
 	}
-	info, err := ms.info(real, f)
+	info, err := s.info(real, f)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -387,26 +402,26 @@ func openSource(ms *mediaStore, real string, kind fileKind) (mediaSource, error)
 		f.Close()
 		return nil, err
 	}
-	return &flvSource{ms: ms, real: real, f: f, r: r, info: info}, nil
+	return &flvSource{store: s, real: real, f: f, r: r, info: info}, nil
 }
 
 // flvSource reads an FLV file.
 type flvSource struct {
-	ms   *mediaStore
-	real string
-	f    *os.File
-	r    *flv.Reader
-	info *fileInfo
+	store *Store
+	real  string
+	f     *os.File
+	r     *flv.Reader
+	info  *Info
 }
 
-func (s *flvSource) fileInfo() *fileInfo { return s.info }
+func (s *flvSource) Info() *Info { return s.info }
 
-func (s *flvSource) seek(ms int64) (int64, bool, error) {
-	if s.ms.isRecording(s.real) {
+func (s *flvSource) SeekKeyframe(ms int64) (int64, bool, error) {
+	if s.store.IsRecording(s.real) {
 		// A growing file: index what is there now (through a handle of
 		// its own: the Reader owns the offset of s.f).
 		if f, err := openFile(s.real); err == nil {
-			if info, err := s.ms.info(s.real, f); err == nil {
+			if info, err := s.store.info(s.real, f); err == nil {
 				s.info = info
 			}
 			f.Close()
@@ -423,7 +438,7 @@ func (s *flvSource) seek(ms int64) (int64, bool, error) {
 	return int64(k.Time*1000 + 0.5), true, s.r.SeekTag(k.Pos)
 }
 
-func (s *flvSource) next() (*flv.Tag, error) {
+func (s *flvSource) Next() (*flv.Tag, error) {
 	t, err := s.r.Next()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, err
@@ -431,4 +446,14 @@ func (s *flvSource) next() (*flv.Tag, error) {
 	return t, err
 }
 
-func (s *flvSource) close() { s.f.Close() }
+func (s *flvSource) Close() { s.f.Close() }
+
+// HasVideo reports whether the file has video keyframes to start at.
+func (fi *Info) HasVideo() bool {
+	for _, t := range fi.Seq {
+		if t.Type == flv.TagVideo {
+			return true
+		}
+	}
+	return false
+}

@@ -1,4 +1,4 @@
-package session
+package vod
 
 import (
 	"bytes"
@@ -21,12 +21,12 @@ import (
 // ISO BMFF files with H.264 or HEVC video and AAC audio. The moov box is
 // parsed with mp4ff; the sample tables are flattened once per file into
 // one list of samples in decoding order (both tracks interleaved by
-// time), kept in the mediaStore like an FLV index; players then read each
+// time), kept in the Store like an FLV index; players then read each
 // sample from the file and send it in its FLV form (AVC and AAC as legacy
 // FLV tags, HEVC as Enhanced RTMP). Fragmented files are not played.
 
-// errBadMP4 reports an MP4 file that cannot be played.
-var errBadMP4 = errors.New("unsupported or invalid MP4 file")
+// ErrBadMP4 reports an MP4 file that cannot be played.
+var ErrBadMP4 = errors.New("unsupported or invalid MP4 file")
 
 // Bounds on what an MP4 file may make the server hold.
 const (
@@ -58,13 +58,13 @@ type mp4Table struct {
 }
 
 // openMP4 opens an MP4 file for playing; its table is built once per file
-// version and kept by the mediaStore.
-func openMP4(ms *mediaStore, real string) (mediaSource, error) {
+// version and kept by the Store.
+func openMP4(s *Store, real string) (Source, error) {
 	f, err := openFile(real)
 	if err != nil {
 		return nil, err
 	}
-	info, err := ms.infoWith(real, f, buildMP4Info)
+	info, err := s.infoWith(real, f, buildMP4Info)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -75,10 +75,10 @@ func openMP4(ms *mediaStore, real string) (mediaSource, error) {
 // buildMP4Info parses an MP4 file. A panic in the parsing library (a
 // hostile file it does not guard against) is an invalid file, not a
 // crash of the server.
-func buildMP4Info(f *os.File) (info *fileInfo, err error) {
+func buildMP4Info(f *os.File) (info *Info, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			info, err = nil, fmt.Errorf("%w: parser panic: %v", errBadMP4, p)
+			info, err = nil, fmt.Errorf("%w: parser panic: %v", ErrBadMP4, p)
 		}
 	}()
 	fi, err := f.Stat()
@@ -88,8 +88,8 @@ func buildMP4Info(f *os.File) (info *fileInfo, err error) {
 	return parseMP4(f, fi.Size())
 }
 
-// parseMP4 builds the fileInfo of the MP4 file r of size bytes.
-func parseMP4(r io.ReaderAt, size int64) (*fileInfo, error) {
+// parseMP4 builds the Info of the MP4 file r of size bytes.
+func parseMP4(r io.ReaderAt, size int64) (*Info, error) {
 	moov, err := readMoov(r, size)
 	if err != nil {
 		return nil, err
@@ -107,7 +107,7 @@ func readMoov(r io.ReaderAt, size int64) (*mp4.MoovBox, error) {
 			break
 		}
 		if _, err := r.ReadAt(hdr[:8], pos); err != nil {
-			return nil, fmt.Errorf("%w: box header at %d: %v", errBadMP4, pos, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
+			return nil, fmt.Errorf("%w: box header at %d: %v", ErrBadMP4, pos, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
 		}
 		boxSize := int64(binary.BigEndian.Uint32(hdr[:4]))
 		typ := string(hdr[4:8])
@@ -116,43 +116,43 @@ func readMoov(r io.ReaderAt, size int64) (*mp4.MoovBox, error) {
 			boxSize = size - pos
 		case 1:
 			if _, err := r.ReadAt(hdr[8:16], pos+8); err != nil {
-				return nil, fmt.Errorf("%w: box header at %d: %v", errBadMP4, pos, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
+				return nil, fmt.Errorf("%w: box header at %d: %v", ErrBadMP4, pos, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
 			}
 			boxSize = int64(binary.BigEndian.Uint64(hdr[8:16]))
 		}
 		if boxSize < 8 || boxSize > size-pos {
-			return nil, fmt.Errorf("%w: box %q at %d has size %d", errBadMP4, typ, pos, boxSize)
+			return nil, fmt.Errorf("%w: box %q at %d has size %d", ErrBadMP4, typ, pos, boxSize)
 		}
 		switch typ {
 		case "moof":
-			return nil, fmt.Errorf("%w: fragmented MP4", errBadMP4)
+			return nil, fmt.Errorf("%w: fragmented MP4", ErrBadMP4)
 		case "moov":
 			if boxSize > maxMoovSize {
-				return nil, fmt.Errorf("%w: moov of %d bytes", errBadMP4, boxSize)
+				return nil, fmt.Errorf("%w: moov of %d bytes", ErrBadMP4, boxSize)
 			}
 			raw := make([]byte, boxSize)
 			if _, err := r.ReadAt(raw, pos); err != nil {
-				return nil, fmt.Errorf("%w: moov: %v", errBadMP4, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
+				return nil, fmt.Errorf("%w: moov: %v", ErrBadMP4, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
 			}
 			if err := checkHEVCConfigs(raw); err != nil {
 				return nil, err
 			}
 			b, err := mp4.DecodeBox(uint64(pos), bytes.NewReader(raw))
 			if err != nil {
-				return nil, fmt.Errorf("%w: moov: %v", errBadMP4, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
+				return nil, fmt.Errorf("%w: moov: %v", ErrBadMP4, err) //nolint:errorlint // the cause is detail: an io.EOF in it is no clean end
 			}
 			moov, ok := b.(*mp4.MoovBox)
 			if !ok {
-				return nil, fmt.Errorf("%w: moov", errBadMP4)
+				return nil, fmt.Errorf("%w: moov", ErrBadMP4)
 			}
 			if moov.Mvex != nil { // moov comes before the first moof
-				return nil, fmt.Errorf("%w: fragmented MP4", errBadMP4)
+				return nil, fmt.Errorf("%w: fragmented MP4", ErrBadMP4)
 			}
 			return moov, nil
 		}
 		pos += boxSize
 	}
-	return nil, fmt.Errorf("%w: no moov box", errBadMP4)
+	return nil, fmt.Errorf("%w: no moov box", ErrBadMP4)
 }
 
 // mp4Track is a track being flattened.
@@ -164,14 +164,14 @@ type mp4Track struct {
 	lastDur   uint32 // ms
 }
 
-// mp4Info builds the table and the player's fileInfo from moov (of a
+// mp4Info builds the table and the player's Info from moov (of a
 // file of size bytes): the first H.264/HEVC track and the first AAC track.
-func mp4Info(moov *mp4.MoovBox, size int64) (*fileInfo, error) {
+func mp4Info(moov *mp4.MoovBox, size int64) (*Info, error) {
 	var movieScale uint32 = 1000
 	if moov.Mvhd != nil && moov.Mvhd.Timescale > 0 {
 		movieScale = moov.Mvhd.Timescale
 	}
-	info := &fileInfo{mp4: &mp4Table{size: size}}
+	info := &Info{mp4: &mp4Table{size: size}}
 	meta := amf.ECMAArray{}
 	var vt, at *mp4Track
 	for _, trak := range moov.Traks {
@@ -186,7 +186,7 @@ func mp4Info(moov *mp4.MoovBox, size int64) (*fileInfo, error) {
 			if err := stsd.AvcX.AvcC.DecConfRec.Encode(&b); err != nil {
 				continue
 			}
-			info.seq = append(info.seq, &flv.Tag{Type: flv.TagVideo, Data: append([]byte{0x17, 0, 0, 0, 0}, b.Bytes()...)})
+			info.Seq = append(info.Seq, &flv.Tag{Type: flv.TagVideo, Data: append([]byte{0x17, 0, 0, 0, 0}, b.Bytes()...)})
 			info.mp4.videoHead = []byte{0, 1}
 			meta = append(meta, amf.Property{Key: "videocodecid", Value: 7.0},
 				amf.Property{Key: "width", Value: float64(stsd.AvcX.Width)}, amf.Property{Key: "height", Value: float64(stsd.AvcX.Height)})
@@ -195,14 +195,14 @@ func mp4Info(moov *mp4.MoovBox, size int64) (*fileInfo, error) {
 			if err := stsd.HvcX.HvcC.DecConfRec.Encode(&b); err != nil {
 				continue
 			}
-			info.seq = append(info.seq, &flv.Tag{Type: flv.TagVideo, Data: append([]byte{0x90, 'h', 'v', 'c', '1'}, b.Bytes()...)})
+			info.Seq = append(info.Seq, &flv.Tag{Type: flv.TagVideo, Data: append([]byte{0x90, 'h', 'v', 'c', '1'}, b.Bytes()...)})
 			info.mp4.hevc = true
 			meta = append(meta, amf.Property{Key: "videocodecid", Value: float64(binary.BigEndian.Uint32([]byte("hvc1")))},
 				amf.Property{Key: "width", Value: float64(stsd.HvcX.Width)}, amf.Property{Key: "height", Value: float64(stsd.HvcX.Height)})
 		case at == nil && stsd.Mp4a != nil && stsd.Mp4a.Esds != nil && stsd.Mp4a.Esds.DecConfigDescriptor != nil &&
 			stsd.Mp4a.Esds.DecConfigDescriptor.DecSpecificInfo != nil:
 			asc := stsd.Mp4a.Esds.DecConfigDescriptor.DecSpecificInfo.DecConfig
-			info.seq = append(info.seq, &flv.Tag{Type: flv.TagAudio, Data: append([]byte{0xaf, 0}, asc...)})
+			info.Seq = append(info.Seq, &flv.Tag{Type: flv.TagAudio, Data: append([]byte{0xaf, 0}, asc...)})
 			meta = append(meta, amf.Property{Key: "audiocodecid", Value: 10.0},
 				amf.Property{Key: "audiosamplerate", Value: float64(stsd.Mp4a.SampleRate)},
 				amf.Property{Key: "audiochannels", Value: float64(stsd.Mp4a.ChannelCount)})
@@ -221,7 +221,7 @@ func mp4Info(moov *mp4.MoovBox, size int64) (*fileInfo, error) {
 		}
 	}
 	if vt == nil && at == nil {
-		return nil, fmt.Errorf("%w: no H.264, HEVC or AAC track", errBadMP4)
+		return nil, fmt.Errorf("%w: no H.264, HEVC or AAC track", ErrBadMP4)
 	}
 	// One timeline: shift both tracks so that the earliest starts at 0.
 	var tracks []*mp4Track
@@ -237,7 +237,7 @@ func mp4Info(moov *mp4.MoovBox, size int64) (*fileInfo, error) {
 		for i := range t.samples {
 			ts := int64(t.samples[i].ts) + t.delta + shift
 			if ts < 0 || ts > math.MaxUint32 {
-				return nil, fmt.Errorf("%w: timestamp out of range", errBadMP4)
+				return nil, fmt.Errorf("%w: timestamp out of range", ErrBadMP4)
 			}
 			t.samples[i].ts = uint32(ts)
 		}
@@ -261,14 +261,14 @@ func mp4Info(moov *mp4.MoovBox, size int64) (*fileInfo, error) {
 			}
 		}
 	}
-	info.duration = time.Duration(end) * time.Millisecond
-	meta = append(meta, amf.Property{Key: "duration", Value: info.duration.Seconds()})
+	info.Duration = time.Duration(end) * time.Millisecond
+	meta = append(meta, amf.Property{Key: "duration", Value: info.Duration.Seconds()})
 	if vt != nil && end > 0 && len(vt.samples) > 1 {
 		meta = append(meta, amf.Property{Key: "framerate", Value: math.Round(float64(len(vt.samples))*1e5/float64(end)) / 100})
 	}
 	b, err := amf.Marshal0("onMetaData", meta)
 	if err == nil {
-		info.meta = b
+		info.Meta = b
 	}
 	info.cost = int64(len(tab.samples))*mp4SampleBytes + int64(len(tab.keys))*8
 	return info, nil
@@ -280,19 +280,19 @@ func mp4Info(moov *mp4.MoovBox, size int64) (*fileInfo, error) {
 func flattenTrack(trak *mp4.TrakBox, stbl *mp4.StblBox, video bool, movieScale uint32, fileSize int64) (*mp4Track, error) {
 	scale := trak.Mdia.Mdhd.Timescale
 	if scale == 0 || stbl.Stts == nil || stbl.Stsz == nil || stbl.Stsc == nil || (stbl.Stco == nil && stbl.Co64 == nil) {
-		return nil, fmt.Errorf("%w: incomplete sample tables", errBadMP4)
+		return nil, fmt.Errorf("%w: incomplete sample tables", ErrBadMP4)
 	}
 	n := int(stbl.Stsz.SampleNumber)
 	if stbl.Stsz.SampleUniformSize == 0 && len(stbl.Stsz.SampleSize) != n {
-		return nil, fmt.Errorf("%w: stsz", errBadMP4)
+		return nil, fmt.Errorf("%w: stsz", ErrBadMP4)
 	}
 	if n > maxMP4Samples {
-		return nil, fmt.Errorf("%w: %d samples", errBadMP4, n)
+		return nil, fmt.Errorf("%w: %d samples", ErrBadMP4, n)
 	}
 	// A uniform sample size lists no sizes: n is then only a claim, held
 	// to what the file can contain before a table of n samples is made.
 	if u := int64(stbl.Stsz.SampleUniformSize); u > 0 && int64(n) > fileSize/u {
-		return nil, fmt.Errorf("%w: %d samples of %d bytes in a file of %d", errBadMP4, n, u, fileSize)
+		return nil, fmt.Errorf("%w: %d samples of %d bytes in a file of %d", ErrBadMP4, n, u, fileSize)
 	}
 	t := &mp4Track{video: video, timescale: scale, samples: make([]mp4Sample, n)}
 	ms := func(v int64) int64 { return int64(math.Round(float64(v) * 1000 / float64(scale))) }
@@ -323,7 +323,7 @@ func flattenTrack(trak *mp4.TrakBox, stbl *mp4.StblBox, video bool, movieScale u
 			}
 			v := ms(dts)
 			if v > math.MaxUint32 {
-				return nil, fmt.Errorf("%w: timestamps", errBadMP4)
+				return nil, fmt.Errorf("%w: timestamps", ErrBadMP4)
 			}
 			t.samples[i].ts = uint32(v)
 			dts += d
@@ -332,7 +332,7 @@ func flattenTrack(trak *mp4.TrakBox, stbl *mp4.StblBox, video bool, movieScale u
 		t.lastDur = uint32(min(ms(d), math.MaxUint32))
 	}
 	if i != n {
-		return nil, fmt.Errorf("%w: stts lists %d of %d samples", errBadMP4, i, n)
+		return nil, fmt.Errorf("%w: stts lists %d of %d samples", ErrBadMP4, i, n)
 	}
 	// Composition offsets (EndSampleNr[0] is 0; entry k covers samples
 	// up to EndSampleNr[k] with SampleOffset[k-1]).
@@ -391,12 +391,12 @@ func flattenTrack(trak *mp4.TrakBox, stbl *mp4.StblBox, video bool, movieScale u
 			last = int(entries[e+1].FirstChunk) - 1
 		}
 		if first < 0 || last > nChunks || first > last {
-			return nil, fmt.Errorf("%w: stsc", errBadMP4)
+			return nil, fmt.Errorf("%w: stsc", ErrBadMP4)
 		}
 		for c := first; c < last && s < n; c++ {
 			off, ok := offsets(c)
 			if !ok {
-				return nil, fmt.Errorf("%w: chunk offset", errBadMP4)
+				return nil, fmt.Errorf("%w: chunk offset", ErrBadMP4)
 			}
 			for range entries[e].SamplesPerChunk {
 				if s >= n {
@@ -409,7 +409,7 @@ func flattenTrack(trak *mp4.TrakBox, stbl *mp4.StblBox, video bool, movieScale u
 		}
 	}
 	if s != n {
-		return nil, fmt.Errorf("%w: chunks hold %d of %d samples", errBadMP4, s, n)
+		return nil, fmt.Errorf("%w: chunks hold %d of %d samples", ErrBadMP4, s, n)
 	}
 	return t, nil
 }
@@ -443,14 +443,14 @@ type mp4Source struct {
 		io.ReaderAt
 		io.Closer
 	}
-	info *fileInfo
+	info *Info
 	tab  *mp4Table
 	pos  int // next sample
 }
 
-func (s *mp4Source) fileInfo() *fileInfo { return s.info }
+func (s *mp4Source) Info() *Info { return s.info }
 
-func (s *mp4Source) seek(ms int64) (int64, bool, error) {
+func (s *mp4Source) SeekKeyframe(ms int64) (int64, bool, error) {
 	keys := s.tab.keys
 	i := sort.Search(len(keys), func(i int) bool { return int64(s.tab.samples[keys[i]].ts) > ms })
 	if ms <= 0 || i == 0 {
@@ -461,13 +461,13 @@ func (s *mp4Source) seek(ms int64) (int64, bool, error) {
 	return int64(s.tab.samples[s.pos].ts), true, nil
 }
 
-func (s *mp4Source) next() (*flv.Tag, error) {
+func (s *mp4Source) Next() (*flv.Tag, error) {
 	if s.pos >= len(s.tab.samples) {
 		return nil, io.EOF
 	}
 	smp := s.tab.samples[s.pos]
 	if smp.size > maxSampleSize {
-		return nil, fmt.Errorf("%w: sample of %d bytes", errBadMP4, smp.size)
+		return nil, fmt.Errorf("%w: sample of %d bytes", ErrBadMP4, smp.size)
 	}
 	if smp.offset+int64(smp.size) > s.tab.size {
 		return nil, io.ErrUnexpectedEOF // the file ends inside the sample: nothing to allocate for
@@ -505,4 +505,4 @@ func (s *mp4Source) next() (*flv.Tag, error) {
 	return &flv.Tag{Type: typ, Timestamp: smp.ts, Data: data}, nil
 }
 
-func (s *mp4Source) close() { s.f.Close() }
+func (s *mp4Source) Close() { s.f.Close() }

@@ -1,4 +1,4 @@
-package session
+package vod
 
 import (
 	"encoding/binary"
@@ -74,17 +74,17 @@ func checkHVCC(p []byte) error {
 	pos := fixed
 	for a := range int(p[fixed-1]) {
 		if pos+3 > len(p) {
-			return fmt.Errorf("%w: hvcC declares %d NAL unit arrays, its box ends in array %d", errBadMP4, p[fixed-1], a)
+			return fmt.Errorf("%w: hvcC declares %d NAL unit arrays, its box ends in array %d", ErrBadMP4, p[fixed-1], a)
 		}
 		n := int(binary.BigEndian.Uint16(p[pos+1:]))
 		pos += 3
 		for i := range n {
 			if pos+2 > len(p) {
-				return fmt.Errorf("%w: hvcC array %d declares %d NAL units, its box ends in unit %d", errBadMP4, a, n, i)
+				return fmt.Errorf("%w: hvcC array %d declares %d NAL units, its box ends in unit %d", ErrBadMP4, a, n, i)
 			}
 			pos += 2 + int(binary.BigEndian.Uint16(p[pos:]))
 			if pos > len(p) {
-				return fmt.Errorf("%w: hvcC array %d: NAL unit %d passes the end of its box", errBadMP4, a, i)
+				return fmt.Errorf("%w: hvcC array %d: NAL unit %d passes the end of its box", ErrBadMP4, a, i)
 			}
 		}
 	}

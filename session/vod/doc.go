@@ -1,0 +1,31 @@
+// Package vod holds the recorded streams on disk: FLV and MP4 stream
+// files in the FMS layout, <DataDir>/<app>/streams/<instance>/<name>.flv,
+// read as FLV tags for players, and the registry of the files being
+// recorded.
+//
+// The data path of a play: file → index → source → tags.
+//
+//	play name ─Store.Find─► File ─Store.Open─► Source ─Next─► FLV tags … io.EOF
+//	                                  │
+//	                  Info, built once per file version and kept in the
+//	                  Store: the keyframe index (FLV) or the sample table
+//	                  (MP4), onMetaData, the sequence headers;
+//	                  Source.SeekKeyframe starts from it
+//
+// FileName maps a play name to a file name and Kind: "name" and
+// "flv:name" are name.flv, "mp4:name.ext" an MP4 file. The Info of a file
+// is rebuilt when its size or modification time changes, and the Store
+// keeps it for later players within a bound in files and bytes. An MP4
+// file's moov box is flattened once into one list of samples; its Source
+// reads each sample from the file and hands it on in its FLV form (AVC
+// and AAC as legacy FLV tags, HEVC as Enhanced RTMP).
+//
+// A recording takes its path from Store.PrepareRecording, holds the file
+// with Store.Register while it writes through OpenWriter, and players of a
+// file that Store.IsRecording follow its end. Every path the Store hands
+// out stays in the data dir, symbolic links resolved.
+//
+// The package knows files, not clients: pacing, statuses and what is
+// recorded are the session core's. It never starts goroutines; its only
+// log line is a debug line per file indexed.
+package vod
