@@ -2,6 +2,8 @@ package session
 
 import (
 	"sync"
+
+	"github.com/rtmphub/rtmphub/session/sharedobject"
 )
 
 // Instance is a running application instance (rtmp://host/app/instance):
@@ -15,13 +17,13 @@ type Instance struct {
 	clients map[uint64]*Client
 	streams map[string]*Stream
 
-	appl Application // rpc.go
-	so   soSpace     // sharedobject.go
+	appl Application            // rpc.go
+	so   *sharedobject.Registry // so_client.go
 }
 
 func newInstance(s *Server, app, name string) *Instance {
 	in := &Instance{srv: s, app: app, name: name, clients: make(map[uint64]*Client), streams: make(map[string]*Stream)}
-	in.so.in = in
+	in.so = sharedobject.NewRegistry(s.soConfig(), app, name, s.log)
 	if s.cfg.Application != nil {
 		in.appl = s.cfg.Application(app, name)
 		if st, ok := in.appl.(InstanceStarter); ok {
@@ -51,7 +53,7 @@ func (in *Instance) removeClient(c *Client) {
 func (in *Instance) idle() bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return len(in.clients) == 0 && len(in.streams) == 0 && in.so.idle()
+	return len(in.clients) == 0 && len(in.streams) == 0 && in.so.Len() == 0
 }
 
 // withStream runs fn on the live stream called name, created if needed,
