@@ -14,6 +14,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/live"
 	"github.com/rtmphub/rtmphub/session/outqueue"
+	"github.com/rtmphub/rtmphub/session/sharedobject"
 )
 
 // Client is one connected peer: its identity as FMS reports it, its
@@ -55,10 +56,10 @@ type Client struct {
 	closeOnce sync.Once
 	reason    error
 
-	rpc       rpcState                 // server-to-client calls (rpc.go)
-	idle      idleState                // Config.ClientIdleTimeout (idle.go)
-	bwRunning atomic.Bool              // a bandwidth check runs (bwcheck.go)
-	sos       map[string]*SharedObject // used shared objects, reader goroutine only
+	rpc       rpcState                    // server-to-client calls (rpc.go)
+	idle      idleState                   // Config.ClientIdleTimeout (idle.go)
+	bwRunning atomic.Bool                 // a bandwidth check runs (bwcheck.go)
+	sos       *sharedobject.Subscriptions // shared objects in use (so_client.go), reader goroutine only
 
 	// FMS readAccess / writeAccess (access.go); nil is "/".
 	readACL, writeACL atomic.Pointer[accessList]

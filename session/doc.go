@@ -25,7 +25,7 @@
 // Calls a client makes that the core does not answer go to the instance's
 // Application (rpc.go); the server calls clients back with Client.Call,
 // whose transactions are tracked per connection, and Instance.Broadcast.
-// Remote shared objects (sharedobject.go, so_store.go) are kept per
+// Remote shared objects (package sharedobject, so_client.go) are kept per
 // instance, synced to subscribers in batches, one message per subscriber
 // per sync interval, through the same never-dropping queue as commands;
 // persistent ones are written atomically under the data folder.

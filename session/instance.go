@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/rtmphub/rtmphub/session/live"
+	"github.com/rtmphub/rtmphub/session/sharedobject"
 )
 
 // Instance is a running application instance (rtmp://host/app/instance):
@@ -17,13 +18,13 @@ type Instance struct {
 	clients map[uint64]*Client
 	streams map[string]*live.Stream
 
-	appl Application // rpc.go
-	so   soSpace     // sharedobject.go
+	appl Application            // rpc.go
+	so   *sharedobject.Registry // so_client.go
 }
 
 func newInstance(s *Server, app, name string) *Instance {
 	in := &Instance{srv: s, app: app, name: name, clients: make(map[uint64]*Client), streams: make(map[string]*live.Stream)}
-	in.so.in = in
+	in.so = sharedobject.NewRegistry(s.soConfig(), app, name, s.log)
 	if s.cfg.Application != nil {
 		in.appl = s.cfg.Application(app, name)
 		if st, ok := in.appl.(InstanceStarter); ok {
@@ -53,7 +54,7 @@ func (in *Instance) removeClient(c *Client) {
 func (in *Instance) idle() bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return len(in.clients) == 0 && len(in.streams) == 0 && in.so.idle()
+	return len(in.clients) == 0 && len(in.streams) == 0 && in.so.Len() == 0
 }
 
 // withStream runs fn on the live stream called name, created if needed,

@@ -124,33 +124,6 @@ func rejectInfo(desc string, appInfo any) amf.Object {
 	return o
 }
 
-// SOSendHook is told of a client's SendMessage on a shared object (after
-// it went to the subscribers), on the client's reader goroutine; it must
-// not block for long.
-type SOSendHook func(c *Client, handler string, args []any)
-
-// SetSendHook installs the hook told of clients' SendMessage (nil: none).
-func (so *SharedObject) SetSendHook(h SOSendHook) {
-	so.mu.Lock()
-	so.sendHk = h
-	so.mu.Unlock()
-}
-
-func (so *SharedObject) callSendHook(c *Client, handler string, args []any) {
-	so.mu.Lock()
-	h := so.sendHk
-	so.mu.Unlock()
-	if h == nil {
-		return
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			c.log.Error("shared object send hook panicked", "so", so.name, "panic", r)
-		}
-	}()
-	h(c, handler, args)
-}
-
 // ServerPublisher publishes a live stream of an instance from the server
 // side (a script's Stream): players see it as any live stream. It never
 // takes over a client's publication nor is taken over by one.

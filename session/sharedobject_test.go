@@ -13,6 +13,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sharedobject"
 )
 
 // soState is a subscriber's copy of a shared object, as a Flash client
@@ -240,7 +241,7 @@ func TestSharedObjectServerAPIAndHook(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer so.Release()
-	so.SetChangeHook(func(ch *session.SOChange) error {
+	so.SetChangeHook(func(ch *sharedobject.Change) error {
 		switch ch.Key {
 		case "locked":
 			return os.ErrPermission

@@ -423,17 +423,10 @@ func (s *Server) SharedObjects() []SharedObjectView {
 	s.mu.Unlock()
 	out := []SharedObjectView{}
 	for _, in := range ins {
-		in.so.mu.Lock()
-		sos := make([]*SharedObject, 0, len(in.so.sos))
-		for _, so := range in.so.sos {
-			sos = append(sos, so)
-		}
-		in.so.mu.Unlock()
-		for _, so := range sos {
-			so.mu.Lock()
-			out = append(out, SharedObjectView{App: in.app, Instance: in.name, Name: so.name, Persistent: so.persistent,
-				Version: so.version, Subscribers: len(so.subs), Size: so.size})
-			so.mu.Unlock()
+		for _, so := range in.so.Objects() {
+			i := so.Info()
+			out = append(out, SharedObjectView{App: in.app, Instance: in.name, Name: i.Name, Persistent: i.Persistent,
+				Version: i.Version, Subscribers: i.Subscribers, Size: i.Size})
 		}
 	}
 	slices.SortFunc(out, func(a, b SharedObjectView) int {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/dop251/goja"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sharedobject"
 )
 
 // Config configures the script runtime. Zero values mean the defaults.
@@ -126,7 +127,7 @@ type clientState struct {
 }
 
 type soState struct {
-	so  *session.SharedObject
+	so  *sharedobject.Object
 	obj *goja.Object
 }
 

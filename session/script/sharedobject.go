@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
-	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sharedobject"
 )
 
 // soBuiltins are SharedObject methods a client's send may not call.
@@ -43,7 +43,7 @@ func (a *App) setupSharedObject() {
 		a.hookSO(st)
 		return st.obj
 	})
-	self := func(this goja.Value) *session.SharedObject {
+	self := func(this goja.Value) *sharedobject.Object {
 		o, ok := this.(*goja.Object)
 		if !ok || a.soByObj[o] == nil {
 			panic(vm.NewTypeError("not an open SharedObject"))
@@ -149,7 +149,7 @@ func (a *App) setupSharedObject() {
 // hookSO routes clients' changes to onSync and clients' sends to the
 // object's handler methods, on the loop.
 func (a *App) hookSO(st *soState) {
-	st.so.SetChangeHook(func(ch *session.SOChange) error {
+	st.so.SetChangeHook(func(ch *sharedobject.Change) error {
 		key, val, remove := ch.Key, ch.Value, ch.Remove
 		var old any
 		if v, ok := st.so.Get(key); ok {
@@ -161,7 +161,7 @@ func (a *App) hookSO(st *soState) {
 		}
 		return nil
 	})
-	st.so.SetSendHook(func(_ *session.Client, handler string, args []any) {
+	st.so.SetSendHook(func(_ sharedobject.Member, handler string, args []any) {
 		if soBuiltins[handler] {
 			return
 		}

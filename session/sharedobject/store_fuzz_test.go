@@ -1,4 +1,4 @@
-package session
+package sharedobject
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 // writer (snapshotLocked).
 func soFile(tb testing.TB, version uint32, props map[string]soValue) []byte {
 	tb.Helper()
-	so := &SharedObject{version: version, props: props}
+	so := &Object{version: version, props: props}
 	for k, v := range props {
 		so.size += len(k) + len(v.raw)
 	}

@@ -1,4 +1,4 @@
-package session
+package sharedobject
 
 import (
 	"encoding/binary"
@@ -37,8 +37,8 @@ import (
 const soFileMagic = "RHSO\x01"
 
 // path is the file of persistent object name.
-func (sp *soSpace) path(name string) string {
-	return filepath.Join(sp.cfg().DataDir, sp.in.app, "sharedobjects", filepath.FromSlash(sp.in.name), filepath.FromSlash(name)+".fso")
+func (r *Registry) path(name string) string {
+	return filepath.Join(r.cfg.DataDir, r.app, "sharedobjects", filepath.FromSlash(r.instance), filepath.FromSlash(name)+".fso")
 }
 
 func fileExists(p string) bool {
@@ -49,14 +49,14 @@ func fileExists(p string) bool {
 // confined checks that the object's file, through any symbolic links on
 // the way (a linked sharedobjects/<instance> folder), stays in the data
 // folder: the rule of recordings (confine.Path). The error names the link.
-func (so *SharedObject) confined() error {
-	_, err := confine.Path(so.sp.cfg().DataDir, so.path)
+func (so *Object) confined() error {
+	_, err := confine.Path(so.reg.cfg.DataDir, so.path)
 	return err
 }
 
 // load reads the object's file, if any; leftover temporary files of an
 // interrupted save are removed.
-func (so *SharedObject) load() error {
+func (so *Object) load() error {
 	if err := so.confined(); err != nil {
 		if errors.Is(err, fs.ErrNotExist) { // no data folder yet: no file
 			return nil
@@ -140,7 +140,7 @@ func decodeSOFile(b []byte) (uint32, map[string]soValue, error) {
 }
 
 // snapshotLocked encodes the object's file.
-func (so *SharedObject) snapshotLocked() []byte {
+func (so *Object) snapshotLocked() []byte {
 	b := make([]byte, 0, len(soFileMagic)+12+so.size+len(so.props)*7)
 	b = append(b, soFileMagic...)
 	b = binary.BigEndian.AppendUint32(b, so.version)
@@ -161,7 +161,7 @@ func (so *SharedObject) snapshotLocked() []byte {
 }
 
 // saveNow writes the object if it changed since it was last written.
-func (so *SharedObject) saveNow() error {
+func (so *Object) saveNow() error {
 	so.saveMu.Lock()
 	defer so.saveMu.Unlock()
 	so.mu.Lock()
@@ -174,7 +174,7 @@ func (so *SharedObject) saveNow() error {
 	so.dirty = false
 	so.mu.Unlock()
 
-	err := os.MkdirAll(so.sp.cfg().DataDir, 0o755)
+	err := os.MkdirAll(so.reg.cfg.DataDir, 0o755)
 	if err == nil {
 		err = so.confined()
 	}
@@ -185,7 +185,7 @@ func (so *SharedObject) saveNow() error {
 		so.mu.Lock()
 		so.dirty = true
 		so.mu.Unlock()
-		so.sp.in.srv.log.Error("saving shared object", "app", so.sp.in.app, "instance", so.sp.in.name, "so", so.name, "err", err.Error())
+		so.reg.log.Error("saving shared object", "app", so.reg.app, "instance", so.reg.instance, "so", so.name, "err", err.Error())
 		return err
 	}
 	so.saved, so.savedVer = true, ver

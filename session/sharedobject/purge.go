@@ -1,4 +1,4 @@
-package session
+package sharedobject
 
 import "slices"
 
@@ -7,11 +7,11 @@ import "slices"
 // FMS keeps a deleted property, with the version it was deleted at, until
 // it is purged (SharedObject.purge(version), or resyncDepth), so that a
 // client resynchronizing from an older version can be told of the
-// deletion. A SharedObject keeps the same record: a removed slot is kept
+// deletion. An Object keeps the same record: a removed slot is kept
 // as deleted at the version of the sync that carries its removal (one
 // more than the version when it was removed), until Purge drops it, the
 // slot is set again, or Clear runs. The record is bounded by
-// Config.MaxSOProperties (past it, deletions already synced are dropped
+// Config.MaxProperties (past it, deletions already synced are dropped
 // first) and is not kept in a persistent object's file.
 //
 // This server resynchronizes every Use with Clear and the whole object, so
@@ -19,18 +19,18 @@ import "slices"
 // DeletedVersion shows it.
 
 // markDeletedLocked records key as deleted by the coming sync.
-func (so *SharedObject) markDeletedLocked(key string) {
+func (so *Object) markDeletedLocked(key string) {
 	if so.deleted == nil {
 		so.deleted = make(map[string]uint32)
 	}
-	if _, ok := so.deleted[key]; !ok && len(so.deleted) >= so.sp.cfg().MaxSOProperties {
+	if _, ok := so.deleted[key]; !ok && len(so.deleted) >= so.reg.cfg.MaxProperties {
 		// Full: drop the deletions clients already have.
 		for k, v := range so.deleted {
 			if v <= so.version {
 				delete(so.deleted, k)
 			}
 		}
-		if len(so.deleted) >= so.sp.cfg().MaxSOProperties {
+		if len(so.deleted) >= so.reg.cfg.MaxProperties {
 			return // all of this interval: this one goes unrecorded
 		}
 	}
@@ -40,11 +40,11 @@ func (so *SharedObject) markDeletedLocked(key string) {
 // Purge drops the deleted slots whose deletion is older than version
 // (deleted at a version below it), as FMS's SharedObject.purge does, and
 // returns how many it dropped.
-func (so *SharedObject) Purge(version uint32) (int, error) {
+func (so *Object) Purge(version uint32) (int, error) {
 	so.mu.Lock()
 	defer so.mu.Unlock()
 	if so.closed {
-		return 0, ErrSOClosed
+		return 0, ErrClosed
 	}
 	n := 0
 	for k, v := range so.deleted {
@@ -58,7 +58,7 @@ func (so *SharedObject) Purge(version uint32) (int, error) {
 
 // DeletedVersion returns the version key was deleted at, if it is a
 // deleted slot not yet purged.
-func (so *SharedObject) DeletedVersion(key string) (uint32, bool) {
+func (so *Object) DeletedVersion(key string) (uint32, bool) {
 	so.mu.Lock()
 	defer so.mu.Unlock()
 	v, ok := so.deleted[key]
@@ -66,7 +66,7 @@ func (so *SharedObject) DeletedVersion(key string) (uint32, bool) {
 }
 
 // DeletedNames returns the deleted slots not yet purged, sorted.
-func (so *SharedObject) DeletedNames() []string {
+func (so *Object) DeletedNames() []string {
 	so.mu.Lock()
 	defer so.mu.Unlock()
 	names := make([]string, 0, len(so.deleted))
