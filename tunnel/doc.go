@@ -35,5 +35,6 @@
 //     DialQUIC; certificate pins and the self-signed certificate);
 //     quic_roqr.go, quic_roqr_datagram.go: RoQR, RTMP messages framed on
 //     QUIC streams and DATAGRAMs.
-//   - deadline.go: the deadlines of the package's virtual connections.
+//   - vconn.go: what the package's virtual connections share (signal,
+//     net-style errors); their deadlines are in internal/deadline.
 package tunnel

@@ -354,7 +354,7 @@ func (c *RoQRConn) keepWbuf(b []byte) {
 // SetReadDeadline bounds ReadMessage.
 func (c *RoQRConn) SetReadDeadline(t time.Time) error {
 	if c.dg != nil {
-		c.dg.rdl.set(t)
+		c.dg.rdl.Set(t)
 		return nil
 	}
 	return c.str.SetReadDeadline(t)
