@@ -1,4 +1,4 @@
-package tunnel
+package rtmpquic
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtmphub/rtmphub/tunnel"
 )
 
 // quicServer listens on loopback with a self-signed certificate made in a
@@ -52,7 +54,7 @@ func quicServer(t *testing.T, h func(net.Conn)) (ln *QUICListener, url, pin stri
 			t.Error("accept loop did not end")
 		}
 	})
-	return ln, "quic://" + ln.Addr().String(), Fingerprint(cert.Certificate[0])
+	return ln, "quic://" + ln.Addr().String(), tunnel.Fingerprint(cert.Certificate[0])
 }
 
 func quicEcho(c net.Conn) {

@@ -1,4 +1,4 @@
-package tunnel
+package rtmpquic
 
 // RoQR: RTMP messages framed directly on QUIC (ALPN "roqr"), after the
 // public draft "RTMP over QUIC" (draft-gregoire-rtmp-over-quic). There is

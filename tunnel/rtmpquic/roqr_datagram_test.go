@@ -1,4 +1,4 @@
-package tunnel
+package rtmpquic
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/tunnel"
 )
 
 // roqrServer listens for RoQR on loopback and hands out its clients.
@@ -51,7 +52,7 @@ func roqrServer(t *testing.T, datagrams bool) (ln *QUICListener, pin string, con
 			c.Close()
 		}
 	})
-	return ln, Fingerprint(cert.Certificate[0]), ch
+	return ln, tunnel.Fingerprint(cert.Certificate[0]), ch
 }
 
 func acceptRoQR(t *testing.T, conns <-chan *RoQRConn) *RoQRConn {

@@ -1,4 +1,4 @@
-package tunnel
+package rtmpquic
 
 // The RoQR datagram profile: media a decoder can lose in QUIC DATAGRAMs,
 // everything else on the stream (see the comment at the top of

@@ -1,4 +1,4 @@
-package tunnel
+package rtmpquic
 
 // RTMP over QUIC, byte-stream mapping ("rtmpq").
 //
@@ -23,11 +23,14 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/rtmphub/rtmphub/tunnel"
 )
 
 // QUICALPN is the TLS application protocol of the byte-stream mapping.
@@ -566,7 +569,7 @@ func dialQUICStream(ctx context.Context, rawURL, scheme, alpn string, opts QUICD
 	if port == "" {
 		port = "1935"
 	}
-	tc, err := ClientTLSConfig(u.Hostname(), opts.Insecure, opts.PinSHA256, opts.TLSConfig)
+	tc, err := tunnel.ClientTLSConfig(u.Hostname(), opts.Insecure, opts.PinSHA256, opts.TLSConfig)
 	if err != nil {
 		return fail(err)
 	}
@@ -601,3 +604,13 @@ func dialQUICStream(ctx context.Context, rawURL, scheme, alpn string, opts QUICD
 	}
 	return qc, str, udp, tr, nil
 }
+
+// opError wraps err as the net package does, so that callers testing for
+// net.Error, os.ErrDeadlineExceeded or net.ErrClosed find what they expect.
+func opError(op, network string, addr net.Addr, err error) error {
+	return &net.OpError{Op: op, Net: network, Addr: addr, Err: err}
+}
+
+// errTimeout is returned by reads and writes whose deadline has passed; it
+// is a net.Error with Timeout() true.
+var errTimeout = os.ErrDeadlineExceeded
