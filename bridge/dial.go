@@ -26,7 +26,7 @@ type DialConfig struct {
 	// Timeout bounds the connection set-up (default 10s).
 	Timeout time.Duration
 	// QUIC tunes quic:// connections.
-	QUIC rtmpquic.QUICConfig
+	QUIC rtmpquic.Config
 }
 
 // NewDialer checks cfg and returns the function that dials it.
@@ -77,8 +77,8 @@ func NewDialer(cfg DialConfig) (DialFunc, error) {
 		return func(ctx context.Context) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 			defer cancel()
-			return rtmpquic.DialQUIC(ctx, raw, rtmpquic.QUICDialOptions{
-				Insecure: cfg.Insecure, PinSHA256: cfg.PinSHA256, QUICConfig: cfg.QUIC})
+			return rtmpquic.Dial(ctx, raw, rtmpquic.DialOptions{
+				Insecure: cfg.Insecure, PinSHA256: cfg.PinSHA256, Config: cfg.QUIC})
 		}, nil
 	}
 	return nil, fmt.Errorf("bad url %q: scheme must be rtmp, rtmps, rtmpt, rtmpts, quic or roqr", cfg.URL)

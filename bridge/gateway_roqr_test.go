@@ -31,8 +31,8 @@ func startRoQRGateway(t *testing.T, g *Gateway, datagrams bool) (addr, pin strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := rtmpquic.ListenQUIC("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
-		rtmpquic.QUICConfig{IdleTimeout: 5 * time.Second, RoQR: true, RoQRDatagrams: datagrams})
+	ln, err := rtmpquic.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
+		rtmpquic.Config{IdleTimeout: 5 * time.Second, RoQR: true, RoQRDatagrams: datagrams})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func startRoQRGateway(t *testing.T, g *Gateway, datagrams bool) (addr, pin strin
 func startRoQRBridge(t *testing.T, addr, pin string, datagrams bool) string {
 	t.Helper()
 	dial, err := NewRoQRDialer(DialConfig{URL: "roqr://" + addr, PinSHA256: pin, Timeout: 5 * time.Second,
-		QUIC: rtmpquic.QUICConfig{RoQRDatagrams: datagrams}})
+		QUIC: rtmpquic.Config{RoQRDatagrams: datagrams}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func dialRoQR(t *testing.T, addr, pin string) *rtmpquic.RoQRConn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rc, err := rtmpquic.DialRoQR(ctx, "roqr://"+addr, rtmpquic.QUICDialOptions{PinSHA256: pin})
+	rc, err := rtmpquic.DialRoQR(ctx, "roqr://"+addr, rtmpquic.DialOptions{PinSHA256: pin})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,8 +35,8 @@ func NewRoQRDialer(cfg DialConfig) (RoQRDialFunc, error) {
 	return func(ctx context.Context) (*rtmpquic.RoQRConn, error) {
 		ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
-		return rtmpquic.DialRoQR(ctx, raw, rtmpquic.QUICDialOptions{
-			Insecure: cfg.Insecure, PinSHA256: cfg.PinSHA256, QUICConfig: cfg.QUIC})
+		return rtmpquic.DialRoQR(ctx, raw, rtmpquic.DialOptions{
+			Insecure: cfg.Insecure, PinSHA256: cfg.PinSHA256, Config: cfg.QUIC})
 	}, nil
 }
 

@@ -23,8 +23,8 @@ func TestBridgeRoQRDatagrams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := rtmpquic.ListenQUIC("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
-		rtmpquic.QUICConfig{IdleTimeout: 5 * time.Second, RoQR: true, RoQRDatagrams: true})
+	ln, err := rtmpquic.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
+		rtmpquic.Config{IdleTimeout: 5 * time.Second, RoQR: true, RoQRDatagrams: true})
 	if err != nil {
 		t.Fatal(err)
 	}

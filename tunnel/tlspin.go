@@ -17,7 +17,7 @@ import (
 )
 
 // Fingerprint is the SHA-256 of a certificate's DER encoding, in hex: what
-// clients pin (DialQUIC's PinSHA256, rtmphub bridge --pin).
+// clients pin (rtmpquic.DialOptions.PinSHA256, rtmphub bridge --pin).
 func Fingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
 	return hex.EncodeToString(sum[:])

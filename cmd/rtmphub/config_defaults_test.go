@@ -104,7 +104,7 @@ func checkLibraryDefaults(t *testing.T, libs *libraries) {
 	t.Helper()
 	diffFields(t, "session.Config", libs.session.WithDefaults(), session.DefaultConfig())
 	diffFields(t, "tunnel.Config", libs.tunnel.WithDefaults(), tunnel.DefaultConfig())
-	diffFields(t, "rtmpquic.QUICConfig", libs.quic.WithDefaults(), rtmpquic.DefaultQUICConfig(), "MaxMessageSize", "RoQRDatagrams")
+	diffFields(t, "rtmpquic.Config", libs.quic.WithDefaults(), rtmpquic.DefaultConfig(), "MaxMessageSize", "RoQRDatagrams")
 	diffFields(t, "script.Config", libs.script.WithDefaults(), script.DefaultConfig())
 	diffFields(t, "bridge.GatewayConfig", libs.gateway.WithDefaults(), bridge.DefaultGatewayConfig(), "StallTimeout")
 }

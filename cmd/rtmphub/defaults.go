@@ -17,7 +17,7 @@ import (
 type libraries struct {
 	session session.Config
 	tunnel  tunnel.Config
-	quic    rtmpquic.QUICConfig
+	quic    rtmpquic.Config
 	script  script.Config
 	gateway bridge.GatewayConfig
 }
@@ -42,7 +42,7 @@ func defaultConfig() *config {
 	libs := &libraries{
 		session: session.DefaultConfig(),
 		tunnel:  tunnel.DefaultConfig(),
-		quic:    rtmpquic.DefaultQUICConfig(),
+		quic:    rtmpquic.DefaultConfig(),
 		script:  script.DefaultConfig(),
 		gateway: bridge.DefaultGatewayConfig(),
 	}

@@ -56,7 +56,7 @@ func connHandlers(cfg *config, gcfg bridge.GatewayConfig, srv *session.Server, l
 // address cannot be bound). Its certificate is the configured one, or a
 // self-signed one kept in the data dir; the SHA-256 fingerprint is
 // logged for clients to pin.
-func listenQUIC(cfg *config, qcfg rtmpquic.QUICConfig, tlsCfg *tls.Config, log *slog.Logger) (*rtmpquic.QUICListener, error) {
+func listenQUIC(cfg *config, qcfg rtmpquic.Config, tlsCfg *tls.Config, log *slog.Logger) (*rtmpquic.Listener, error) {
 	if cfg.QUICAddr == "" {
 		return nil, nil
 	}
@@ -77,25 +77,25 @@ func listenQUIC(cfg *config, qcfg rtmpquic.QUICConfig, tlsCfg *tls.Config, log *
 	}
 	qcfg.RoQR = true
 	qcfg.Logger = log
-	ln, err := rtmpquic.ListenQUIC(cfg.QUICAddr, qtls, qcfg)
+	ln, err := rtmpquic.Listen(cfg.QUICAddr, qtls, qcfg)
 	if err != nil {
 		if cfg.isExplicit(&cfg.QUICAddr) || !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("%s %s: %w", setting, cfg.QUICAddr, err)
 		}
-		log.Warn("default QUIC port not available; QUIC is off", "transport", rtmpquic.QUICProtocol, "addr", cfg.QUICAddr, "err", err.Error())
+		log.Warn("default QUIC port not available; QUIC is off", "transport", rtmpquic.Protocol, "addr", cfg.QUICAddr, "err", err.Error())
 		return nil, nil
 	}
 	// RoQR clients are served in gateway mode too: the gateway relays
 	// their messages over its own RTMP connection to the origin.
-	alpn := rtmpquic.QUICALPN + "," + rtmpquic.RoQRALPN
-	log.Info("listening", "transport", rtmpquic.QUICProtocol, "addr", ln.Addr().String(), "alpn", alpn, "roqr_datagrams", cfg.RoQRDatagrams)
+	alpn := rtmpquic.ALPN + "," + rtmpquic.RoQRALPN
+	log.Info("listening", "transport", rtmpquic.Protocol, "addr", ln.Addr().String(), "alpn", alpn, "roqr_datagrams", cfg.RoQRDatagrams)
 	return ln, nil
 }
 
 // serveQUIC serves ln's RTMP connections with h.conn, and its RoQR
 // clients with h.roqr, until ctx ends; the channel closes once every
 // connection has ended.
-func serveQUIC(ctx context.Context, ln *rtmpquic.QUICListener, h handlers, log *slog.Logger) <-chan struct{} {
+func serveQUIC(ctx context.Context, ln *rtmpquic.Listener, h handlers, log *slog.Logger) <-chan struct{} {
 	done := make(chan struct{})
 	if ln == nil {
 		close(done)
@@ -119,7 +119,7 @@ func serveQUIC(ctx context.Context, ln *rtmpquic.QUICListener, h handlers, log *
 	}()
 	go func() {
 		defer close(done)
-		err := tunnel.Serve(ctx, ln, rtmpquic.QUICProtocol, log, func(ctx context.Context, nc net.Conn, proto string) {
+		err := tunnel.Serve(ctx, ln, rtmpquic.Protocol, log, func(ctx context.Context, nc net.Conn, proto string) {
 			h.conn(ctx, nc, tunnel.Info{Protocol: proto})
 		})
 		ln.Close() // idempotent: ends the RoQR accept loop too
