@@ -65,7 +65,7 @@ type Config struct {
 	MaxMessageSize int
 	// RoQRDatagrams offers the QUIC DATAGRAM extension on RoQR
 	// connections; where the peer offers it too, media a decoder can
-	// lose travels in datagrams (see quic_roqr.go).
+	// lose travels in datagrams (see roqr.go).
 	RoQRDatagrams bool
 
 	Logger *slog.Logger

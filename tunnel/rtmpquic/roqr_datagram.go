@@ -2,7 +2,7 @@ package rtmpquic
 
 // The RoQR datagram profile: media a decoder can lose in QUIC DATAGRAMs,
 // everything else on the stream (see the comment at the top of
-// quic_roqr.go for the rules).
+// roqr.go for the rules).
 
 import (
 	"context"
