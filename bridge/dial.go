@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
 )
 
 // DialFunc opens one connection carrying RTMP bytes to a hub or origin.
@@ -25,7 +26,7 @@ type DialConfig struct {
 	// Timeout bounds the connection set-up (default 10s).
 	Timeout time.Duration
 	// QUIC tunes quic:// connections.
-	QUIC tunnel.QUICConfig
+	QUIC rtmpquic.Config
 }
 
 // NewDialer checks cfg and returns the function that dials it.
@@ -76,8 +77,8 @@ func NewDialer(cfg DialConfig) (DialFunc, error) {
 		return func(ctx context.Context) (net.Conn, error) {
 			ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 			defer cancel()
-			return tunnel.DialQUIC(ctx, raw, tunnel.QUICDialOptions{
-				Insecure: cfg.Insecure, PinSHA256: cfg.PinSHA256, QUICConfig: cfg.QUIC})
+			return rtmpquic.Dial(ctx, raw, rtmpquic.DialOptions{
+				Insecure: cfg.Insecure, PinSHA256: cfg.PinSHA256, Config: cfg.QUIC})
 		}, nil
 	}
 	return nil, fmt.Errorf("bad url %q: scheme must be rtmp, rtmps, rtmpt, rtmpts, quic or roqr", cfg.URL)

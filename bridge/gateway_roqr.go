@@ -6,7 +6,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/rtmp"
 	"github.com/rtmphub/rtmphub/rtmp/message"
-	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
 )
 
 // A RoQR client carries whole messages, not RTMP bytes, so the gateway
@@ -72,9 +72,9 @@ func fromOrigin(m *message.Message) bool {
 // rc and closes it. When the client ends, the origin's last replies get
 // Linger to come; when the origin ends or fails, the client is closed at
 // once (what was written to it is still delivered).
-func (g *Gateway) ServeRoQR(ctx context.Context, rc *tunnel.RoQRConn, remoteIP string) {
+func (g *Gateway) ServeRoQR(ctx context.Context, rc *rtmpquic.RoQRConn, remoteIP string) {
 	start := time.Now()
-	log := g.log.With("proto", tunnel.RoQRProtocol, "gw", g.ids.Add(1), "client", rc.RemoteAddr().String())
+	log := g.log.With("proto", rtmpquic.RoQRProtocol, "gw", g.ids.Add(1), "client", rc.RemoteAddr().String())
 	nc, err := g.dial(ctx, clientAddr(rc.RemoteAddr(), remoteIP), log)
 	if err != nil {
 		rc.Close()

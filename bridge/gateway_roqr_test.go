@@ -20,18 +20,19 @@ import (
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/session/sessiontest"
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
 )
 
 // startRoQRGateway serves RoQR on a loopback QUIC port with g until the
 // test ends and returns the address and the certificate's fingerprint.
 func startRoQRGateway(t *testing.T, g *Gateway, datagrams bool) (addr, pin string) {
 	t.Helper()
-	cert, _, err := tunnel.LoadOrCreateSelfSigned(t.TempDir())
+	cert, _, err := rtmpquic.LoadOrCreateSelfSigned(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tunnel.ListenQUIC("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
-		tunnel.QUICConfig{IdleTimeout: 5 * time.Second, RoQR: true, RoQRDatagrams: datagrams})
+	ln, err := rtmpquic.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
+		rtmpquic.Config{IdleTimeout: 5 * time.Second, RoQR: true, RoQRDatagrams: datagrams})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func startRoQRGateway(t *testing.T, g *Gateway, datagrams bool) (addr, pin strin
 func startRoQRBridge(t *testing.T, addr, pin string, datagrams bool) string {
 	t.Helper()
 	dial, err := NewRoQRDialer(DialConfig{URL: "roqr://" + addr, PinSHA256: pin, Timeout: 5 * time.Second,
-		QUIC: tunnel.QUICConfig{RoQRDatagrams: datagrams}})
+		QUIC: rtmpquic.Config{RoQRDatagrams: datagrams}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,11 +278,11 @@ func rawOrigin(t *testing.T, ln net.Listener, proxy bool) (*rtmp.Conn, string) {
 	return c, string(line)
 }
 
-func dialRoQR(t *testing.T, addr, pin string) *tunnel.RoQRConn {
+func dialRoQR(t *testing.T, addr, pin string) *rtmpquic.RoQRConn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rc, err := tunnel.DialRoQR(ctx, "roqr://"+addr, tunnel.QUICDialOptions{PinSHA256: pin})
+	rc, err := rtmpquic.DialRoQR(ctx, "roqr://"+addr, rtmpquic.DialOptions{PinSHA256: pin})
 	if err != nil {
 		t.Fatal(err)
 	}

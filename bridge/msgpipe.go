@@ -13,7 +13,7 @@ import (
 
 // msgConn is a connection that carries whole RTMP messages: chunked RTMP
 // (*rtmp.Conn, which does the chunk layer itself) or RoQR
-// (*tunnel.RoQRConn).
+// (*rtmpquic.RoQRConn).
 type msgConn interface {
 	ReadMessage() (*message.Message, error)
 	WriteMessages(msgs []message.Message) error
@@ -36,7 +36,7 @@ type msgPipe struct {
 	halfCloseB func() error
 	linger     time.Duration
 	// stall bounds each write (on sides that take a write timeout, as
-	// rtmp.Conn and tunnel.RoQRConn do): a side that stopped reading ends
+	// rtmp.Conn and rtmpquic.RoQRConn do): a side that stopped reading ends
 	// the relay. 0 waits for ever.
 	stall time.Duration
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
 )
 
 // RoQRDialFunc opens one RoQR connection (messages, not bytes) to a hub.
-type RoQRDialFunc func(ctx context.Context) (*tunnel.RoQRConn, error)
+type RoQRDialFunc func(ctx context.Context) (*rtmpquic.RoQRConn, error)
 
 // NewRoQRDialer dials cfg.URL, roqr://host[:1935]. With
 // cfg.QUIC.RoQRDatagrams the connections offer QUIC DATAGRAMs: where the
@@ -31,11 +32,11 @@ func NewRoQRDialer(cfg DialConfig) (RoQRDialFunc, error) {
 		cfg.Timeout = 10 * time.Second
 	}
 	raw := "roqr://" + u.Host
-	return func(ctx context.Context) (*tunnel.RoQRConn, error) {
+	return func(ctx context.Context) (*rtmpquic.RoQRConn, error) {
 		ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
-		return tunnel.DialRoQR(ctx, raw, tunnel.QUICDialOptions{
-			Insecure: cfg.Insecure, PinSHA256: cfg.PinSHA256, QUICConfig: cfg.QUIC})
+		return rtmpquic.DialRoQR(ctx, raw, rtmpquic.DialOptions{
+			Insecure: cfg.Insecure, PinSHA256: cfg.PinSHA256, Config: cfg.QUIC})
 	}, nil
 }
 
@@ -86,7 +87,7 @@ func (c *Client) carryRoQR(ctx context.Context, nc net.Conn, log *slog.Logger) {
 
 // datagramAttrs are the log attributes of a RoQR connection's DATAGRAM
 // counters (none when it does not use the datagram profile).
-func datagramAttrs(rc *tunnel.RoQRConn) []any {
+func datagramAttrs(rc *rtmpquic.RoQRConn) []any {
 	s, on := rc.DatagramStats()
 	if !on {
 		return nil

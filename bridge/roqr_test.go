@@ -11,6 +11,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
 )
 
 // TestBridgeRoQRDatagrams: a local RTMP client talks through the client
@@ -18,12 +19,12 @@ import (
 // the hub whole and in order, inter frames in datagrams, and the hub's
 // media reaches it the same way.
 func TestBridgeRoQRDatagrams(t *testing.T) {
-	cert, _, err := tunnel.LoadOrCreateSelfSigned(t.TempDir())
+	cert, _, err := rtmpquic.LoadOrCreateSelfSigned(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tunnel.ListenQUIC("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
-		tunnel.QUICConfig{IdleTimeout: 5 * time.Second, RoQR: true, RoQRDatagrams: true})
+	ln, err := rtmpquic.Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
+		rtmpquic.Config{IdleTimeout: 5 * time.Second, RoQR: true, RoQRDatagrams: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,14 +50,14 @@ func TestBridgeRoQRDatagrams(t *testing.T) {
 	if err := local.WriteMessages([]message.Message{{Type: typ, Payload: p}}); err != nil {
 		t.Fatal(err)
 	}
-	hubc := make(chan *tunnel.RoQRConn, 1)
+	hubc := make(chan *rtmpquic.RoQRConn, 1)
 	go func() {
 		c, err := ln.AcceptRoQR()
 		if err == nil {
 			hubc <- c
 		}
 	}()
-	var hub *tunnel.RoQRConn
+	var hub *rtmpquic.RoQRConn
 	select {
 	case hub = <-hubc:
 		defer hub.Close()

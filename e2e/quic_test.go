@@ -9,10 +9,10 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
-	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
 )
 
-// TestQUICMigrationKeepsPlaying: a Go player on tunnel.DialQUIC plays a
+// TestQUICMigrationKeepsPlaying: a Go player on rtmpquic.Dial plays a
 // live stream ffmpeg publishes, moves its QUIC connection to a new local
 // UDP socket (a new client address) mid-stream, and keeps receiving video
 // on the same RTMP session, without a stall.
@@ -26,14 +26,14 @@ func TestQUICMigrationKeepsPlaying(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var qc *tunnel.QUICConn
+	var qc *rtmpquic.Conn
 	c, err := client.Dial(ctx, "rtmp://"+addr+"/live", client.Options{
 		Dial: func(ctx context.Context, _ string) (net.Conn, error) {
-			nc, err := tunnel.DialQUIC(ctx, "quic://"+addr, tunnel.QUICDialOptions{PinSHA256: pin})
+			nc, err := rtmpquic.Dial(ctx, "quic://"+addr, rtmpquic.DialOptions{PinSHA256: pin})
 			if err != nil {
 				return nil, err
 			}
-			qc = nc.(*tunnel.QUICConn)
+			qc = nc.(*rtmpquic.Conn)
 			return qc, nil
 		},
 	})
@@ -127,7 +127,7 @@ func TestRoQRPlay(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rc, err := tunnel.DialRoQR(ctx, "roqr://"+addr, tunnel.QUICDialOptions{PinSHA256: pin})
+	rc, err := rtmpquic.DialRoQR(ctx, "roqr://"+addr, rtmpquic.DialOptions{PinSHA256: pin})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,10 @@
 // side. The package knows nothing of the session core: cmd wires the
 // conns it yields to it.
 //
+// RTMP over QUIC (the byte-stream mapping and RoQR) is the subpackage
+// rtmpquic; it takes its certificate pins from here (tlspin.go). Serve
+// runs its listener's accept loop as it runs a TCP listener's.
+//
 // Where each piece lives:
 //
 //   - listener.go: Serve, the accept loop of a plain listener.
@@ -31,9 +35,8 @@
 //     rtmpt_request.go: its HTTP/1.x request reader and the writers' idle
 //     poll parser.
 //   - rtmpt_client.go: DialRTMPT, the client side.
-//   - quic.go, quic_cert.go: RTMP bytes over QUIC streams (ListenQUIC,
-//     DialQUIC; certificate pins and the self-signed certificate);
-//     quic_roqr.go, quic_roqr_datagram.go: RoQR, RTMP messages framed on
-//     QUIC streams and DATAGRAMs.
-//   - deadline.go: the deadlines of the package's virtual connections.
+//   - tlspin.go: certificate pins for TLS clients (ClientTLSConfig,
+//     Fingerprint), shared by the bridge's rtmps, rtmpts and QUIC dialers.
+//   - vconn.go: what the package's virtual connections share (signal,
+//     net-style errors); their deadlines are in internal/deadline.
 package tunnel

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rtmphub/rtmphub/tunnel/internal/deadline"
 )
 
 // DialOptions tune DialRTMPT. The zero value is ready to use.
@@ -100,8 +102,8 @@ func DialRTMPT(ctx context.Context, rawURL string, opts DialOptions) (net.Conn, 
 		life:    life,
 		cancel:  cancel,
 		replies: make(map[uint64][]byte),
-		rd:      newDeadline(),
-		wd:      newDeadline(),
+		rd:      deadline.New(),
+		wd:      deadline.New(),
 		network: u.Scheme,
 		raddr:   rtmptAddr{u.Scheme, addr},
 	}
@@ -223,7 +225,7 @@ type rtmptClient struct {
 	closeSeq  uint64
 	err       error // the tunnel failed
 
-	rd, wd *deadline
+	rd, wd *deadline.Deadline
 }
 
 func (c *rtmptClient) noteLocal(a net.Addr) {
@@ -447,7 +449,7 @@ func (c *rtmptClient) Read(p []byte) (int, error) {
 		if c.closing {
 			return 0, opError("read", c.network, c.raddr, net.ErrClosed)
 		}
-		if c.rd.expired() {
+		if c.rd.Expired() {
 			return 0, opError("read", c.network, c.raddr, errTimeout)
 		}
 		if c.inOff < len(c.in) {
@@ -468,7 +470,7 @@ func (c *rtmptClient) Read(p []byte) (int, error) {
 		if c.eof {
 			return 0, io.EOF
 		}
-		ch, dl := c.inSig.wait(), c.rd.wait()
+		ch, dl := c.inSig.wait(), c.rd.Wait()
 		c.mu.Unlock()
 		select {
 		case <-ch:
@@ -491,7 +493,7 @@ func (c *rtmptClient) Write(p []byte) (int, error) {
 			return n, opError("write", c.network, c.raddr, c.err)
 		case c.eof:
 			return n, opError("write", c.network, c.raddr, syscall.EPIPE)
-		case c.wd.expired():
+		case c.wd.Expired():
 			return n, opError("write", c.network, c.raddr, errTimeout)
 		case len(p) == 0:
 			return n, nil
@@ -503,7 +505,7 @@ func (c *rtmptClient) Write(p []byte) (int, error) {
 			c.outSig.fire()
 			continue
 		}
-		ch, dl := c.spaceSig.wait(), c.wd.wait()
+		ch, dl := c.spaceSig.wait(), c.wd.Wait()
 		c.mu.Unlock()
 		select {
 		case <-ch:
@@ -551,8 +553,8 @@ func (c *rtmptClient) Close() error {
 		c.do(path, []byte{0}, time.Now().Add(time.Second))
 	}
 	c.cancel()
-	c.rd.stop()
-	c.wd.stop()
+	c.rd.Stop()
+	c.wd.Stop()
 	c.hc.CloseIdleConnections()
 	return nil
 }
@@ -567,20 +569,20 @@ func (c *rtmptClient) LocalAddr() net.Addr {
 func (c *rtmptClient) RemoteAddr() net.Addr { return c.raddr }
 
 func (c *rtmptClient) SetDeadline(t time.Time) error {
-	c.rd.set(t)
-	c.wd.set(t)
+	c.rd.Set(t)
+	c.wd.Set(t)
 	c.wake()
 	return nil
 }
 
 func (c *rtmptClient) SetReadDeadline(t time.Time) error {
-	c.rd.set(t)
+	c.rd.Set(t)
 	c.wake()
 	return nil
 }
 
 func (c *rtmptClient) SetWriteDeadline(t time.Time) error {
-	c.wd.set(t)
+	c.wd.Set(t)
 	c.wake()
 	return nil
 }

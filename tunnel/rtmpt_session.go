@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rtmphub/rtmphub/tunnel/internal/deadline"
 )
 
 // Sequencing bounds of an RTMPT session.
@@ -89,7 +91,7 @@ type rtmptSession struct {
 	localClosed bool  // the core closed the conn
 	remoteErr   error // the client closed, or went silent; reads end with EOF
 
-	rd, wd *deadline
+	rd, wd *deadline.Deadline
 
 	holdTimer *time.Timer // reused by held polls, one at a time
 	holding   bool        // holdTimer is in use
@@ -107,7 +109,7 @@ type rtmptSession struct {
 
 func newRTMPTSession(srv *Server, id, ip string, info Info, local, remote net.Addr) *rtmptSession {
 	ss := &rtmptSession{srv: srv, id: id, ip: ip, info: info, local: local, remote: remote,
-		rd: newDeadline(), wd: newDeadline(), holdTimer: time.NewTimer(time.Hour)}
+		rd: deadline.New(), wd: deadline.New(), holdTimer: time.NewTimer(time.Hour)}
 	ss.holdTimer.Stop()
 	ss.lastReq.Store(time.Now().UnixNano())
 	return ss
@@ -124,7 +126,7 @@ func (ss *rtmptSession) Read(p []byte) (int, error) {
 		if ss.localClosed {
 			return 0, opError("read", "rtmpt", ss.remote, net.ErrClosed)
 		}
-		if ss.rd.expired() {
+		if ss.rd.Expired() {
 			return 0, opError("read", "rtmpt", ss.remote, errTimeout)
 		}
 		if ss.inOff < len(ss.in) {
@@ -142,7 +144,7 @@ func (ss *rtmptSession) Read(p []byte) (int, error) {
 		if ss.remoteErr != nil {
 			return 0, io.EOF
 		}
-		ch, dl := ss.inSig.wait(), ss.rd.wait()
+		ch, dl := ss.inSig.wait(), ss.rd.Wait()
 		ss.mu.Unlock()
 		select {
 		case <-ch:
@@ -167,7 +169,7 @@ func (ss *rtmptSession) Write(p []byte) (int, error) {
 			return n, opError("write", "rtmpt", ss.remote, net.ErrClosed)
 		case ss.remoteErr != nil:
 			return n, opError("write", "rtmpt", ss.remote, syscall.EPIPE)
-		case ss.wd.expired():
+		case ss.wd.Expired():
 			return n, opError("write", "rtmpt", ss.remote, errTimeout)
 		case len(p) == 0:
 			return n, nil
@@ -187,7 +189,7 @@ func (ss *rtmptSession) Write(p []byte) (int, error) {
 			}
 			continue
 		}
-		ch, dl := ss.spaceSig.wait(), ss.wd.wait()
+		ch, dl := ss.spaceSig.wait(), ss.wd.Wait()
 		ss.mu.Unlock()
 		select {
 		case <-ch:
@@ -210,7 +212,7 @@ func (ss *rtmptSession) TryWriteBuffers(bufs [][]byte) (int, error) {
 		return 0, opError("write", "rtmpt", ss.remote, net.ErrClosed)
 	case ss.remoteErr != nil:
 		return 0, opError("write", "rtmpt", ss.remote, syscall.EPIPE)
-	case ss.wd.expired():
+	case ss.wd.Expired():
 		return 0, opError("write", "rtmpt", ss.remote, errTimeout)
 	}
 	total := 0
@@ -263,8 +265,8 @@ func (ss *rtmptSession) Close() error {
 	ss.answerParkedLocked() // with interval 0: the session is closing
 	ss.handBackLocked()
 	ss.mu.Unlock()
-	ss.rd.stop()
-	ss.wd.stop()
+	ss.rd.Stop()
+	ss.wd.Stop()
 	if drained {
 		ss.srv.removeSession(ss)
 	}
@@ -275,20 +277,20 @@ func (ss *rtmptSession) LocalAddr() net.Addr  { return ss.local }
 func (ss *rtmptSession) RemoteAddr() net.Addr { return ss.remote }
 
 func (ss *rtmptSession) SetDeadline(t time.Time) error {
-	ss.rd.set(t)
-	ss.wd.set(t)
+	ss.rd.Set(t)
+	ss.wd.Set(t)
 	ss.wakeWaiters()
 	return nil
 }
 
 func (ss *rtmptSession) SetReadDeadline(t time.Time) error {
-	ss.rd.set(t)
+	ss.rd.Set(t)
 	ss.wakeWaiters()
 	return nil
 }
 
 func (ss *rtmptSession) SetWriteDeadline(t time.Time) error {
-	ss.wd.set(t)
+	ss.wd.Set(t)
 	ss.wakeWaiters()
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/session/script"
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
 )
 
 // helpDefaults is the default column of rtmphub help, by flag.
@@ -103,7 +104,7 @@ func checkLibraryDefaults(t *testing.T, libs *libraries) {
 	t.Helper()
 	diffFields(t, "session.Config", libs.session.WithDefaults(), session.DefaultConfig())
 	diffFields(t, "tunnel.Config", libs.tunnel.WithDefaults(), tunnel.DefaultConfig())
-	diffFields(t, "tunnel.QUICConfig", libs.quic.WithDefaults(), tunnel.DefaultQUICConfig(), "MaxMessageSize", "RoQRDatagrams")
+	diffFields(t, "rtmpquic.Config", libs.quic.WithDefaults(), rtmpquic.DefaultConfig(), "MaxMessageSize", "RoQRDatagrams")
 	diffFields(t, "script.Config", libs.script.WithDefaults(), script.DefaultConfig())
 	diffFields(t, "bridge.GatewayConfig", libs.gateway.WithDefaults(), bridge.DefaultGatewayConfig(), "StallTimeout")
 }

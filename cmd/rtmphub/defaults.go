@@ -9,6 +9,7 @@ import (
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/session/script"
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
 )
 
 // libraries are the configurations of the packages the server is made of,
@@ -16,7 +17,7 @@ import (
 type libraries struct {
 	session session.Config
 	tunnel  tunnel.Config
-	quic    tunnel.QUICConfig
+	quic    rtmpquic.Config
 	script  script.Config
 	gateway bridge.GatewayConfig
 }
@@ -41,7 +42,7 @@ func defaultConfig() *config {
 	libs := &libraries{
 		session: session.DefaultConfig(),
 		tunnel:  tunnel.DefaultConfig(),
-		quic:    tunnel.DefaultQUICConfig(),
+		quic:    rtmpquic.DefaultConfig(),
 		script:  script.DefaultConfig(),
 		gateway: bridge.DefaultGatewayConfig(),
 	}

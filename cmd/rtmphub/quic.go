@@ -14,6 +14,7 @@ import (
 	"github.com/rtmphub/rtmphub/bridge"
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
 )
 
 // handlers are where accepted connections go: the session core, or, in
@@ -21,7 +22,7 @@ import (
 // roqr RoQR clients (messages framed on QUIC).
 type handlers struct {
 	conn tunnel.ConnHandler
-	roqr func(ctx context.Context, rc *tunnel.RoQRConn)
+	roqr func(ctx context.Context, rc *rtmpquic.RoQRConn)
 }
 
 func connHandlers(cfg *config, gcfg bridge.GatewayConfig, srv *session.Server, log *slog.Logger) (handlers, error) {
@@ -30,8 +31,8 @@ func connHandlers(cfg *config, gcfg bridge.GatewayConfig, srv *session.Server, l
 			conn: func(ctx context.Context, nc net.Conn, info tunnel.Info) {
 				srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: info.Protocol, RemoteIP: info.RemoteIP, TunnelID: info.TunnelID})
 			},
-			roqr: func(ctx context.Context, rc *tunnel.RoQRConn) {
-				srv.ServeTransport(ctx, rc, session.ConnInfo{Protocol: tunnel.RoQRProtocol})
+			roqr: func(ctx context.Context, rc *rtmpquic.RoQRConn) {
+				srv.ServeTransport(ctx, rc, session.ConnInfo{Protocol: rtmpquic.RoQRProtocol})
 			},
 		}, nil
 	}
@@ -45,7 +46,7 @@ func connHandlers(cfg *config, gcfg bridge.GatewayConfig, srv *session.Server, l
 		conn: func(ctx context.Context, nc net.Conn, info tunnel.Info) {
 			gw.Serve(ctx, nc, info.Protocol, info.RemoteIP)
 		},
-		roqr: func(ctx context.Context, rc *tunnel.RoQRConn) {
+		roqr: func(ctx context.Context, rc *rtmpquic.RoQRConn) {
 			gw.ServeRoQR(ctx, rc, "")
 		},
 	}, nil
@@ -55,14 +56,14 @@ func connHandlers(cfg *config, gcfg bridge.GatewayConfig, srv *session.Server, l
 // address cannot be bound). Its certificate is the configured one, or a
 // self-signed one kept in the data dir; the SHA-256 fingerprint is
 // logged for clients to pin.
-func listenQUIC(cfg *config, qcfg tunnel.QUICConfig, tlsCfg *tls.Config, log *slog.Logger) (*tunnel.QUICListener, error) {
+func listenQUIC(cfg *config, qcfg rtmpquic.Config, tlsCfg *tls.Config, log *slog.Logger) (*rtmpquic.Listener, error) {
 	if cfg.QUICAddr == "" {
 		return nil, nil
 	}
 	setting := cfg.name(&cfg.QUICAddr)
 	qtls := tlsCfg
 	if qtls == nil {
-		cert, created, err := tunnel.LoadOrCreateSelfSigned(cfg.DataDir)
+		cert, created, err := rtmpquic.LoadOrCreateSelfSigned(cfg.DataDir)
 		if err != nil {
 			return nil, fmt.Errorf("%s: self-signed certificate in %s: %w", setting, cfg.DataDir, err)
 		}
@@ -76,25 +77,25 @@ func listenQUIC(cfg *config, qcfg tunnel.QUICConfig, tlsCfg *tls.Config, log *sl
 	}
 	qcfg.RoQR = true
 	qcfg.Logger = log
-	ln, err := tunnel.ListenQUIC(cfg.QUICAddr, qtls, qcfg)
+	ln, err := rtmpquic.Listen(cfg.QUICAddr, qtls, qcfg)
 	if err != nil {
 		if cfg.isExplicit(&cfg.QUICAddr) || !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("%s %s: %w", setting, cfg.QUICAddr, err)
 		}
-		log.Warn("default QUIC port not available; QUIC is off", "transport", tunnel.QUICProtocol, "addr", cfg.QUICAddr, "err", err.Error())
+		log.Warn("default QUIC port not available; QUIC is off", "transport", rtmpquic.Protocol, "addr", cfg.QUICAddr, "err", err.Error())
 		return nil, nil
 	}
 	// RoQR clients are served in gateway mode too: the gateway relays
 	// their messages over its own RTMP connection to the origin.
-	alpn := tunnel.QUICALPN + "," + tunnel.RoQRALPN
-	log.Info("listening", "transport", tunnel.QUICProtocol, "addr", ln.Addr().String(), "alpn", alpn, "roqr_datagrams", cfg.RoQRDatagrams)
+	alpn := rtmpquic.ALPN + "," + rtmpquic.RoQRALPN
+	log.Info("listening", "transport", rtmpquic.Protocol, "addr", ln.Addr().String(), "alpn", alpn, "roqr_datagrams", cfg.RoQRDatagrams)
 	return ln, nil
 }
 
 // serveQUIC serves ln's RTMP connections with h.conn, and its RoQR
 // clients with h.roqr, until ctx ends; the channel closes once every
 // connection has ended.
-func serveQUIC(ctx context.Context, ln *tunnel.QUICListener, h handlers, log *slog.Logger) <-chan struct{} {
+func serveQUIC(ctx context.Context, ln *rtmpquic.Listener, h handlers, log *slog.Logger) <-chan struct{} {
 	done := make(chan struct{})
 	if ln == nil {
 		close(done)
@@ -118,7 +119,7 @@ func serveQUIC(ctx context.Context, ln *tunnel.QUICListener, h handlers, log *sl
 	}()
 	go func() {
 		defer close(done)
-		err := tunnel.Serve(ctx, ln, tunnel.QUICProtocol, log, func(ctx context.Context, nc net.Conn, proto string) {
+		err := tunnel.Serve(ctx, ln, rtmpquic.Protocol, log, func(ctx context.Context, nc net.Conn, proto string) {
 			h.conn(ctx, nc, tunnel.Info{Protocol: proto})
 		})
 		ln.Close() // idempotent: ends the RoQR accept loop too

@@ -1,4 +1,4 @@
-package tunnel
+package rtmpquic
 
 // RoQR: RTMP messages framed directly on QUIC (ALPN "roqr"), after the
 // public draft "RTMP over QUIC" (draft-gregoire-rtmp-over-quic). There is
@@ -20,7 +20,7 @@ package tunnel
 // travels, both ways, on the first bidirectional stream the client opens,
 // in order.
 //
-// The datagram profile (QUICConfig.RoQRDatagrams, negotiated: both ends
+// The datagram profile (Config.RoQRDatagrams, negotiated: both ends
 // must offer the QUIC DATAGRAM extension, RFC 9221) moves the rest of the
 // audio and video — inter frames and coded audio frames, whose loss a
 // decoder conceals until the next keyframe — into DATAGRAMs, so that a
@@ -239,7 +239,7 @@ type RoQRConn struct {
 // newRoQRConn wraps str. withDatagrams says the connection's DATAGRAMs
 // are this stream's (its first stream): they are used when cfg asks for
 // them and the peer offered them too.
-func newRoQRConn(qc *quic.Conn, str *quic.Stream, cfg QUICConfig, withDatagrams bool, onClose func()) *RoQRConn {
+func newRoQRConn(qc *quic.Conn, str *quic.Stream, cfg Config, withDatagrams bool, onClose func()) *RoQRConn {
 	c := &RoQRConn{quicStream: quicStream{qc: qc, str: str, onClose: onClose}, r: bufio.NewReaderSize(str, 16<<10), maxSize: cfg.MaxMessageSize}
 	if st := qc.ConnectionState().SupportsDatagrams; withDatagrams && cfg.RoQRDatagrams && st.Local && st.Remote {
 		log := cfg.Logger
@@ -354,7 +354,7 @@ func (c *RoQRConn) keepWbuf(b []byte) {
 // SetReadDeadline bounds ReadMessage.
 func (c *RoQRConn) SetReadDeadline(t time.Time) error {
 	if c.dg != nil {
-		c.dg.rdl.set(t)
+		c.dg.rdl.Set(t)
 		return nil
 	}
 	return c.str.SetReadDeadline(t)

@@ -1,4 +1,4 @@
-package tunnel
+package rtmpquic
 
 import (
 	"context"
@@ -132,8 +132,8 @@ func runLossyPlayback(t *testing.T, datagrams bool, seconds int) lossyResult {
 	relay := startLossyRelay(t, ln.Addr(), 50*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pl, err := DialRoQR(ctx, "roqr://"+relay.addr(), QUICDialOptions{PinSHA256: pin,
-		QUICConfig: QUICConfig{RoQRDatagrams: datagrams, IdleTimeout: 10 * time.Second}})
+	pl, err := DialRoQR(ctx, "roqr://"+relay.addr(), DialOptions{PinSHA256: pin,
+		Config: Config{RoQRDatagrams: datagrams, IdleTimeout: 10 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,8 @@
-package tunnel
+package rtmpquic
 
 // The RoQR datagram profile: media a decoder can lose in QUIC DATAGRAMs,
 // everything else on the stream (see the comment at the top of
-// quic_roqr.go for the rules).
+// roqr.go for the rules).
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/tunnel/internal/deadline"
 )
 
 const (
@@ -183,7 +184,7 @@ type roqrDatagrams struct {
 	cancel  context.CancelFunc
 	closing chan struct{} // closed by Close
 	once    sync.Once
-	rdl     *deadline
+	rdl     *deadline.Deadline
 
 	streamCh chan roqrStreamRead
 	notify   chan struct{} // a datagram was queued
@@ -226,7 +227,7 @@ type roqrDatagrams struct {
 
 func newRoQRDatagrams(c *RoQRConn, log *slog.Logger) *roqrDatagrams {
 	ctx, cancel := context.WithCancel(c.qc.Context())
-	d := &roqrDatagrams{c: c, log: log, ctx: ctx, cancel: cancel, closing: make(chan struct{}), rdl: newDeadline(),
+	d := &roqrDatagrams{c: c, log: log, ctx: ctx, cancel: cancel, closing: make(chan struct{}), rdl: deadline.New(),
 		streamCh: make(chan roqrStreamRead), notify: make(chan struct{}, 1), readyCh: make(chan struct{}, 1),
 		tracks: make(map[roqrTrackKey]*roqrRecvTrack), sendTracks: make(map[roqrTrackKey]*roqrSendTrack)}
 	go d.readStream()
@@ -240,7 +241,7 @@ func (d *roqrDatagrams) stop() {
 	d.once.Do(func() {
 		close(d.closing)
 		d.cancel()
-		d.rdl.stop()
+		d.rdl.Stop()
 		s, _ := d.c.DatagramStats()
 		d.log.Debug("roqr datagrams", "sent", s.Sent, "too_large", s.TooLarge, "received", s.Received, "delivered", s.Delivered,
 			"stale", s.Stale, "unsynced", s.Unsynced, "overflow", s.Overflow, "bad", s.Bad)
@@ -390,7 +391,7 @@ func (d *roqrDatagrams) readMessage() (*message.Message, error) {
 		return nil, d.rerr
 	}
 	for {
-		if d.rdl.expired() {
+		if d.rdl.Expired() {
 			return nil, opError("read", "roqr", c.RemoteAddr(), errTimeout)
 		}
 		select {
@@ -408,7 +409,7 @@ func (d *roqrDatagrams) readMessage() (*message.Message, error) {
 					return m, err
 				}
 			case <-d.readyCh:
-			case <-d.rdl.wait():
+			case <-d.rdl.Wait():
 			case <-d.closing:
 				return nil, opError("read", "roqr", c.RemoteAddr(), net.ErrClosed)
 			}
@@ -423,7 +424,7 @@ func (d *roqrDatagrams) readMessage() (*message.Message, error) {
 				return m, err
 			}
 		case <-d.notify:
-		case <-d.rdl.wait():
+		case <-d.rdl.Wait():
 		case <-d.closing:
 			return nil, opError("read", "roqr", c.RemoteAddr(), net.ErrClosed)
 		}

@@ -1,4 +1,4 @@
-package tunnel
+package rtmpquic
 
 import (
 	"bytes"
@@ -11,11 +11,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtmphub/rtmphub/tunnel"
 )
 
 // quicServer listens on loopback with a self-signed certificate made in a
 // temporary dir and hands every accepted stream to h.
-func quicServer(t *testing.T, h func(net.Conn)) (ln *QUICListener, url, pin string) {
+func quicServer(t *testing.T, h func(net.Conn)) (ln *Listener, url, pin string) {
 	t.Helper()
 	dir := t.TempDir()
 	cert, created, err := LoadOrCreateSelfSigned(dir)
@@ -26,13 +28,13 @@ func quicServer(t *testing.T, h func(net.Conn)) (ln *QUICListener, url, pin stri
 	if err != nil || created || !bytes.Equal(again.Certificate[0], cert.Certificate[0]) {
 		t.Fatalf("second load: created %v, err %v, same %v", created, err, err == nil && bytes.Equal(again.Certificate[0], cert.Certificate[0]))
 	}
-	ln, err = ListenQUIC("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
-		QUICConfig{IdleTimeout: 5 * time.Second, KeepAlive: time.Second})
+	ln, err = Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
+		Config{IdleTimeout: 5 * time.Second, KeepAlive: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func(ln *QUICListener) { // not the named result, which return writes
+	go func(ln *Listener) { // not the named result, which return writes
 		defer close(done)
 		for {
 			c, err := ln.Accept()
@@ -52,27 +54,27 @@ func quicServer(t *testing.T, h func(net.Conn)) (ln *QUICListener, url, pin stri
 			t.Error("accept loop did not end")
 		}
 	})
-	return ln, "quic://" + ln.Addr().String(), Fingerprint(cert.Certificate[0])
+	return ln, "quic://" + ln.Addr().String(), tunnel.Fingerprint(cert.Certificate[0])
 }
 
 func quicEcho(c net.Conn) {
 	io.Copy(c, c)
-	c.(*QUICConn).CloseWrite()
+	c.(*Conn).CloseWrite()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	io.Copy(io.Discard, c)
 	c.Close()
 }
 
-func dialTest(t *testing.T, url string, opts QUICDialOptions) *QUICConn {
+func dialTest(t *testing.T, url string, opts DialOptions) *Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := DialQUIC(ctx, url, opts)
+	c, err := Dial(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c.(*QUICConn)
+	return c.(*Conn)
 }
 
 func TestQUICEchoPinnedHalfClose(t *testing.T) {
@@ -82,9 +84,9 @@ func TestQUICEchoPinnedHalfClose(t *testing.T) {
 	for i := 0; i < len(pin); i += 2 {
 		colons = append(colons, strings.ToUpper(pin[i:i+2]))
 	}
-	c := dialTest(t, url, QUICDialOptions{PinSHA256: strings.Join(colons, ":")})
-	if got := c.ConnectionState().NegotiatedProtocol; got != QUICALPN {
-		t.Errorf("ALPN %q, want %q", got, QUICALPN)
+	c := dialTest(t, url, DialOptions{PinSHA256: strings.Join(colons, ":")})
+	if got := c.ConnectionState().NegotiatedProtocol; got != ALPN {
+		t.Errorf("ALPN %q, want %q", got, ALPN)
 	}
 	msg := bytes.Repeat([]byte("rtmp bytes "), 100000) // ~1.1 MB: beyond the initial flow window
 	go func() {
@@ -117,18 +119,18 @@ func TestQUICPinMismatchAndVerify(t *testing.T) {
 	_, url, _ := quicServer(t, quicEcho)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := DialQUIC(ctx, url, QUICDialOptions{PinSHA256: strings.Repeat("ab", 32)})
+	_, err := Dial(ctx, url, DialOptions{PinSHA256: strings.Repeat("ab", 32)})
 	if err == nil || !strings.Contains(err.Error(), "does not match the pin") {
 		t.Errorf("wrong pin: err %v, want a pin mismatch", err)
 	}
 	// Without pin or insecure, a self-signed certificate is refused.
-	if _, err := DialQUIC(ctx, url, QUICDialOptions{}); err == nil {
+	if _, err := Dial(ctx, url, DialOptions{}); err == nil {
 		t.Error("unverified self-signed certificate accepted")
 	}
-	if _, err := DialQUIC(ctx, url, QUICDialOptions{PinSHA256: "nothex"}); err == nil || !strings.Contains(err.Error(), "bad certificate pin") {
+	if _, err := Dial(ctx, url, DialOptions{PinSHA256: "nothex"}); err == nil || !strings.Contains(err.Error(), "bad certificate pin") {
 		t.Errorf("bad pin: %v", err)
 	}
-	c := dialTest(t, url, QUICDialOptions{Insecure: true})
+	c := dialTest(t, url, DialOptions{Insecure: true})
 	if _, err := c.Write([]byte("x")); err != nil {
 		t.Error(err)
 	}
@@ -143,7 +145,7 @@ func TestQUICDeadlines(t *testing.T) {
 		<-hold
 		c.Close()
 	})
-	c := dialTest(t, url, QUICDialOptions{PinSHA256: pin})
+	c := dialTest(t, url, DialOptions{PinSHA256: pin})
 	isTimeout := func(err error) bool {
 		var ne net.Error
 		return errors.As(err, &ne) && ne.Timeout() && errors.Is(err, os.ErrDeadlineExceeded)
@@ -229,7 +231,7 @@ func TestQUICMigration(t *testing.T) {
 			}
 		}
 	})
-	c := dialTest(t, url, QUICDialOptions{PinSHA256: pin})
+	c := dialTest(t, url, DialOptions{PinSHA256: pin})
 	ping := func(s string) net.Addr {
 		t.Helper()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -262,7 +264,7 @@ func TestQUICMigration(t *testing.T) {
 func TestQUICListenerCloseKeepsConns(t *testing.T) {
 	got := make(chan net.Conn, 1)
 	ln, url, pin := quicServer(t, func(c net.Conn) { got <- c })
-	c := dialTest(t, url, QUICDialOptions{PinSHA256: pin})
+	c := dialTest(t, url, DialOptions{PinSHA256: pin})
 	c.Write([]byte("hi"))
 	var sc net.Conn
 	select {
@@ -292,7 +294,7 @@ func TestQUICListenerCloseKeepsConns(t *testing.T) {
 	// New connections are refused.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if c2, err := DialQUIC(ctx, url, QUICDialOptions{PinSHA256: pin, QUICConfig: QUICConfig{HandshakeTimeout: time.Second}}); err == nil {
+	if c2, err := Dial(ctx, url, DialOptions{PinSHA256: pin, Config: Config{HandshakeTimeout: time.Second}}); err == nil {
 		c2.Write([]byte{3})
 		c2.SetReadDeadline(time.Now().Add(2 * time.Second))
 		if _, err := c2.Read(buf); err == nil {

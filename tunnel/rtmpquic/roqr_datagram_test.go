@@ -1,4 +1,4 @@
-package tunnel
+package rtmpquic
 
 import (
 	"bufio"
@@ -15,23 +15,24 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/tunnel"
 )
 
 // roqrServer listens for RoQR on loopback and hands out its clients.
-func roqrServer(t *testing.T, datagrams bool) (ln *QUICListener, pin string, conns <-chan *RoQRConn) {
+func roqrServer(t *testing.T, datagrams bool) (ln *Listener, pin string, conns <-chan *RoQRConn) {
 	t.Helper()
 	cert, _, err := LoadOrCreateSelfSigned(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err = ListenQUIC("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
-		QUICConfig{IdleTimeout: 5 * time.Second, KeepAlive: time.Second, RoQR: true, RoQRDatagrams: datagrams})
+	ln, err = Listen("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}},
+		Config{IdleTimeout: 5 * time.Second, KeepAlive: time.Second, RoQR: true, RoQRDatagrams: datagrams})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ch := make(chan *RoQRConn, 4)
 	done := make(chan struct{})
-	go func(ln *QUICListener) { // not the named result, which return writes
+	go func(ln *Listener) { // not the named result, which return writes
 		defer close(done)
 		for {
 			c, err := ln.AcceptRoQR()
@@ -51,7 +52,7 @@ func roqrServer(t *testing.T, datagrams bool) (ln *QUICListener, pin string, con
 			c.Close()
 		}
 	})
-	return ln, Fingerprint(cert.Certificate[0]), ch
+	return ln, tunnel.Fingerprint(cert.Certificate[0]), ch
 }
 
 func acceptRoQR(t *testing.T, conns <-chan *RoQRConn) *RoQRConn {
@@ -219,7 +220,7 @@ func TestRoQRDatagramNegotiation(t *testing.T) {
 	}{{true, true, true}, {true, false, false}, {false, true, false}, {false, false, false}} {
 		ln, pin, conns := roqrServer(t, c.server)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		cc, err := DialRoQR(ctx, "roqr://"+ln.Addr().String(), QUICDialOptions{PinSHA256: pin, QUICConfig: QUICConfig{RoQRDatagrams: c.client}})
+		cc, err := DialRoQR(ctx, "roqr://"+ln.Addr().String(), DialOptions{PinSHA256: pin, Config: Config{RoQRDatagrams: c.client}})
 		cancel()
 		if err != nil {
 			t.Fatal(err)

@@ -1,9 +1,9 @@
-package tunnel
+package rtmpquic
 
 // RTMP over QUIC, byte-stream mapping ("rtmpq").
 //
-// A client opens a QUIC connection with the ALPN QUICALPN ("rtmp-quic")
-// and then one bidirectional stream per RTMP connection. The stream
+// A client opens a QUIC connection with the ALPN "rtmp-quic" (ALPN) and
+// then one bidirectional stream per RTMP connection. The stream
 // carries exactly the bytes a TCP connection would carry — the RTMP
 // handshake (C0/C1/C2, S0/S1/S2) and then the chunk stream — so any RTMP
 // implementation works over it unchanged. Closing the write side of the
@@ -23,22 +23,25 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/rtmphub/rtmphub/tunnel"
 )
 
-// QUICALPN is the TLS application protocol of the byte-stream mapping.
-const QUICALPN = "rtmp-quic"
+// ALPN is the TLS application protocol of the byte-stream mapping.
+const ALPN = "rtmp-quic"
 
-// QUICProtocol is the protocol name of a client that came over QUIC.
-const QUICProtocol = "rtmpq"
+// Protocol is the protocol name of a client that came over QUIC.
+const Protocol = "rtmpq"
 
-// QUICConfig tunes ListenQUIC and DialQUIC. The zero value of a field
+// Config tunes Listen and Dial. The zero value of a field
 // means its default.
-type QUICConfig struct {
+type Config struct {
 	// IdleTimeout closes a QUIC connection that received nothing for this
 	// long (default 30s).
 	IdleTimeout time.Duration
@@ -62,20 +65,20 @@ type QUICConfig struct {
 	MaxMessageSize int
 	// RoQRDatagrams offers the QUIC DATAGRAM extension on RoQR
 	// connections; where the peer offers it too, media a decoder can
-	// lose travels in datagrams (see quic_roqr.go).
+	// lose travels in datagrams (see roqr.go).
 	RoQRDatagrams bool
 
 	Logger *slog.Logger
 }
 
-// DefaultQUICConfig is the configuration the zero QUICConfig stands for:
+// DefaultConfig is the configuration the zero Config stands for:
 // every default filled in.
-func DefaultQUICConfig() QUICConfig { return QUICConfig{}.WithDefaults() }
+func DefaultConfig() Config { return Config{}.WithDefaults() }
 
 // WithDefaults returns c with every zero field set to its default, the one
 // place the defaults live. A field whose default is on is turned off by a
 // negative value (KeepAlive).
-func (c QUICConfig) WithDefaults() QUICConfig {
+func (c Config) WithDefaults() Config {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 30 * time.Second
 	}
@@ -99,7 +102,7 @@ func (c QUICConfig) WithDefaults() QUICConfig {
 	return c
 }
 
-func (c QUICConfig) quic() *quic.Config {
+func (c Config) quic() *quic.Config {
 	return &quic.Config{
 		HandshakeIdleTimeout:  c.HandshakeTimeout,
 		MaxIdleTimeout:        c.IdleTimeout,
@@ -110,10 +113,10 @@ func (c QUICConfig) quic() *quic.Config {
 	}
 }
 
-// QUICListener accepts RTMP connections carried on QUIC streams. It is a
-// net.Listener: Accept returns one *QUICConn per stream.
-type QUICListener struct {
-	cfg  QUICConfig
+// Listener accepts RTMP connections carried on QUIC streams. It is a
+// net.Listener: Accept returns one *Conn per stream.
+type Listener struct {
+	cfg  Config
 	ln   *quic.Listener
 	udp  *net.UDPConn
 	tr   *quic.Transport
@@ -127,9 +130,9 @@ type QUICListener struct {
 	conns map[*quic.Conn]struct{}
 }
 
-// ListenQUIC binds addr (UDP) and accepts QUIC connections whose TLS
+// Listen binds addr (UDP) and accepts QUIC connections whose TLS
 // handshake uses tlsCfg (its certificates; NextProtos is set here).
-func ListenQUIC(addr string, tlsCfg *tls.Config, cfg QUICConfig) (*QUICListener, error) {
+func Listen(addr string, tlsCfg *tls.Config, cfg Config) (*Listener, error) {
 	cfg = cfg.WithDefaults()
 	cfg.RoQRDatagrams = cfg.RoQRDatagrams && cfg.RoQR
 	ua, err := net.ResolveUDPAddr("udp", addr)
@@ -141,7 +144,7 @@ func ListenQUIC(addr string, tlsCfg *tls.Config, cfg QUICConfig) (*QUICListener,
 		return nil, err
 	}
 	tc := tlsCfg.Clone()
-	tc.NextProtos = []string{QUICALPN}
+	tc.NextProtos = []string{ALPN}
 	if cfg.RoQR {
 		tc.NextProtos = append(tc.NextProtos, RoQRALPN)
 	}
@@ -154,14 +157,14 @@ func ListenQUIC(addr string, tlsCfg *tls.Config, cfg QUICConfig) (*QUICListener,
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	l := &QUICListener{cfg: cfg, ln: ln, udp: udp, tr: tr, ctx: ctx, stop: stop,
+	l := &Listener{cfg: cfg, ln: ln, udp: udp, tr: tr, ctx: ctx, stop: stop,
 		out: make(chan net.Conn), roqr: make(chan *RoQRConn), conns: make(map[*quic.Conn]struct{})}
 	l.wg.Add(1)
 	go l.acceptConns()
 	return l, nil
 }
 
-func (l *QUICListener) acceptConns() {
+func (l *Listener) acceptConns() {
 	defer l.wg.Done()
 	for {
 		qc, err := l.ln.Accept(l.ctx)
@@ -185,7 +188,7 @@ func (l *QUICListener) acceptConns() {
 // ended, the connection is closed after Linger unless the client opens
 // another stream or closes it first (as it does once it has read the end
 // of its streams: closing at once could lose the last bytes in flight).
-func (l *QUICListener) acceptStreams(qc *quic.Conn) {
+func (l *Listener) acceptStreams(qc *quic.Conn) {
 	defer l.wg.Done()
 	var active atomic.Int64
 	ended := make(chan struct{}, 1)
@@ -243,14 +246,14 @@ func (l *QUICListener) acceptStreams(qc *quic.Conn) {
 			closer io.Closer
 			out    = l.out
 			rout   chan *RoQRConn
-			c      *QUICConn
+			c      *Conn
 			rc     *RoQRConn
 		)
 		if roqr {
 			rc = newRoQRConn(qc, str, l.cfg, first, done)
 			closer, out, rout = rc, nil, l.roqr
 		} else {
-			c = newQUICConn(qc, str, done)
+			c = newConn(qc, str, done)
 			closer = c
 		}
 		first = false
@@ -267,8 +270,8 @@ func (l *QUICListener) acceptStreams(qc *quic.Conn) {
 	}
 }
 
-// AcceptRoQR returns the next RoQR client (QUICConfig.RoQR).
-func (l *QUICListener) AcceptRoQR() (*RoQRConn, error) {
+// AcceptRoQR returns the next RoQR client (Config.RoQR).
+func (l *Listener) AcceptRoQR() (*RoQRConn, error) {
 	select {
 	case c := <-l.roqr:
 		return c, nil
@@ -278,7 +281,7 @@ func (l *QUICListener) AcceptRoQR() (*RoQRConn, error) {
 }
 
 // Accept returns the next RTMP connection (one QUIC stream).
-func (l *QUICListener) Accept() (net.Conn, error) {
+func (l *Listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.out:
 		return c, nil
@@ -291,7 +294,7 @@ func (l *QUICListener) Accept() (net.Conn, error) {
 // already accepted carry on (as accepted TCP connections outlive their
 // listener); each QUIC connection is closed once its streams have ended.
 // Shutdown releases the UDP socket.
-func (l *QUICListener) Close() error {
+func (l *Listener) Close() error {
 	l.mu.Lock()
 	if l.ctx.Err() != nil {
 		l.mu.Unlock()
@@ -307,7 +310,7 @@ func (l *QUICListener) Close() error {
 // Shutdown closes the listener, waits until the clients have closed
 // their QUIC connections (a client does once it has read the end of its
 // streams) or ctx ends, closes those left and releases the UDP socket.
-func (l *QUICListener) Shutdown(ctx context.Context) error {
+func (l *Listener) Shutdown(ctx context.Context) error {
 	l.Close()
 	for {
 		l.mu.Lock()
@@ -345,12 +348,12 @@ func (l *QUICListener) Shutdown(ctx context.Context) error {
 }
 
 // Addr is the UDP address the listener is bound to.
-func (l *QUICListener) Addr() net.Addr { return l.udp.LocalAddr() }
+func (l *Listener) Addr() net.Addr { return l.udp.LocalAddr() }
 
-// QUICConn is one RTMP connection on a QUIC stream, as a net.Conn. Its
+// Conn is one RTMP connection on a QUIC stream, as a net.Conn. Its
 // deadlines are the stream's; its addresses are the QUIC connection's
 // current ones (they change when the client migrates).
-type QUICConn struct {
+type Conn struct {
 	quicStream
 
 	mu    sync.Mutex
@@ -362,11 +365,11 @@ type quicPath struct {
 	tr  *quic.Transport
 }
 
-func newQUICConn(qc *quic.Conn, str *quic.Stream, onClose func()) *QUICConn {
-	return &QUICConn{quicStream: quicStream{qc: qc, str: str, onClose: onClose}}
+func newConn(qc *quic.Conn, str *quic.Stream, onClose func()) *Conn {
+	return &Conn{quicStream: quicStream{qc: qc, str: str, onClose: onClose}}
 }
 
-func (c *QUICConn) mapErr(op string, err error) error {
+func (c *Conn) mapErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -388,7 +391,7 @@ func (c *QUICConn) mapErr(op string, err error) error {
 }
 
 // Read reads the peer's bytes; io.EOF once the peer closed its side.
-func (c *QUICConn) Read(p []byte) (int, error) {
+func (c *Conn) Read(p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, opError("read", "quic", c.RemoteAddr(), net.ErrClosed)
 	}
@@ -397,7 +400,7 @@ func (c *QUICConn) Read(p []byte) (int, error) {
 }
 
 // Write writes to the stream, blocking under flow control.
-func (c *QUICConn) Write(p []byte) (int, error) {
+func (c *Conn) Write(p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, opError("write", "quic", c.RemoteAddr(), net.ErrClosed)
 	}
@@ -407,7 +410,7 @@ func (c *QUICConn) Write(p []byte) (int, error) {
 
 // CloseWrite ends the bytes sent (FIN) and keeps reading, as
 // (*net.TCPConn).CloseWrite.
-func (c *QUICConn) CloseWrite() error {
+func (c *Conn) CloseWrite() error {
 	if c.closed.Load() {
 		return opError("close", "quic", c.RemoteAddr(), net.ErrClosed)
 	}
@@ -417,7 +420,7 @@ func (c *QUICConn) CloseWrite() error {
 // Close ends both directions of the stream: bytes already written are
 // still delivered, unread bytes from the peer are discarded. On the
 // dialer side it closes the QUIC connection as well.
-func (c *QUICConn) Close() error { return c.close("quic") }
+func (c *Conn) Close() error { return c.close("quic") }
 
 // quicStream is what the two QUIC mappings' connections share: one
 // bidirectional stream of a QUIC connection, closed once.
@@ -452,18 +455,18 @@ func (s *quicStream) close(proto string) error {
 func (s *quicStream) LocalAddr() net.Addr  { return s.qc.LocalAddr() }
 func (s *quicStream) RemoteAddr() net.Addr { return s.qc.RemoteAddr() }
 
-func (c *QUICConn) SetDeadline(t time.Time) error      { return c.str.SetDeadline(t) }
-func (c *QUICConn) SetReadDeadline(t time.Time) error  { return c.str.SetReadDeadline(t) }
-func (c *QUICConn) SetWriteDeadline(t time.Time) error { return c.str.SetWriteDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error      { return c.str.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.str.SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.str.SetWriteDeadline(t) }
 
 // ConnectionState is the TLS state of the QUIC connection.
-func (c *QUICConn) ConnectionState() tls.ConnectionState { return c.qc.ConnectionState().TLS }
+func (c *Conn) ConnectionState() tls.ConnectionState { return c.qc.ConnectionState().TLS }
 
 // Migrate moves a dialed connection to a new local UDP socket (a new
 // address, as when a client changes networks): it probes the new path
 // and switches to it once the server validated it. The RTMP connection
 // carries on. Only the dialer side can migrate.
-func (c *QUICConn) Migrate(ctx context.Context) error {
+func (c *Conn) Migrate(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.paths == nil {
@@ -497,8 +500,8 @@ func (c *QUICConn) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// QUICDialOptions tune DialQUIC.
-type QUICDialOptions struct {
+// DialOptions tune Dial.
+type DialOptions struct {
 	// Insecure accepts any server certificate.
 	Insecure bool
 	// PinSHA256 accepts only the server certificate whose DER encoding
@@ -507,19 +510,19 @@ type QUICDialOptions struct {
 	// TLSConfig overrides the TLS settings (roots, server name) when
 	// neither Insecure nor PinSHA256 is set.
 	TLSConfig *tls.Config
-	QUICConfig
+	Config
 }
 
-// DialQUIC opens a QUIC connection to rawURL ("quic://host[:port]",
+// Dial opens a QUIC connection to rawURL ("quic://host[:port]",
 // default port 1935) and one stream on it, returned as a net.Conn that
 // carries RTMP bytes, handshake not done yet. Closing it closes the QUIC
-// connection. The conn is a *QUICConn (CloseWrite, Migrate).
-func DialQUIC(ctx context.Context, rawURL string, opts QUICDialOptions) (net.Conn, error) {
-	qc, str, udp, tr, err := dialQUICStream(ctx, rawURL, "quic", QUICALPN, opts)
+// connection. The conn is a *Conn (CloseWrite, Migrate).
+func Dial(ctx context.Context, rawURL string, opts DialOptions) (net.Conn, error) {
+	qc, str, udp, tr, err := dialQUICStream(ctx, rawURL, "quic", ALPN, opts)
 	if err != nil {
 		return nil, err
 	}
-	c := newQUICConn(qc, str, nil)
+	c := newConn(qc, str, nil)
 	c.paths = []*quicPath{{udp: udp, tr: tr}}
 	c.onClose = func() {
 		qc.CloseWithError(0, "")
@@ -536,19 +539,19 @@ func DialQUIC(ctx context.Context, rawURL string, opts QUICDialOptions) (net.Con
 // DialRoQR opens a RoQR connection to rawURL ("roqr://host[:port]",
 // default port 1935): RTMP messages framed on one QUIC stream, no RTMP
 // handshake. Closing it closes the QUIC connection.
-func DialRoQR(ctx context.Context, rawURL string, opts QUICDialOptions) (*RoQRConn, error) {
+func DialRoQR(ctx context.Context, rawURL string, opts DialOptions) (*RoQRConn, error) {
 	qc, str, udp, tr, err := dialQUICStream(ctx, rawURL, "roqr", RoQRALPN, opts)
 	if err != nil {
 		return nil, err
 	}
-	return newRoQRConn(qc, str, opts.QUICConfig.WithDefaults(), true, func() {
+	return newRoQRConn(qc, str, opts.Config.WithDefaults(), true, func() {
 		qc.CloseWithError(0, "")
 		tr.Close()
 		udp.Close()
 	}), nil
 }
 
-func dialQUICStream(ctx context.Context, rawURL, scheme, alpn string, opts QUICDialOptions) (*quic.Conn, *quic.Stream, *net.UDPConn, *quic.Transport, error) {
+func dialQUICStream(ctx context.Context, rawURL, scheme, alpn string, opts DialOptions) (*quic.Conn, *quic.Stream, *net.UDPConn, *quic.Transport, error) {
 	fail := func(err error) (*quic.Conn, *quic.Stream, *net.UDPConn, *quic.Transport, error) {
 		return nil, nil, nil, nil, err
 	}
@@ -566,13 +569,13 @@ func dialQUICStream(ctx context.Context, rawURL, scheme, alpn string, opts QUICD
 	if port == "" {
 		port = "1935"
 	}
-	tc, err := ClientTLSConfig(u.Hostname(), opts.Insecure, opts.PinSHA256, opts.TLSConfig)
+	tc, err := tunnel.ClientTLSConfig(u.Hostname(), opts.Insecure, opts.PinSHA256, opts.TLSConfig)
 	if err != nil {
 		return fail(err)
 	}
 	tc.NextProtos = []string{alpn}
 	tc.MinVersion = tls.VersionTLS13
-	cfg := opts.QUICConfig.WithDefaults()
+	cfg := opts.Config.WithDefaults()
 	cfg.RoQRDatagrams = cfg.RoQRDatagrams && alpn == RoQRALPN
 
 	raddr, err := net.ResolveUDPAddr("udp", net.JoinHostPort(u.Hostname(), port))
@@ -601,3 +604,13 @@ func dialQUICStream(ctx context.Context, rawURL, scheme, alpn string, opts QUICD
 	}
 	return qc, str, udp, tr, nil
 }
+
+// opError wraps err as the net package does, so that callers testing for
+// net.Error, os.ErrDeadlineExceeded or net.ErrClosed find what they expect.
+func opError(op, network string, addr net.Addr, err error) error {
+	return &net.OpError{Op: op, Net: network, Addr: addr, Err: err}
+}
+
+// errTimeout is returned by reads and writes whose deadline has passed; it
+// is a net.Error with Timeout() true.
+var errTimeout = os.ErrDeadlineExceeded
