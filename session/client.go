@@ -14,6 +14,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/live"
 	"github.com/rtmphub/rtmphub/session/outqueue"
+	"github.com/rtmphub/rtmphub/session/record"
 	"github.com/rtmphub/rtmphub/session/sharedobject"
 )
 
@@ -70,9 +71,9 @@ type netStream struct {
 	id     uint32
 	pub    *live.Publication
 	player *live.Subscription
-	vod    *vodPlayer // playing recorded streams (vod.go)
-	rec    *recorder  // recording what pub publishes (record.go)
-	name   string     // what it last published or played (stop commands by name)
+	vod    *vodPlayer       // playing recorded streams (vod.go)
+	rec    *record.Recorder // recording what pub publishes (record.go)
+	name   string           // what it last published or played (stop commands by name)
 }
 
 const maxStreamsPerClient = 64

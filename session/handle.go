@@ -35,9 +35,6 @@ func (c *Client) handle(m *message.Message) error {
 		if c.publishTimeout {
 			c.t.SetReadDeadline(time.Now().Add(c.srv.cfg.PublisherIdleTimeout))
 		}
-		if ns.rec != nil {
-			ns.rec.push(m)
-		}
 		ns.pub.Write(m)
 		return nil
 	case message.TypeAggregate:
@@ -378,7 +375,7 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 	}
 	c.accessLog("publish", "stream", name, "allowed", true, "type", typ)
 	if record, appendTo := recordType(typ); record {
-		ns.rec = c.startRecording(msid, name, appendTo)
+		ns.rec = c.startRecording(msid, ns.pub.Stream(), name, appendTo)
 	}
 	return nil
 }
@@ -475,7 +472,7 @@ func (c *Client) closeNetStream(ns *netStream, graceful bool) {
 		ns.pub = nil
 		c.publishTimeout = false
 		if ns.rec != nil {
-			ns.rec.stop(graceful && c.inst != nil)
+			ns.rec.Stop(graceful && c.inst != nil)
 			ns.rec = nil
 		}
 		pub.Close(graceful)

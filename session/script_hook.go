@@ -7,6 +7,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/live"
+	"github.com/rtmphub/rtmphub/session/record"
 )
 
 // Optional interfaces an Application may implement to follow its
@@ -131,9 +132,8 @@ type ServerPublisher struct {
 	in *Instance
 	p  *live.Publication
 
-	mu     sync.Mutex
-	rec    *recorder // Stream.record (script_stream.go)
-	lastTs uint32    // of the last message written
+	mu  sync.Mutex
+	rec *record.Recorder // Stream.record (script_stream.go)
 }
 
 // PublishServer starts publishing live stream name from the server; it
@@ -160,19 +160,12 @@ func (in *Instance) removeStreamIfUnusedByName(name string) {
 	}
 }
 
-// Write hands one audio, video or data message to the stream's players
-// (data: "@setDataFrame" onMetaData is kept for players joining later).
-// It never blocks on a player. Not safe for concurrent use.
-// A recording (Record) gets it too.
+// Write hands one audio, video or data message to the stream's readers,
+// its players and its recording (data: "@setDataFrame" onMetaData is kept
+// for readers joining later). It never blocks on a reader. Not safe for
+// concurrent use.
 func (sp *ServerPublisher) Write(m *message.Message) error {
 	sp.p.Write(m)
-	sp.mu.Lock()
-	sp.lastTs = m.Timestamp
-	rec := sp.rec
-	sp.mu.Unlock()
-	if rec != nil {
-		rec.push(m)
-	}
 	return nil
 }
 

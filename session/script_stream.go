@@ -196,22 +196,15 @@ type StatusFunc func(level, code, description string)
 // headers, and its video at the next keyframe.
 func (sp *ServerPublisher) Record(appendTo bool, status StatusFunc) {
 	sp.StopRecord()
-	in, name := sp.in, sp.p.Stream().Name()
-	sr, ok := newRecorder(in.srv, in.app, in.name, name, appendTo, status,
-		in.srv.log.With("app", in.app, "instance", in.name, "server_stream", name))
-	if !ok {
+	in, st := sp.in, sp.p.Stream()
+	sr := in.startRecording(st, st.Name(), appendTo, status,
+		in.srv.log.With("app", in.app, "instance", in.name, "server_stream", st.Name()))
+	if sr.Failed() {
 		return
 	}
-	sr.waitKey = true // it starts mid-stream: video from a keyframe
 	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	// What players joining now would get first, at the current time, so
-	// that the file decodes from its start.
-	for _, p := range sp.p.Stream().Headers(sp.p) {
-		sr.push(&message.Message{Type: p.Type, Timestamp: sp.lastTs, Payload: p.Payload})
-	}
 	sp.rec = sr
-	go sr.run()
+	sp.mu.Unlock()
 }
 
 // StopRecord stops the recording, if any: what is queued is written and
@@ -222,7 +215,7 @@ func (sp *ServerPublisher) StopRecord() {
 	sp.rec = nil
 	sp.mu.Unlock()
 	if sr != nil {
-		go sr.stop(true)
+		go sr.Stop(true)
 	}
 }
 
@@ -230,5 +223,5 @@ func (sp *ServerPublisher) StopRecord() {
 func (sp *ServerPublisher) Recording() bool {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	return sp.rec != nil && !sp.rec.failed.Load()
+	return sp.rec != nil && !sp.rec.Failed()
 }

@@ -153,27 +153,6 @@ func (st *Stream) Snapshot() Snapshot {
 	return s
 }
 
-// Headers returns what a reader joining now gets before any media, when p
-// is still the stream's publication: metadata and sequence headers.
-func (st *Stream) Headers(p *Publication) []*Packet {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.pub != p {
-		return nil
-	}
-	var out []*Packet
-	if st.meta != nil {
-		out = append(out, st.meta)
-	}
-	for _, s := range st.videoSeq {
-		out = append(out, s)
-	}
-	for _, s := range st.audioSeq {
-		out = append(out, s)
-	}
-	return out
-}
-
 func (st *Stream) unpublish(p *Publication, graceful bool) {
 	st.mu.Lock()
 	if st.pub != p {
