@@ -15,6 +15,7 @@ import (
 	"github.com/rtmphub/rtmphub/session/live"
 	"github.com/rtmphub/rtmphub/session/outqueue"
 	"github.com/rtmphub/rtmphub/session/sharedobject"
+	"github.com/rtmphub/rtmphub/session/vod"
 )
 
 // Client is one connected peer: its identity as FMS reports it, its
@@ -70,9 +71,9 @@ type netStream struct {
 	id     uint32
 	pub    *live.Publication
 	player *live.Subscription
-	vod    *vodPlayer // playing recorded streams (vod.go)
-	rec    *recorder  // recording what pub publishes (record.go)
-	name   string     // what it last published or played (stop commands by name)
+	vod    *vod.Player // playing recorded streams (play.go)
+	rec    *recorder   // recording what pub publishes (record.go)
+	name   string      // what it last published or played (stop commands by name)
 }
 
 const maxStreamsPerClient = 64
