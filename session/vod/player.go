@@ -129,7 +129,8 @@ type Player struct {
 	done chan struct{}
 }
 
-// Play starts a Player of item on out: it opens the files of s.
+// Play starts a Player on out that plays item, a file of s, and then the
+// items Add queues.
 func (s *Store) Play(out Output, item *Item, opts PlayOptions) *Player {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
