@@ -16,6 +16,7 @@ import (
 	"github.com/rtmphub/rtmphub/session/outqueue"
 	"github.com/rtmphub/rtmphub/session/record"
 	"github.com/rtmphub/rtmphub/session/sharedobject"
+	"github.com/rtmphub/rtmphub/session/vod"
 )
 
 // Client is one connected peer: its identity as FMS reports it, its
@@ -71,7 +72,7 @@ type netStream struct {
 	id     uint32
 	pub    *live.Publication
 	player *live.Subscription
-	vod    *vodPlayer       // playing recorded streams (vod.go)
+	vod    *vod.Player      // playing recorded streams (play.go)
 	rec    *record.Recorder // recording what pub publishes (record.go)
 	name   string           // what it last published or played (stop commands by name)
 }

@@ -122,7 +122,7 @@ func (c *Client) command(msid uint32, cmd *message.Command) error {
 	case "seek":
 		if ns := c.streams[msid]; ns != nil && ns.vod != nil {
 			ms, _ := amf.Number(cmd.Arg(0))
-			ns.vod.seek(int64(max(0, min(ms, math.MaxInt32))))
+			ns.vod.SeekTo(int64(max(0, min(ms, math.MaxInt32))))
 			break
 		}
 		c.sendStatus(msid, levelError, "NetStream.Seek.Failed", "Seeking is not supported on a live stream.", "")
@@ -132,7 +132,7 @@ func (c *Client) command(msid uint32, cmd *message.Command) error {
 			ns.player.SetReceive(cmd.Name == "receiveVideo", on)
 		} else if ns != nil && ns.vod != nil {
 			on, _ := cmd.Arg(0).(bool)
-			ns.vod.setReceive(cmd.Name == "receiveVideo", on)
+			ns.vod.SetReceive(cmd.Name == "receiveVideo", on)
 		}
 	case "_result", "_error":
 		c.resolve(cmd) // replies to server-to-client calls (rpc.go)
@@ -430,7 +430,7 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		return nil
 	}
 	if choice == choiceVOD && !reset && ns.vod != nil {
-		ns.vod.add(item) // a playlist: after what plays now
+		ns.vod.Add(item) // a playlist: after what plays now
 		c.log.Info("play queued", "stream", name, "start", start, "len", length)
 		return nil
 	}
@@ -499,7 +499,7 @@ func (c *Client) closeNetStream(ns *netStream, graceful bool) {
 		c.log.Debug("stop playing", "stream", p.Stream().Name())
 	}
 	if ns.vod != nil {
-		ns.vod.close()
+		ns.vod.Close()
 		ns.vod = nil
 	}
 }
@@ -568,7 +568,7 @@ func (c *Client) pause(msid uint32, cmd *message.Command) {
 	ns := c.streams[msid]
 	if ns != nil && ns.vod != nil {
 		paused, ok := cmd.Arg(0).(bool)
-		ns.vod.pause(paused, ok)
+		ns.vod.Pause(paused, ok)
 		return
 	}
 	if ns == nil || ns.player == nil {

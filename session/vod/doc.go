@@ -25,7 +25,19 @@
 // file that Store.IsRecording follow its end. Every path the Store hands
 // out stays in the data dir, symbolic links resolved.
 //
-// The package knows files, not clients: pacing, statuses and what is
-// recorded are the session core's. It never starts goroutines; its only
-// log line is a debug line per file indexed.
+// A Player (Store.Play) plays a playlist of files on a client's stream: a
+// goroutine per stream sends the tags ahead of real time by the client's
+// buffer length, then at real time, waits for room in the client's queue
+// rather than drop anything, and answers seek, pause and
+// receiveAudio/Video with the statuses FMS sends (NetStream.Play.Start,
+// Switch, Stop, Seek.Notify, onPlayStatus Play.Complete...).
+//
+//	Store.Play ─► Player ─(its goroutine)─► Source.Next ─► paced ─► Output
+//	Add, SeekTo, Pause, SetReceive, Close ──┘ (commands)
+//
+// The package knows files and streams, not clients: a Player writes to an
+// Output (in the session core, a client's stream and its outbound queue),
+// and what is recorded is the core's. A Player's goroutine is the only one
+// the package starts; it logs the player's lines on the logger it is
+// given, and the Store a debug line per file indexed.
 package vod

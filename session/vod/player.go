@@ -1,9 +1,10 @@
-package session
+package vod
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -11,45 +12,83 @@ import (
 	"github.com/rtmphub/rtmphub/flv"
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/message"
-	"github.com/rtmphub/rtmphub/session/vod"
 )
 
-// Video on demand: a player of recorded streams (a playlist of files) runs
-// on a goroutine of its own that reads tags from the file, sends them
-// ahead of real time by the client's buffer length and then at real time,
-// and waits for room in the client's outbound queue rather than drop
-// anything. The client's reader goroutine only posts commands to it
-// (another item, seek, pause, receiveAudio/Video, stop); every message of
-// the stream, statuses included, is queued by the player's goroutine, so
-// their order on the wire is exactly the order of events.
+// A Player plays recorded streams (a playlist of files) on a goroutine of
+// its own that reads tags from the file, sends them ahead of real time by
+// the client's buffer length and then at real time, and waits for room in
+// the client's outbound queue rather than drop anything. The client's
+// reader goroutine only posts commands to it (another item, seek, pause,
+// receiveAudio/Video, stop); every message of the stream, statuses
+// included, is queued by the player's goroutine, so their order on the
+// wire is exactly the order of events.
 
-// vodItem is one entry of a playlist.
-type vodItem struct {
-	name   string   // as played, for statuses and logs
-	file   vod.File // found by Store.Find
-	start  int64    // milliseconds into the file
-	length int64    // milliseconds to play; < 0: to the end, 0: one frame
-	reset  bool     // play sent reset: Play.Reset precedes Play.Start
+// Output is the message stream a Player plays on: a client's stream. Its
+// methods are called on the player's goroutine only, in the order of
+// events, and must keep that order on the wire: media and the rest share
+// one queue.
+type Output interface {
+	// SendWait queues media messages once the queue holds fewer than
+	// limit, waiting for room rather than dropping anything
+	// (outqueue.Queue.SendWait); it returns false, queueing nothing, when
+	// the output is closed or stop is. msgs is reused after it returns.
+	SendWait(msgs []message.Message, limit int, stop <-chan struct{}) bool
+	// Status sends onStatus with an FMS info object whose details name
+	// the stream.
+	Status(level, code, desc, details string)
+	// Data sends a data message (onPlayStatus, |RtmpSampleAccess, ...).
+	Data(vals ...any)
+	// Control sends user control event ev about the stream.
+	Control(ev message.UserControlEvent)
+	// BufferLength is how far ahead of real time media is sent: the
+	// client's buffer length, or a default when it has not set one.
+	BufferLength() time.Duration
 }
 
-// Limits of a VOD player.
+// PlayOptions are what a Player is started with besides its first item.
+type PlayOptions struct {
+	// StreamID is the message stream played on: the messages' stream id,
+	// and the one NetStream.Seek.Notify names.
+	StreamID uint32
+	// Burst sends the files without pacing (play with reset 2 or 3).
+	Burst bool
+	// Log gets the player's lines (play, complete, failures).
+	Log *slog.Logger
+}
+
+// Item is one entry of a playlist.
+type Item struct {
+	Name   string // as played, for statuses and logs
+	File   File   // found by Store.Find
+	Start  int64  // milliseconds into the file
+	Length int64  // milliseconds to play; < 0: to the end, 0: one frame
+	Reset  bool   // play sent reset: Play.Reset precedes Play.Start
+}
+
+// Status levels of FMS info objects.
 const (
-	// vodQueueMessages is how full a client's outbound queue may be before
-	// a VOD player waits for its writer (a bound on the memory a player
-	// holds, well under PlayerQueue).
-	vodQueueMessages = 64
-	// vodBatch is the most messages queued at once.
-	vodBatch = 32
+	levelStatus = "status"
+	levelError  = "error"
+)
+
+// Limits of a player.
+const (
+	// queueMessages is how full a client's outbound queue may be before
+	// a player waits for its writer (a bound on the memory a player
+	// holds, well under the session's PlayerQueue).
+	queueMessages = 64
+	// batchSize is the most messages queued at once.
+	batchSize = 32
 	// maxPlaylist bounds the items queued with reset=false.
 	maxPlaylist = 64
-	// maxVODOps bounds the commands waiting for the player's goroutine.
-	maxVODOps = 256
+	// maxOps bounds the commands waiting for the player's goroutine.
+	maxOps = 256
 	// followPoll is how often a player at the end of a file that is being
 	// recorded looks for more.
 	followPoll = 100 * time.Millisecond
-	// vodTick is how early a paced message may leave, so that the
+	// tick is how early a paced message may leave, so that the
 	// messages of one tick share a wakeup and a write.
-	vodTick = 40 * time.Millisecond
+	tick = 40 * time.Millisecond
 	// maxOpenRetries bounds the polls for the header of a file whose
 	// recording is just starting.
 	maxOpenRetries = 20
@@ -58,89 +97,105 @@ const (
 	maxBurst = time.Duration(math.MaxInt64 / 4)
 )
 
-type vodOpKind int
+type opKind int
 
 const (
-	opAdd vodOpKind = iota
+	opAdd opKind = iota
 	opSeek
 	opPause
 	opReceiveAudio
 	opReceiveVideo
 )
 
-type vodOp struct {
-	kind   vodOpKind
-	item   *vodItem
+type playerOp struct {
+	kind   opKind
+	item   *Item
 	ms     int64
 	on     bool // pause: paused; receive: on
 	toggle bool // pause without an argument
 }
 
-// vodPlayer is a client's VOD stream msid.
-type vodPlayer struct {
-	c     *Client
-	msid  uint32
-	burst bool
+// Player plays recorded streams on an Output. Its methods post commands
+// to its goroutine and return at once; Close stops it.
+type Player struct {
+	store *Store
+	out   Output
+	opts  PlayOptions
 
 	mu   sync.Mutex
-	ops  []vodOp
+	ops  []playerOp
 	wake chan struct{} // capacity 1: ops were posted
 	stop chan struct{}
 	done chan struct{}
 }
 
-// startVOD starts a VOD player on stream msid with item.
-func (c *Client) startVOD(msid uint32, item *vodItem, burst bool) *vodPlayer {
-	v := &vodPlayer{c: c, msid: msid, burst: burst,
+// Play starts a Player on out that plays item, a file of s, and then the
+// items Add queues.
+func (s *Store) Play(out Output, item *Item, opts PlayOptions) *Player {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	p := &Player{store: s, out: out, opts: opts,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	v.ops = append(v.ops, vodOp{kind: opAdd, item: item})
-	go v.run()
-	return v
+	p.ops = append(p.ops, playerOp{kind: opAdd, item: item})
+	go p.run()
+	return p
 }
 
 // post hands a command to the player's goroutine. Commands beyond the
 // bound are dropped (a client flooding seeks gets the latest ones).
-func (v *vodPlayer) post(op vodOp) {
-	v.mu.Lock()
-	if len(v.ops) >= maxVODOps {
-		v.mu.Unlock()
-		v.c.log.Warn("vod: too many pending commands, command ignored", "stream_id", v.msid)
+func (p *Player) post(o playerOp) {
+	p.mu.Lock()
+	if len(p.ops) >= maxOps {
+		p.mu.Unlock()
+		p.opts.Log.Warn("vod: too many pending commands, command ignored", "stream_id", p.opts.StreamID)
 		return
 	}
-	v.ops = append(v.ops, op)
-	v.mu.Unlock()
+	p.ops = append(p.ops, o)
+	p.mu.Unlock()
 	select {
-	case v.wake <- struct{}{}:
+	case p.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (v *vodPlayer) add(item *vodItem)  { v.post(vodOp{kind: opAdd, item: item}) }
-func (v *vodPlayer) seek(ms int64)      { v.post(vodOp{kind: opSeek, ms: ms}) }
-func (v *vodPlayer) pause(on, set bool) { v.post(vodOp{kind: opPause, on: on, toggle: !set}) }
-func (v *vodPlayer) setReceive(video, on bool) {
+// Add queues item after what plays (play with reset false: a playlist).
+func (p *Player) Add(item *Item) { p.post(playerOp{kind: opAdd, item: item}) }
+
+// SeekTo moves to the keyframe at or before ms of the item playing (the
+// seek command; not io.Seeker's Seek).
+func (p *Player) SeekTo(ms int64) { p.post(playerOp{kind: opSeek, ms: ms}) }
+
+// Pause pauses (on) or resumes the stream; set false toggles (a pause
+// command without its flag).
+func (p *Player) Pause(on, set bool) { p.post(playerOp{kind: opPause, on: on, toggle: !set}) }
+
+// SetReceive turns the video (video) or the audio of the stream on or
+// off (receiveVideo, receiveAudio).
+func (p *Player) SetReceive(video, on bool) {
 	k := opReceiveAudio
 	if video {
 		k = opReceiveVideo
 	}
-	v.post(vodOp{kind: k, on: on})
+	p.post(playerOp{kind: k, on: on})
 }
 
-// close stops the player and waits for its goroutine, so that nothing
+// Close stops the player and waits for its goroutine, so that nothing
 // more is queued on the stream once it returns.
-func (v *vodPlayer) close() {
-	close(v.stop)
-	<-v.done
+func (p *Player) Close() {
+	close(p.stop)
+	<-p.done
 }
 
-// vodRun is the state of a player's goroutine.
-type vodRun struct {
-	v    *vodPlayer
-	c    *Client
-	ms   *vod.Store
+// runner is the state of a player's goroutine.
+type runner struct {
+	p    *Player
+	out  Output
+	log  *slog.Logger
+	ms   *Store
 	msid uint32
 
-	playlist []*vodItem
+	playlist []*Item
 	cur      *openItem
 	// stopped: the last item ended and Play.Stop was sent; the next item
 	// starts the stream again rather than switching to it.
@@ -158,9 +213,9 @@ type vodRun struct {
 
 // openItem is the item being played.
 type openItem struct {
-	item   *vodItem
-	src    vod.Source
-	info   *vod.Info
+	item   *Item
+	src    Source
+	info   *Info
 	offset int64 // wire timestamp = file timestamp + offset
 	endTs  int64 // file time where the item ends; -1: the end of the file
 	single bool  // len 0: one frame
@@ -175,9 +230,9 @@ type openItem struct {
 	frames  int
 }
 
-func (v *vodPlayer) run() {
-	defer close(v.done)
-	r := &vodRun{v: v, c: v.c, ms: v.c.srv.media, msid: v.msid, receiveAudio: true, receiveVideo: true,
+func (p *Player) run() {
+	defer close(p.done)
+	r := &runner{p: p, out: p.out, log: p.opts.Log, ms: p.store, msid: p.opts.StreamID, receiveAudio: true, receiveVideo: true,
 		timer: time.NewTimer(time.Hour), lastWire: -1}
 	r.timer.Stop()
 	defer func() {
@@ -189,7 +244,7 @@ func (v *vodPlayer) run() {
 	}()
 	for {
 		select {
-		case <-v.stop:
+		case <-p.stop:
 			return
 		default:
 		}
@@ -221,17 +276,17 @@ func (v *vodPlayer) run() {
 }
 
 // applyOps runs the commands posted since the last call.
-func (r *vodRun) applyOps() bool {
-	r.v.mu.Lock()
-	ops := r.v.ops
-	r.v.ops = nil
-	r.v.mu.Unlock()
+func (r *runner) applyOps() bool {
+	r.p.mu.Lock()
+	ops := r.p.ops
+	r.p.ops = nil
+	r.p.mu.Unlock()
 	for i, op := range ops {
-		ops[i] = vodOp{}
+		ops[i] = playerOp{}
 		switch op.kind {
 		case opAdd:
 			if len(r.playlist) >= maxPlaylist {
-				r.c.log.Warn("vod: playlist full, item dropped", "stream", op.item.name)
+				r.log.Warn("vod: playlist full, item dropped", "stream", op.item.Name)
 				continue
 			}
 			r.playlist = append(r.playlist, op.item)
@@ -265,7 +320,7 @@ func (r *vodRun) applyOps() bool {
 }
 
 // startNext starts the first item of the playlist.
-func (r *vodRun) startNext() bool {
+func (r *runner) startNext() bool {
 	next := r.playlist[0]
 	r.playlist[0] = nil
 	r.playlist = r.playlist[1:]
@@ -274,7 +329,7 @@ func (r *vodRun) startNext() bool {
 
 // wait blocks until until (never when zero), a command, or stop; it
 // reports false on stop.
-func (r *vodRun) wait(until time.Time) bool {
+func (r *runner) wait(until time.Time) bool {
 	var tc <-chan time.Time
 	if !until.IsZero() {
 		d := time.Until(until)
@@ -286,9 +341,9 @@ func (r *vodRun) wait(until time.Time) bool {
 		defer r.timer.Stop()
 	}
 	select {
-	case <-r.v.stop:
+	case <-r.p.stop:
 		return false
-	case <-r.v.wake:
+	case <-r.p.wake:
 	case <-tc:
 	}
 	return true
@@ -296,57 +351,53 @@ func (r *vodRun) wait(until time.Time) bool {
 
 // ahead is how far ahead of real time media is sent: the client's buffer
 // length, or the configured default when it has not set one.
-func (r *vodRun) ahead() time.Duration {
-	if r.v.burst {
+func (r *runner) ahead() time.Duration {
+	if r.p.opts.Burst {
 		return maxBurst
 	}
-	ms := r.c.bufferLength.Load()
-	if ms == 0 {
-		return r.c.srv.cfg.VODBuffer
-	}
-	return time.Duration(ms) * time.Millisecond
+	return r.out.BufferLength()
 }
 
 // --- statuses and queueing ---
 
-func (r *vodRun) name() string {
+func (r *runner) name() string {
 	if r.cur != nil {
-		return r.cur.item.name
+		return r.cur.item.Name
 	}
 	return ""
 }
 
 // status sends onStatus after the media queued so far.
-func (r *vodRun) status(level, code, desc string) bool {
+func (r *runner) status(level, code, desc string) bool {
 	if !r.flush() {
 		return false
 	}
-	r.c.sendStatus(r.msid, level, code, desc, r.name())
+	r.out.Status(level, code, desc, r.name())
 	return true
 }
 
 // control sends a user control event about the stream, after the media
 // queued so far.
-func (r *vodRun) control(ev message.UserControlEvent) bool {
+func (r *runner) control(ev message.UserControlEvent) bool {
 	if !r.flush() {
 		return false
 	}
-	r.c.send(*message.UserControl{Event: ev, StreamID: r.msid}.Message())
+	r.out.Control(ev)
 	return true
 }
 
 // playStatus sends the data message onPlayStatus with code.
-func (r *vodRun) playStatus(code string, extra ...amf.Property) bool {
+func (r *runner) playStatus(code string, extra ...amf.Property) bool {
 	if !r.flush() {
 		return false
 	}
 	o := amf.Object{{Key: "level", Value: levelStatus}, {Key: "code", Value: code}}
-	r.c.sendData(r.msid, "onPlayStatus", append(o, extra...))
+	r.out.Data("onPlayStatus", append(o, extra...))
 	return true
 }
 
 // queue adds a message to the batch, queueing the batch when it is full.
-func (r *vodRun) queue(typ message.Type, ts int64, payload []byte) bool {
+func (r *runner) queue(typ message.Type, ts int64, payload []byte) bool {
 	csid := message.CSIDStream
 	switch typ {
 	case message.TypeAudio:
@@ -355,7 +406,7 @@ func (r *vodRun) queue(typ message.Type, ts int64, payload []byte) bool {
 		csid = message.CSIDVideo
 	}
 	r.batch = append(r.batch, message.Message{Type: typ, StreamID: r.msid, Timestamp: wireTs(ts), ChunkStreamID: csid, Payload: payload})
-	if len(r.batch) >= vodBatch {
+	if len(r.batch) >= batchSize {
 		return r.flush()
 	}
 	return true
@@ -370,11 +421,11 @@ func wireTs(ts int64) uint32 {
 
 // flush queues the batch on the client, waiting for room when its queue
 // is full; false when the client ended or the player stopped.
-func (r *vodRun) flush() bool {
+func (r *runner) flush() bool {
 	if len(r.batch) == 0 {
 		return true
 	}
-	ok := r.c.out.SendWait(r.batch, vodQueueMessages, r.v.stop)
+	ok := r.out.SendWait(r.batch, queueMessages, r.p.stop)
 	clear(r.batch)
 	r.batch = r.batch[:0]
 	return ok
@@ -386,7 +437,7 @@ func (r *vodRun) flush() bool {
 // start StreamIsRecorded, StreamBegin, Play.Reset (reset), Play.Start,
 // |RtmpSampleAccess and Data.Start; on a switch from a playing item
 // onPlayStatus Play.Switch and Play.Start. Then onMetaData.
-func (r *vodRun) startItem(item *vodItem) bool {
+func (r *runner) startItem(item *Item) bool {
 	switching := r.cur != nil && r.cur.ended && !r.stopped
 	fresh := r.cur == nil || r.stopped
 	if r.cur != nil {
@@ -394,28 +445,28 @@ func (r *vodRun) startItem(item *vodItem) bool {
 		r.cur.src.Close()
 		r.cur = nil
 	}
-	src, err := r.ms.Open(item.file)
-	for try := 0; err != nil && errors.Is(err, io.ErrUnexpectedEOF) && try < maxOpenRetries && r.ms.IsRecording(item.file.Real); try++ {
+	src, err := r.ms.Open(item.File)
+	for try := 0; err != nil && errors.Is(err, io.ErrUnexpectedEOF) && try < maxOpenRetries && r.ms.IsRecording(item.File.Real); try++ {
 		// A recording that is just starting: its header is on the way.
 		if !r.wait(time.Now().Add(followPoll)) {
 			return false
 		}
-		src, err = r.ms.Open(item.file)
+		src, err = r.ms.Open(item.File)
 	}
 	if err != nil {
 		return r.failItem(item, err, switching)
 	}
 	fi := src.Info()
 	o := &openItem{item: item, src: src, info: fi, endTs: -1}
-	startTs, needSeq, err := src.SeekKeyframe(item.start)
+	startTs, needSeq, err := src.SeekKeyframe(item.Start)
 	if err != nil {
 		src.Close()
 		return r.failItem(item, err, switching)
 	}
-	if item.length == 0 {
+	if item.Length == 0 {
 		o.single = true
-	} else if item.length > 0 {
-		o.endTs = max(item.start, 0) + item.length
+	} else if item.Length > 0 {
+		o.endTs = max(item.Start, 0) + item.Length
 	}
 	if r.lastWire >= 0 {
 		// Later items continue the timeline of the earlier ones.
@@ -433,41 +484,42 @@ func (r *vodRun) startItem(item *vodItem) bool {
 		if !r.control(message.UCStreamIsRecorded) || !r.control(message.UCStreamBegin) {
 			return false
 		}
-		if item.reset && !r.status(levelStatus, "NetStream.Play.Reset", "Playing and resetting "+item.name+".") {
+		if item.Reset && !r.status(levelStatus, "NetStream.Play.Reset", "Playing and resetting "+item.Name+".") {
 			return false
 		}
 	}
-	if !r.status(levelStatus, "NetStream.Play.Start", "Started playing "+item.name+".") {
+	if !r.status(levelStatus, "NetStream.Play.Start", "Started playing "+item.Name+".") {
 		return false
 	}
 	if fresh {
-		r.c.sendData(r.msid, "|RtmpSampleAccess", true, true)
-		r.c.sendData(r.msid, "onStatus", info(levelStatus, "NetStream.Data.Start", "Data start."))
+		r.out.Data("|RtmpSampleAccess", true, true)
+		r.out.Data("onStatus", amf.Object{{Key: "level", Value: levelStatus}, {Key: "code", Value: "NetStream.Data.Start"},
+			{Key: "description", Value: "Data start."}})
 	}
-	r.c.log.Info("vod play", "stream", item.name, "file", item.file.Rel, "start", item.start, "len", item.length,
+	r.log.Info("vod play", "stream", item.Name, "file", item.File.Rel, "start", item.Start, "len", item.Length,
 		"duration", fi.Duration.Round(time.Millisecond).String())
 	return r.prelude(startTs+o.offset, needSeq)
 }
 
 // failItem reports an item that cannot be played and goes on with the
 // playlist.
-func (r *vodRun) failItem(item *vodItem, err error, switching bool) bool {
+func (r *runner) failItem(item *Item, err error, switching bool) bool {
 	if !r.flush() {
 		return false
 	}
-	code, desc := "NetStream.Play.StreamNotFound", "Failed to play "+item.name+"; stream not found."
-	if errors.Is(err, flv.ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, vod.ErrBadMP4) {
-		code, desc = "NetStream.Play.FileStructureInvalid", "Failed to play "+item.name+"; the file structure is invalid."
+	code, desc := "NetStream.Play.StreamNotFound", "Failed to play "+item.Name+"; stream not found."
+	if errors.Is(err, flv.ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, ErrBadMP4) {
+		code, desc = "NetStream.Play.FileStructureInvalid", "Failed to play "+item.Name+"; the file structure is invalid."
 	}
-	r.c.log.Info("vod play failed", "stream", item.name, "file", item.file.Rel, "err", err.Error())
-	r.c.sendStatus(r.msid, levelError, code, desc, item.name)
+	r.log.Info("vod play failed", "stream", item.Name, "file", item.File.Rel, "err", err.Error())
+	r.out.Status(levelError, code, desc, item.Name)
 	if switching {
 		// Nothing plays now: the next item starts afresh, and without one
 		// the stream ends here.
 		r.stopped = true
 		if len(r.playlist) == 0 {
 			return r.playStatus("NetStream.Play.Complete") &&
-				r.status(levelStatus, "NetStream.Play.Stop", "Stopped playing "+item.name+".") &&
+				r.status(levelStatus, "NetStream.Play.Stop", "Stopped playing "+item.Name+".") &&
 				r.control(message.UCStreamEOF)
 		}
 	}
@@ -476,7 +528,7 @@ func (r *vodRun) failItem(item *vodItem, err error, switching bool) bool {
 
 // prelude queues onMetaData and, when playback starts at a keyframe past
 // the start of the file, the sequence headers, all at wire time ts.
-func (r *vodRun) prelude(ts int64, needSeq bool) bool {
+func (r *runner) prelude(ts int64, needSeq bool) bool {
 	o := r.cur
 	if o.info.Meta != nil && !r.queue(message.TypeDataAMF0, ts, o.info.Meta) {
 		return false
@@ -494,7 +546,7 @@ func (r *vodRun) prelude(ts int64, needSeq bool) bool {
 // endWire is where the timeline of an item that ended leaves off for the
 // next one: after the last message sent, or at the end of the file when
 // it played to the end.
-func (r *vodRun) endWire() int64 {
+func (r *runner) endWire() int64 {
 	end := r.lastWire + 1
 	if o := r.cur; o != nil && o.endTs < 0 && !o.single {
 		end = max(end, o.info.Duration.Milliseconds()+o.offset)
@@ -504,7 +556,7 @@ func (r *vodRun) endWire() int64 {
 
 // finish ends the current item: the next playlist item follows, or the
 // stream ends with onPlayStatus Play.Complete, Play.Stop and StreamEOF.
-func (r *vodRun) finish() bool {
+func (r *runner) finish() bool {
 	o := r.cur
 	o.ended = true
 	o.pending = nil
@@ -513,18 +565,18 @@ func (r *vodRun) finish() bool {
 	}
 	r.stopped = true
 	r.nextBase = r.endWire()
-	r.c.log.Info("vod complete", "stream", o.item.name, "frames", o.frames, "bytes", o.bytes)
+	r.log.Info("vod complete", "stream", o.item.Name, "frames", o.frames, "bytes", o.bytes)
 	return r.playStatus("NetStream.Play.Complete",
 		amf.Property{Key: "duration", Value: o.info.Duration.Seconds()},
 		amf.Property{Key: "bytes", Value: float64(o.bytes)}) &&
-		r.status(levelStatus, "NetStream.Play.Stop", "Stopped playing "+o.item.name+".") &&
+		r.status(levelStatus, "NetStream.Play.Stop", "Stopped playing "+o.item.Name+".") &&
 		r.control(message.UCStreamEOF)
 }
 
 // seek moves the current item to the keyframe at or before ms: StreamEOF,
 // StreamBegin, Seek.Notify, Play.Start, then onMetaData, the sequence
 // headers and the media from there. A paused stream stays paused.
-func (r *vodRun) seek(ms int64) bool {
+func (r *runner) seek(ms int64) bool {
 	o := r.cur
 	if o == nil {
 		return r.status(levelError, "NetStream.Seek.Failed", "Seeking is not possible now.")
@@ -532,7 +584,7 @@ func (r *vodRun) seek(ms int64) bool {
 	ms = max(ms, 0)
 	ts, needSeq, err := o.src.SeekKeyframe(ms)
 	if err != nil {
-		r.c.log.Warn("vod seek failed", "stream", o.item.name, "to", ms, "err", err.Error())
+		r.log.Warn("vod seek failed", "stream", o.item.Name, "to", ms, "err", err.Error())
 		return r.status(levelError, "NetStream.Seek.Failed", fmt.Sprintf("Seeking %d failed.", ms))
 	}
 	o.ended, o.pending, o.anchored = false, nil, false
@@ -541,10 +593,10 @@ func (r *vodRun) seek(ms int64) bool {
 	r.batch = r.batch[:0]
 	if !r.control(message.UCStreamEOF) || !r.control(message.UCStreamBegin) ||
 		!r.status(levelStatus, "NetStream.Seek.Notify", fmt.Sprintf("Seeking %d (stream ID: %d).", ms, r.msid)) ||
-		!r.status(levelStatus, "NetStream.Play.Start", "Started playing "+o.item.name+".") {
+		!r.status(levelStatus, "NetStream.Play.Start", "Started playing "+o.item.Name+".") {
 		return false
 	}
-	r.c.log.Debug("vod seek", "stream", o.item.name, "to", ms, "keyframe", ts)
+	r.log.Debug("vod seek", "stream", o.item.Name, "to", ms, "keyframe", ts)
 	if r.receiveVideo {
 		r.videoWaitKey = false
 	}
@@ -554,7 +606,7 @@ func (r *vodRun) seek(ms int64) bool {
 // setPaused pauses (Pause.Notify, StreamEOF) or resumes (StreamBegin,
 // Unpause.Notify) the stream. Resuming continues with the first message
 // not yet sent, again ahead of real time by the buffer length.
-func (r *vodRun) setPaused(paused bool) bool {
+func (r *runner) setPaused(paused bool) bool {
 	r.paused = paused
 	name := r.name()
 	if paused {
@@ -567,7 +619,7 @@ func (r *vodRun) setPaused(paused bool) bool {
 }
 
 // step sends the next tag when it is due, or waits until it is.
-func (r *vodRun) step() bool {
+func (r *runner) step() bool {
 	o := r.cur
 	t := o.pending
 	if t == nil {
@@ -588,9 +640,9 @@ func (r *vodRun) step() bool {
 		o.anchored, o.anchorWall, o.anchorTs = true, now, wire
 	}
 	if ahead := r.ahead(); ahead < maxBurst {
-		// Messages due within vodTick go out together: one wakeup per
+		// Messages due within tick go out together: one wakeup per
 		// tick rather than per message.
-		due := o.anchorWall.Add(time.Duration(wire-o.anchorTs)*time.Millisecond - ahead - vodTick)
+		due := o.anchorWall.Add(time.Duration(wire-o.anchorTs)*time.Millisecond - ahead - tick)
 		if due.After(now) {
 			o.pending = t
 			return r.flush() && r.wait(due)
@@ -607,7 +659,7 @@ func (r *vodRun) step() bool {
 
 // send queues tag t at wire time ts, applying receiveAudio/Video and
 // leaving out onMetaData (sent from the file's metadata before).
-func (r *vodRun) send(t *flv.Tag, ts int64) bool {
+func (r *runner) send(t *flv.Tag, ts int64) bool {
 	o := r.cur
 	switch t.Type {
 	case flv.TagVideo:
@@ -656,138 +708,13 @@ func (r *vodRun) send(t *flv.Tag, ts int64) bool {
 
 // atEnd handles the end of the file, or an error reading it: a file
 // that is being recorded is followed; otherwise the item ends.
-func (r *vodRun) atEnd(err error) bool {
+func (r *runner) atEnd(err error) bool {
 	o := r.cur
-	if (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && r.ms.IsRecording(o.item.file.Real) {
+	if (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && r.ms.IsRecording(o.item.File.Real) {
 		return r.flush() && r.wait(time.Now().Add(followPoll))
 	}
 	if !errors.Is(err, io.EOF) {
-		r.c.log.Warn("vod: file ends early", "stream", o.item.name, "file", o.item.file.Rel, "err", err.Error())
+		r.log.Warn("vod: file ends early", "stream", o.item.Name, "file", o.item.File.Rel, "err", err.Error())
 	}
 	return r.finish()
-}
-
-// liveNow reports whether the live stream name has a publisher, or one
-// that vanished and may come back.
-func (in *Instance) liveNow(name string) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	st := in.streams[name]
-	if st == nil {
-		return false
-	}
-	return st.Live()
-}
-
-// Start values of play, in milliseconds as ffmpeg and librtmp send them.
-const (
-	startLiveOnly = -1000 // live only
-	startAny      = -2000 // live, else recorded
-)
-
-// NormalizeStart returns the start value of a play (client play or
-// server-side Stream.play) with its live/recorded sentinel in milliseconds.
-// ffmpeg sends -2000, -1000 or an offset of 0 and up, librtmp -1000 or 0 and
-// up; but Adobe's RTMP specification (7.2.2.1) and server-side Stream.play
-// give start in seconds, -2 live then recorded and -1 live only, and
-// GStreamer's rtmp2src and node-media-server's client send -2. No client
-// sends a millisecond start between -1000 and 0, so a value there is a
-// sentinel in seconds: -1.5 and below becomes -2000, above it -1000 (both
-// outside that range, so normalizing twice changes nothing). Anything else is
-// returned as it is: offsets of 0 and up keep the unit of whoever sent them.
-func NormalizeStart(start float64) float64 {
-	switch {
-	case start <= startLiveOnly || start >= 0 || math.IsNaN(start):
-		return start
-	case start <= -1.5:
-		return startAny
-	}
-	return startLiveOnly
-}
-
-// StartMode is what the start value of a play asks for.
-type StartMode uint8
-
-const (
-	// StartLiveOrRecorded (-2, -2000 and below -1500 ms) plays the live
-	// stream when it is published, else the recorded one when its file
-	// exists, else waits for a publisher.
-	StartLiveOrRecorded StartMode = iota
-	// StartLiveOnly (-1, -1000: from -1500 ms up to 0) plays only live.
-	StartLiveOnly
-	// StartRecorded (0 and up) plays only the recorded stream, from there.
-	StartRecorded
-)
-
-// PlayStartMode classifies a start value after NormalizeStart.
-func PlayStartMode(start float64) StartMode {
-	switch start = NormalizeStart(start); {
-	case start >= 0:
-		return StartRecorded
-	case start > (startAny+startLiveOnly)/2:
-		return StartLiveOnly
-	}
-	return StartLiveOrRecorded
-}
-
-// vodChoice is what a play asks for.
-type vodChoice int
-
-const (
-	choiceLive vodChoice = iota
-	choiceVOD
-	choiceNotFound
-)
-
-// chooseVOD applies FMS start semantics (PlayStartMode) to a play of name
-// with start already normalized. "mp4:" names are recorded only.
-func (c *Client) chooseVOD(name string, start, length float64, reset bool) (*vodItem, vodChoice) {
-	_, kind := vod.FileName(name)
-	mode := PlayStartMode(start)
-	recordedOnly := mode == StartRecorded || kind == vod.MP4
-	if !recordedOnly && mode == StartLiveOnly {
-		return nil, choiceLive
-	}
-	if !recordedOnly && c.inst.liveNow(name) {
-		return nil, choiceLive
-	}
-	item, ok := c.vodItem(name, start, length, reset)
-	switch {
-	case ok:
-		return item, choiceVOD
-	case recordedOnly:
-		return nil, choiceNotFound
-	}
-	return nil, choiceLive
-}
-
-// vodItem locates the file of a play; false when there is none.
-func (c *Client) vodItem(name string, start, length float64, reset bool) (*vodItem, bool) {
-	f, err := c.srv.media.Find(c.app, c.inst.name, name)
-	if err != nil {
-		return nil, false
-	}
-	it := &vodItem{name: name, file: f, start: 0, length: -1, reset: reset}
-	if start > 0 && start < math.MaxInt32 {
-		it.start = int64(start)
-	}
-	if length >= 0 && length < math.MaxInt32 {
-		it.length = int64(length)
-	}
-	return it, true
-}
-
-// streamLength returns the duration of the stream file a play name names,
-// for getStreamLength; 0 when there is none.
-func (c *Client) streamLength(name string) float64 {
-	f, err := c.srv.media.Find(c.app, c.inst.name, streamName(name))
-	if err != nil {
-		return 0
-	}
-	src, err := c.srv.media.Open(f)
-	if err != nil {
-		return 0
-	}
-	defer src.Close()
-	return src.Info().Duration.Seconds()
 }
