@@ -220,6 +220,12 @@ func (r *Recorder) run() {
 	r.path = path
 	defer release()
 
+	if r.failed.Load() {
+		// The queue overflowed while the file was being prepared: the
+		// publisher was told NetStream.Record.Failed, and no Start after it.
+		r.drop()
+		return
+	}
 	var w vod.TagWriter
 	if r.appendTo {
 		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
