@@ -282,11 +282,12 @@ func TestRecordDiskFull(t *testing.T) {
 			got++
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
+	// The recorder reports the full disk as it hits it, before the end.
+	waitStatus(t, pub.C, pub.MsID, "NetStream.Record.Failed")
 	codes := unpublish(t, pub)
-	t.Logf("unpublish statuses: %v", codes)
-	if len(codes) != 2 || codes[0] != "NetStream.Record.Failed" {
-		t.Fatalf("statuses %v, want Record.Failed, Unpublish.Success", codes)
+	t.Logf("unpublish statuses after Record.Failed: %v", codes)
+	if len(codes) != 1 {
+		t.Fatalf("statuses after Record.Failed %v, want Unpublish.Success alone", codes)
 	}
 	c, id := vodPlayer(t, base, 60000, "big", 0.0)
 	n := len(media(untilEv(t, c, id, "playstatus", "NetStream.Play.Complete", 5*time.Second)))
@@ -304,7 +305,8 @@ func TestVODSeekWhileRecording(t *testing.T) {
 	waitStatus(t, pub.C, pub.MsID, "NetStream.Record.Start")
 	pub.Header(t, recordMeta)
 	pub.Frames(t, 0, 100, 25)
-	waitTags(t, filepath.Join(dir, "live", "streams", "_definst_", "grow.flv"), 2+2*100)
+	path := filepath.Join(dir, "live", "streams", "_definst_", "grow.flv")
+	waitTags(t, path, 2+2*100)
 	c, id := vodPlayer(t, base, 60000, "grow", 0.0)
 	for {
 		if e := readEv(t, c, id, 5*time.Second); e.kind == "video" && sessiontest.FrameIndex(e.data) == 99 {
@@ -312,7 +314,7 @@ func TestVODSeekWhileRecording(t *testing.T) {
 		}
 	}
 	pub.Frames(t, 100, 150, 25)
-	time.Sleep(200 * time.Millisecond)
+	waitTags(t, path, 2+2*150) // the seek lands in what is on disk
 	c.WriteCommand(id, &message.Command{Name: "seek", Args: []any{2100.0}})
 	untilEv(t, c, id, "status", "NetStream.Seek.Notify", 5*time.Second)
 	want := 50 // the keyframe at 2000
