@@ -5,27 +5,29 @@ import (
 	"time"
 )
 
-// pollEvery is how often Poll and Eventually look: short against the
-// waits of the tests, long enough not to load a busy machine.
-const pollEvery = 10 * time.Millisecond
-
 // Poll checks cond until it holds or timeout passes and reports whether it
-// held. For waits on state nothing announces (a file on disk, a counter, a
-// view); a test that can wait for a message or a log line should.
+// held. It looks again after 5 ms, then less and less often, up to every
+// 50 ms: quick for state that is nearly there, light on a busy machine for
+// state that takes seconds (a scraped metric, a process's sockets). For
+// waits on state nothing announces (a file on disk, a counter, a view); a
+// test that can wait for a message or a log line should.
 func Poll(timeout time.Duration, cond func() bool) bool {
 	if cond() {
 		return true
 	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
+	every := 5 * time.Millisecond
+	next := time.NewTimer(every)
+	defer next.Stop()
 	for {
 		select {
-		case <-tick.C:
+		case <-next.C:
 			if cond() {
 				return true
 			}
+			every = min(2*every, 50*time.Millisecond)
+			next.Reset(every)
 		case <-deadline.C:
 			return cond()
 		}
