@@ -355,7 +355,8 @@ func TestSharedObjectLimitsAndErrors(t *testing.T) {
 			break
 		}
 	}
-	for !fenced(readSO(t, ctx, c, "one", st)) { // c gets its message too
+	for fencedC := false; !fencedC; { // c gets its message too
+		fencedC = fenced(readSO(t, ctx, c, "one", st))
 	}
 	if so.props["a"] != 1.0 || so.props["b"] != 2.0 || len(so.props) != 2 {
 		t.Errorf("other's copy %v", so.props)
