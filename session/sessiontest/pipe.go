@@ -65,6 +65,9 @@ const PipeBuffer = 256 << 10
 // but with PipeBuffer bytes of buffer each way and the given addresses.
 // Its blocking operations wait on channels, so inside a testing/synctest
 // bubble they are durably blocking and its deadlines run on fake time.
+// Unlike net.Pipe it takes no lock across a blocked Write (a goroutine
+// waiting for a lock is not durably blocked, and fake time would stop):
+// writers of one end must take turns, as rtmp.Conn's do.
 func Pipe(a, b net.Addr) (net.Conn, net.Conn) {
 	ab, ba := newPipeBuf(), newPipeBuf()
 	ca := &pipeConn{rx: ba, tx: ab, local: a, remote: b, rd: newDeadline(), wd: newDeadline(), done: make(chan struct{})}
