@@ -26,8 +26,9 @@ var pipeServers atomic.Uint64
 // run inside a testing/synctest bubble, where time is virtual: a test can
 // let a publisher fall silent or a disk be slow for seconds of fake time,
 // and synctest.Wait returns once the server has done all it can. Call it
-// inside the bubble. The returned URL works with Dial, TryDial, Publish
-// and Play of this package (client.Dial needs TryDial's dialer).
+// inside the bubble; the test's cleanup shuts the server down. The
+// returned URL works with Dial, TryDial, Publish and Play of this package
+// (client.Dial needs TryDial's dialer).
 //
 // Each connection buffers up to PipeBuffer bytes each way, as a socket
 // does: a client that sends without reading (a publisher never reads the
@@ -51,6 +52,13 @@ func StartPipe(t testing.TB, mk func(log *slog.Logger) session.Config) (string, 
 	})
 	t.Cleanup(func() {
 		pipes.Delete(host)
+		// Shutdown also stops the applications, whose goroutines (a
+		// script's, say) must end before the bubble does.
+		stop, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		if err := srv.Shutdown(stop); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
 		cancel()
 		wg.Wait()
 	})
