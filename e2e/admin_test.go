@@ -20,6 +20,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 	"github.com/rtmphub/rtmphub/tunnel"
 )
 
@@ -150,7 +151,7 @@ func TestAdminAPIDuringFFmpegPublish(t *testing.T) {
 	// Let the encoder settle, then take two samples: the API's bitrate is
 	// measured between calls.
 	var streams []apiStream
-	if !eventually(20*time.Second, func() bool {
+	if !sessiontest.Poll(20*time.Second, func() bool {
 		streams = nil
 		apiGet(t, api, "/api/v1/streams", &streams)
 		return len(streams) == 1 && streams[0].Publisher != 0 && len(streams[0].Players) == 1

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // startBridge runs `rtmphub bridge --to to` on a loopback port and returns
@@ -151,7 +153,7 @@ func TestGatewayNginxRTMP(t *testing.T) {
 		ffPlay(t, pub, dir, "ffmpeg via bridge, quic to the gateway", "rtmp://"+quicBridge+"/live/g1"),
 	}
 	finishOriginPlayers(t, pub, players, seconds)
-	if !eventually(10*time.Second, func() bool {
+	if !sessiontest.Poll(10*time.Second, func() bool {
 		return logCount(gw, "forwarded", map[string]string{"proto": "rtmpt"}) >= 2
 	}) {
 		t.Errorf("%d rtmpt connections forwarded, want 2", logCount(gw, "forwarded", map[string]string{"proto": "rtmpt"}))
@@ -215,7 +217,7 @@ func TestGatewayNginxRTMPS(t *testing.T) {
 	}
 	// A tunneled connection is logged when its session ends: after the
 	// player stopped polling, at the session timeout.
-	if !eventually(10*time.Second, func() bool {
+	if !sessiontest.Poll(10*time.Second, func() bool {
 		return logCount(gw, "forwarded", map[string]string{"proto": "rtmpts"}) == 1
 	}) {
 		t.Errorf("%d rtmpts connections forwarded, want 1", logCount(gw, "forwarded", map[string]string{"proto": "rtmpts"}))

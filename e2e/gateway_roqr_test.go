@@ -3,6 +3,8 @@ package e2e
 import (
 	"testing"
 	"time"
+
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // TestGatewayRoQRNginxRTMP: RoQR clients reach a real nginx-rtmp through
@@ -46,7 +48,7 @@ func gatewayRoQR(t *testing.T, stream string, datagrams bool) {
 	finishOriginPlayers(t, pub, players, seconds)
 
 	roqr := map[string]string{"proto": "roqr"}
-	if !eventually(15*time.Second, func() bool { return logCount(gw, "forwarded", roqr) >= 2 }) {
+	if !sessiontest.Poll(15*time.Second, func() bool { return logCount(gw, "forwarded", roqr) >= 2 }) {
 		t.Errorf("%d roqr connections forwarded, want 2\n%s", logCount(gw, "forwarded", roqr), gw.log.tail(40))
 	}
 	if n := logCount(gw, "forwarding", roqr); n != 2 {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // GStreamer's RTMP elements (gst-plugins-bad's rtmp2) differ from ffmpeg
@@ -137,7 +139,7 @@ func countFLVTags(t testing.TB, path string) (video, audio int) {
 // waitPlays waits until the server has logged n plays of stream.
 func waitPlays(t testing.TB, srv *server, stream string, n int) {
 	t.Helper()
-	if !eventually(10*time.Second, func() bool {
+	if !sessiontest.Poll(10*time.Second, func() bool {
 		count := 0
 		lines, _ := srv.log.snapshot(0)
 		for _, l := range lines {

@@ -689,20 +689,6 @@ func tailString(s string, n int) string {
 // ---------------------------------------------------------------------------
 // Small helpers
 
-// eventually polls cond every 50ms until it holds or timeout passes.
-func eventually(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // lineWriter calls fn for every complete line written to it.
 type lineWriter struct {
 	mu      sync.Mutex

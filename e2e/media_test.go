@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // Media helpers: an ffmpeg publisher that also keeps a local copy of exactly
@@ -382,7 +384,7 @@ func (p *ffPublisher) Frames() int { return int(p.frames.Load()) }
 // waitFrames waits until the publisher has sent n video frames.
 func (p *ffPublisher) waitFrames(t testing.TB, n int, timeout time.Duration) {
 	t.Helper()
-	if !eventually(timeout, func() bool { return p.Frames() >= n || p.exited() }) || p.Frames() < n {
+	if !sessiontest.Poll(timeout, func() bool { return p.Frames() >= n || p.exited() }) || p.Frames() < n {
 		t.Fatalf("publisher %s: sent %d frames, want %d within %v (exited %v)\nstderr:\n%s",
 			p.URL, p.Frames(), n, timeout, p.exited(), tailString(p.Stderr.String(), 2000))
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // startNginxProxyProtocol runs nginx's stream module as a TCP load balancer
@@ -53,7 +55,7 @@ events { worker_connections 256; }
 		t.Fatal(err)
 	}
 	p := startProc(t, 5*time.Minute, nginx, "-p", dir, "-c", path)
-	if !eventually(10*time.Second, func() bool {
+	if !sessiontest.Poll(10*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()

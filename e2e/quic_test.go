@@ -9,6 +9,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
 )
 
@@ -233,7 +234,7 @@ func TestBridgeRoQRDatagrams(t *testing.T) {
 	bridgedPublishPlay(t, srv, "roqr://"+addr, "roqr", "--pin", pin, "--roqr-datagrams")
 	// Each RoQR connection logs its datagram counters when it ends.
 	var sent, received, delivered float64
-	ok := eventually(10*time.Second, func() bool {
+	ok := sessiontest.Poll(10*time.Second, func() bool {
 		sent, received, delivered = 0, 0, 0
 		lines, _ := srv.log.snapshot(0)
 		n := 0

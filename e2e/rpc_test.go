@@ -14,6 +14,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 	"github.com/rtmphub/rtmphub/tunnel"
 )
 
@@ -190,7 +191,7 @@ func TestTsharkDissectsRPCAndSO(t *testing.T) {
 	dir := t.TempDir()
 	pcap := filepath.Join(dir, "rpc.pcapng")
 	capture := startProc(t, 2*time.Minute, "tshark", "-n", "-i", "lo", "-f", fmt.Sprintf("tcp port %d", srv.Port), "-w", pcap)
-	if !eventually(30*time.Second, func() bool {
+	if !sessiontest.Poll(30*time.Second, func() bool {
 		return strings.Contains(capture.Stderr.String(), "Capturing on") || capture.exited()
 	}) || capture.exited() {
 		msg := fmt.Sprintf("tshark did not start capturing on lo: %s", capture.Stderr.String())

@@ -25,6 +25,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 	"github.com/rtmphub/rtmphub/tunnel"
 )
 
@@ -114,7 +115,7 @@ func startNginx(t testing.TB, docFile string, replace map[string]string) string 
 	}
 	p := startProc(t, 5*time.Minute, nginx, "-p", dir, "-c", path)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if !eventually(10*time.Second, func() bool {
+	if !sessiontest.Poll(10*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
@@ -444,7 +445,7 @@ func TestRTMPTTsharkDissects(t *testing.T) {
 	dir := t.TempDir()
 	pcap := filepath.Join(dir, "rtmpt.pcapng")
 	capture := startProc(t, 2*time.Minute, "tshark", "-n", "-i", "lo", "-f", "tcp port "+port, "-w", pcap)
-	if !eventually(30*time.Second, func() bool {
+	if !sessiontest.Poll(30*time.Second, func() bool {
 		return strings.Contains(capture.Stderr.String(), "Capturing on") || capture.exited()
 	}) || capture.exited() {
 		msg := fmt.Sprintf("tshark did not start capturing on lo:\n%s", capture.Stderr.String())

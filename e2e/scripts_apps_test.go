@@ -17,6 +17,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 	"github.com/rtmphub/rtmphub/tunnel"
 )
 
@@ -175,12 +176,6 @@ func saLogWait(s *server, from int, timeout time.Duration, match func(logLine) b
 	}
 }
 
-func saCtx(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // TestScriptAppsConnectAcceptReject: onConnect accepts a client (the Go
 // client gets NetConnection.Connect.Success) and rejects others with an
 // info object: the client gets NetConnection.Connect.Rejected whose
@@ -193,7 +188,7 @@ func TestScriptAppsConnectAcceptReject(t *testing.T) {
 	copyApp(t, srv.DataDir, "calculator")
 	for _, tr := range saTransports(t, srv) {
 		t.Run(tr.name, func(t *testing.T) {
-			ctx := saCtx(t, 12*time.Second)
+			ctx := sessiontest.Ctx(t, 12*time.Second)
 			lobby, calc := "lobby/"+tr.name, "calculator/"+tr.name
 			ann := tr.mustConnect(t, ctx, lobby, "ann")
 			if o, _ := ann.Result.Arg(0).(amf.Object); ann.Result.Name != "_result" || !saHas(o, "code", "NetConnection.Connect.Success") {
@@ -280,7 +275,7 @@ func TestScriptAppsClientToServerCall(t *testing.T) {
 	copyApp(t, srv.DataDir, "calculator")
 	for _, tr := range saTransports(t, srv) {
 		t.Run(tr.name, func(t *testing.T) {
-			ctx := saCtx(t, 12*time.Second)
+			ctx := sessiontest.Ctx(t, 12*time.Second)
 			c := tr.mustConnect(t, ctx, "calculator/"+tr.name, "secret")
 			for _, tc := range []struct {
 				method string
@@ -344,7 +339,7 @@ func TestScriptAppsServerToClientCall(t *testing.T) {
 	copyApp(t, srv.DataDir, "lobby")
 	for _, tr := range saTransports(t, srv) {
 		t.Run(tr.name, func(t *testing.T) {
-			ctx := saCtx(t, 12*time.Second)
+			ctx := sessiontest.Ctx(t, 12*time.Second)
 			nick := "zoe-" + tr.name
 			c := tr.mustConnect(t, ctx, "lobby/"+tr.name, nick)
 			for i, tc := range []struct {
@@ -470,7 +465,7 @@ func TestScriptAppsSharedObject(t *testing.T) {
 		a, b saTransport
 	}{{"rtmp", trs[0], trs[0]}, {"rtmpt", trs[1], trs[1]}, {"rtmp+rtmpt", trs[0], trs[1]}} {
 		t.Run(pair.name, func(t *testing.T) {
-			ctx := saCtx(t, 12*time.Second)
+			ctx := sessiontest.Ctx(t, 12*time.Second)
 			inst := "chat/" + strings.ReplaceAll(pair.name, "+", "-")
 			a := pair.a.mustConnect(t, ctx, inst, "ann")
 			if err := a.UseSO("room", false, 0); err != nil {
@@ -649,7 +644,7 @@ func TestScriptAppsPlaylist(t *testing.T) {
 	for _, tr := range trs {
 		t.Run(tr.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := saCtx(t, 14*time.Second)
+			ctx := sessiontest.Ctx(t, 14*time.Second)
 			inst := "playlist/" + tr.name
 			a := tr.mustConnect(t, ctx, inst) // starts the instance, and the playlist
 			start := time.Now()
@@ -769,7 +764,7 @@ func TestScriptAppsBrokenScripts(t *testing.T) {
 	const interrupted = "script ran longer than 1s"
 	for _, tr := range saTransports(t, srv) {
 		t.Run(tr.name, func(t *testing.T) {
-			ctx := saCtx(t, 14*time.Second)
+			ctx := sessiontest.Ctx(t, 14*time.Second)
 			rejected := func(what, path string, args []any, want string) {
 				t.Helper()
 				err := tr.dialRejected(t, ctx, path, args)
@@ -796,7 +791,7 @@ func TestScriptAppsBrokenScripts(t *testing.T) {
 				t.Errorf("thrower after boom: %v %v", r, err)
 			}
 			var errs []any
-			if !eventually(5*time.Second, func() bool {
+			if !sessiontest.Poll(5*time.Second, func() bool {
 				r, err := th.Call(ctx, "errors")
 				if err != nil {
 					return false
@@ -856,7 +851,7 @@ func TestScriptAppsBrokenScripts(t *testing.T) {
 				t.Fatal(err)
 			}
 			n1, _ := r1.Arg(0).(float64)
-			if !eventually(5*time.Second, func() bool {
+			if !sessiontest.Poll(5*time.Second, func() bool {
 				r, err := sp.Call(ctx, "ticks")
 				n, _ := r.Arg(0).(float64)
 				return err == nil && n > n1

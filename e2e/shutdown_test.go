@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 const shutdownBound = 10 * time.Second
@@ -27,7 +29,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := gp.play("live", "sd"); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(15*time.Second, func() bool {
+	if !sessiontest.Poll(15*time.Second, func() bool {
 		st, err := os.Stat(md5)
 		return err == nil && st.Size() > 2048 && gp.mediaBytes.Load() > 0
 	}) {
@@ -53,7 +55,7 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Logf("%s ended: %v", p.who, p.p.exitErr())
 		}
 	}
-	if !eventually(shutdownBound, func() bool { ended, _ := gp.ended(); return ended }) {
+	if !sessiontest.Poll(shutdownBound, func() bool { ended, _ := gp.ended(); return ended }) {
 		t.Errorf("go-rtmp player's connection still open after the server exited")
 	}
 	if c, err := tryDialRTMP(t, "late client", srv.Addr, dialOpts{}); err == nil {

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 const rssLimit = 150 << 20 // resident memory bound for the server under load
@@ -124,7 +126,7 @@ func TestSlowPlayer(t *testing.T) {
 	rd.cmd.Stdout = pw
 	rd.startCmd()
 	pw.Close()
-	if !eventually(10*time.Second, func() bool { return len(clientPortsOf(rd.cmd.Process.Pid, srv.Port)) > 0 }) {
+	if !sessiontest.Poll(10*time.Second, func() bool { return len(clientPortsOf(rd.cmd.Process.Pid, srv.Port)) > 0 }) {
 		t.Fatalf("rtmpdump did not connect")
 	}
 	closes.add("rtmpdump into an unread pipe", clientPortsOf(rd.cmd.Process.Pid, srv.Port)[0])
@@ -161,7 +163,7 @@ func TestSlowPlayer(t *testing.T) {
 	// full, the server's writes stall and --stall-timeout must end them.
 	const closeBound = 20 * time.Second
 	for _, name := range []string{stalled.name, "rtmpdump into an unread pipe"} {
-		if !eventually(time.Until(stallStart.Add(closeBound)), func() bool { _, ok := closes.closedAt(name); return ok }) {
+		if !sessiontest.Poll(time.Until(stallStart.Add(closeBound)), func() bool { _, ok := closes.closedAt(name); return ok }) {
 			t.Errorf("%s: server still connected to it %v after it stopped reading (publisher ended after %v; --stall-timeout %v)\n%s",
 				name, time.Since(stallStart).Round(time.Second), pubEnd.Sub(stallStart).Round(time.Second), stall, socketReport(t, srv))
 		} else {
@@ -263,7 +265,7 @@ func TestSlowPlayerFlood(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !eventually(10*time.Second, func() bool { return readerMsgs.Load() >= before+gop }) {
+	if !sessiontest.Poll(10*time.Second, func() bool { return readerMsgs.Load() >= before+gop }) {
 		t.Errorf("reading player got %d messages after the burst, want ≥ %d (total %d, %d keyframes)",
 			readerMsgs.Load()-before, gop, readerMsgs.Load(), readerKeys.Load())
 	}
@@ -276,7 +278,7 @@ func TestSlowPlayerFlood(t *testing.T) {
 	// The stalled player must be disconnected once its writes have stalled
 	// for the (default 10s) stall timeout.
 	disconnectBy := stallStart.Add(30 * time.Second)
-	if !eventually(time.Until(disconnectBy), func() bool { _, ok := closes.closedAt(stalled.name); return ok }) {
+	if !sessiontest.Poll(time.Until(disconnectBy), func() bool { _, ok := closes.closedAt(stalled.name); return ok }) {
 		t.Errorf("server still connected to the stalled player %v after it stopped reading\n%s",
 			time.Since(stallStart).Round(time.Second), socketReport(t, srv))
 	} else {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // TestTsharkDissectsSession captures an ffmpeg publish + play session on
@@ -22,7 +24,7 @@ func TestTsharkDissectsSession(t *testing.T) {
 	pcap := filepath.Join(dir, "session.pcapng")
 
 	capture := startProc(t, 2*time.Minute, "tshark", "-n", "-i", "lo", "-f", fmt.Sprintf("tcp port %d", srv.Port), "-w", pcap)
-	if !eventually(30*time.Second, func() bool {
+	if !sessiontest.Poll(30*time.Second, func() bool {
 		return strings.Contains(capture.Stderr.String(), "Capturing on") || capture.exited()
 	}) || capture.exited() {
 		msg := fmt.Sprintf("tshark did not start capturing on lo (exited %v):\n%s", capture.exited(), capture.Stderr.String())

@@ -19,6 +19,7 @@ import (
 	"github.com/rtmphub/rtmphub/flv"
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // VOD and recording end to end: ffmpeg makes the files, ffmpeg and
@@ -217,24 +218,11 @@ func flvTags(r io.Reader, fn func(typ message.Type, ts uint32, data []byte) erro
 // and waits for NetStream.Record.Start.
 func recordPublish(t *testing.T, srv *server, name, typ string) (*client.Conn, uint32) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, "rtmp://"+srv.Addr+"/live", client.Options{FlashVer: "FMLE/3.0 (compatible; rtmphub-e2e)"})
-	if err != nil {
+	p := sessiontest.Publish(t, "rtmp://"+srv.Addr+"/live", name, typ)
+	if _, err := p.C.WaitStatus(sessiontest.Ctx(t, 10*time.Second), p.MsID, "NetStream.Record.Start"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	id, err := c.CreateStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Publish(ctx, id, name, typ); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.WaitStatus(ctx, id, "NetStream.Record.Start"); err != nil {
-		t.Fatal(err)
-	}
-	return c, id
+	return p.C, p.MsID
 }
 
 // relay sends one FLV tag as the publisher's message: onMetaData as

@@ -6,6 +6,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // bigFrame is a 10 kB video frame, a keyframe every 10.
@@ -23,10 +24,10 @@ func TestBandwidthLimitIn(t *testing.T) {
 	p := publish(t, base, "in")
 	start := time.Now()
 	for i := range 30 { // 300 kB: about 3 s at 100 kB/s
-		p.send(t, message.TypeVideo, uint32(i*40), bigFrame(i))
+		p.Send(t, message.TypeVideo, uint32(i*40), bigFrame(i))
 	}
 	// The reply comes once the server has read everything before it.
-	if _, err := p.c.CreateStream(ctxT(t, 10*time.Second)); err != nil {
+	if _, err := p.C.CreateStream(sessiontest.Ctx(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < 2*time.Second || d > 6*time.Second {
@@ -37,14 +38,14 @@ func TestBandwidthLimitIn(t *testing.T) {
 func TestBandwidthLimitOut(t *testing.T) {
 	base, _, _ := startServer(t, session.Config{ClientBandwidthOut: 100_000})
 	p := publish(t, base, "out")
-	pl, id := play(t, base, "out")
+	pl, id := sessiontest.Play(t, base+"/live", "out")
 	start := time.Now()
 	for i := range 30 {
-		p.send(t, message.TypeVideo, uint32(i*40), bigFrame(i))
+		p.Send(t, message.TypeVideo, uint32(i*40), bigFrame(i))
 	}
 	got := 0
 	for got < 30 {
-		m := next(t, pl, id)
+		m := sessiontest.NextMedia(t, pl, id)
 		if m.Type == message.TypeVideo && len(m.Payload) == 10_000 {
 			got++
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // A publisher that writes frame type 0 in every E-RTMP video header, as
@@ -38,31 +39,31 @@ func TestFrameTypeZeroHEVC(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			base, _, logs := startServer(t, session.Config{DisableGOPCache: noCache})
-			c := dial(t, base+"/live", client.Options{Extra: amf.Object{{Key: "fourCcList", Value: []any{"hvc1"}}}})
-			ctx := ctxT(t, 5*time.Second)
+			c := sessiontest.Dial(t, base+"/live", client.Options{Extra: amf.Object{{Key: "fourCcList", Value: []any{"hvc1"}}}})
+			ctx := sessiontest.Ctx(t, 5*time.Second)
 			id, _ := c.CreateStream(ctx)
 			if err := c.Publish(ctx, id, "hevc0", "live"); err != nil {
 				t.Fatal(err)
 			}
-			pub := &publisher{c: c, msid: id}
-			pub.send(t, message.TypeVideo, 0, seqStart)
-			pub.send(t, message.TypeVideo, 0, key(0))
-			pub.send(t, message.TypeAudio, 10, opus)
-			pub.send(t, message.TypeVideo, 40, inter(40))
-			time.Sleep(100 * time.Millisecond)
+			pub := &sessiontest.Publisher{C: c, MsID: id}
+			pub.Send(t, message.TypeVideo, 0, seqStart)
+			pub.Send(t, message.TypeVideo, 0, key(0))
+			pub.Send(t, message.TypeAudio, 10, opus)
+			pub.Send(t, message.TypeVideo, 40, inter(40))
+			pub.Sync(t) // the server has the frames before the player comes
 
-			p, pid := play(t, base, "hevc0")
+			p, pid := sessiontest.Play(t, base+"/live", "hevc0")
 			want := [][]byte{seqStart, key(0), opus, inter(40)}
 			if noCache {
 				// The player waits for the next keyframe.
-				pub.send(t, message.TypeVideo, 80, key(80))
-				pub.send(t, message.TypeAudio, 90, opus)
-				pub.send(t, message.TypeVideo, 120, inter(120))
+				pub.Send(t, message.TypeVideo, 80, key(80))
+				pub.Send(t, message.TypeAudio, 90, opus)
+				pub.Send(t, message.TypeVideo, 120, inter(120))
 				want = [][]byte{seqStart, key(80), opus, inter(120)}
 			}
 			var got [][]byte
 			for len(got) < len(want) {
-				m := next(t, p, pid)
+				m := sessiontest.NextMedia(t, p, pid)
 				if m.Type == message.TypeVideo || m.Type == message.TypeAudio {
 					got = append(got, m.Payload)
 				}

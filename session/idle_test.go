@@ -12,6 +12,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // testIdle is long against what a loaded machine (the e2e suite running
@@ -70,12 +71,12 @@ func idleServer(t *testing.T, timeout time.Duration) string {
 
 func TestIdleClientIsDropped(t *testing.T) {
 	base, _, logs := startServer(t, session.Config{ClientIdleTimeout: testIdle})
-	c := dial(t, base+"/app", client.Options{})
+	c := sessiontest.Dial(t, base+"/app", client.Options{})
 	closed, after, status := readUntil(t, c, 5*time.Second)
 	if !closed || !status || after < testIdle-50*time.Millisecond {
 		t.Fatalf("closed %v after %v, IdleTimeout status %v", closed, after, status)
 	}
-	if !eventually(2*time.Second, func() bool {
+	if !sessiontest.Poll(2*time.Second, func() bool {
 		s := logs.String()
 		return strings.Contains(s, "idle client disconnected") && strings.Contains(s, "event=disconnect") &&
 			strings.Contains(s, fmt.Sprintf(`reason="idle timeout: no message for %v"`, testIdle))
@@ -85,18 +86,18 @@ func TestIdleClientIsDropped(t *testing.T) {
 
 	// A message restarts the clock: a client calling every 100ms stays
 	// well past the timeout.
-	c2 := dial(t, base+"/app", client.Options{})
+	c2 := sessiontest.Dial(t, base+"/app", client.Options{})
 	for range 15 {
 		if closed, _, _ := readUntil(t, c2, 100*time.Millisecond); closed {
 			t.Fatal("a client sending messages was dropped")
 		}
-		c2.Call(ctxT(t, 5*time.Second), "nosuch") // an _error answer is fine
+		c2.Call(sessiontest.Ctx(t, 5*time.Second), "nosuch") // an _error answer is fine
 	}
 }
 
 func TestIdleTimeoutOffKeepsSilentClients(t *testing.T) {
 	base, _, _ := startServer(t, session.Config{})
-	c := dial(t, base+"/app", client.Options{})
+	c := sessiontest.Dial(t, base+"/app", client.Options{})
 	if closed, _, _ := readUntil(t, c, 3*testIdle); closed {
 		t.Fatal("a silent client was dropped with the idle timeout off")
 	}
@@ -106,7 +107,7 @@ func TestIdleTimeoutSparesBusyClients(t *testing.T) {
 	base := idleServer(t, testIdle)
 	t.Run("shared object", func(t *testing.T) {
 		t.Parallel()
-		c := dial(t, base+"/app", client.Options{})
+		c := sessiontest.Dial(t, base+"/app", client.Options{})
 		c.UseSO("room", false, 0)
 		if closed, _, _ := readUntil(t, c, 4*testIdle); closed {
 			t.Fatal("a client using a shared object was dropped")
@@ -119,8 +120,8 @@ func TestIdleTimeoutSparesBusyClients(t *testing.T) {
 	})
 	t.Run("player", func(t *testing.T) {
 		t.Parallel()
-		c := dial(t, base+"/app", client.Options{})
-		ctx := ctxT(t, 5*time.Second)
+		c := sessiontest.Dial(t, base+"/app", client.Options{})
+		ctx := sessiontest.Ctx(t, 5*time.Second)
 		id, err := c.CreateStream(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -134,8 +135,8 @@ func TestIdleTimeoutSparesBusyClients(t *testing.T) {
 	})
 	t.Run("publisher", func(t *testing.T) {
 		t.Parallel()
-		c := dial(t, base+"/app", client.Options{})
-		ctx := ctxT(t, 5*time.Second)
+		c := sessiontest.Dial(t, base+"/app", client.Options{})
+		ctx := sessiontest.Ctx(t, 5*time.Second)
 		id, err := c.CreateStream(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -150,8 +151,8 @@ func TestIdleTimeoutSparesBusyClients(t *testing.T) {
 	})
 	t.Run("server call pending", func(t *testing.T) {
 		t.Parallel()
-		c := dial(t, base+"/app", client.Options{})
-		if _, err := c.Call(ctxT(t, 5*time.Second), "callMe"); err != nil {
+		c := sessiontest.Dial(t, base+"/app", client.Options{})
+		if _, err := c.Call(sessiontest.Ctx(t, 5*time.Second), "callMe"); err != nil {
 			t.Fatal(err)
 		}
 		// The call times out after 3s; the client is quiet from then.
@@ -165,7 +166,7 @@ func TestIdleTimeoutSparesBusyClients(t *testing.T) {
 	})
 	t.Run("client call pending", func(t *testing.T) {
 		t.Parallel()
-		c := dial(t, base+"/app", client.Options{})
+		c := sessiontest.Dial(t, base+"/app", client.Options{})
 		if err := c.WriteCommand(0, &message.Command{Name: "slow", TransactionID: 7}); err != nil {
 			t.Fatal(err)
 		}
@@ -186,11 +187,11 @@ func TestExPublisherOutlivesPublisherIdleTimeout(t *testing.T) {
 	for _, idle := range []time.Duration{0, 5 * time.Second} {
 		base, _, _ := startServer(t, session.Config{PublisherIdleTimeout: testIdle, ClientIdleTimeout: idle})
 		p := publish(t, base, "s")
-		p.frames(t, 0, 2, 25)
-		if err := p.c.WriteCommand(p.msid, &message.Command{Name: "closeStream"}); err != nil {
+		p.Frames(t, 0, 2, 25)
+		if err := p.C.WriteCommand(p.MsID, &message.Command{Name: "closeStream"}); err != nil {
 			t.Fatal(err)
 		}
-		if closed, after, _ := readUntil(t, p.c, 2*testIdle); closed {
+		if closed, after, _ := readUntil(t, p.C, 2*testIdle); closed {
 			t.Errorf("client idle timeout %v: the ex-publisher was dropped after %v", idle, after)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp/amf"
@@ -24,7 +25,7 @@ type slowWriter struct {
 }
 
 func (w *slowWriter) WriteTag(typ message.Type, ts uint32, data []byte) error {
-	time.Sleep(w.delay)
+	time.Sleep(w.delay) // fake time: the test runs in a synctest bubble
 	w.mu.Lock()
 	w.tags++
 	w.mu.Unlock()
@@ -50,45 +51,42 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// serveForTest runs srv on a loopback listener until the test ends.
-func serveForTest(t *testing.T, srv *Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+// pipeDialer returns a client dialer that serves each connection with srv
+// over net.Pipe until the test ends, for tests in a testing/synctest
+// bubble. (This package's own tests cannot use sessiontest, which imports
+// it.)
+func pipeDialer(t *testing.T, srv *Server) func(context.Context, string) (net.Conn, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { srv.ServeConn(ctx, nc, ConnInfo{}) })
-		}
-	})
 	t.Cleanup(func() {
 		cancel()
-		ln.Close()
 		wg.Wait()
 	})
-	return "rtmp://" + ln.Addr().String() + "/live"
+	return func(context.Context, string) (net.Conn, error) {
+		cc, sc := net.Pipe()
+		wg.Go(func() { srv.ServeConn(ctx, sc, ConnInfo{}) })
+		return cc, nil
+	}
 }
 
 // A disk slower than the stream: the recording stops with Record.Failed
 // when its queue overflows, and neither the publisher nor a live player
-// is held up.
+// is held up. The test runs in a synctest bubble: the disk's slowness and
+// the player's wait are fake time, which a loaded machine cannot stretch.
 func TestRecordSlowDiskOverflowStopsRecordingOnly(t *testing.T) {
+	synctest.Test(t, testRecordSlowDisk)
+}
+
+func testRecordSlowDisk(t *testing.T) {
 	logs := &lockedBuffer{}
 	srv := NewServer(Config{DataDir: t.TempDir(), RecordQueueBytes: 64 << 10}, slog.New(slog.NewTextHandler(logs, nil)))
 	slow := &slowWriter{delay: 100 * time.Millisecond}
 	srv.openWriter = func(string, bool, bool, bool, amf.ECMAArray) (vod.TagWriter, error) { return slow, nil }
-	url := serveForTest(t, srv)
+	url, opt := "rtmp://pipe/live", client.Options{Dial: pipeDialer(t, srv)}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	player, err := client.Dial(ctx, url, client.Options{})
+	player, err := client.Dial(ctx, url, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +95,7 @@ func TestRecordSlowDiskOverflowStopsRecordingOnly(t *testing.T) {
 	if err := player.Play(ctx, pid, "cam", -1000); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := client.Dial(ctx, url, client.Options{})
+	pub, err := client.Dial(ctx, url, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package session_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,46 +15,27 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
-// recordPublisher publishes name with type typ ("record" or "append")
-// and returns once Publish.Start arrived; the Record.* status follows.
-func recordPublisher(t *testing.T, base, name, typ string) *publisher {
-	t.Helper()
-	c := dial(t, base+"/live", client.Options{FlashVer: "FMLE/3.0 (compatible; rtmphub-test)"})
-	ctx := ctxT(t, 5*time.Second)
-	id, err := c.CreateStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Publish(ctx, id, name, typ); err != nil {
-		t.Fatal(err)
-	}
-	return &publisher{c: c, msid: id}
-}
-
-func (p *publisher) header(t *testing.T) {
-	_, meta, _ := message.EncodeData(false, "@setDataFrame", "onMetaData", amf.ECMAArray{
-		{Key: "width", Value: 320.0}, {Key: "height", Value: 240.0}, {Key: "videocodecid", Value: 7.0},
-		{Key: "audiocodecid", Value: 10.0}, {Key: "duration", Value: 0.0}})
-	p.send(t, message.TypeDataAMF0, 0, meta)
-	p.send(t, message.TypeVideo, 0, avcSeq)
-	p.send(t, message.TypeAudio, 0, aacSeq)
-}
+// recordMeta is the onMetaData of the recorded streams.
+var recordMeta = amf.ECMAArray{
+	{Key: "width", Value: 320.0}, {Key: "height", Value: 240.0}, {Key: "videocodecid", Value: 7.0},
+	{Key: "audiocodecid", Value: 10.0}, {Key: "duration", Value: 0.0}}
 
 // unpublish ends the publication and waits for Unpublish.Success,
 // returning the status codes that came first.
-func (p *publisher) unpublish(t *testing.T) []string {
+func unpublish(t *testing.T, p *sessiontest.Publisher) []string {
 	t.Helper()
-	if err := p.c.WriteCommand(0, &message.Command{Name: "FCUnpublish", TransactionID: 0, Args: []any{"x"}}); err != nil {
+	if err := p.C.WriteCommand(0, &message.Command{Name: "FCUnpublish", TransactionID: 0, Args: []any{"x"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.c.WriteCommand(p.msid, &message.Command{Name: "publish", Args: []any{false}}); err != nil {
+	if err := p.C.WriteCommand(p.MsID, &message.Command{Name: "publish", Args: []any{false}}); err != nil {
 		t.Fatal(err)
 	}
 	var codes []string
 	for {
-		e := readEv(t, p.c, p.msid, 10*time.Second)
+		e := readEv(t, p.C, p.MsID, 10*time.Second)
 		if e.kind == "status" {
 			codes = append(codes, e.code)
 			if e.code == "NetStream.Unpublish.Success" {
@@ -65,7 +47,7 @@ func (p *publisher) unpublish(t *testing.T) []string {
 
 func waitStatus(t *testing.T, c *client.Conn, msid uint32, code string) {
 	t.Helper()
-	if _, err := c.WaitStatus(ctxT(t, 10*time.Second), msid, code); err != nil {
+	if _, err := c.WaitStatus(sessiontest.Ctx(t, 10*time.Second), msid, code); err != nil {
 		t.Fatalf("waiting for %s: %v", code, err)
 	}
 }
@@ -121,29 +103,20 @@ func readTags(t *testing.T, path string) []*flv.Tag {
 // waitTags waits until the recording at path has n media tags.
 func waitTags(t *testing.T, path string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if countTags(path) >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not get %d media tags", path, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sessiontest.Eventually(t, 5*time.Second, fmt.Sprintf("%d media tags in %s", n, path), func() bool { return countTags(path) >= n })
 }
 
 func TestRecordThenPlayBack(t *testing.T) {
 	dir := t.TempDir()
 	base, _, _ := startServer(t, session.Config{DataDir: dir})
 	// A live player on the recorded stream gets it as usual.
-	live, lid := play(t, base, "rec")
-	pub := recordPublisher(t, base, "rec", "record")
-	waitStatus(t, pub.c, pub.msid, "NetStream.Record.Start")
-	pub.header(t)
-	pub.frames(t, 0, 60, 25)
+	live, lid := sessiontest.Play(t, base+"/live", "rec")
+	pub := sessiontest.Publish(t, base+"/live", "rec", "record")
+	waitStatus(t, pub.C, pub.MsID, "NetStream.Record.Start")
+	pub.Header(t, recordMeta)
+	pub.Frames(t, 0, 60, 25)
 	for {
-		if m := next(t, live, lid); m.Type == message.TypeVideo && bytes.Equal(m.Payload, videoFrame(59, 25)) {
+		if m := sessiontest.NextMedia(t, live, lid); m.Type == message.TypeVideo && bytes.Equal(m.Payload, sessiontest.VideoFrame(59, 25)) {
 			break
 		}
 	}
@@ -152,14 +125,14 @@ func TestRecordThenPlayBack(t *testing.T) {
 	waitTags(t, path, 2+2*60)
 	c, id := vodPlayer(t, base, 60000, "rec", 0.0)
 	untilEv(t, c, id, "data", "onMetaData", 5*time.Second)
-	pub.frames(t, 60, 75, 25)
+	pub.Frames(t, 60, 75, 25)
 	for {
 		e := readEv(t, c, id, 5*time.Second)
-		if e.kind == "video" && frameIndex(e.data) == 74 {
+		if e.kind == "video" && sessiontest.FrameIndex(e.data) == 74 {
 			break
 		}
 	}
-	codes := pub.unpublish(t)
+	codes := unpublish(t, pub)
 	if len(codes) != 2 || codes[0] != "NetStream.Record.Stop" {
 		t.Fatalf("unpublish statuses %v, want Record.Stop then Unpublish.Success", codes)
 	}
@@ -171,7 +144,7 @@ func TestRecordThenPlayBack(t *testing.T) {
 	}
 	for i := range 75 {
 		v := tags[2+2*i]
-		if v.Type != flv.TagVideo || !bytes.Equal(v.Data, videoFrame(i, 25)) || v.Timestamp != uint32(i*40) {
+		if v.Type != flv.TagVideo || !bytes.Equal(v.Data, sessiontest.VideoFrame(i, 25)) || v.Timestamp != uint32(i*40) {
 			t.Fatalf("tag %d: %v ts %d", 2+2*i, v.Type, v.Timestamp)
 		}
 	}
@@ -191,11 +164,11 @@ func TestRecordThenPlayBack(t *testing.T) {
 	}
 
 	// record again replaces the file.
-	pub = recordPublisher(t, base, "rec", "record")
-	waitStatus(t, pub.c, pub.msid, "NetStream.Record.Start")
-	pub.header(t)
-	pub.frames(t, 0, 10, 25)
-	pub.unpublish(t)
+	pub = sessiontest.Publish(t, base+"/live", "rec", "record")
+	waitStatus(t, pub.C, pub.MsID, "NetStream.Record.Start")
+	pub.Header(t, recordMeta)
+	pub.Frames(t, 0, 10, 25)
+	unpublish(t, pub)
 	if n := len(readTags(t, path)); n != 2+2*10 {
 		t.Fatalf("after a second record the file has %d media tags, want %d", n, 2+2*10)
 	}
@@ -204,17 +177,17 @@ func TestRecordThenPlayBack(t *testing.T) {
 func TestRecordAppendContinuesTimestamps(t *testing.T) {
 	dir := t.TempDir()
 	base, _, _ := startServer(t, session.Config{DataDir: dir})
-	pub := recordPublisher(t, base, "app", "append") // no file yet: starts one
-	waitStatus(t, pub.c, pub.msid, "NetStream.Record.Start")
-	pub.header(t)
-	pub.frames(t, 0, 50, 25)
-	pub.unpublish(t)
+	pub := sessiontest.Publish(t, base+"/live", "app", "append") // no file yet: starts one
+	waitStatus(t, pub.C, pub.MsID, "NetStream.Record.Start")
+	pub.Header(t, recordMeta)
+	pub.Frames(t, 0, 50, 25)
+	unpublish(t, pub)
 
-	pub = recordPublisher(t, base, "app", "append")
-	waitStatus(t, pub.c, pub.msid, "NetStream.Record.Start")
-	pub.header(t)
-	pub.frames(t, 0, 50, 25) // the encoder starts again at 0
-	pub.unpublish(t)
+	pub = sessiontest.Publish(t, base+"/live", "app", "append")
+	waitStatus(t, pub.C, pub.MsID, "NetStream.Record.Start")
+	pub.Header(t, recordMeta)
+	pub.Frames(t, 0, 50, 25) // the encoder starts again at 0
+	unpublish(t, pub)
 
 	tags := readTags(t, filepath.Join(dir, "live", "streams", "_definst_", "app.flv"))
 	var last uint32
@@ -254,17 +227,17 @@ func TestRecordNoAccessKeepsLive(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "live"), 0o755)
 	os.WriteFile(filepath.Join(dir, "live", "streams"), []byte("x"), 0o644)
 	base, _, logs := startServer(t, session.Config{DataDir: dir})
-	live, lid := play(t, base, "cam")
-	pub := recordPublisher(t, base, "cam", "record")
-	_, err := pub.c.WaitStatus(ctxT(t, 5*time.Second), pub.msid, "NetStream.Record.Start")
+	live, lid := sessiontest.Play(t, base+"/live", "cam")
+	pub := sessiontest.Publish(t, base+"/live", "cam", "record")
+	_, err := pub.C.WaitStatus(sessiontest.Ctx(t, 5*time.Second), pub.MsID, "NetStream.Record.Start")
 	var se *client.StatusError
 	if !errors.As(err, &se) || se.Code != "NetStream.Record.NoAccess" {
 		t.Fatalf("got %v, want NetStream.Record.NoAccess", err)
 	}
-	pub.header(t)
-	pub.frames(t, 0, 30, 25)
+	pub.Header(t, recordMeta)
+	pub.Frames(t, 0, 30, 25)
 	for {
-		if m := next(t, live, lid); m.Type == message.TypeVideo && bytes.Equal(m.Payload, videoFrame(29, 25)) {
+		if m := sessiontest.NextMedia(t, live, lid); m.Type == message.TypeVideo && bytes.Equal(m.Payload, sessiontest.VideoFrame(29, 25)) {
 			break
 		}
 	}
@@ -272,8 +245,8 @@ func TestRecordNoAccessKeepsLive(t *testing.T) {
 		t.Error("no log line about the failed recording")
 	}
 	// A name that leaves the streams folder cannot be recorded either.
-	pub2 := recordPublisher(t, base, "../../../escape", "record")
-	_, err = pub2.c.WaitStatus(ctxT(t, 5*time.Second), pub2.msid, "NetStream.Record.Start")
+	pub2 := sessiontest.Publish(t, base+"/live", "../../../escape", "record")
+	_, err = pub2.C.WaitStatus(sessiontest.Ctx(t, 5*time.Second), pub2.MsID, "NetStream.Record.Start")
 	if !errors.As(err, &se) || se.Code != "NetStream.Record.NoAccess" {
 		t.Fatalf("recording ../../../escape: got %v, want NetStream.Record.NoAccess", err)
 	}
@@ -294,26 +267,27 @@ func TestRecordDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	base, _, _ := startServer(t, session.Config{DataDir: dir})
-	live, lid := play(t, base, "big")
-	pub := recordPublisher(t, base, "big", "record")
-	waitStatus(t, pub.c, pub.msid, "NetStream.Record.Start")
-	pub.header(t)
+	live, lid := sessiontest.Play(t, base+"/live", "big")
+	pub := sessiontest.Publish(t, base+"/live", "big", "record")
+	waitStatus(t, pub.C, pub.MsID, "NetStream.Record.Start")
+	pub.Header(t, recordMeta)
 	frame := make([]byte, 20<<10)
 	frame[0], frame[1] = 0x17, 1
 	for i := range 60 { // 1.2 MB into 512 KB
-		pub.send(t, message.TypeVideo, uint32(i*40), frame)
+		pub.Send(t, message.TypeVideo, uint32(i*40), frame)
 	}
 	got := 0
 	for got < 60 {
-		if m := next(t, live, lid); m.Type == message.TypeVideo && len(m.Payload) == len(frame) {
+		if m := sessiontest.NextMedia(t, live, lid); m.Type == message.TypeVideo && len(m.Payload) == len(frame) {
 			got++
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
-	codes := pub.unpublish(t)
-	t.Logf("unpublish statuses: %v", codes)
-	if len(codes) != 2 || codes[0] != "NetStream.Record.Failed" {
-		t.Fatalf("statuses %v, want Record.Failed, Unpublish.Success", codes)
+	// The recorder reports the full disk as it hits it, before the end.
+	waitStatus(t, pub.C, pub.MsID, "NetStream.Record.Failed")
+	codes := unpublish(t, pub)
+	t.Logf("unpublish statuses after Record.Failed: %v", codes)
+	if len(codes) != 1 {
+		t.Fatalf("statuses after Record.Failed %v, want Unpublish.Success alone", codes)
 	}
 	c, id := vodPlayer(t, base, 60000, "big", 0.0)
 	n := len(media(untilEv(t, c, id, "playstatus", "NetStream.Play.Complete", 5*time.Second)))
@@ -327,41 +301,42 @@ func TestRecordDiskFull(t *testing.T) {
 func TestVODSeekWhileRecording(t *testing.T) {
 	dir := t.TempDir()
 	base, _, _ := startServer(t, session.Config{DataDir: dir})
-	pub := recordPublisher(t, base, "grow", "record")
-	waitStatus(t, pub.c, pub.msid, "NetStream.Record.Start")
-	pub.header(t)
-	pub.frames(t, 0, 100, 25)
-	waitTags(t, filepath.Join(dir, "live", "streams", "_definst_", "grow.flv"), 2+2*100)
+	pub := sessiontest.Publish(t, base+"/live", "grow", "record")
+	waitStatus(t, pub.C, pub.MsID, "NetStream.Record.Start")
+	pub.Header(t, recordMeta)
+	pub.Frames(t, 0, 100, 25)
+	path := filepath.Join(dir, "live", "streams", "_definst_", "grow.flv")
+	waitTags(t, path, 2+2*100)
 	c, id := vodPlayer(t, base, 60000, "grow", 0.0)
 	for {
-		if e := readEv(t, c, id, 5*time.Second); e.kind == "video" && frameIndex(e.data) == 99 {
+		if e := readEv(t, c, id, 5*time.Second); e.kind == "video" && sessiontest.FrameIndex(e.data) == 99 {
 			break
 		}
 	}
-	pub.frames(t, 100, 150, 25)
-	time.Sleep(200 * time.Millisecond)
+	pub.Frames(t, 100, 150, 25)
+	waitTags(t, path, 2+2*150) // the seek lands in what is on disk
 	c.WriteCommand(id, &message.Command{Name: "seek", Args: []any{2100.0}})
 	untilEv(t, c, id, "status", "NetStream.Seek.Notify", 5*time.Second)
 	want := 50 // the keyframe at 2000
 	for want < 150 {
 		e := readEv(t, c, id, 5*time.Second)
-		if e.kind != "video" || frameIndex(e.data) < 0 {
+		if e.kind != "video" || sessiontest.FrameIndex(e.data) < 0 {
 			continue
 		}
-		if frameIndex(e.data) != want || e.ts != uint32(want*40) {
-			t.Fatalf("after the seek: frame %d at %d, want %d", frameIndex(e.data), e.ts, want)
+		if sessiontest.FrameIndex(e.data) != want || e.ts != uint32(want*40) {
+			t.Fatalf("after the seek: frame %d at %d, want %d", sessiontest.FrameIndex(e.data), e.ts, want)
 		}
 		want++
 	}
-	pub.frames(t, 150, 160, 25)
+	pub.Frames(t, 150, 160, 25)
 	for want < 160 {
-		if e := readEv(t, c, id, 5*time.Second); e.kind == "video" && frameIndex(e.data) >= 0 {
-			if frameIndex(e.data) != want {
-				t.Fatalf("following: frame %d, want %d", frameIndex(e.data), want)
+		if e := readEv(t, c, id, 5*time.Second); e.kind == "video" && sessiontest.FrameIndex(e.data) >= 0 {
+			if sessiontest.FrameIndex(e.data) != want {
+				t.Fatalf("following: frame %d, want %d", sessiontest.FrameIndex(e.data), want)
 			}
 			want++
 		}
 	}
-	pub.unpublish(t)
+	unpublish(t, pub)
 	untilEv(t, c, id, "playstatus", "NetStream.Play.Complete", 5*time.Second)
 }

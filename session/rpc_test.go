@@ -10,6 +10,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // testApp is a small application: echo, fail, thrown, panics, and ask
@@ -51,8 +52,8 @@ func testApp(seen chan<- *session.Client) func(app, inst string) session.Applica
 func TestRPCClientToServer(t *testing.T) {
 	base, _, _ := startServer(t, session.Config{Application: testApp(nil)})
 	for _, enc := range []float64{0, 3} {
-		c := dial(t, base+"/rpc", client.Options{ObjectEncoding: enc})
-		ctx := ctxT(t, 5*time.Second)
+		c := sessiontest.Dial(t, base+"/rpc", client.Options{ObjectEncoding: enc})
+		ctx := sessiontest.Ctx(t, 5*time.Second)
 		vec := amf.VectorInt{Items: []int32{1, 2, 3}}
 		args := []any{"x", 2.5, amf.Object{{Key: "k", Value: true}}}
 		if enc == 3 {
@@ -94,8 +95,8 @@ func TestRPCClientToServer(t *testing.T) {
 func TestRPCServerToClientWithResponder(t *testing.T) {
 	seen := make(chan *session.Client, 1)
 	base, _, _ := startServer(t, session.Config{Application: testApp(seen), CallTimeout: 300 * time.Millisecond})
-	c := dial(t, base+"/rpc", client.Options{})
-	ctx := ctxT(t, 5*time.Second)
+	c := sessiontest.Dial(t, base+"/rpc", client.Options{})
+	ctx := sessiontest.Ctx(t, 5*time.Second)
 
 	// ask → the server calls question on us; we answer; ask returns it.
 	if err := c.WriteCommand(0, &message.Command{Name: "ask", TransactionID: 50, Args: []any{"q?"}}); err != nil {
@@ -165,10 +166,10 @@ func TestRPCBroadcast(t *testing.T) {
 	base, _, _ := startServer(t, session.Config{Application: testApp(seen)})
 	var cs []*client.Conn
 	for _, enc := range []float64{0, 3, 0} {
-		cs = append(cs, dial(t, base+"/rpc/room1", client.Options{ObjectEncoding: enc}))
+		cs = append(cs, sessiontest.Dial(t, base+"/rpc/room1", client.Options{ObjectEncoding: enc}))
 	}
-	other := dial(t, base+"/rpc/room2", client.Options{})
-	ctx := ctxT(t, 5*time.Second)
+	other := sessiontest.Dial(t, base+"/rpc/room2", client.Options{})
+	ctx := sessiontest.Ctx(t, 5*time.Second)
 	if _, err := cs[0].Call(ctx, "echo"); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func TestRPCBroadcast(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	short := ctxT(t, 300*time.Millisecond)
+	short := sessiontest.Ctx(t, 300*time.Millisecond)
 	if m, err := other.ReadCall(short, "hello"); err == nil {
 		t.Errorf("other instance got %+v", m)
 	}
@@ -197,8 +198,8 @@ func TestRPCBroadcast(t *testing.T) {
 func TestBandwidthCheck(t *testing.T) {
 	base, _, _ := startServer(t, session.Config{})
 	for _, enc := range []float64{0, 3} {
-		c := dial(t, base+"/live", client.Options{ObjectEncoding: enc})
-		ctx := ctxT(t, 10*time.Second)
+		c := sessiontest.Dial(t, base+"/live", client.Options{ObjectEncoding: enc})
+		ctx := sessiontest.Ctx(t, 10*time.Second)
 		if _, err := c.Call(ctx, "checkBandwidth"); err != nil {
 			t.Fatal(err)
 		}

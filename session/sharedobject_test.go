@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 	"github.com/rtmphub/rtmphub/session/sharedobject"
 )
 
@@ -63,9 +65,9 @@ func evTypes(m *message.SharedObjectMessage) string {
 func TestSharedObjectTwoClients(t *testing.T) {
 	base, _, _ := startServer(t, session.Config{SOSyncInterval: 30 * time.Millisecond})
 	for i, encs := range [][2]float64{{0, 0}, {3, 0}, {3, 3}} {
-		ctx := ctxT(t, 5*time.Second)
-		a := dial(t, base+"/chat/r1", client.Options{ObjectEncoding: encs[0]})
-		b := dial(t, base+"/chat/r1", client.Options{ObjectEncoding: encs[1]})
+		ctx := sessiontest.Ctx(t, 5*time.Second)
+		a := sessiontest.Dial(t, base+"/chat/r1", client.Options{ObjectEncoding: encs[0]})
+		b := sessiontest.Dial(t, base+"/chat/r1", client.Options{ObjectEncoding: encs[1]})
 		// A fresh object per round: the last round's clients may still be
 		// leaving (their release runs after their connection closes), which
 		// would keep its object, and its version, alive.
@@ -141,7 +143,7 @@ func TestSharedObjectTwoClients(t *testing.T) {
 // streams 2 and 3 dropped them on 4 (see message.CSIDSharedOb).
 func TestSharedObjectChunkStream(t *testing.T) {
 	base, _, _ := startServer(t, session.Config{SOSyncInterval: 30 * time.Millisecond})
-	ctx := ctxT(t, 5*time.Second)
+	ctx := sessiontest.Ctx(t, 5*time.Second)
 	// readRaw reads until the next shared object message.
 	readRaw := func(c *client.Conn) *message.Message {
 		t.Helper()
@@ -157,8 +159,8 @@ func TestSharedObjectChunkStream(t *testing.T) {
 		}
 	}
 	for _, enc := range []float64{0, 3} {
-		a := dial(t, base+"/chat/csid", client.Options{ObjectEncoding: enc})
-		b := dial(t, base+"/chat/csid", client.Options{ObjectEncoding: enc})
+		a := sessiontest.Dial(t, base+"/chat/csid", client.Options{ObjectEncoding: enc})
+		b := sessiontest.Dial(t, base+"/chat/csid", client.Options{ObjectEncoding: enc})
 		name := fmt.Sprintf("room%v", enc)
 		sa, sb := &soState{props: map[string]any{}}, &soState{props: map[string]any{}}
 		a.UseSO(name, false, 0)
@@ -176,39 +178,44 @@ func TestSharedObjectChunkStream(t *testing.T) {
 	}
 }
 
+// Two writers of one slot within one sync interval: the first wins. The
+// test runs in a synctest bubble, so that "within one interval" holds
+// however loaded the machine: fake time stands still between the writes.
 func TestSharedObjectConflictFirstWriterWins(t *testing.T) {
-	base, _, _ := startServer(t, session.Config{SOSyncInterval: 200 * time.Millisecond})
-	ctx := ctxT(t, 5*time.Second)
-	a := dial(t, base+"/chat", client.Options{})
-	b := dial(t, base+"/chat", client.Options{ObjectEncoding: 3})
-	sa, sb := &soState{props: map[string]any{}}, &soState{props: map[string]any{}}
-	a.UseSO("board", false, 0)
-	b.UseSO("board", false, 0)
-	readSO(t, ctx, a, "board", sa)
-	readSO(t, ctx, b, "board", sb)
-	// Both write the same slot within one (long) interval: A first.
-	a.SetSO("board", false, 0, kv("cell", "A"))
-	time.Sleep(20 * time.Millisecond)
-	b.SetSO("board", false, 0, kv("cell", "B"), kv("other", 1.0))
-	sb.props["cell"] = "B" // B's local, optimistic copy
-	ma := readSO(t, ctx, a, "board", sa)
-	mb := readSO(t, ctx, b, "board", sb)
-	if evTypes(ma) != "Success:cell Change:other" {
-		t.Errorf("winner got %s", evTypes(ma))
-	}
-	if evTypes(mb) != "Change:cell Success:other" {
-		t.Errorf("loser got %s", evTypes(mb))
-	}
-	if sb.props["cell"] != "A" || sa.props["other"] != 1.0 || ma.Version != mb.Version {
-		t.Errorf("not converged: a=%v b=%v", sa.props, sb.props)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		base, _, _ := sessiontest.StartPipe(t, sessiontest.Config(session.Config{SOSyncInterval: 200 * time.Millisecond}))
+		ctx := sessiontest.Ctx(t, 5*time.Second)
+		a := sessiontest.Dial(t, base+"/chat", client.Options{})
+		b := sessiontest.Dial(t, base+"/chat", client.Options{ObjectEncoding: 3})
+		sa, sb := &soState{props: map[string]any{}}, &soState{props: map[string]any{}}
+		a.UseSO("board", false, 0)
+		b.UseSO("board", false, 0)
+		readSO(t, ctx, a, "board", sa)
+		readSO(t, ctx, b, "board", sb)
+		// Both write the same slot within one (long) interval: A first.
+		a.SetSO("board", false, 0, kv("cell", "A"))
+		synctest.Wait() // the server has taken A's change
+		b.SetSO("board", false, 0, kv("cell", "B"), kv("other", 1.0))
+		sb.props["cell"] = "B" // B's local, optimistic copy
+		ma := readSO(t, ctx, a, "board", sa)
+		mb := readSO(t, ctx, b, "board", sb)
+		if evTypes(ma) != "Success:cell Change:other" {
+			t.Errorf("winner got %s", evTypes(ma))
+		}
+		if evTypes(mb) != "Change:cell Success:other" {
+			t.Errorf("loser got %s", evTypes(mb))
+		}
+		if sb.props["cell"] != "A" || sa.props["other"] != 1.0 || ma.Version != mb.Version {
+			t.Errorf("not converged: a=%v b=%v", sa.props, sb.props)
+		}
+	})
 }
 
 func TestSharedObjectBatchesUpdates(t *testing.T) {
 	base, _, _ := startServer(t, session.Config{SOSyncInterval: 50 * time.Millisecond})
-	ctx := ctxT(t, 5*time.Second)
-	w := dial(t, base+"/chat", client.Options{})
-	r := dial(t, base+"/chat", client.Options{})
+	ctx := sessiontest.Ctx(t, 5*time.Second)
+	w := sessiontest.Dial(t, base+"/chat", client.Options{})
+	r := sessiontest.Dial(t, base+"/chat", client.Options{})
 	sw, sr := &soState{props: map[string]any{}}, &soState{props: map[string]any{}}
 	w.UseSO("pos", false, 0)
 	r.UseSO("pos", false, 0)
@@ -231,8 +238,8 @@ func TestSharedObjectBatchesUpdates(t *testing.T) {
 func TestSharedObjectServerAPIAndHook(t *testing.T) {
 	seen := make(chan *session.Client, 1)
 	base, _, _ := startServer(t, session.Config{Application: testApp(seen)})
-	ctx := ctxT(t, 5*time.Second)
-	c := dial(t, base+"/rpc", client.Options{})
+	ctx := sessiontest.Ctx(t, 5*time.Second)
+	c := sessiontest.Dial(t, base+"/rpc", client.Options{})
 	st := &soState{props: map[string]any{}}
 	c.Call(ctx, "echo")
 	sc := <-seen
@@ -284,9 +291,9 @@ func TestSharedObjectServerAPIAndHook(t *testing.T) {
 
 func TestSharedObjectLimitsAndErrors(t *testing.T) {
 	base, _, _ := startServer(t, session.Config{MaxSharedObjects: 2, MaxSOProperties: 2, MaxSOSize: 200})
-	ctx := ctxT(t, 5*time.Second)
-	c := dial(t, base+"/chat", client.Options{})
-	other := dial(t, base+"/chat", client.Options{})
+	ctx := sessiontest.Ctx(t, 5*time.Second)
+	c := sessiontest.Dial(t, base+"/chat", client.Options{})
+	other := sessiontest.Dial(t, base+"/chat", client.Options{})
 	st, so := &soState{props: map[string]any{}}, &soState{props: map[string]any{}}
 	c.UseSO("one", false, 0)
 	readSO(t, ctx, c, "one", st)
@@ -325,20 +332,31 @@ func TestSharedObjectLimitsAndErrors(t *testing.T) {
 	if got := status("one"); got != "SharedObject.NoWriteAccess" {
 		t.Errorf("too large: %s", got)
 	}
-	// The other subscriber is unaffected and converges.
-	c.Call(ctx, "createStream") // a round trip, then collect
-	time.Sleep(100 * time.Millisecond)
-	for {
-		m, err := other.ReadSO(ctxT(t, 200*time.Millisecond), "one")
-		if err != nil {
-			break
+	// The other subscriber is unaffected and converges. It reads up to a
+	// message c sends after all of the above: the server takes c's
+	// messages in order and sends an object's events in order.
+	c.SendSO("one", false, "fence")
+	fenced := func(m *message.SharedObjectMessage) bool {
+		for _, e := range m.Events {
+			if e.Type == message.SOSendMessage && e.Handler == "fence" {
+				return true
+			}
 		}
-		so.apply(m)
+		return false
+	}
+	for {
+		m := readSO(t, ctx, other, "one", so)
 		for _, e := range m.Events {
 			if e.Type == message.SOStatus {
 				t.Errorf("other got a status %s", e.Code)
 			}
 		}
+		if fenced(m) {
+			break
+		}
+	}
+	for fencedC := false; !fencedC; { // c gets its message too
+		fencedC = fenced(readSO(t, ctx, c, "one", st))
 	}
 	if so.props["a"] != 1.0 || so.props["b"] != 2.0 || len(so.props) != 2 {
 		t.Errorf("other's copy %v", so.props)
@@ -363,9 +381,9 @@ func TestPersistentSharedObjectSurvivesRestart(t *testing.T) {
 	var version uint32
 	{
 		base, _, _ := startServer(t, cfg)
-		ctx := ctxT(t, 5*time.Second)
-		a := dial(t, base+"/game/i1", client.Options{})
-		b := dial(t, base+"/game/i1", client.Options{ObjectEncoding: 3})
+		ctx := sessiontest.Ctx(t, 5*time.Second)
+		a := sessiontest.Dial(t, base+"/game/i1", client.Options{})
+		b := sessiontest.Dial(t, base+"/game/i1", client.Options{ObjectEncoding: 3})
 		st := &soState{props: map[string]any{}}
 		a.UseSO("scores/top", true, 0)
 		readSO(t, ctx, a, "scores/top", st)
@@ -380,12 +398,12 @@ func TestPersistentSharedObjectSurvivesRestart(t *testing.T) {
 		b.Close()
 	}
 	path := filepath.Join(dir, "game", "sharedobjects", "i1", "scores", "top.fso")
-	if !eventually(3*time.Second, func() bool { _, err := os.Stat(path); return err == nil }) {
+	if !sessiontest.Poll(3*time.Second, func() bool { _, err := os.Stat(path); return err == nil }) {
 		t.Fatalf("no file %s", path)
 	}
 	base, _, _ := startServer(t, cfg)
-	ctx := ctxT(t, 5*time.Second)
-	c := dial(t, base+"/game/i1", client.Options{ObjectEncoding: 3})
+	ctx := sessiontest.Ctx(t, 5*time.Second)
+	c := sessiontest.Dial(t, base+"/game/i1", client.Options{ObjectEncoding: 3})
 	st := &soState{props: map[string]any{}}
 	c.UseSO("scores/top", true, 0)
 	m := readSO(t, ctx, c, "scores/top", st)
@@ -405,7 +423,7 @@ func TestPersistentSharedObjectSurvivesRestart(t *testing.T) {
 		t.Errorf("int is %#v", st.props["int"])
 	}
 	// A temporary use of a persistent name is refused.
-	d := dial(t, base+"/game/i1", client.Options{})
+	d := sessiontest.Dial(t, base+"/game/i1", client.Options{})
 	d.UseSO("scores/top", false, 0)
 	m2, err := d.ReadSO(ctx, "scores/top")
 	if err != nil || m2.Events[0].Type != message.SOStatus || m2.Events[0].Code != "SharedObject.BadPersistence" {
@@ -413,22 +431,11 @@ func TestPersistentSharedObjectSurvivesRestart(t *testing.T) {
 	}
 }
 
-func eventually(d time.Duration, cond func() bool) bool {
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		if cond() {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return cond()
-}
-
 func TestSharedObjectSlowSubscriberIsDisconnected(t *testing.T) {
 	base, srv, logs := startServer(t, session.Config{SOSyncInterval: time.Millisecond, StallTimeout: 500 * time.Millisecond})
-	ctx := ctxT(t, 20*time.Second)
-	w := dial(t, base+"/chat", client.Options{})
-	slow := dial(t, base+"/chat", client.Options{})
+	ctx := sessiontest.Ctx(t, 20*time.Second)
+	w := sessiontest.Dial(t, base+"/chat", client.Options{})
+	slow := sessiontest.Dial(t, base+"/chat", client.Options{})
 	slow.UseSO("flood", false, 0)
 	w.UseSO("flood", false, 0)
 	sw := &soState{props: map[string]any{}}
@@ -441,7 +448,7 @@ func TestSharedObjectSlowSubscriberIsDisconnected(t *testing.T) {
 		w.SetSO("flood", false, 0, kv("v", fmt.Sprint(i, big)))
 		readSO(t, ctx, w, "flood", sw) // the writer keeps up
 	}
-	if !eventually(2*time.Second, func() bool {
+	if !sessiontest.Poll(2*time.Second, func() bool {
 		return strings.Contains(logs.String(), "too slow") || strings.Contains(logs.String(), "overflow")
 	}) {
 		t.Error("no log line for the slow subscriber")
@@ -456,27 +463,22 @@ func TestSharedObjectSlowSubscriberIsDisconnected(t *testing.T) {
 // The admin view lists the SharedObjects in use with their state.
 func TestSharedObjectsView(t *testing.T) {
 	base, srv, _ := startServer(t, session.Config{})
-	c := dial(t, base+"/live/room1", client.Options{})
+	c := sessiontest.Dial(t, base+"/live/room1", client.Options{})
 	if err := c.UseSO("rooms/lobby", false, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ReadSO(ctxT(t, 5*time.Second), "rooms/lobby"); err != nil {
+	if _, err := c.ReadSO(sessiontest.Ctx(t, 5*time.Second), "rooms/lobby"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.SetSO("rooms/lobby", false, 0, message.SOEvent{Type: message.SORequestChange, Key: "topic", Value: "hello"}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		views := srv.SharedObjects()
-		if len(views) == 1 && views[0].Version > 0 {
-			v := views[0]
-			if v.App != "live" || v.Instance != "room1" || v.Name != "rooms/lobby" || v.Subscribers != 1 || v.Size == 0 || v.Persistent {
-				t.Fatalf("view %+v", v)
-			}
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	var views []session.SharedObjectView
+	sessiontest.Eventually(t, 5*time.Second, "a view of the changed object", func() bool {
+		views = srv.SharedObjects()
+		return len(views) == 1 && views[0].Version > 0
+	})
+	if v := views[0]; v.App != "live" || v.Instance != "room1" || v.Name != "rooms/lobby" || v.Subscribers != 1 || v.Size == 0 || v.Persistent {
+		t.Fatalf("view %+v", v)
 	}
-	t.Fatalf("views %+v", srv.SharedObjects())
 }

@@ -3,9 +3,6 @@ package session_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -16,28 +13,13 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
-	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
-// benchServer runs a core for a benchmark, logging warnings only.
+// benchServer runs a core for a benchmark, logging nothing.
 func benchServer(b *testing.B, cfg session.Config) string {
 	cfg.DataDir = b.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := session.NewServer(cfg, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tunnel.Serve(ctx, ln, "rtmp", log, func(ctx context.Context, nc net.Conn, proto string) {
-			srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: proto})
-		})
-	}()
-	b.Cleanup(func() { cancel(); <-done })
-	return "rtmp://" + ln.Addr().String()
+	return sessiontest.Serve(b, session.NewServer(cfg, sessiontest.QuietLogger()))
 }
 
 func cpuTime() time.Duration {
@@ -57,7 +39,7 @@ func BenchmarkSharedObjectFanout(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			var msgs, changes atomic.Int64
-			var wg sync.WaitGroup
+			var wg, synced sync.WaitGroup // synced: the use replies are in
 			subs := make([]*client.Conn, 0, n)
 			for range n {
 				c, err := client.Dial(ctx, base+"/bench", client.Options{})
@@ -67,12 +49,16 @@ func BenchmarkSharedObjectFanout(b *testing.B) {
 				subs = append(subs, c)
 				c.UseSO("pos", false, 0)
 			}
+			synced.Add(n + 1)
 			for _, c := range subs {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					for {
+					for first := true; ; first = false {
 						m, err := c.ReadSO(ctx, "pos")
+						if first {
+							synced.Done()
+						}
 						if err != nil {
 							return
 						}
@@ -91,13 +77,17 @@ func BenchmarkSharedObjectFanout(b *testing.B) {
 			}
 			w.UseSO("pos", false, 0)
 			go func() { // the writer's replies
-				for {
-					if _, err := w.ReadSO(ctx, "pos"); err != nil {
+				for first := true; ; first = false {
+					_, err := w.ReadSO(ctx, "pos")
+					if first {
+						synced.Done()
+					}
+					if err != nil {
 						return
 					}
 				}
 			}()
-			time.Sleep(500 * time.Millisecond)
+			synced.Wait() // the initial syncs are not part of the measure
 			msgs.Store(0)
 			changes.Store(0)
 			runtime.GC()

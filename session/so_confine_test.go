@@ -11,6 +11,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // Persistent shared objects follow the recordings' rule: a symbolic link
@@ -41,16 +42,16 @@ func TestSharedObjectFolderLinkStaysInDataFolder(t *testing.T) {
 	must(os.WriteFile(filepath.Join(outside, "top.fso"), fso, 0o644))
 
 	base, _, logs := startServer(t, session.Config{DataDir: data, SOSaveInterval: 20 * time.Millisecond})
-	ctx := ctxT(t, 5*time.Second)
+	ctx := sessiontest.Ctx(t, 5*time.Second)
 
 	// Loading through the escaping link: refused, and logged with the link.
-	c := dial(t, base+"/game/out", client.Options{})
+	c := sessiontest.Dial(t, base+"/game/out", client.Options{})
 	c.UseSO("top", true, 0)
 	m, err := c.ReadSO(ctx, "top")
 	if err != nil || len(m.Events) == 0 || m.Events[0].Code != "SharedObject.ObjectCreationFailed" {
 		t.Fatalf("use through a link out of the data folder: %+v %v", m, err)
 	}
-	if !eventually(2*time.Second, func() bool {
+	if !sessiontest.Poll(2*time.Second, func() bool {
 		return strings.Contains(logs.String(), "loading shared object") && strings.Contains(logs.String(), "outside the folder")
 	}) {
 		t.Errorf("no log naming the link:\n%s", logs)
@@ -58,14 +59,14 @@ func TestSharedObjectFolderLinkStaysInDataFolder(t *testing.T) {
 
 	// Saving through a link that appeared after the object was loaded:
 	// refused, nothing written outside.
-	c2 := dial(t, base+"/game/late", client.Options{})
+	c2 := sessiontest.Dial(t, base+"/game/late", client.Options{})
 	st := &soState{props: map[string]any{}}
 	c2.UseSO("top", true, 0)
 	readSO(t, ctx, c2, "top", st)
 	must(os.Symlink(outside, filepath.Join(sos, "late")))
 	c2.SetSO("top", true, 0, kv("k", "v"))
 	readSO(t, ctx, c2, "top", st)
-	if !eventually(2*time.Second, func() bool {
+	if !sessiontest.Poll(2*time.Second, func() bool {
 		return strings.Contains(logs.String(), "saving shared object") && strings.Contains(logs.String(), filepath.Join(sos, "late"))
 	}) {
 		t.Errorf("no log of the refused save:\n%s", logs)
@@ -75,11 +76,11 @@ func TestSharedObjectFolderLinkStaysInDataFolder(t *testing.T) {
 	}
 
 	// A link inside the data folder is fine, as for recordings.
-	c3 := dial(t, base+"/game/in", client.Options{})
+	c3 := sessiontest.Dial(t, base+"/game/in", client.Options{})
 	c3.UseSO("top", true, 0)
 	readSO(t, ctx, c3, "top", &soState{props: map[string]any{}})
 	c3.SetSO("top", true, 0, kv("k", "v"))
-	if !eventually(3*time.Second, func() bool { _, err := os.Stat(filepath.Join(shared, "top.fso")); return err == nil }) {
+	if !sessiontest.Poll(3*time.Second, func() bool { _, err := os.Stat(filepath.Join(shared, "top.fso")); return err == nil }) {
 		t.Errorf("no file through the link inside the data folder:\n%s", logs)
 	}
 }

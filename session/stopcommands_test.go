@@ -6,6 +6,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // GStreamer's rtmp2sink ends a publication with its stop-commands
@@ -30,16 +31,16 @@ func TestStopCommandsByName(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			stream := "gst" + time.Now().Format("150405.000000000")
 			pub := publish(t, base, stream)
-			pub.frames(t, 0, 3, 25)
-			c, id := play(t, base, stream)
+			pub.Frames(t, 0, 3, 25)
+			c, id := sessiontest.Play(t, base+"/live", stream)
 			for _, cmd := range tc.cmds {
-				if err := pub.c.WriteCommand(0, &message.Command{Name: cmd, TransactionID: 0, Args: []any{stream}}); err != nil {
+				if err := pub.C.WriteCommand(0, &message.Command{Name: cmd, TransactionID: 0, Args: []any{stream}}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			pub.c.Close()
+			pub.C.Close()
 			start := time.Now()
-			if _, err := c.WaitStatus(ctxT(t, 5*time.Second), id, "NetStream.Play.UnpublishNotify"); err != nil {
+			if _, err := c.WaitStatus(sessiontest.Ctx(t, 5*time.Second), id, "NetStream.Play.UnpublishNotify"); err != nil {
 				t.Fatalf("no UnpublishNotify within 5 s of %v and a close (grace %v): %v", tc.cmds, grace, err)
 			}
 			t.Logf("UnpublishNotify %v after the close", time.Since(start).Round(time.Millisecond))
@@ -50,8 +51,8 @@ func TestStopCommandsByName(t *testing.T) {
 	// connection.
 	t.Run("player deleteStream(name)", func(t *testing.T) {
 		pub := publish(t, base, "watched")
-		pub.frames(t, 0, 3, 25)
-		c, _ := play(t, base, "watched")
+		pub.Frames(t, 0, 3, 25)
+		c, _ := sessiontest.Play(t, base+"/live", "watched")
 		players := func() int {
 			for _, v := range srv.Streams() {
 				if v.App == "live" && v.Name == "watched" {
@@ -66,15 +67,9 @@ func TestStopCommandsByName(t *testing.T) {
 		if err := c.WriteCommand(0, &message.Command{Name: "deleteStream", Args: []any{"watched"}}); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for players() != 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("the player still plays 5 s after deleteStream(name)")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		sessiontest.Eventually(t, 5*time.Second, "the player's play to stop after deleteStream(name)", func() bool { return players() == 0 })
 		// The connection is still usable.
-		if _, err := c.CreateStream(ctxT(t, 5*time.Second)); err != nil {
+		if _, err := c.CreateStream(sessiontest.Ctx(t, 5*time.Second)); err != nil {
 			t.Fatalf("createStream after deleteStream(name): %v", err)
 		}
 	})

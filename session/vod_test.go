@@ -16,6 +16,7 @@ import (
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
+	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
 // A VOD fixture: the synthetic H.264/AAC stream of session_test.go as a
@@ -45,24 +46,16 @@ func writeFixture(t *testing.T, dataDir, name string, frames, gop int) *fixture 
 		}
 		fx.tags = append(fx.tags, flv.Tag{Type: typ, Timestamp: ts, Data: p})
 	}
-	add(flv.TagVideo, 0, avcSeq)
-	add(flv.TagAudio, 0, aacSeq)
+	add(flv.TagVideo, 0, sessiontest.AVCSeq)
+	add(flv.TagAudio, 0, sessiontest.AACSeq)
 	for i := range frames {
-		add(flv.TagVideo, uint32(i*40), videoFrame(i, gop))
+		add(flv.TagVideo, uint32(i*40), sessiontest.VideoFrame(i, gop))
 		add(flv.TagAudio, uint32(i*40+20), []byte{0xaf, 0x01, byte(i), byte(i >> 8), 3})
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return fx
-}
-
-// frameIndex returns the frame number a synthetic video frame carries.
-func frameIndex(p []byte) int {
-	if len(p) < 7 || p[1] != 1 {
-		return -1
-	}
-	return int(p[5]) | int(p[6])<<8
 }
 
 // ev is one event on a played stream, as the tests look at it.
@@ -75,7 +68,7 @@ type ev struct {
 
 func (e ev) String() string {
 	if e.kind == "video" || e.kind == "audio" {
-		return fmt.Sprintf("%s@%d#%d", e.kind, e.ts, frameIndex(e.data))
+		return fmt.Sprintf("%s@%d#%d", e.kind, e.ts, sessiontest.FrameIndex(e.data))
 	}
 	return e.kind + ":" + e.code
 }
@@ -176,8 +169,8 @@ func untilEv(t *testing.T, c *client.Conn, msid uint32, kind, code string, timeo
 // client's buffer length in milliseconds (SetBufferLength) sent first.
 func vodPlayer(t *testing.T, base string, buffer uint32, args ...any) (*client.Conn, uint32) {
 	t.Helper()
-	c := dial(t, base+"/live", client.Options{})
-	id, err := c.CreateStream(ctxT(t, 5*time.Second))
+	c := sessiontest.Dial(t, base+"/live", client.Options{})
+	id, err := c.CreateStream(sessiontest.Ctx(t, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +259,7 @@ func TestVODStartLenAndSingleFrame(t *testing.T) {
 	c, id := vodPlayer(t, base, 60000, "clip", 2500.0, 1000.0)
 	untilEv(t, c, id, "data", "onMetaData", 5*time.Second)
 	got := untilEv(t, c, id, "playstatus", "NetStream.Play.Complete", 10*time.Second)
-	if len(got) < 3 || !bytes.Equal(got[0].data, avcSeq) || !bytes.Equal(got[1].data, aacSeq) || got[0].ts != 2000 {
+	if len(got) < 3 || !bytes.Equal(got[0].data, sessiontest.AVCSeq) || !bytes.Equal(got[1].data, sessiontest.AACSeq) || got[0].ts != 2000 {
 		t.Fatalf("start at 2500: first messages %v", got[:min(3, len(got))])
 	}
 	first := 2 + 2*50 // tag index of frame 50
@@ -282,11 +275,11 @@ func TestVODStartLenAndSingleFrame(t *testing.T) {
 	got = untilEv(t, c, id, "playstatus", "NetStream.Play.Complete", 5*time.Second)
 	var frames []ev
 	for _, e := range media(got) {
-		if e.kind == "video" && frameIndex(e.data) >= 0 {
+		if e.kind == "video" && sessiontest.FrameIndex(e.data) >= 0 {
 			frames = append(frames, e)
 		}
 	}
-	if len(frames) != 1 || frameIndex(frames[0].data) != 25 || frames[0].ts != 1000 {
+	if len(frames) != 1 || sessiontest.FrameIndex(frames[0].data) != 25 || frames[0].ts != 1000 {
 		t.Fatalf("len 0 at 1200: video frames %v, want frame 25 at 1000", frames)
 	}
 	expectEvs(t, c, id, "status:NetStream.Play.Stop", "uc:StreamEOF")
@@ -313,7 +306,7 @@ func TestVODSeekLandsOnKeyframe(t *testing.T) {
 	}
 	expectEvs(t, c, id, "status:NetStream.Play.Start", "data:onMetaData", "video", "audio")
 	e := readEv(t, c, id, 5*time.Second)
-	if e.kind != "video" || frameIndex(e.data) != 150 || e.ts != 6000 {
+	if e.kind != "video" || sessiontest.FrameIndex(e.data) != 150 || e.ts != 6000 {
 		t.Fatalf("after seek to 6500: %v, want keyframe 150 at 6000", e)
 	}
 	var got []ev
@@ -387,16 +380,16 @@ func TestVODPauseResumesWhereItPaused(t *testing.T) {
 	c, id := vodPlayer(t, base, 300, "clip", 0.0)
 	lastVideo := -1
 	for lastVideo < 30 {
-		if e := readEv(t, c, id, 5*time.Second); e.kind == "video" && frameIndex(e.data) >= 0 {
-			lastVideo = frameIndex(e.data)
+		if e := readEv(t, c, id, 5*time.Second); e.kind == "video" && sessiontest.FrameIndex(e.data) >= 0 {
+			lastVideo = sessiontest.FrameIndex(e.data)
 		}
 	}
 	if err := c.WriteCommand(id, &message.Command{Name: "pause", Args: []any{true, float64(lastVideo * 40)}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range untilEv(t, c, id, "status", "NetStream.Pause.Notify", 5*time.Second) {
-		if e.kind == "video" && frameIndex(e.data) >= 0 {
-			lastVideo = frameIndex(e.data)
+		if e.kind == "video" && sessiontest.FrameIndex(e.data) >= 0 {
+			lastVideo = sessiontest.FrameIndex(e.data)
 		}
 	}
 	expectEvs(t, c, id, "uc:StreamEOF")
@@ -412,8 +405,8 @@ func TestVODPauseResumesWhereItPaused(t *testing.T) {
 	for {
 		e := readEv(t, c, id, 5*time.Second)
 		if e.kind == "video" {
-			if frameIndex(e.data) != lastVideo+1 {
-				t.Fatalf("resumed at frame %d, paused after %d", frameIndex(e.data), lastVideo)
+			if sessiontest.FrameIndex(e.data) != lastVideo+1 {
+				t.Fatalf("resumed at frame %d, paused after %d", sessiontest.FrameIndex(e.data), lastVideo)
 			}
 			return
 		}
@@ -443,8 +436,8 @@ func TestVODTraversalIsStreamNotFound(t *testing.T) {
 		"sub/../../../../../secret", "link", "dirlink/streams/_definst_/secret", "../../../other/streams/_definst_/x",
 		"mp4:../../x.mp4", "nosuch", "sub", "mp4:clip",
 	} {
-		c := dial(t, base+"/live", client.Options{})
-		ctx := ctxT(t, 5*time.Second)
+		c := sessiontest.Dial(t, base+"/live", client.Options{})
+		ctx := sessiontest.Ctx(t, 5*time.Second)
 		id, _ := c.CreateStream(ctx)
 		err := c.Play(ctx, id, name, 0)
 		var se *client.StatusError
@@ -466,7 +459,7 @@ func TestVODStartMinus1000IsLiveOnly(t *testing.T) {
 	expectEvs(t, c, id, "uc:StreamBegin", "status:NetStream.Play.Reset", "status:NetStream.Play.Start")
 	// -2000 with a live publisher plays live even though the file exists.
 	pub := publish(t, base, "clip")
-	pub.frames(t, 0, 3, 25)
+	pub.Frames(t, 0, 3, 25)
 	untilEv(t, c, id, "status", "NetStream.Play.PublishNotify", 5*time.Second)
 	c2, id2 := vodPlayer(t, base, 0, "clip", -2000.0)
 	expectEvs(t, c2, id2, "uc:StreamBegin", "status:NetStream.Play.Reset", "status:NetStream.Play.Start")
@@ -527,8 +520,8 @@ func TestGetStreamLength(t *testing.T) {
 	dir := t.TempDir()
 	writeFixture(t, dir, "clip", 50, 25)
 	base, _, _ := startServer(t, session.Config{DataDir: dir})
-	c := dial(t, base+"/live", client.Options{})
-	r, err := c.Call(ctxT(t, 5*time.Second), "getStreamLength", "clip")
+	c := sessiontest.Dial(t, base+"/live", client.Options{})
+	r, err := c.Call(sessiontest.Ctx(t, 5*time.Second), "getStreamLength", "clip")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -701,8 +694,8 @@ func TestVODSeekRightAfterPlay(t *testing.T) {
 		if e.code == "NetStream.Seek.Failed" {
 			t.Fatal("Seek.Failed")
 		}
-		if e.kind == "video" && frameIndex(e.data) >= 0 {
-			if frameIndex(e.data) != 75 || e.ts != 3000 {
+		if e.kind == "video" && sessiontest.FrameIndex(e.data) >= 0 {
+			if sessiontest.FrameIndex(e.data) != 75 || e.ts != 3000 {
 				t.Fatalf("first frame after the seek: %v", e)
 			}
 			return

@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -72,100 +71,26 @@ func (e *env) do(t *testing.T, method, path string, out any) int {
 	return resp.StatusCode
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func dial(t *testing.T, url string) *client.Conn {
+// publish publishes name on url with a 640x360 25 fps header and ten
+// frames.
+func publish(t *testing.T, url, name string) *sessiontest.Publisher {
 	t.Helper()
-	c, err := client.Dial(ctxT(t, 5*time.Second), url, client.Options{})
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-var (
-	avcSeq = []byte{0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 4, 0x67, 0x64, 0, 0x1f, 1, 0, 4, 0x68, 0xee, 0x3c, 0x80}
-	aacSeq = []byte{0xaf, 0, 0x12, 0x10}
-)
-
-type publisher struct {
-	c    *client.Conn
-	msid uint32
-}
-
-func publish(t *testing.T, url, name string) *publisher {
-	t.Helper()
-	c := dial(t, url)
-	ctx := ctxT(t, 5*time.Second)
-	id, err := c.CreateStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Publish(ctx, id, name, "live"); err != nil {
-		t.Fatal(err)
-	}
-	p := &publisher{c: c, msid: id}
-	_, meta, _ := message.EncodeData(false, "@setDataFrame", "onMetaData", amf.ECMAArray{
-		{Key: "width", Value: 640.0}, {Key: "height", Value: 360.0}, {Key: "framerate", Value: 25.0},
-	})
-	p.send(t, message.TypeDataAMF0, 0, meta)
-	p.send(t, message.TypeVideo, 0, avcSeq)
-	p.send(t, message.TypeAudio, 0, aacSeq)
+	p := sessiontest.Publish(t, url, name, "live")
+	p.Header(t, amf.ECMAArray{{Key: "width", Value: 640.0}, {Key: "height", Value: 360.0}, {Key: "framerate", Value: 25.0}})
 	for i := range 10 {
-		frame := []byte{0x27, 1, 0, 0, 0, byte(i)}
-		if i == 0 {
-			frame[0] = 0x17
-		}
-		p.send(t, message.TypeVideo, uint32(i*40), frame)
+		p.Send(t, message.TypeVideo, uint32(i*40), sessiontest.VideoFrame(i, 10))
 	}
 	return p
-}
-
-func (p *publisher) send(t *testing.T, typ message.Type, ts uint32, payload []byte) {
-	t.Helper()
-	if err := p.c.WriteMessages([]message.Message{{Type: typ, StreamID: p.msid, Timestamp: ts, Payload: payload}}); err != nil {
-		t.Fatalf("publisher write: %v", err)
-	}
-}
-
-func play(t *testing.T, url, name string) (*client.Conn, uint32) {
-	t.Helper()
-	c := dial(t, url)
-	ctx := ctxT(t, 5*time.Second)
-	id, err := c.CreateStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Play(ctx, id, name, -2000); err != nil {
-		t.Fatal(err)
-	}
-	return c, id
-}
-
-// eventually polls cond until it holds or 5 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestAPIViewsAndActions(t *testing.T) {
 	e := start(t, session.Config{}, "")
 	pub := publish(t, e.base+"/live", "cam")
-	pl, plID := play(t, e.base+"/live", "cam")
-	other, _ := play(t, e.base+"/live", "cam")
+	pl, plID := sessiontest.Play(t, e.base+"/live", "cam")
+	other, _ := sessiontest.Play(t, e.base+"/live", "cam")
 
 	var streams []session.StreamView
-	eventually(t, "the stream with 2 players", func() bool {
+	sessiontest.Eventually(t, 5*time.Second, "the stream with 2 players", func() bool {
 		streams = nil
 		return e.do(t, "GET", "/api/v1/streams", &streams) == 200 && len(streams) == 1 && len(streams[0].Players) == 2
 	})
@@ -241,12 +166,12 @@ func TestAPIViewsAndActions(t *testing.T) {
 	if code := e.do(t, "DELETE", "/api/v1/streams/live/_definst_/cam", nil); code != 200 {
 		t.Fatalf("delete stream: %d", code)
 	}
-	if _, err := other.WaitStatus(ctxT(t, 5*time.Second), 1, "NetStream.Play.UnpublishNotify"); err != nil {
+	if _, err := other.WaitStatus(sessiontest.Ctx(t, 5*time.Second), 1, "NetStream.Play.UnpublishNotify"); err != nil {
 		t.Fatalf("player after stop: %v", err)
 	}
-	pub.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	pub.C.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		if _, err := pub.c.ReadMessage(); err != nil {
+		if _, err := pub.C.ReadMessage(); err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				t.Fatal("stopped publisher still connected")
@@ -262,7 +187,7 @@ func TestAPIViewsAndActions(t *testing.T) {
 	if code := e.do(t, "DELETE", "/api/v1/apps/live/_definst_", nil); code != 200 {
 		t.Fatalf("unload: %d", code)
 	}
-	eventually(t, "no clients", func() bool {
+	sessiontest.Eventually(t, 5*time.Second, "no clients", func() bool {
 		clients = nil
 		return e.do(t, "GET", "/api/v1/clients", &clients) == 200 && len(clients) == 0
 	})
@@ -301,7 +226,7 @@ func TestMetricsParseAndMove(t *testing.T) {
 		t.Fatalf("no rtmphub_connections_accepted_total in %v", before)
 	}
 	pub := publish(t, e.base+"/live", "m")
-	play(t, e.base+"/live", "m")
+	sessiontest.Play(t, e.base+"/live", "m")
 	after := scrape()
 	if after["rtmphub_connections_accepted_total"] != before["rtmphub_connections_accepted_total"]+2 ||
 		after["rtmphub_connections"] != 2 || after["rtmphub_streams"] != 1 || after["rtmphub_stream_players"] != 1 ||
@@ -311,8 +236,8 @@ func TestMetricsParseAndMove(t *testing.T) {
 	if after["rtmphub_received_bytes_total"] <= before["rtmphub_received_bytes_total"] {
 		t.Errorf("received bytes did not move: %v -> %v", before["rtmphub_received_bytes_total"], after["rtmphub_received_bytes_total"])
 	}
-	pub.c.Close()
-	eventually(t, "the publisher's departure", func() bool {
+	pub.C.Close()
+	sessiontest.Eventually(t, 5*time.Second, "the publisher's departure", func() bool {
 		m := scrape()
 		// its bytes stay counted once it has left
 		return m["rtmphub_connections"] == 1 && m["rtmphub_received_bytes_total"] >= after["rtmphub_received_bytes_total"]
@@ -405,6 +330,8 @@ func statusCode(err error) string {
 }
 
 func TestAuthCallback(t *testing.T) {
+	release := make(chan struct{}) // the slow callback answers when the test ends
+	defer close(release)
 	h := newHook(t, func(r session.AuthRequest, w http.ResponseWriter) {
 		switch {
 		case r.Action == session.AuthConnect && r.App == "closed":
@@ -417,7 +344,7 @@ func TestAuthCallback(t *testing.T) {
 			w.WriteHeader(http.StatusUnauthorized)
 			io.WriteString(w, `{"description":"Subscribers only."}`)
 		case r.Stream == "slow":
-			time.Sleep(2 * time.Second)
+			<-release // long after AuthTimeout
 		}
 	})
 	e := start(t, session.Config{
@@ -426,13 +353,13 @@ func TestAuthCallback(t *testing.T) {
 	}, "")
 
 	// connect denied
-	_, err := client.Dial(ctxT(t, 5*time.Second), e.base+"/closed?key=1", client.Options{})
+	_, err := client.Dial(sessiontest.Ctx(t, 5*time.Second), e.base+"/closed?key=1", client.Options{})
 	if got := statusCode(err); got != "NetConnection.Connect.Rejected: Closed for maintenance." {
 		t.Errorf("connect: %s", got)
 	}
 	// publish denied; allowed publish works; the denied one never reaches players
-	c := dial(t, e.base+"/live")
-	ctx := ctxT(t, 5*time.Second)
+	c := sessiontest.Dial(t, e.base+"/live", client.Options{})
+	ctx := sessiontest.Ctx(t, 5*time.Second)
 	id, _ := c.CreateStream(ctx)
 	err = c.Publish(ctx, id, "bad?k=v", "live")
 	if got := statusCode(err); !strings.HasPrefix(got, "NetStream.Publish.BadName: Access denied (403") {
@@ -445,7 +372,7 @@ func TestAuthCallback(t *testing.T) {
 	}
 	publish(t, e.base+"/live", "ok")
 	// play denied with the callback's description
-	pc := dial(t, e.base+"/live")
+	pc := sessiontest.Dial(t, e.base+"/live", client.Options{})
 	pid, _ := pc.CreateStream(ctx)
 	err = pc.Play(ctx, pid, "secret", -2000)
 	if got := statusCode(err); got != "NetStream.Play.Failed: Subscribers only." {
@@ -484,7 +411,7 @@ func TestAuthCallbackFailOpen(t *testing.T) {
 	h := newHook(t, func(r session.AuthRequest, w http.ResponseWriter) { w.WriteHeader(http.StatusBadGateway) })
 	e := start(t, session.Config{Authorize: admin.HTTPAuthorizer(admin.HookOptions{URL: h.srv.URL, FailOpen: true})}, "")
 	publish(t, e.base+"/live", "x")
-	play(t, e.base+"/live", "x")
+	sessiontest.Play(t, e.base+"/live", "x")
 }
 
 func TestSignedTokens(t *testing.T) {
@@ -495,10 +422,10 @@ func TestSignedTokens(t *testing.T) {
 		return fmt.Sprintf("?token=%s&expires=%d", hex.EncodeToString(session.SignToken(secret, app, name, exp)), exp)
 	}
 	publish(t, e.base+"/live", "cam"+tok("live", "cam", exp))
-	play(t, e.base+"/live", "cam"+tok("live", "cam", exp))
+	sessiontest.Play(t, e.base+"/live", "cam"+tok("live", "cam", exp))
 
-	c := dial(t, e.base+"/live")
-	ctx := ctxT(t, 5*time.Second)
+	c := sessiontest.Dial(t, e.base+"/live", client.Options{})
+	ctx := sessiontest.Ctx(t, 5*time.Second)
 	id, _ := c.CreateStream(ctx)
 	for _, tc := range []struct{ name, want string }{
 		{"cam", "NetStream.Play.Failed: Missing token."},
@@ -510,7 +437,7 @@ func TestSignedTokens(t *testing.T) {
 		}
 	}
 	// the token may come with the connect URL instead
-	c2 := dial(t, e.base+"/live"+tok("live", "cam", exp))
+	c2 := sessiontest.Dial(t, e.base+"/live"+tok("live", "cam", exp), client.Options{})
 	id2, _ := c2.CreateStream(ctx)
 	if err := c2.Play(ctx, id2, "cam", -2000); err != nil {
 		t.Errorf("play with the token on the connect URL: %v", err)
@@ -519,9 +446,9 @@ func TestSignedTokens(t *testing.T) {
 
 func TestMaxConnectionsPerIP(t *testing.T) {
 	e := start(t, session.Config{MaxConnectionsPerIP: 2}, "")
-	dial(t, e.base+"/live")
-	dial(t, e.base+"/live")
-	if _, err := client.Dial(ctxT(t, 5*time.Second), e.base+"/live", client.Options{}); err == nil {
+	sessiontest.Dial(t, e.base+"/live", client.Options{})
+	sessiontest.Dial(t, e.base+"/live", client.Options{})
+	if _, err := client.Dial(sessiontest.Ctx(t, 5*time.Second), e.base+"/live", client.Options{}); err == nil {
 		t.Fatal("third connection from one address accepted")
 	}
 	var v admin.ServerInfo
@@ -555,9 +482,9 @@ func TestReloadApp(t *testing.T) {
 		made.Add(1)
 		return stopApp{stopped: &stopped}
 	}}, "")
-	a := dial(t, e.base+"/live/one")
-	b := dial(t, e.base+"/live/two")
-	other := dial(t, e.base+"/other")
+	a := sessiontest.Dial(t, e.base+"/live/one", client.Options{})
+	b := sessiontest.Dial(t, e.base+"/live/two", client.Options{})
+	other := sessiontest.Dial(t, e.base+"/other", client.Options{})
 	if made.Load() != 3 {
 		t.Fatalf("instances made: %d", made.Load())
 	}
@@ -571,7 +498,7 @@ func TestReloadApp(t *testing.T) {
 	}
 	// Both clients of live hear of the shutdown, then the server closes.
 	for _, c := range []*client.Conn{a, b} {
-		ctx := ctxT(t, 5*time.Second)
+		ctx := sessiontest.Ctx(t, 5*time.Second)
 		if info, err := c.WaitStatus(ctx, 0, "NetConnection.Connect.AppShutdown"); err != nil {
 			t.Fatalf("AppShutdown status: %v %v", info, err)
 		}
@@ -590,10 +517,10 @@ func TestReloadApp(t *testing.T) {
 		t.Errorf("applications stopped: %d, want 2", stopped.Load())
 	}
 	// The other app is untouched; live starts afresh.
-	if _, err := other.Call(ctxT(t, 5*time.Second), "anything"); err != nil {
+	if _, err := other.Call(sessiontest.Ctx(t, 5*time.Second), "anything"); err != nil {
 		t.Errorf("other app after the reload: %v", err)
 	}
-	dial(t, e.base+"/live/one")
+	sessiontest.Dial(t, e.base+"/live/one", client.Options{})
 	if made.Load() != 4 {
 		t.Errorf("instances made after reconnecting: %d, want 4", made.Load())
 	}

@@ -1,5 +1,9 @@
-// Package sessiontest runs a session core on a loopback port for tests of
-// the core and of the packages built on it (admin API, scripts).
+// Package sessiontest runs a session core for tests of the core and of the
+// packages built on it (admin API, scripts), and drives it as RTMP clients
+// do: dial, publish, play, and wait for what a test expects to happen.
+//
+// Start serves the core on a loopback TCP port; StartPipe serves it over
+// in-memory connections, for tests inside a testing/synctest bubble.
 package sessiontest
 
 import (
@@ -33,13 +37,14 @@ func (l *LogBuffer) String() string {
 	return l.b.String()
 }
 
-// Start runs a core serving RTMP on 127.0.0.1:0 until the test ends and
-// returns its rtmp:// base URL, the server and its debug log (printed when
-// the test fails). mk gets the server's logger, for settings that log on
-// their own (an Application), and returns the configuration; an empty
-// DataDir becomes a temporary folder.
-func Start(t testing.TB, mk func(log *slog.Logger) session.Config) (string, *session.Server, *LogBuffer) {
-	t.Helper()
+// QuietLogger logs nothing: for benchmarks, where a debug log would cost
+// more than what they measure.
+func QuietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// newServer makes the server of Start and StartPipe: mk gets the server's
+// logger and returns the configuration; an empty DataDir becomes a
+// temporary folder.
+func newServer(t testing.TB, mk func(log *slog.Logger) session.Config) (*session.Server, *slog.Logger, *LogBuffer) {
 	logs := &LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := mk(log)
@@ -47,6 +52,34 @@ func Start(t testing.TB, mk func(log *slog.Logger) session.Config) (string, *ses
 		cfg.DataDir = t.TempDir()
 	}
 	srv := session.NewServer(cfg, log)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+	return srv, log, logs
+}
+
+// Start runs a core serving RTMP on 127.0.0.1:0 until the test ends and
+// returns its rtmp:// base URL, the server and its debug log (printed when
+// the test fails). mk gets the server's logger, for settings that log on
+// their own (an Application), and returns the configuration; an empty
+// DataDir becomes a temporary folder.
+func Start(t testing.TB, mk func(log *slog.Logger) session.Config) (string, *session.Server, *LogBuffer) {
+	t.Helper()
+	srv, log, logs := newServer(t, mk)
+	return serve(t, srv, log), srv, logs
+}
+
+// Serve serves srv on 127.0.0.1:0 until the test ends and returns its
+// rtmp:// base URL; the listener logs nothing.
+func Serve(t testing.TB, srv *session.Server) string {
+	t.Helper()
+	return serve(t, srv, QuietLogger())
+}
+
+func serve(t testing.TB, srv *session.Server, log *slog.Logger) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -66,11 +99,8 @@ func Start(t testing.TB, mk func(log *slog.Logger) session.Config) (string, *ses
 		case <-time.After(5 * time.Second):
 			t.Error("server did not stop")
 		}
-		if t.Failed() {
-			t.Log(logs.String())
-		}
 	})
-	return "rtmp://" + ln.Addr().String(), srv, logs
+	return "rtmp://" + ln.Addr().String()
 }
 
 // Config returns an mk for Start that ignores the logger.
