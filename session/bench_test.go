@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -49,12 +48,31 @@ func (d *discardTransport) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.I
 func (d *discardTransport) BytesRead() uint64    { return 0 }
 func (d *discardTransport) BytesWritten() uint64 { return 0 }
 
+// inlineTransport is a discardTransport that also writes inline, as
+// rtmp.Conn does when the socket has room: the publisher's goroutine
+// writes to every player itself (Client.writeNow), with no drain
+// goroutine.
+type inlineTransport struct{ *discardTransport }
+
+func (t inlineTransport) TryWriteMessages(msgs []message.Message) (taken, more bool, err error) {
+	return true, false, t.WriteMessages(msgs)
+}
+
 // BenchmarkFanout measures the core's cost of handing one message of a live
 // stream to N players (queueing, waking writers, batching), without the
 // cost of the transport: one op is one message delivered to every player.
 func BenchmarkFanout(b *testing.B) {
-	for _, n := range []int{100, 1000} {
-		b.Run(strconv.Itoa(n)+"players", func(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		n    int
+		tr   func() Transport
+	}{
+		{"100players", 100, func() Transport { return newDiscardTransport() }},
+		{"1000players", 1000, func() Transport { return newDiscardTransport() }},
+		{"1000players-inline", 1000, func() Transport { return inlineTransport{newDiscardTransport()} }},
+	} {
+		n := bc.n
+		b.Run(bc.name, func(b *testing.B) {
 			srv := NewServer(Config{DataDir: b.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			in := srv.instance("live", "_definst_")
 			var st *live.Stream
@@ -66,8 +84,8 @@ func BenchmarkFanout(b *testing.B) {
 			}
 			players := make([]*Client, n)
 			for i := range players {
-				c := newClient(srv, newDiscardTransport(), ConnInfo{Protocol: "rtmp"}, srv.log)
-				st.AddReader(&player{c: c, msid: 1, name: "bench"}, live.ReaderOptions{})
+				c := newClient(srv, bc.tr(), ConnInfo{Protocol: "rtmp"}, srv.log)
+				c.playLive(st, 1, "bench", nil)
 				players[i] = c
 			}
 			video := make([]byte, 724)

@@ -258,8 +258,7 @@ func (c *Client) writeNow() {
 		go c.drain(batch, false)
 		return
 	}
-	c.out.Recycle(batch)
-	if more || c.out.Continue() { // unwritten bytes, or messages queued meanwhile
+	if c.out.DoneInline(batch) || more { // messages queued meanwhile, or unwritten bytes
 		c.writers.Add(1)
 		go c.drain(nil, more)
 	}
@@ -285,25 +284,21 @@ func (c *Client) writeFailed(err error) {
 func (c *Client) drain(first []message.Message, flush bool) {
 	defer c.writers.Done()
 	batch := first
-	for {
-		if batch == nil && !flush {
-			var why error
-			if batch, why = c.out.Next(); batch == nil {
-				if why != nil {
-					c.close(why)
-				}
-				return
-			}
-		}
+	var why error
+	if batch == nil && !flush {
+		batch, why = c.out.Next(nil)
+	}
+	for batch != nil || flush {
 		flush = false
-		err := c.writeBatch(batch)
-		c.out.Recycle(batch)
-		batch = nil
-		if err != nil {
+		if err := c.writeBatch(batch); err != nil {
 			c.writeFailed(err)
 			c.out.Release()
 			return
 		}
+		batch, why = c.out.Next(batch)
+	}
+	if why != nil {
+		c.close(why)
 	}
 }
 

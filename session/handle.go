@@ -448,7 +448,7 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		// The replies are queued with the stream locked, so that no media
 		// can come between them and the player's first packets.
 		ns.name = name
-		ns.player = st.AddReader(&player{c: c, msid: msid, name: name}, live.ReaderOptions{Log: c.log, Prelude: func() {
+		ns.player = c.playLive(st, msid, name, func() {
 			c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
 			if reset {
 				c.sendStatus(msid, levelStatus, "NetStream.Play.Reset", "Playing and resetting "+name+".", name)
@@ -456,7 +456,7 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 			c.sendStatus(msid, levelStatus, "NetStream.Play.Start", "Started playing "+name+".", name)
 			c.sendData(msid, "|RtmpSampleAccess", true, true)
 			c.sendData(msid, "onStatus", info(levelStatus, "NetStream.Data.Start", "Data start."))
-		}})
+		})
 	})
 	c.log.Info("play", "stream", name, "start", start)
 	c.accessLog("play", "stream", name, "allowed", true, "recorded", false)

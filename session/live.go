@@ -68,6 +68,12 @@ type player struct {
 	name string
 }
 
+// playLive attaches a player on stream msid of c to st.
+func (c *Client) playLive(st *live.Stream, msid uint32, name string, prelude func()) *live.Subscription {
+	pl := &player{c: c, msid: msid, name: name}
+	return st.AddReader(pl, live.ReaderOptions{Log: c.log, Prelude: prelude})
+}
+
 // streamMessage is pkt as an RTMP message on stream msid.
 func streamMessage(msid uint32, pkt *live.Packet, ts uint32) message.Message {
 	csid := message.CSIDStream

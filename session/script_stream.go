@@ -130,13 +130,12 @@ func (in *Instance) PlayServer(name string, deliver func(msgs []message.Message)
 
 // drain hands what is queued to deliver until nothing is left.
 func (sp *ServerPlayer) drain() {
+	var batch []message.Message
 	for {
-		batch, _ := sp.q.Next()
-		if batch == nil {
+		if batch, _ = sp.q.Next(batch); batch == nil {
 			return
 		}
 		sp.deliver(batch)
-		sp.q.Recycle(batch)
 	}
 }
 

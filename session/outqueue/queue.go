@@ -147,8 +147,8 @@ func (q *Queue) Kick() {
 // TakeInline takes the queued messages for a writer that writes them on
 // the caller's goroutine, and makes it the queue's writer; it returns nil
 // when another writer holds the queue, or nothing waits. After writing,
-// the caller calls Recycle, then Continue (or Release when the write
-// failed).
+// the caller hands the batch back with DoneInline (or, when the write
+// failed, calls Release).
 func (q *Queue) TakeInline() []message.Message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -159,12 +159,16 @@ func (q *Queue) TakeInline() []message.Message {
 	return q.takeLocked()
 }
 
-// Continue ends an inline write: it reports true, and the caller must
-// start a writer (which takes batches with Next), when messages were
-// queued meanwhile; otherwise the queue has no writer any more.
-func (q *Queue) Continue() bool {
+// DoneInline ends an inline write of written, whose memory the queue
+// keeps for a later batch. It reports true, and the caller must start a
+// writer (which takes batches with Next), when messages were queued
+// meanwhile; otherwise the queue has no writer any more. One lock for
+// both: a publisher does this for every player after every video frame.
+func (q *Queue) DoneInline(written []message.Message) (more bool) {
+	clear(written) // drop payload references
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.keepLocked(written)
 	if len(q.msgs) > 0 && !q.closed {
 		return true
 	}
@@ -172,13 +176,16 @@ func (q *Queue) Continue() bool {
 	return false
 }
 
-// Next gives the writer everything queued as one batch. When nothing is
+// Next takes back written, the writer's last batch (nil for none), and
+// gives the writer everything queued since as one batch. When nothing is
 // left (or the queue is closed) it returns nil and the writer must stop:
 // the queue has no writer any more. closeWhy is set when everything is
 // written and CloseWhenWritten asked for the connection to close then.
-func (q *Queue) Next() (batch []message.Message, closeWhy error) {
+func (q *Queue) Next(written []message.Message) (batch []message.Message, closeWhy error) {
+	clear(written)
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.keepLocked(written)
 	if len(q.msgs) == 0 || q.closed {
 		q.writing = false
 		if q.closeAfter && !q.closed {
@@ -196,14 +203,11 @@ func (q *Queue) Release() {
 	q.mu.Unlock()
 }
 
-// Recycle keeps a written batch's memory for the next one, unless a burst
-// made it large.
-func (q *Queue) Recycle(batch []message.Message) {
-	clear(batch) // drop payload references
-	if cap(batch) <= maxKeptBatch {
-		q.mu.Lock()
+// keepLocked keeps a written batch's memory for the next one, unless a
+// burst made it large.
+func (q *Queue) keepLocked(batch []message.Message) {
+	if batch != nil && cap(batch) <= maxKeptBatch {
 		q.spare = batch[:0]
-		q.mu.Unlock()
 	}
 }
 

@@ -46,7 +46,7 @@ func TestQueueMediaBoundsInMessagesAndBytes(t *testing.T) {
 	if w.n != 1 {
 		t.Fatalf("Kick woke the writer %d times, want 1", w.n)
 	}
-	batch, _ := q.Next()
+	batch, _ := q.Next(nil)
 	if len(batch) != 4 {
 		t.Fatalf("the writer took %d messages, want the 4 queued", len(batch))
 	}
@@ -69,16 +69,16 @@ func TestSendWakesOneWriterUntilItStops(t *testing.T) {
 	if w.n != 1 {
 		t.Fatalf("three sends woke %d writers, want 1 (it holds the queue until Next returns nothing)", w.n)
 	}
-	if batch, _ := q.Next(); len(batch) != 3 {
+	if batch, _ := q.Next(nil); len(batch) != 3 {
 		t.Fatalf("the writer took %d messages, want 3 in one batch", len(batch))
 	}
 	if err := q.Send(msg(10)); err != nil || w.n != 1 {
 		t.Fatalf("a send while the writer runs: err %v, %d wakes (want none new)", err, w.n)
 	}
-	if batch, _ := q.Next(); len(batch) != 1 {
+	if batch, _ := q.Next(nil); len(batch) != 1 {
 		t.Fatalf("took %d, want 1", len(batch))
 	}
-	if batch, why := q.Next(); batch != nil || why != nil {
+	if batch, why := q.Next(nil); batch != nil || why != nil {
 		t.Fatalf("an empty queue gave %d messages, close reason %v", len(batch), why)
 	}
 	if err := q.Send(msg(10)); err != nil || w.n != 2 {
@@ -118,25 +118,25 @@ func TestInlineWriterAndDrainShareOneHold(t *testing.T) {
 	if err := q.Send(msg(1)); err != nil || w.n != 0 {
 		t.Fatalf("send during an inline write: err %v, %d wakes (the inline writer holds the queue)", err, w.n)
 	}
-	q.Recycle(batch)
-	if !q.Continue() {
-		t.Fatal("Continue reported nothing to write with 2 messages queued meanwhile")
+	if !q.DoneInline(batch) {
+		t.Fatal("DoneInline reported nothing to write with 2 messages queued meanwhile")
 	}
-	if b, _ := q.Next(); len(b) != 2 {
-		t.Fatalf("the writer started after Continue took %d, want 2", len(b))
+	if b, _ := q.Next(nil); len(b) != 2 {
+		t.Fatalf("the writer started after DoneInline took %d, want 2", len(b))
 	}
-	if b, _ := q.Next(); b != nil {
+	if b, _ := q.Next(nil); b != nil {
 		t.Fatal("Next gave a batch of an empty queue")
 	}
 	q.QueueMedia(msg(1), false)
-	if b := q.TakeInline(); len(b) != 1 {
+	b := q.TakeInline()
+	if len(b) != 1 {
 		t.Fatal("the hold was not given back when the writer stopped")
 	}
-	if q.Continue() {
-		t.Fatal("Continue asked for a writer with nothing queued")
+	if q.DoneInline(b) {
+		t.Fatal("DoneInline asked for a writer with nothing queued")
 	}
 	q.QueueMedia(msg(1), false)
-	b := q.TakeInline()
+	b = q.TakeInline()
 	q.Release() // a failed write
 	q.QueueMedia(msg(1), false)
 	if b2 := q.TakeInline(); len(b) != 1 || len(b2) != 1 {
@@ -144,30 +144,36 @@ func TestInlineWriterAndDrainShareOneHold(t *testing.T) {
 	}
 }
 
-func TestRecycleKeepsSmallBatchesOnly(t *testing.T) {
+func TestWrittenBatchesAreReusedUnlessLarge(t *testing.T) {
 	q := New(Limits{Media: 64, MediaBytes: 1 << 20, Hard: 8}, func() {})
 	q.QueueMedia(msg(1), false)
-	small, _ := q.Next()
-	q.Recycle(small)
+	small, _ := q.Next(nil)
 	q.QueueMedia(msg(1), false)
-	q.Next() // the queue swaps the kept batch in for the next messages
+	next, _ := q.Next(small) // small is kept for the messages queued after this take
 	q.QueueMedia(msg(1), false)
-	if b, _ := q.Next(); &b[:1][0] != &small[:1][0] {
+	if b, _ := q.Next(next); &b[:1][0] != &small[:1][0] {
 		t.Error("a small batch's memory was not reused")
 	}
 	for range maxKeptBatch + 1 {
 		q.QueueMedia(msg(1), true)
 	}
-	big, _ := q.Next()
-	q.Recycle(big)
+	big, _ := q.Next(nil)
 	q.QueueMedia(msg(1), false)
-	if b, _ := q.Next(); &b[:1][0] == &big[:1][0] {
+	next, _ = q.Next(big)
+	q.QueueMedia(msg(1), false)
+	if b, _ := q.Next(next); &b[:1][0] == &big[:1][0] {
 		t.Error("a batch grown by a burst was kept")
 	}
 	for i := range big[:cap(big)] {
 		if big[:cap(big)][i].Payload != nil {
-			t.Fatal("a recycled batch still references a payload")
+			t.Fatal("a handed-back batch still references a payload")
 		}
+	}
+	q.QueueMedia(msg(1), false)
+	inline := q.TakeInline()
+	q.DoneInline(inline)
+	if inline[:1][0].Payload != nil {
+		t.Fatal("DoneInline left a payload referenced")
 	}
 }
 
@@ -188,7 +194,7 @@ func TestSendWaitWaitsForTheWriter(t *testing.T) {
 		if w.n != 1 {
 			t.Fatalf("a waiting producer woke %d writers, want 1", w.n)
 		}
-		if b, _ := q.Next(); len(b) != 2 {
+		if b, _ := q.Next(nil); len(b) != 2 {
 			t.Fatalf("took %d, want 2", len(b))
 		}
 		synctest.Wait()
@@ -242,10 +248,10 @@ func TestCloseWhenWritten(t *testing.T) {
 	if q.CloseWhenWritten(why) {
 		t.Fatal("a queue holding a message reported written")
 	}
-	if b, w := q.Next(); len(b) != 1 || w != nil {
+	if b, w := q.Next(nil); len(b) != 1 || w != nil {
 		t.Fatalf("first batch: %d messages, reason %v", len(b), w)
 	}
-	if b, w := q.Next(); b != nil || !errors.Is(w, why) {
+	if b, w := q.Next(nil); b != nil || !errors.Is(w, why) {
 		t.Fatalf("after the last batch: %d messages, reason %v, want %v", len(b), w, why)
 	}
 }
@@ -264,7 +270,7 @@ func TestClosedQueueTakesNothing(t *testing.T) {
 	if q.QueueMedia(msg(1), true) {
 		t.Fatal("a closed queue took media")
 	}
-	if b, _ := q.Next(); b != nil {
+	if b, _ := q.Next(nil); b != nil {
 		t.Fatal("a closed queue gave a batch")
 	}
 	if n, b := q.Len(); n != 0 || b != 0 || w.n != 0 {
