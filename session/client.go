@@ -51,8 +51,9 @@ type Client struct {
 	publishTimeout bool
 
 	// Outbound queue, drained by a writer goroutine while it holds
-	// messages (drain), or written inline by a publisher (writeNow).
-	out     *outqueue.Queue
+	// messages (drain), or written inline by a publisher (writeNow); a
+	// field rather than a pointer (see outqueue.Queue.Init).
+	out     outqueue.Queue
 	writers sync.WaitGroup
 
 	closeOnce sync.Once
@@ -98,7 +99,7 @@ func newClient(s *Server, t Transport, info ConnInfo, log *slog.Logger) *Client 
 	}
 	c.pingRTT.Store(-1)
 	c.log = log.With("client", c.id)
-	c.out = outqueue.New(outqueue.Limits{Media: s.cfg.PlayerQueue, MediaBytes: s.cfg.PlayerQueueBytes, Hard: hardQueueLimit},
+	c.out.Init(outqueue.Limits{Media: s.cfg.PlayerQueue, MediaBytes: s.cfg.PlayerQueueBytes, Hard: hardQueueLimit},
 		func() {
 			c.writers.Add(1)
 			go c.drain(nil, false)

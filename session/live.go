@@ -66,12 +66,13 @@ type player struct {
 	c    *Client
 	msid uint32
 	name string
+	sub  live.Subscription // its state in the stream (see live.Stream.Attach)
 }
 
 // playLive attaches a player on stream msid of c to st.
 func (c *Client) playLive(st *live.Stream, msid uint32, name string, prelude func()) *live.Subscription {
 	pl := &player{c: c, msid: msid, name: name}
-	return st.AddReader(pl, live.ReaderOptions{Log: c.log, Prelude: prelude})
+	return st.Attach(&pl.sub, pl, live.ReaderOptions{Log: c.log, Prelude: prelude})
 }
 
 // streamMessage is pkt as an RTMP message on stream msid.

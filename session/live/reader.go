@@ -95,6 +95,18 @@ const dropLogInterval = 10 * time.Second
 // right after what opt.Prelude sends. The owner calls it with the lock
 // that guards its set of streams held (see Publish).
 func (st *Stream) AddReader(r Reader, opt ReaderOptions) *Subscription {
+	return st.Attach(new(Subscription), r, opt)
+}
+
+// Attach is AddReader with a Subscription the caller allocated, unused,
+// as a field of the reader itself, so that the two share cache lines: a
+// stream reaches every reader's state and then the reader itself for
+// every packet, twice (deliver, then Flush). With the RTMP player's
+// subscription in the player and the client's queue in the client, the
+// load tool (1000 players) measured the core at 6% more CPU than before
+// the core had readers and a queue type, against 11% with both apart
+// (medians of 3 to 6 runs that each vary by about 10%).
+func (st *Stream) Attach(sub *Subscription, r Reader, opt ReaderOptions) *Subscription {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if opt.Prelude != nil {
@@ -104,7 +116,7 @@ func (st *Stream) AddReader(r Reader, opt ReaderOptions) *Subscription {
 	if log == nil {
 		log = st.opt.Log
 	}
-	sub := &Subscription{stream: st, r: r, log: log, receiveAudio: true, receiveVideo: true}
+	*sub = Subscription{stream: st, r: r, log: log, receiveAudio: true, receiveVideo: true}
 	st.readers = append(st.readers, sub)
 	st.joinLocked(sub, !opt.NoBurst)
 	return sub
