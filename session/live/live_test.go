@@ -22,6 +22,11 @@ type countingReader struct {
 	mu      sync.Mutex // Flush and the grace timer's Notify run on timer goroutines
 	flushes int
 	events  []Event
+
+	// When set, flushed and notified get a value per Flush and Notify, so
+	// that a test in a synctest bubble can wait for one on the fake clock.
+	flushed  chan struct{}
+	notified chan Event
 }
 
 func (r *countingReader) flushCount() int {
@@ -78,12 +83,20 @@ func (r *countingReader) Flush() {
 	r.mu.Lock()
 	r.flushes++
 	r.mu.Unlock()
+	select {
+	case r.flushed <- struct{}{}:
+	default:
+	}
 }
 
 func (r *countingReader) Notify(ev Event) {
 	r.mu.Lock()
 	r.events = append(r.events, ev)
 	r.mu.Unlock()
+	select {
+	case r.notified <- ev:
+	default:
+	}
 }
 
 func (r *countingReader) kinds() string {
@@ -238,11 +251,15 @@ func TestPublisherEventsAndTakeover(t *testing.T) {
 		if r.got[1].ts != 1 {
 			t.Fatalf("the new publisher's first frame at %d, want 1: one timeline across publishers", r.got[1].ts)
 		}
+		r.notified = make(chan Event, 4)
 		p2.Close(false) // vanished: the stream waits for it
 		if len(r.eventList()) != 1 || st.Unused() {
 			t.Fatalf("events %v right after a publisher vanished, unused %v", r.eventList(), st.Unused())
 		}
-		time.Sleep(4 * time.Second)
+		vanished := time.Now()
+		if ev := <-r.notified; ev != Unpublished || time.Since(vanished) != 3*time.Second {
+			t.Fatalf("event %v %v after the publisher vanished, want Unpublished after the 3 s grace", ev, time.Since(vanished))
+		}
 		if want := []Event{Published, Unpublished}; fmt.Sprint(r.eventList()) != fmt.Sprint(want) {
 			t.Fatalf("events %v, want %v", r.eventList(), want)
 		}
@@ -283,10 +300,12 @@ func TestWriteMergeHoldsAudioForTheNextVideo(t *testing.T) {
 		if r.flushCount() != flushes+1 {
 			t.Fatalf("video flushed %d times, want once with the audio before it", r.flushCount()-flushes)
 		}
+		r.flushed = make(chan struct{}, 1)
 		f.audio()
-		time.Sleep(60 * time.Millisecond)
-		if r.flushCount() != flushes+2 {
-			t.Fatal("audio with no video after it was not flushed after the merge window")
+		queued := time.Now()
+		<-r.flushed
+		if r.flushCount() != flushes+2 || time.Since(queued) != 50*time.Millisecond {
+			t.Fatalf("audio with no video after it flushed after %v, want the 50 ms merge window", time.Since(queued))
 		}
 	})
 }

@@ -18,7 +18,7 @@ import (
 
 // The player's tests run in a synctest bubble: its pacing is on the
 // bubble's clock, so a test checks when each message left to the
-// millisecond, and time.Sleep only moves that clock.
+// millisecond, and a sleep only moves that clock.
 
 // fakeOutput records what a Player sends, in order, with when it was sent.
 type fakeOutput struct {
@@ -27,6 +27,7 @@ type fakeOutput struct {
 
 	mu     sync.Mutex
 	events []event
+	added  chan struct{} // capacity 1: an event was added
 }
 
 // event is one thing sent: media (and onMetaData) as msg, everything else
@@ -40,7 +41,7 @@ type event struct {
 }
 
 func newOutput(buffer time.Duration) *fakeOutput {
-	return &fakeOutput{start: time.Now(), buffer: buffer}
+	return &fakeOutput{start: time.Now(), buffer: buffer, added: make(chan struct{}, 1)}
 }
 
 func (o *fakeOutput) add(e event) {
@@ -48,6 +49,29 @@ func (o *fakeOutput) add(e event) {
 	defer o.mu.Unlock()
 	e.at = time.Since(o.start)
 	o.events = append(o.events, e)
+	select {
+	case o.added <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor waits, on the bubble's clock, until what has been sent, and
+// then until the player is idle; a minute of fake time without it fails
+// the test.
+func (o *fakeOutput) waitFor(t *testing.T, what string) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for {
+		if index(o.snapshot(), 0, what) >= 0 {
+			synctest.Wait()
+			return
+		}
+		select {
+		case <-o.added:
+		case <-deadline:
+			t.Fatalf("no %q in a minute; sent: %v", what, sequence(o.snapshot()))
+		}
+	}
 }
 
 func (o *fakeOutput) SendWait(msgs []message.Message, limit int, stop <-chan struct{}) bool {
@@ -199,8 +223,7 @@ func TestPlayerPlaysToTheEnd(t *testing.T) {
 		p := s.Play(out, &Item{Name: "a", File: f, Length: -1, Reset: true},
 			PlayOptions{StreamID: 1, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 		defer p.Close()
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
+		out.waitFor(t, "NetStream.Play.Stop a")
 
 		evs := out.snapshot()
 		checkSequence(t, evs, "StreamIsRecorded", "StreamBegin", "NetStream.Play.Reset a", "NetStream.Play.Start a",
@@ -244,8 +267,7 @@ func TestPlayerSeek(t *testing.T) {
 		defer p.Close()
 		time.Sleep(300 * time.Millisecond) // the frame at 500 ms is due at 360 ms
 		p.SeekTo(2100)
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
+		out.waitFor(t, "NetStream.Play.Stop a")
 
 		evs := out.snapshot()
 		checkSequence(t, evs, "StreamIsRecorded", "StreamBegin", "NetStream.Play.Start a",
@@ -278,8 +300,7 @@ func TestPlayerPause(t *testing.T) {
 		p.Pause(true, true)
 		time.Sleep(10 * time.Second)
 		p.Pause(false, false)
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
+		out.waitFor(t, "NetStream.Play.Stop a")
 
 		evs := out.snapshot()
 		checkSequence(t, evs, "StreamIsRecorded", "StreamBegin", "NetStream.Play.Start a",
@@ -315,8 +336,7 @@ func TestPlayerPlaylist(t *testing.T) {
 		p := s.Play(out, &Item{Name: "a", File: fa, Length: -1, Reset: true}, PlayOptions{StreamID: 1})
 		defer p.Close()
 		p.Add(&Item{Name: "b", File: fb, Length: -1})
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
+		out.waitFor(t, "NetStream.Play.Stop b")
 
 		evs := out.snapshot()
 		checkSequence(t, evs, "StreamIsRecorded", "StreamBegin", "NetStream.Play.Reset a", "NetStream.Play.Start a",
