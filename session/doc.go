@@ -1,6 +1,10 @@
-// Package session is rtmphub's core: application instances, clients,
-// live streams with fan-out, and the FMS command set, over any transport
-// that yields RTMP messages.
+// Package session is rtmphub's core: application instances, clients and
+// the FMS command set, over any transport that yields RTMP messages. It
+// binds to clients the packages that hold the rest: live streams and
+// their sources and readers (live, bound in live.go), a client's outbound
+// queue (outqueue), recordings (record, record.go), recorded streams on
+// disk and their player (vod, play.go) and shared objects (sharedobject,
+// so_client.go).
 //
 // A transport (chunked RTMP over a net.Conn, RoQR over QUIC) only delivers
 // and accepts messages; everything a Flash Media Server user sees on a
@@ -9,7 +13,8 @@
 //
 // Concurrency: each client has one reader goroutine, which runs its
 // commands in order, and a bounded outbound queue. A publisher hands each
-// media message to its players' queues without ever blocking, then writes
+// media message to its stream's readers, and an RTMP player queues it on
+// its client's queue, without ever blocking, then writes
 // each player's queue with one non-blocking vectored write from its own
 // goroutine, after releasing the stream's lock; only when a socket is full
 // (or the transport cannot write without blocking, as RTMPT) does a drain
