@@ -259,7 +259,7 @@ func (c *Client) writeNow() {
 		go c.drain(batch, false)
 		return
 	}
-	if c.out.DoneInline(batch) || more { // messages queued meanwhile, or unwritten bytes
+	if c.out.DoneInline(batch, more) { // unwritten bytes, or messages queued meanwhile
 		c.writers.Add(1)
 		go c.drain(nil, more)
 	}

@@ -171,15 +171,17 @@ func (q *Queue) TakeInline() []message.Message {
 
 // DoneInline ends an inline write of written, whose memory the queue
 // keeps for a later batch. It reports true, and the caller must start a
-// writer (which takes batches with Next), when messages were queued
-// meanwhile; otherwise the queue has no writer any more. One lock for
-// both: a publisher does this for every player after every video frame.
-func (q *Queue) DoneInline(written []message.Message) (more bool) {
+// writer (which takes batches with Next) that keeps the hold, when
+// messages were queued meanwhile or when unfinished says that the
+// transport still holds bytes of the batch to write; otherwise the queue
+// has no writer any more. One lock for both: a publisher does this for
+// every player after every video frame.
+func (q *Queue) DoneInline(written []message.Message, unfinished bool) (more bool) {
 	clear(written) // drop payload references
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.keepLocked(written)
-	if len(q.msgs) > 0 && !q.closed {
+	if unfinished || len(q.msgs) > 0 && !q.closed {
 		return true
 	}
 	q.writing = false

@@ -118,7 +118,7 @@ func TestInlineWriterAndDrainShareOneHold(t *testing.T) {
 	if err := q.Send(msg(1)); err != nil || w.n != 0 {
 		t.Fatalf("send during an inline write: err %v, %d wakes (the inline writer holds the queue)", err, w.n)
 	}
-	if !q.DoneInline(batch) {
+	if !q.DoneInline(batch, false) {
 		t.Fatal("DoneInline reported nothing to write with 2 messages queued meanwhile")
 	}
 	if b, _ := q.Next(nil); len(b) != 2 {
@@ -132,9 +132,22 @@ func TestInlineWriterAndDrainShareOneHold(t *testing.T) {
 	if len(b) != 1 {
 		t.Fatal("the hold was not given back when the writer stopped")
 	}
-	if q.DoneInline(b) {
+	if q.DoneInline(b, false) {
 		t.Fatal("DoneInline asked for a writer with nothing queued")
 	}
+	q.QueueMedia(msg(1), false)
+	b = q.TakeInline()
+	if !q.DoneInline(b, true) {
+		t.Fatal("DoneInline with bytes left in the transport did not ask for a writer")
+	}
+	q.QueueMedia(msg(1), false)
+	if again := q.TakeInline(); again != nil {
+		t.Fatal("an inline writer got a batch while the writer finishing the transport's bytes holds the queue")
+	}
+	if b2, _ := q.Next(nil); len(b2) != 1 {
+		t.Fatalf("the writer finishing the transport's bytes then took %d, want 1", len(b2))
+	}
+	q.Next(nil)
 	q.QueueMedia(msg(1), false)
 	b = q.TakeInline()
 	q.Release() // a failed write
@@ -171,7 +184,7 @@ func TestWrittenBatchesAreReusedUnlessLarge(t *testing.T) {
 	}
 	q.QueueMedia(msg(1), false)
 	inline := q.TakeInline()
-	q.DoneInline(inline)
+	q.DoneInline(inline, false)
 	if inline[:1][0].Payload != nil {
 		t.Fatal("DoneInline left a payload referenced")
 	}
