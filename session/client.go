@@ -99,7 +99,7 @@ func newClient(s *Server, t Transport, info ConnInfo, log *slog.Logger) *Client 
 	}
 	c.pingRTT.Store(-1)
 	c.log = log.With("client", c.id)
-	c.out.Init(outqueue.Limits{Media: s.cfg.PlayerQueue, MediaBytes: s.cfg.PlayerQueueBytes, Hard: hardQueueLimit},
+	c.out.Init(s.cfg.queueLimits(),
 		func() {
 			c.writers.Add(1)
 			go c.drain(nil, false)
@@ -191,6 +191,15 @@ func (c *Client) close(reason error) {
 		c.out.Close()
 		c.t.Close()
 	})
+}
+
+// closeWhenWritten ends the client with reason once what is queued now
+// has been written: its writer closes it then, or this does at once when
+// the queue is written already.
+func (c *Client) closeWhenWritten(reason error) {
+	if c.out.CloseWhenWritten(reason) {
+		c.close(reason)
+	}
 }
 
 // Close disconnects the client.

@@ -198,9 +198,7 @@ func (c *Client) connect(cmd *message.Command) error {
 		c.srv.stats.Rejected.Add(1)
 		c.sendCommand(0, &message.Command{Name: "_error", TransactionID: cmd.TransactionID, Args: []any{
 			rejectInfo(desc, appInfo)}})
-		if c.out.CloseWhenWritten(errors.New("connection rejected")) {
-			c.close(errors.New("connection rejected"))
-		}
+		c.closeWhenWritten(errors.New("connection rejected"))
 		log.Info("connect rejected", "reason", desc, "tcUrl", c.tcURL)
 		c.accessLog("connect", "instance", inst, "allowed", false, "reason", desc)
 		return nil
@@ -448,7 +446,7 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		// The replies are queued with the stream locked, so that no media
 		// can come between them and the player's first packets.
 		ns.name = name
-		ns.player = c.playLive(st, msid, name, func() {
+		ns.player = c.playLive(st, msid, func() {
 			c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
 			if reset {
 				c.sendStatus(msid, levelStatus, "NetStream.Play.Reset", "Playing and resetting "+name+".", name)

@@ -116,11 +116,7 @@ func (c *Client) closeIdle() {
 	c.log.Info("idle client disconnected", "idle", c.srv.cfg.ClientIdleTimeout.String())
 	c.sendStatus(0, levelStatus, "NetConnection.Connect.IdleTimeout",
 		fmt.Sprintf("Connection closed: idle for %v.", c.srv.cfg.ClientIdleTimeout), "")
-	// The writer closes the connection once the queue is written; if it
-	// has written it already and stopped, close now.
-	if c.out.CloseWhenWritten(reason) {
-		c.close(reason)
-	}
+	c.closeWhenWritten(reason)
 	c.t.SetReadDeadline(time.Now().Add(c.srv.cfg.StallTimeout))
 	for {
 		if _, err := c.t.ReadMessage(); err != nil {

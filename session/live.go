@@ -7,6 +7,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/live"
+	"github.com/rtmphub/rtmphub/session/outqueue"
 )
 
 // The binding of live streams (package live) to RTMP clients: a client
@@ -22,6 +23,12 @@ func (c *Config) liveConfig() live.Config {
 		GOPCacheMaxBytes: c.GOPCacheMaxBytes,
 		WriteMerge:       c.WriteMerge,
 	}
+}
+
+// queueLimits bounds a player's outbound queue: a client's, or a
+// server-side player's.
+func (c *Config) queueLimits() outqueue.Limits {
+	return outqueue.Limits{Media: c.PlayerQueue, MediaBytes: c.PlayerQueueBytes, Hard: hardQueueLimit}
 }
 
 // newStream makes the instance's live stream name.
@@ -49,13 +56,11 @@ func (p *publisher) Evict(by live.Source, idle time.Duration) {
 	p.c.close(fmt.Errorf("stream %s taken over by client %v", p.name, sourceID(by)))
 }
 
-// sourceID is the client id of a source, or its kind.
+// sourceID is the client id of a source, or its kind. (A server-side
+// source is pinned: it never takes a stream over.)
 func sourceID(src live.Source) any {
-	switch s := src.(type) {
-	case *publisher:
+	if s, ok := src.(*publisher); ok {
 		return s.c.id
-	case *serverSource:
-		return "server"
 	}
 	return fmt.Sprintf("%T", src)
 }
@@ -65,13 +70,12 @@ func sourceID(src live.Source) any {
 type player struct {
 	c    *Client
 	msid uint32
-	name string
 	sub  live.Subscription // its state in the stream (see live.Stream.Attach)
 }
 
 // playLive attaches a player on stream msid of c to st.
-func (c *Client) playLive(st *live.Stream, msid uint32, name string, prelude func()) *live.Subscription {
-	pl := &player{c: c, msid: msid, name: name}
+func (c *Client) playLive(st *live.Stream, msid uint32, prelude func()) *live.Subscription {
+	pl := &player{c: c, msid: msid}
 	return st.Attach(&pl.sub, pl, live.ReaderOptions{Log: c.log, Prelude: prelude})
 }
 
@@ -98,12 +102,17 @@ func (pl *player) Queue(pkt *live.Packet, ts uint32, force bool) bool {
 func (pl *player) Flush() { pl.c.writeNow() }
 
 func (pl *player) Notify(ev live.Event) {
-	switch ev {
-	case live.Published:
-		pl.c.sendStatus(pl.msid, levelStatus, "NetStream.Play.PublishNotify", pl.name+" is now published.", pl.name)
-	case live.Unpublished:
-		pl.c.sendStatus(pl.msid, levelStatus, "NetStream.Play.UnpublishNotify", pl.name+" is now unpublished.", pl.name)
+	name := pl.sub.Stream().Name()
+	code, desc := notifyStatus(ev, name)
+	pl.c.sendStatus(pl.msid, levelStatus, code, desc, name)
+}
+
+// notifyStatus is the status a player of stream name gets for ev.
+func notifyStatus(ev live.Event, name string) (code, desc string) {
+	if ev == live.Unpublished {
+		return "NetStream.Play.UnpublishNotify", name + " is now unpublished."
 	}
+	return "NetStream.Play.PublishNotify", name + " is now published."
 }
 
 // serverSource is the source of a script's server-side stream.

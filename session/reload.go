@@ -70,10 +70,7 @@ func (in *Instance) unload(reason string) {
 	why := errors.New(reason)
 	for _, c := range clients {
 		c.sendStatus(0, levelError, "NetConnection.Connect.AppShutdown", "The application is shutting down ("+reason+").", "")
-		// Its writer closes it once the status is written.
-		if c.out.CloseWhenWritten(why) {
-			c.close(why)
-		}
+		c.closeWhenWritten(why)
 	}
 	deadline := time.Now().Add(unloadWriteWait)
 	for len(in.Clients()) > 0 && time.Now().Before(deadline) {

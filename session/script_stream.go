@@ -119,9 +119,7 @@ const serverPlayerMsid = 1
 func (in *Instance) PlayServer(name string, deliver func(msgs []message.Message)) *ServerPlayer {
 	sp := &ServerPlayer{id: in.srv.nextID.Add(1), name: name, deliver: deliver,
 		log: in.srv.log.With("app", in.app, "instance", in.name, "server_player", name)}
-	cfg := &in.srv.cfg
-	sp.q = outqueue.New(outqueue.Limits{Media: cfg.PlayerQueue, MediaBytes: cfg.PlayerQueueBytes, Hard: hardQueueLimit},
-		func() { go sp.drain() })
+	sp.q = outqueue.New(in.srv.cfg.queueLimits(), func() { go sp.drain() })
 	in.withStream(name, func(st *live.Stream) {
 		sp.sub = st.AddReader(sp, live.ReaderOptions{Log: sp.log})
 	})
@@ -159,10 +157,7 @@ func (sp *ServerPlayer) Queue(pkt *live.Packet, ts uint32, force bool) bool {
 func (sp *ServerPlayer) Flush() { sp.q.Kick() }
 
 func (sp *ServerPlayer) Notify(ev live.Event) {
-	code, desc := "NetStream.Play.PublishNotify", sp.name+" is now published."
-	if ev == live.Unpublished {
-		code, desc = "NetStream.Play.UnpublishNotify", sp.name+" is now unpublished."
-	}
+	code, desc := notifyStatus(ev, sp.name)
 	m, err := statusMessage(serverPlayerMsid, false, levelStatus, code, desc, sp.name, sp.id)
 	if err != nil {
 		sp.log.Error("encoding status", "err", err)
