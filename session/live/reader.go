@@ -122,7 +122,7 @@ func (st *Stream) Attach(sub *Subscription, r Reader, opt ReaderOptions) *Subscr
 	return sub
 }
 
-// joinLocked starts (or restarts, after a pause) sub at the live point.
+// joinLocked starts sub at the live point.
 func (st *Stream) joinLocked(sub *Subscription, burst bool) {
 	sub.started, sub.skipping = false, false
 	sub.waitKey = st.hasVideo
@@ -166,13 +166,6 @@ func (sub *Subscription) Close() {
 
 // Stream is the stream read.
 func (sub *Subscription) Stream() *Stream { return sub.stream }
-
-// Dropped returns how many media packets the reader skipped.
-func (sub *Subscription) Dropped() uint64 {
-	sub.stream.mu.Lock()
-	defer sub.stream.mu.Unlock()
-	return sub.dropped
-}
 
 func (sub *Subscription) rebase(ts uint32) uint32 {
 	if !sub.started {

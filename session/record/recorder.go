@@ -284,31 +284,26 @@ func (r *Recorder) drop() {
 	r.mu.Unlock()
 }
 
-// recordWriter turns published messages into tags.
+// recordWriter turns what the recorder read into tags. The stream hands
+// a reader data messages in AMF0, with @setDataFrame already turned into
+// onMetaData and @clearDataFrame kept to itself, and timestamps on the
+// reader's own timeline, which starts at 0.
 type recordWriter struct {
-	r     *Recorder
-	w     vod.TagWriter
-	first uint32
-	based bool
-	meta  amf.ECMAArray
+	r    *Recorder
+	w    vod.TagWriter
+	meta amf.ECMAArray
 }
 
 func (rw *recordWriter) write(m *message.Message) error {
 	r := rw.r
 	typ, data := m.Type, m.Payload
-	if typ == message.TypeDataAMF0 || typ == message.TypeDataAMF3 {
-		if typ == message.TypeDataAMF3 {
-			data = message.AMF3Body(data)
-		}
+	if typ == message.TypeDataAMF0 {
 		typ = flv.TagScript
-		name, next, ok := message.DataName(data)
+		name, _, ok := message.DataName(data)
 		if !ok {
 			return nil
 		}
 		switch name {
-		case "@setDataFrame":
-			data = data[next:]
-			fallthrough
 		case "onMetaData":
 			if rw.w == nil && rw.meta == nil {
 				if md, err := flv.ParseMetadata(data); err == nil {
@@ -321,25 +316,18 @@ func (rw *recordWriter) write(m *message.Message) error {
 				}
 			}
 			return nil // the file's onMetaData is the writer's
-		case "@clearDataFrame", "|RtmpSampleAccess":
+		case "|RtmpSampleAccess":
 			return nil
 		}
 	} else if len(data) == 0 {
 		return nil
-	}
-	if !rw.based {
-		rw.first, rw.based = m.Timestamp, true
-	}
-	ts := m.Timestamp - rw.first
-	if int32(ts) < 0 {
-		ts = 0
 	}
 	if rw.w == nil {
 		if err := rw.create(); err != nil {
 			return err
 		}
 	}
-	if err := rw.w.WriteTag(typ, ts, data); err != nil {
+	if err := rw.w.WriteTag(typ, m.Timestamp, data); err != nil {
 		return err
 	}
 	r.tags++
