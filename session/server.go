@@ -30,9 +30,10 @@ type Server struct {
 	closed    bool
 	wg        sync.WaitGroup // one per running client
 
-	stats Stats
-	views viewState      // admin views (views.go)
-	perIP map[string]int // connections per client address, when limited
+	stats    Stats
+	views    viewState      // admin views (views.go)
+	watching watchCounts    // readers attached by Watch (watch.go)
+	perIP    map[string]int // connections per client address, when limited
 
 	media *vod.Store // stream files: VOD and recording
 	// openWriter opens a recording's file; tests replace it to simulate

@@ -35,6 +35,9 @@ type ServerView struct {
 	BitrateOut float64 `json:"bitrate_out"`
 	Instances  int     `json:"instances"`
 	Streams    int     `json:"streams"`
+	// Viewers counts the readers that are not RTMP clients (HTTP-FLV,
+	// WebSocket-FLV, HLS), by protocol.
+	Viewers map[string]int `json:"viewers_by_protocol"`
 }
 
 // ClientView is one connected client.
@@ -80,6 +83,11 @@ type StreamView struct {
 	Bytes    uint64   `json:"bytes"`
 	Messages uint64   `json:"messages"`
 	Players  []uint64 `json:"players"` // client ids
+	// Viewers counts the stream's readers by protocol: RTMP players under
+	// their connection's (rtmp, rtmpt, rtmps, ...), the server's own
+	// players under "server", and those Watch attached under theirs
+	// (http-flv, ws-flv, hls).
+	Viewers map[string]int `json:"viewers"`
 }
 
 // InstanceView is a running application instance.
@@ -193,6 +201,7 @@ func (s *Server) Overview() ServerView {
 		DroppedMessages: s.stats.DroppedMessages.Load(),
 		BytesIn:         s.stats.BytesIn.Load(),
 		BytesOut:        s.stats.BytesOut.Load(),
+		Viewers:         s.Viewers(),
 	}
 	for _, c := range s.allClients() {
 		v.ByProtocol[c.info.Protocol]++
@@ -280,7 +289,8 @@ func (s *Server) Streams() []StreamView {
 	for _, in := range s.allInstances() {
 		for _, st := range in.streamList() {
 			snap := st.Snapshot()
-			v := StreamView{App: in.app, Instance: in.name, Name: st.Name(), Players: playerIDs(snap.Readers)}
+			v := StreamView{App: in.app, Instance: in.name, Name: st.Name(), Players: playerIDs(snap.Readers),
+				Viewers: viewersByProtocol(snap.Readers)}
 			v.VideoCodec = seqCodecs(snap.VideoSeq)
 			v.AudioCodec = seqCodecs(snap.AudioSeq)
 			if snap.Meta != nil {
@@ -347,6 +357,22 @@ func playerIDs(readers []live.Reader) []uint64 {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// viewersByProtocol counts readers by the protocol they watch with.
+func viewersByProtocol(readers []live.Reader) map[string]int {
+	m := make(map[string]int)
+	for _, r := range readers {
+		switch pl := r.(type) {
+		case *player:
+			m[pl.c.info.Protocol]++
+		case *ServerPlayer:
+			m["server"]++
+		case *watcher:
+			m[pl.protocol]++
+		}
+	}
+	return m
 }
 
 // applyMetadata reads width, height, frame rate and, when no sequence

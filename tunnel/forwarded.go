@@ -138,3 +138,12 @@ func parseHop(s string) (netip.Addr, bool) {
 	}
 	return netip.Addr{}, false
 }
+
+// ClientIP is the client's address of an HTTP request served elsewhere
+// (a WebListener connection) that came from peer, by the rules RTMPT's
+// requests follow: the Forwarded, else X-Forwarded-For, headers are
+// believed only from a trusted proxy.
+func ClientIP(peer netip.Addr, trusted []netip.Prefix, forwarded, xff []string) netip.Addr {
+	ip, _ := clientIP(peer, trusted, forwarded, xff)
+	return ip
+}

@@ -178,6 +178,7 @@ type Server struct {
 	handler ConnHandler
 	http    *fasthttp.Server
 	vln     *connQueue
+	web     *connQueue // the connections that are not RTMPT (WebListener); nil: none taken
 
 	runCtx context.Context
 
@@ -368,6 +369,9 @@ func (s *Server) Run(ctx context.Context, lns ...net.Listener) error {
 		ss.end(errServerStopping)
 	}
 	s.vln.Close()
+	if s.web != nil {
+		s.web.Close()
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), httpShutdownWait)
 	s.http.ShutdownWithContext(sctx)
 	scancel()
@@ -431,7 +435,7 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 
 func (s *Server) dispatch(ctx context.Context, nc net.Conn, first byte, secure bool) {
 	if first >= 'A' && first <= 'Z' || first >= 'a' && first <= 'z' {
-		s.serveHTTPConn(nc, secure)
+		s.serveHTTPConn(nc, first, secure)
 		return
 	}
 	proto := "rtmp"
@@ -446,8 +450,26 @@ func (s *Server) dispatch(ctx context.Context, nc net.Conn, first byte, secure b
 const refusedHTTPConn = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/x-fcs\r\n" +
 	"Cache-Control: no-cache\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
-// serveHTTPConn hands an HTTP connection to the fasthttp server.
-func (s *Server) serveHTTPConn(nc net.Conn, secure bool) {
+// WebListener returns the listener of the HTTP connections that are not
+// RTMPT, from every listener the server sniffs (the RTMP, HTTP and TLS
+// ports): a connection whose first request is not a POST (a page, a
+// stream, a WebSocket upgrade) goes there, still counted against
+// MaxHTTPConns and MaxHTTPConnsPerIP, and no longer read by the server.
+// RTMPT clients only ever POST. Call it before Run; without a call, such
+// requests are answered 405 as RTMPT does. The listener ends when the
+// server stops, which closes the connections it handed out.
+func (s *Server) WebListener() net.Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.web == nil {
+		s.web = newConnQueue()
+	}
+	return s.web
+}
+
+// serveHTTPConn hands an HTTP connection to the fasthttp server, or the
+// connection of a request that is not RTMPT to the WebListener.
+func (s *Server) serveHTTPConn(nc net.Conn, first byte, secure bool) {
 	refuse := func() {
 		s.stats.refused.Add(1)
 		s.cut(cutPerIP)
@@ -473,6 +495,15 @@ func (s *Server) serveHTTPConn(nc net.Conn, secure bool) {
 		s.connsIP[hc.ip]++
 	}
 	s.conns[hc] = struct{}{}
+	web := s.web
+	if web != nil && first != 'P' { // POST, and PUT and PATCH, which RTMPT refuses
+		s.mu.Unlock()
+		hc.plain = true
+		if !web.push(hc) {
+			hc.Close()
+		}
+		return
+	}
 	rc := sockio.RawConnOf(nc)
 	direct := !secure && !s.cfg.NoDirect && rc != nil && !s.closing
 	if direct {
@@ -515,6 +546,7 @@ func (s *Server) closeHTTPConns() {
 type httpConn struct {
 	net.Conn
 	secure bool
+	plain  bool // a WebListener connection: writes go out at once, never gathered
 	srv    *Server
 	once   sync.Once
 
@@ -588,6 +620,9 @@ const maxGather = 256 << 10
 var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 func (c *httpConn) Write(p []byte) (int, error) {
+	if c.plain {
+		return c.Conn.Write(p)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.werr != nil {

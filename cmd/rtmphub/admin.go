@@ -35,7 +35,7 @@ func (a *adminServer) close() {
 // its default (127.0.0.1:1111) may be taken (another server on the same
 // host) or unprivileged: the server then runs without it, with a warning.
 // An address set explicitly must bind.
-func startAdmin(cfg *config, srv *session.Server, tc *tunnelCollector, log *slog.Logger) (*adminServer, error) {
+func startAdmin(cfg *config, srv *session.Server, httpURL string, collectors []prometheus.Collector, log *slog.Logger) (*adminServer, error) {
 	a := &adminServer{}
 	if cfg.AdminAddr == "" {
 		return a, nil
@@ -49,7 +49,7 @@ func startAdmin(cfg *config, srv *session.Server, tc *tunnelCollector, log *slog
 			"transport", "admin", "addr", cfg.AdminAddr, "err", err.Error())
 		return a, nil
 	}
-	a.h = admin.New(srv, admin.Options{Token: cfg.AdminToken, Version: version(), Log: log, Collectors: []prometheus.Collector{tc}})
+	a.h = admin.New(srv, admin.Options{Token: cfg.AdminToken, Version: version(), HTTPURL: httpURL, Log: log, Collectors: collectors})
 	a.http = &http.Server{Handler: a.h, ReadHeaderTimeout: 10 * time.Second}
 	go a.http.Serve(ln)
 	log.Info("listening", "transport", "admin", "addr", ln.Addr().String(), "token", cfg.AdminToken != "")

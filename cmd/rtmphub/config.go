@@ -79,6 +79,9 @@ type config struct {
 	RTMPTBodyTimeout time.Duration `env:"RTMPT_BODY_TIMEOUT" min:"100ms" help:"longest time for an HTTP request body after its head, plus one second per --rtmpt-min-body-rate bytes received"`
 	RTMPTMinBodyRate byteSize      `env:"RTMPT_MIN_BODY_RATE" help:"bytes a second that earn a slow request body more time than --rtmpt-body-timeout"`
 
+	HTTPPlayback     bool   `env:"HTTP_PLAYBACK" help:"serve live streams to browsers on the RTMP, HTTP and TLS ports: /<app>[/<instance>]/<stream>.flv (HTTP-FLV, or WebSocket-FLV when upgraded), .../<stream>/index.m3u8 (LL-HLS) and .../<stream> (a player page); play authorization applies, with the token in the query string"`
+	HTTPAllowOrigins string `env:"HTTP_ALLOW_ORIGINS" help:"comma-separated origins (https://example.com) whose pages may play streams, for CORS and the WebSocket origin check; * = any"`
+
 	CallTimeout     time.Duration `env:"CALL_TIMEOUT" help:"fail a server-to-client call the client has not answered in this long"`
 	BWCheck         bool          `env:"BW_CHECK" help:"answer checkBandwidth with the native FMS bandwidth check (onBWCheck bursts, then onBWDone)"`
 	SOSyncInterval  time.Duration `env:"SO_SYNC_INTERVAL" help:"shared object sync period: changes within one go out in one message per subscriber"`

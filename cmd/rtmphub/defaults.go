@@ -10,6 +10,7 @@ import (
 	"github.com/rtmphub/rtmphub/session/script"
 	"github.com/rtmphub/rtmphub/tunnel"
 	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
+	"github.com/rtmphub/rtmphub/web"
 )
 
 // libraries are the configurations of the packages the server is made of,
@@ -20,6 +21,7 @@ type libraries struct {
 	quic    rtmpquic.Config
 	script  script.Config
 	gateway bridge.GatewayConfig
+	web     web.Config
 }
 
 // defaultConfig is config at its defaults: the libraries' for the rows
@@ -38,6 +40,7 @@ func defaultConfig() *config {
 		AdminAddr:       "127.0.0.1:1111",
 		QUICAddr:        ":1935",
 		RoQRDatagrams:   true,
+		HTTPPlayback:    true,
 	}
 	libs := &libraries{
 		session: session.DefaultConfig(),
@@ -45,6 +48,7 @@ func defaultConfig() *config {
 		quic:    rtmpquic.DefaultConfig(),
 		script:  script.DefaultConfig(),
 		gateway: bridge.DefaultGatewayConfig(),
+		web:     web.DefaultConfig(),
 	}
 	for _, l := range c.links(libs) {
 		if l.fromLib != nil {
@@ -117,6 +121,8 @@ func (c *config) links(l *libraries) []link {
 		same(&c.RTMPTIDPrefix, &t.SessionIDPrefix),
 		negated(&c.RTMPTDirect, &t.NoDirect),
 		prefixes(&c.TrustedProxies, &t.TrustedProxies),
+		feeds(prefixes(&c.TrustedProxies, &l.web.TrustedProxies)),
+		list(&c.HTTPAllowOrigins, &l.web.AllowOrigins),
 
 		same(&c.QUICIdleTimeout, &q.IdleTimeout),
 		offAtZero(&c.QUICKeepAlive, &q.KeepAlive),
@@ -173,6 +179,21 @@ func offAtZero(row, lib *time.Duration) link {
 // from other fields; the row shows 0, not the derived default.
 func derived(row, lib *int) link {
 	return link{func() { *lib = *row }, func() { *row = 0 }}
+}
+
+// list links a comma-separated row to a list of its items.
+func list(row *string, lib *[]string) link {
+	return link{
+		func() {
+			*lib = nil
+			for _, it := range strings.Split(*row, ",") {
+				if it = strings.TrimSpace(it); it != "" {
+					*lib = append(*lib, it)
+				}
+			}
+		},
+		func() { *row = strings.Join(*lib, ",") },
+	}
 }
 
 // prefixes links the comma-separated trusted proxies (checked by their

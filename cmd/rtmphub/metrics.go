@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/web"
 )
 
 // tunnelCollector exports the RTMPT server's counters (tunnel.Stats) as
@@ -66,4 +67,43 @@ func (c *tunnelCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.cutTooLarge, k, float64(st.CutTooLarge))
 	ch <- prometheus.MustNewConstMetric(c.cutBudget, k, float64(st.CutOverBudget))
 	ch <- prometheus.MustNewConstMetric(c.cutConnLimit, k, float64(st.CutConnLimit))
+}
+
+// webCollector exports the browser handler's counters (web.Stats) as
+// rtmphub_web_* metrics; nothing until the handler is set (or when
+// --http-playback is off).
+type webCollector struct {
+	h atomic.Pointer[web.Handler]
+
+	requests, bytes, refused *prometheus.Desc
+}
+
+func newWebCollector() *webCollector {
+	d := prometheus.NewDesc
+	return &webCollector{
+		requests: d("web_requests_total", "Browser playback served, by protocol: HTTP-FLV and WebSocket-FLV viewers started, HLS requests answered.", []string{"protocol"}, nil),
+		bytes:    d("web_bytes_sent_total", "FLV bytes sent to HTTP-FLV and WebSocket-FLV viewers that have left, by protocol.", []string{"protocol"}, nil),
+		refused:  d("web_refused_total", "Browser playback requests refused by authorization.", nil, nil),
+	}
+}
+
+func (c *webCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.requests
+	ch <- c.bytes
+	ch <- c.refused
+}
+
+func (c *webCollector) Collect(ch chan<- prometheus.Metric) {
+	h := c.h.Load()
+	if h == nil {
+		return
+	}
+	st := h.Stats()
+	for p, n := range st.Requests {
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(n), p)
+	}
+	for p, n := range st.Bytes {
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(n), p)
+	}
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.Refused))
 }

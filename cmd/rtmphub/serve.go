@@ -12,9 +12,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/session/script"
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/web"
 )
 
 // serve wires the listeners to the session core and runs until ctx ends,
@@ -93,8 +96,17 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		closeAll()
 		return err
 	}
-	tc := newTunnelCollector()
-	adm, err := startAdmin(cfg, srv, tc, log)
+	tc, wc := newTunnelCollector(), newWebCollector()
+	httpURL := ""
+	if cfg.HTTPPlayback && cfg.Upstream == "" {
+		// The HTTP port when it is bound, else the RTMP port, which
+		// serves browsers too.
+		httpURL = "http://" + lns[min(1, len(lns)-1)].Addr().String()
+		if tlsCfg != nil && len(lns) == 2 && cfg.HTTPAddr == "" {
+			httpURL = "https://" + lns[1].Addr().String()
+		}
+	}
+	adm, err := startAdmin(cfg, srv, httpURL, []prometheus.Collector{tc, wc}, log)
 	if err != nil {
 		closeAll()
 		return err
@@ -104,6 +116,17 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	libs.tunnel.Logger = log
 	ts := tunnel.NewServer(libs.tunnel, handler.conn)
 	tc.ts.Store(ts)
+	if cfg.HTTPPlayback && cfg.Upstream == "" {
+		libs.web.Log = log
+		wh := web.New(srv, libs.web)
+		wsrv := &http.Server{Handler: wh, ReadHeaderTimeout: libs.tunnel.WithDefaults().HeadTimeout,
+			IdleTimeout: 60 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		wln := ts.WebListener()
+		go wsrv.Serve(wln)
+		defer wh.Close()
+		defer wsrv.Close()
+		wc.h.Store(wh)
+	}
 	log.Info("rtmphub started", "version", version(), "data_dir", cfg.DataDir)
 	adm.setReady(true)
 

@@ -31,6 +31,10 @@ type Options struct {
 	// /debug/pprof/ are served only when a token is set.
 	Token   string
 	Version string
+	// HTTPURL is where browsers reach the HTTP port (players, previews),
+	// shown in /api/v1/server; a host of 0.0.0.0 or [::] stands for the
+	// host the admin API was reached at.
+	HTTPURL string
 	Log     *slog.Logger
 	// Collectors are more metrics (a transport's counters), registered
 	// with the same rtmphub_ prefix.
@@ -127,11 +131,12 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 // ServerInfo is the answer of /api/v1/server.
 type ServerInfo struct {
 	Version string `json:"version"`
+	HTTPURL string `json:"http_url,omitempty"`
 	session.ServerView
 }
 
 func (h *Handler) getServer(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, ServerInfo{Version: h.opt.Version, ServerView: h.srv.Overview()})
+	writeJSON(w, http.StatusOK, ServerInfo{Version: h.opt.Version, HTTPURL: h.opt.HTTPURL, ServerView: h.srv.Overview()})
 }
 
 func (h *Handler) getApps(w http.ResponseWriter, r *http.Request) {

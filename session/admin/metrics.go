@@ -15,7 +15,7 @@ type collector struct {
 
 	info, uptime, conns, accepted, rejected, authDenied, slow, dropped,
 	bytesIn, bytesOut, instances, streams, clients,
-	streamBytes, streamMessages, streamPlayers, streamBitrate *prometheus.Desc
+	streamBytes, streamMessages, streamPlayers, streamBitrate, viewers, streamViewers *prometheus.Desc
 }
 
 func newCollector(srv *session.Server, version string) *collector {
@@ -40,12 +40,14 @@ func newCollector(srv *session.Server, version string) *collector {
 		streamMessages: d("stream_received_messages_total", "Media messages received from a stream's current publisher.", sl, nil),
 		streamPlayers:  d("stream_players", "Players of a live stream.", sl, nil),
 		streamBitrate:  d("stream_bitrate_bits_per_second", "Measured input bitrate of a live stream.", sl, nil),
+		viewers:        d("viewers", "Viewers that are not RTMP clients (HTTP-FLV, WebSocket-FLV, HLS muxers), by protocol.", []string{"protocol"}, nil),
+		streamViewers:  d("stream_viewers", "Readers of a live stream by protocol: RTMP players under their connection's, browser viewers under theirs.", append(sl, "protocol"), nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.uptime, c.conns, c.accepted, c.rejected, c.authDenied, c.slow, c.dropped,
-		c.bytesIn, c.bytesOut, c.instances, c.streams, c.clients, c.streamBytes, c.streamMessages, c.streamPlayers, c.streamBitrate} {
+		c.bytesIn, c.bytesOut, c.instances, c.streams, c.clients, c.streamBytes, c.streamMessages, c.streamPlayers, c.streamBitrate, c.viewers, c.streamViewers} {
 		ch <- d
 	}
 }
@@ -76,6 +78,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- m(c.dropped, k, float64(v.DroppedMessages))
 	ch <- m(c.bytesIn, k, float64(v.BytesIn))
 	ch <- m(c.bytesOut, k, float64(v.BytesOut))
+	for _, p := range []string{"http-flv", "ws-flv", "hls"} {
+		ch <- m(c.viewers, g, float64(v.Viewers[p]), p)
+	}
 	ch <- m(c.instances, g, float64(v.Instances))
 	ch <- m(c.streams, g, float64(v.Streams))
 	for _, a := range c.srv.Apps() {
@@ -85,6 +90,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, s := range c.srv.Streams() {
 		ch <- m(c.streamPlayers, g, float64(len(s.Players)), s.App, s.Instance, s.Name)
+		for p, n := range s.Viewers {
+			ch <- m(c.streamViewers, g, float64(n), s.App, s.Instance, s.Name, p)
+		}
 		if s.Publisher != 0 {
 			ch <- m(c.streamBytes, k, float64(s.Bytes), s.App, s.Instance, s.Name)
 			ch <- m(c.streamMessages, k, float64(s.Messages), s.App, s.Instance, s.Name)
