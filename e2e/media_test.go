@@ -454,7 +454,11 @@ func startFFmpegPlayer(t testing.TB, who, url, out string, frames func() int, ex
 	args := []string{"-nostdin", "-hide_banner", "-loglevel", "debug", "-i", url}
 	args = append(args, extra...)
 	args = append(args, "-fps_mode", "passthrough", "-flush_packets", "1", "-f", "framemd5", "-y", out)
-	return newPlayer(t, who, frames, "Sending play command", "ffmpeg", args...)
+	marker := "Sending play command"
+	if strings.HasPrefix(url, "http") {
+		marker = "request: GET " // HTTP-FLV, HLS: the request for the stream
+	}
+	return newPlayer(t, who, frames, marker, "ffmpeg", args...)
 }
 
 // startRtmpdump starts rtmpdump recording a live stream into an FLV file

@@ -1,0 +1,39 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+)
+
+// ---------------------------------------------------------------------------
+// Browser playback: HTTP-FLV, WebSocket-FLV, LL-HLS (package web)
+
+// TestHTTPFLVFFmpegPlayers: ffmpeg publishes over RTMP; ffmpeg plays the
+// stream as HTTP-FLV from the HTTP port, from the RTMP port (a GET there
+// is sniffed as HTTP) and over HTTPS from the TLS port. Each decodes ≥ 90%
+// of the frames sent after it joined, identical to what was published,
+// and ends by itself when the publisher does (the body ends).
+func TestHTTPFLVFFmpegPlayers(t *testing.T) {
+	e2e(t)
+	needFFmpeg(t)
+	cert, key := writeTestCert(t)
+	srv := startServer(t, "--tls-cert", cert, "--tls-key", key, "--tls-addr", "127.0.0.1:0")
+	tlsAddr, httpAddr := listenAddr(t, srv, "tls"), srv.RTMPTAddr(t)
+	dir := t.TempDir()
+	const seconds = 14
+	pub := startPublisher(t, srv.URL("s1"), pubOpts{Seconds: seconds, GOP: 25})
+	pub.waitFrames(t, 50, 30*time.Second)
+	players := []playerOut{
+		ffPlay(t, pub, dir, "ffmpeg http-flv on the HTTP port", "http://"+httpAddr+"/live/s1.flv"),
+		ffPlay(t, pub, dir, "ffmpeg http-flv on the RTMP port", "http://"+srv.Addr+"/live/s1.flv"),
+		ffPlay(t, pub, dir, "ffmpeg https-flv on the TLS port", "https://"+tlsAddr+"/live/s1.flv"),
+	}
+	pub.finish(t, seconds*time.Second+40*time.Second)
+	checkPlayers(t, pub, players)
+	if n := logCount(srv, "access", map[string]string{"event": "watch", "protocol": "http-flv"}); n != 3 {
+		t.Errorf("%d http-flv viewers logged, want 3", n)
+	}
+	if n := logCount(srv, "access", map[string]string{"event": "watch_end", "protocol": "http-flv"}); n != 3 {
+		t.Errorf("%d http-flv viewers logged leaving, want 3", n)
+	}
+}
