@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -666,6 +667,21 @@ func (c *httpConn) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Read(p)
+}
+
+// SyscallConn reaches the socket of a WebListener connection on plain TCP,
+// for writes that must never block (an HTTP-FLV viewer's, made by the
+// publisher's goroutine). Other connections have none to give: the HTTP
+// server's replies are gathered (Write), and TLS has its own state.
+func (c *httpConn) SyscallConn() (syscall.RawConn, error) {
+	if !c.plain || c.secure {
+		return nil, errors.ErrUnsupported
+	}
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
 }
 
 func (c *httpConn) Close() error {

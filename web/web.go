@@ -23,10 +23,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/rtmphub/rtmphub/internal/sockio"
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/session/live"
 	"github.com/rtmphub/rtmphub/tunnel"
@@ -299,6 +301,9 @@ func (h *Handler) serveFLV(w http.ResponseWriter, r *http.Request, t target) {
 		}
 		defer s.close()
 		sink = s
+		if s.rc != nil {
+			sink = inlineConnSink{s}
+		}
 	}
 	err = v.Run(ctx, sink)
 	reason := "closed"
@@ -338,7 +343,19 @@ func flvHeaders(hd http.Header) {
 // connection closes (HTTP/1.1 allows it, every player reads it), so
 // every batch of tags is one write, with no chunk framing.
 type connSink struct {
-	nc net.Conn
+	nc  net.Conn
+	rc  syscall.RawConn // nil: no non-blocking writes (TLS)
+	iov []sockio.Iovec
+}
+
+// inlineConnSink is a connSink on a plain TCP socket: the publisher's
+// goroutine writes to it (httpflv.Inline).
+type inlineConnSink struct{ *connSink }
+
+func (s inlineConnSink) TryWritev(bufs [][]byte) (int, error) {
+	n, iov, err := sockio.WritevNow(s.rc, bufs, s.iov)
+	s.iov = iov
+	return n, err
 }
 
 func hijackFLV(w http.ResponseWriter, r *http.Request) (*connSink, error) {
@@ -366,7 +383,7 @@ func hijackFLV(w http.ResponseWriter, r *http.Request) (*connSink, error) {
 		nc.Close()
 		return nil, err
 	}
-	return &connSink{nc: nc}, nil
+	return &connSink{nc: nc, rc: sockio.RawConnOf(nc)}, nil
 }
 
 func (s *connSink) WriteFLV(p []byte, deadline time.Time) error {

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rtmphub/rtmphub/flv"
@@ -44,19 +45,39 @@ type Sink interface {
 	WriteFLV(p []byte, deadline time.Time) error
 }
 
+// Inline is a Sink that can also write without blocking (a plain TCP
+// socket). The publisher's goroutine then writes the viewer's tags itself
+// when it flushes the viewer, as it does for an RTMP player, with one
+// non-blocking writev of the tag headers and the shared payloads, and the
+// viewer's goroutine is woken only to finish what the socket did not take.
+type Inline interface {
+	Sink
+	// TryWritev writes bufs, in order, with one system call that never
+	// waits, and returns the bytes the socket took.
+	TryWritev(bufs [][]byte) (int, error)
+}
+
 // Viewer is one HTTP-FLV or WebSocket-FLV viewer of a live stream.
 type Viewer struct {
 	q    outqueue.Queue
-	wake chan struct{} // a batch waits; capacity 1
+	wake chan struct{} // the writer's hold was handed to Run; capacity 1
+
+	// The inline writer (Inline): set by Run once the FLV header is out.
+	// Its scratch (iov, hdrs) and pending, the bytes of a batch the socket
+	// did not take, belong to whoever holds the queue's writer hold.
+	inline  atomic.Pointer[inlineSink]
+	iov     [][]byte
+	hdrs    []byte
+	pending []byte
 
 	once  sync.Once
 	done  chan struct{} // closed when the viewer must end
 	mu    sync.Mutex
 	ended error // why, once done is closed
 
-	buf     []byte
-	started bool // the FLV header is written
-	bytes   uint64
+	buf     []byte // Run's batches
+	started bool   // the FLV header is written
+	bytes   atomic.Uint64
 }
 
 // New returns a viewer whose queue has the bounds of an RTMP player's.
@@ -101,7 +122,90 @@ func (v *Viewer) Queue(pkt *live.Packet, ts uint32, force bool) bool {
 	return v.q.QueueMedia(message1(pkt, ts), force)
 }
 
-func (v *Viewer) Flush() { v.q.Kick() }
+func (v *Viewer) Flush() {
+	in := v.inline.Load()
+	if in == nil {
+		v.q.Kick()
+		return
+	}
+	batch := v.q.TakeInline()
+	if batch == nil {
+		return // Run holds the queue, or nothing waits
+	}
+	unfinished, err := v.tryWrite(in.Inline, batch)
+	if err != nil {
+		v.q.Release()
+		v.end(err)
+		return
+	}
+	if v.q.DoneInline(batch, unfinished) {
+		v.kick() // Run takes the hold: the rest of the batch, then what came meanwhile
+	}
+}
+
+type inlineSink struct{ Inline }
+
+// tryWrite writes batch as FLV tags with one non-blocking writev, the
+// payloads straight from the stream, and keeps what the socket did not
+// take in v.pending (unfinished).
+func (v *Viewer) tryWrite(in Inline, batch []message.Message) (unfinished bool, err error) {
+	hdrs := v.hdrs[:0]
+	for i := range batch {
+		m := &batch[i]
+		if !flvType(m.Type) || len(m.Payload) > flv.MaxDataSize {
+			continue
+		}
+		hdrs = appendTagHead(hdrs, m)
+	}
+	iov := v.iov[:0]
+	total, h := 0, hdrs
+	for i := range batch {
+		m := &batch[i]
+		if !flvType(m.Type) || len(m.Payload) > flv.MaxDataSize {
+			continue
+		}
+		iov = append(iov, h[:flv.TagHeaderSize], m.Payload, h[flv.TagHeaderSize:flv.TagHeaderSize+4])
+		h = h[flv.TagHeaderSize+4:]
+		total += flv.TagHeaderSize + len(m.Payload) + 4
+	}
+	v.hdrs, v.iov = hdrs, iov
+	defer clear(v.iov) // no payload references kept
+	if total == 0 {
+		return false, nil
+	}
+	n, err := in.TryWritev(iov)
+	if err != nil {
+		return false, err
+	}
+	v.addBytes(n)
+	if n == total {
+		return false, nil
+	}
+	for _, b := range iov {
+		if n >= len(b) {
+			n -= len(b)
+			continue
+		}
+		v.pending = append(v.pending, b[n:]...)
+		n = 0
+	}
+	return true, nil
+}
+
+// appendTagHead appends the tag header of m and, after it, its
+// PreviousTagSize.
+func appendTagHead(b []byte, m *message.Message) []byte {
+	n := len(m.Payload)
+	ts := m.Timestamp
+	return append(b, byte(m.Type), byte(n>>16), byte(n>>8), byte(n),
+		byte(ts>>16), byte(ts>>8), byte(ts), byte(ts>>24), 0, 0, 0,
+		byte((n+flv.TagHeaderSize)>>24), byte((n+flv.TagHeaderSize)>>16), byte((n+flv.TagHeaderSize)>>8), byte(n+flv.TagHeaderSize))
+}
+
+// flvType reports whether messages of type t have an FLV tag.
+func flvType(t message.Type) bool {
+	return t == message.TypeAudio || t == message.TypeVideo || t == message.TypeDataAMF0
+}
 
 func (v *Viewer) Notify(ev live.Event) {
 	if ev == live.Unpublished {
@@ -110,30 +214,44 @@ func (v *Viewer) Notify(ev live.Event) {
 }
 
 // Bytes returns the bytes written to the viewer so far.
-func (v *Viewer) Bytes() uint64 {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.bytes
-}
+func (v *Viewer) Bytes() uint64 { return v.bytes.Load() }
+
+func (v *Viewer) addBytes(n int) { v.bytes.Add(uint64(n)) }
 
 // Run writes the stream to s until ctx ends, the stream is unpublished,
 // the viewer falls too far behind or a write fails, and returns why. It
 // closes the viewer's queue; the caller detaches the viewer from its
-// stream.
+// stream. Run writes the FLV header and the join burst; when s is an
+// Inline, the publisher's goroutine writes from then on, and Run only
+// takes over what the socket could not take at once.
 func (v *Viewer) Run(ctx context.Context, s Sink) error {
 	defer v.q.Close()
 	var batch []message.Message
 	for {
-		var stop bool
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-v.wake:
 		case <-v.done:
-			stop = true
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			return v.ended
+		case <-v.wake:
 		}
-		// What was queued before the end is written first: Notify comes
-		// after the stream's last packets.
+		// Run holds the queue's writer hold: first the rest of a batch
+		// the publisher's goroutine could not finish, then what waits.
+		if len(v.pending) > 0 {
+			err := s.WriteFLV(v.pending, time.Now().Add(WriteTimeout))
+			if err != nil {
+				v.q.Release()
+				return err
+			}
+			v.addBytes(len(v.pending))
+			if cap(v.pending) > 1<<20 {
+				v.pending = nil
+			} else {
+				v.pending = v.pending[:0]
+			}
+		}
 		for {
 			batch, _ = v.q.Next(batch)
 			if batch == nil {
@@ -143,11 +261,9 @@ func (v *Viewer) Run(ctx context.Context, s Sink) error {
 				v.q.Release()
 				return err
 			}
-		}
-		if stop {
-			v.mu.Lock()
-			defer v.mu.Unlock()
-			return v.ended
+			if in, ok := s.(Inline); ok && v.inline.Load() == nil {
+				v.inline.Store(&inlineSink{in})
+			}
 		}
 	}
 }
@@ -162,9 +278,7 @@ func (v *Viewer) write(batch []message.Message, s Sink) error {
 	}
 	for i := range batch {
 		m := &batch[i]
-		switch m.Type {
-		case message.TypeAudio, message.TypeVideo, message.TypeDataAMF0:
-		default:
+		if !flvType(m.Type) {
 			continue // AMF3 data and commands have no FLV tag
 		}
 		var err error
@@ -183,9 +297,7 @@ func (v *Viewer) write(batch []message.Message, s Sink) error {
 	if err := s.WriteFLV(b, time.Now().Add(WriteTimeout)); err != nil {
 		return err
 	}
-	v.mu.Lock()
-	v.bytes += uint64(len(b))
-	v.mu.Unlock()
+	v.addBytes(len(b))
 	return nil
 }
 
