@@ -264,7 +264,8 @@ func (h *Handler) serveFLV(w http.ResponseWriter, r *http.Request, t target) {
 	if !h.authorize(w, r, req) {
 		return
 	}
-	v := httpflv.New(h.srv.PlayerLimits())
+	stall := h.srv.Config().StallTimeout
+	v := httpflv.New(h.srv.PlayerLimits(), stall)
 	_, detach, err := h.srv.Watch(req, v, live.ReaderOptions{})
 	if err != nil {
 		notLive(w, err)
@@ -294,7 +295,7 @@ func (h *Handler) serveFLV(w http.ResponseWriter, r *http.Request, t target) {
 		w.WriteHeader(http.StatusOK)
 		return
 	} else {
-		s, err := hijackFLV(w, r)
+		s, err := hijackFLV(w, r, stall)
 		if err != nil {
 			h.log.Debug("http-flv: cannot take the connection", "err", err.Error())
 			return
@@ -358,7 +359,7 @@ func (s inlineConnSink) TryWritev(bufs [][]byte) (int, error) {
 	return n, err
 }
 
-func hijackFLV(w http.ResponseWriter, r *http.Request) (*connSink, error) {
+func hijackFLV(w http.ResponseWriter, r *http.Request, stall time.Duration) (*connSink, error) {
 	hd := w.Header()
 	flvHeaders(hd)
 	hd.Set("Connection", "close")
@@ -378,7 +379,7 @@ func hijackFLV(w http.ResponseWriter, r *http.Request) (*connSink, error) {
 		// answered; the viewer gets the stream and the request is dropped.
 		brw.Reader.Discard(brw.Reader.Buffered())
 	}
-	nc.SetWriteDeadline(time.Now().Add(httpflv.WriteTimeout))
+	nc.SetWriteDeadline(time.Now().Add(stall))
 	if _, err := io.WriteString(nc, b.String()); err != nil {
 		nc.Close()
 		return nil, err

@@ -34,13 +34,10 @@ var (
 	ErrTooSlow = errors.New("httpflv: viewer too slow")
 )
 
-// WriteTimeout bounds one write to a viewer: a viewer whose connection
-// takes nothing for this long is dropped (while it only reads slowly, the
-// queue's bounds skip it to the next keyframe instead).
-const WriteTimeout = 15 * time.Second
-
 // Sink is where a viewer's FLV goes: one call per batch of tags, bounded
-// by the deadline.
+// by the deadline: a viewer whose connection takes nothing for the stall
+// timeout is dropped (while it only reads slowly, the queue's bounds skip
+// it to the next keyframe instead).
 type Sink interface {
 	WriteFLV(p []byte, deadline time.Time) error
 }
@@ -75,14 +72,16 @@ type Viewer struct {
 	mu    sync.Mutex
 	ended error // why, once done is closed
 
+	stall   time.Duration
 	buf     []byte // Run's batches
 	started bool   // the FLV header is written
 	bytes   atomic.Uint64
 }
 
-// New returns a viewer whose queue has the bounds of an RTMP player's.
-func New(lim outqueue.Limits) *Viewer {
-	v := &Viewer{wake: make(chan struct{}, 1), done: make(chan struct{})}
+// New returns a viewer whose queue has lim's bounds (an RTMP player's),
+// dropped when a write makes no progress for stall.
+func New(lim outqueue.Limits, stall time.Duration) *Viewer {
+	v := &Viewer{wake: make(chan struct{}, 1), done: make(chan struct{}), stall: stall}
 	v.q.Init(lim, v.kick)
 	return v
 }
@@ -240,7 +239,7 @@ func (v *Viewer) Run(ctx context.Context, s Sink) error {
 		// Run holds the queue's writer hold: first the rest of a batch
 		// the publisher's goroutine could not finish, then what waits.
 		if len(v.pending) > 0 {
-			err := s.WriteFLV(v.pending, time.Now().Add(WriteTimeout))
+			err := s.WriteFLV(v.pending, time.Now().Add(v.stall))
 			if err != nil {
 				v.q.Release()
 				return err
@@ -294,7 +293,7 @@ func (v *Viewer) write(batch []message.Message, s Sink) error {
 	if len(b) == 0 {
 		return nil
 	}
-	if err := s.WriteFLV(b, time.Now().Add(WriteTimeout)); err != nil {
+	if err := s.WriteFLV(b, time.Now().Add(v.stall)); err != nil {
 		return err
 	}
 	v.addBytes(len(b))

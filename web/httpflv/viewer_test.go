@@ -78,7 +78,7 @@ func TestInlineWritesKeepTheStreamWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub.Write(&message.Message{Type: message.TypeVideo, Payload: []byte{0x17, 0, 0, 0, 0, 1, 2, 3}})
-	v := New(outqueue.Limits{Media: 100000, MediaBytes: 1 << 30, Hard: 1024})
+	v := New(outqueue.Limits{Media: 100000, MediaBytes: 1 << 30, Hard: 1024}, 10*time.Second)
 	sub := st.AddReader(v, live.ReaderOptions{})
 	defer sub.Close()
 	sink := &stingySink{rnd: rand.New(rand.NewPCG(1, 2))}
