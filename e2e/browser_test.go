@@ -163,10 +163,22 @@ func launchChromium(path string) (*chromium, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := os.Mkdir(filepath.Join(dataDir, "xdg-runtime"), 0o700); err != nil {
+		return nil, err
+	}
 	c := &chromium{dataDir: dataDir, out: &syncBuffer{}, started: time.Now()}
 	opts := append(chromiumFlags(),
 		chromedp.ExecPath(path),
 		chromedp.UserDataDir(dataDir),
+		// Debian's build always starts crashpad handlers, which leave the
+		// process group and keep their "Crash Reports" under the XDG
+		// config directory, not the profile; PulseAudio's client makes
+		// a /tmp/pulse-* runtime directory without XDG_RUNTIME_DIR. Keep
+		// all of it in the profile: out of $HOME and /tmp, and on the
+		// handlers' command lines, where killProfileUsers finds them.
+		chromedp.Env("XDG_CONFIG_HOME="+filepath.Join(dataDir, "xdg-config"),
+			"XDG_CACHE_HOME="+filepath.Join(dataDir, "xdg-cache"),
+			"XDG_RUNTIME_DIR="+filepath.Join(dataDir, "xdg-runtime")),
 		chromedp.CombinedOutput(c.out),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
 			// Its own process group, so that its helpers (zygotes,
@@ -230,10 +242,13 @@ func waitDone(f func(), timeout time.Duration) {
 }
 
 // killProfileUsers SIGKILLs, by PID, the processes whose command line names
-// dir as their --user-data-dir: Chromium helpers that left its group. dir is
-// a fresh temporary directory, so only processes this package started match.
+// dir or a path in it (--user-data-dir=dir, crashpad's --database=dir/…):
+// Chromium helpers that left its group. dir is a fresh temporary
+// directory, so only processes this package started match.
 func killProfileUsers(dir string) {
-	want := []byte("--user-data-dir=" + dir + "\x00")
+	if dir == "" {
+		return
+	}
 	for range 3 {
 		entries, _ := os.ReadDir("/proc")
 		n := 0
@@ -243,7 +258,7 @@ func killProfileUsers(dir string) {
 				continue
 			}
 			cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-			if err == nil && strings.Contains(string(cmdline)+"\x00", string(want)) {
+			if err == nil && namesDir(string(cmdline), dir) {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 				n++
 			}
@@ -253,6 +268,20 @@ func killProfileUsers(dir string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// namesDir reports whether an argument of the NUL-separated cmdline is dir,
+// a path under it, or a --flag=dir… switch.
+func namesDir(cmdline, dir string) bool {
+	for arg := range strings.SplitSeq(cmdline, "\x00") {
+		if _, v, ok := strings.Cut(arg, "="); ok && strings.HasPrefix(arg, "--") {
+			arg = v
+		}
+		if arg == dir || strings.HasPrefix(arg, dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *chromium) outputTail() string {
@@ -265,6 +294,9 @@ func stopBrowsers() {
 	chromeMu.Lock()
 	defer chromeMu.Unlock()
 	if chrome != nil {
+		if testing.Verbose() && os.Getenv("RTMPHUB_E2E_LOG") != "" {
+			fmt.Fprintf(os.Stderr, "e2e: chromium pid %d, %s\n", chrome.pid, chrome.outputTail())
+		}
 		chrome.stop()
 		chrome = nil
 	}
