@@ -74,7 +74,8 @@ setTimeout(() => { throw new Error('boom'); }, 0);
 fetch('/missing').catch(() => {});
 fetch('http://`+closed+`/refused').catch(() => {});
 </script>`),
-		"/clean.html": htmlPage("clean", `<script>console.log('all fine')</script>`),
+		// No icon link: Chromium's own /favicon.ico 404 is no page error.
+		"/clean.html": []byte(`<!doctype html><title>clean</title><script>console.log('all fine')</script>`),
 		"/click.html": htmlPage("click", `<button id="go" style="margin:40px;font-size:32px"
 onclick="document.title = 'clicked'; this.textContent = 'clicked'">go</button>`),
 	})
@@ -124,6 +125,13 @@ onclick="document.title = 'clicked'; this.textContent = 'clicked'">go</button>`)
 	t.Run("CleanPage", func(t *testing.T) {
 		p := b.open(t, srv.URL+"/clean.html")
 		p.waitFor(t, `document.readyState === 'complete'`, 5*time.Second)
+		// Give Chromium's favicon request time to fail, so that noErrors
+		// sees it.
+		isFavicon := func(m consoleMsg) bool { return strings.HasSuffix(m.URL, "/favicon.ico") }
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end) && !slices.ContainsFunc(p.messages(), isFavicon); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("messages:\n%s", p.dump())
 		p.noErrors(t)
 		var two int
 		p.eval(t, `Promise.resolve(1 + 1)`, &two)

@@ -16,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -218,7 +219,7 @@ func (c *chromium) stop() {
 		ctx, cancel := context.WithTimeout(c.root, browserStopGrace)
 		_ = chromedp.Cancel(ctx)
 		cancel()
-		c.rootStop()
+		waitDone(c.rootStop, 10*time.Second)
 	}
 	if c.pid > 0 {
 		_ = syscall.Kill(-c.pid, syscall.SIGKILL)
@@ -341,12 +342,12 @@ type page struct {
 	reqs map[network.RequestID]string // request → URL, to name failed requests
 }
 
-// open opens url in a new tab (in a window of its own) and waits for its
+// open opens pageURL in a new tab (in a window of its own) and waits for its
 // load event. Everything the page reports from then on is collected; the
 // tab is closed when t ends, and its messages are logged if t failed.
-func (b *browser) open(t *testing.T, url string) *page {
+func (b *browser) open(t *testing.T, pageURL string) *page {
 	t.Helper()
-	p := &page{b: b, url: url, reqs: map[network.RequestID]string{}}
+	p := &page{b: b, url: pageURL, reqs: map[network.RequestID]string{}}
 	p.ctx, p.cancel = chromedp.NewContext(b.ctx, chromedp.WithListener(p.onEvent))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -357,12 +358,12 @@ func (b *browser) open(t *testing.T, url string) *page {
 	// The first Run attaches the tab with p.ctx, which must carry no
 	// timeout of its own (the tab lives as long as that context).
 	if err := bounded(pageOpenTimeout, p.cancel, func() error { return chromedp.Do(p.ctx) }); err != nil {
-		t.Fatalf("open tab for %s: %v\n%s", url, err, b.proc.outputTail())
+		t.Fatalf("open tab for %s: %v\n%s", pageURL, err, b.proc.outputTail())
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, pageOpenTimeout)
 	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
-		t.Fatalf("navigate to %s: %v\nconsole:\n%s", url, err, p.dump())
+	if err := chromedp.Do(ctx, chromedp.Navigate(pageURL)); err != nil {
+		t.Fatalf("navigate to %s: %v\nconsole:\n%s", pageURL, err, p.dump())
 	}
 	return p
 }
@@ -403,8 +404,13 @@ func (p *page) onEvent(ev any) {
 	case *log.EventEntryAdded:
 		e := ev.Entry
 		m = consoleMsg{Kind: "log", Level: string(e.Level), Source: string(e.Source), Text: e.Text, URL: e.URL, Line: e.LineNumber}
-		if e.Level == log.EntryLevelVerbose {
+		switch {
+		case e.Level == log.EntryLevelVerbose:
 			m.Level = "debug"
+		case e.Level == log.EntryLevelError && isFavicon(e.URL):
+			// Chromium asks every origin for /favicon.ico on its own; a
+			// 404 there is the browser's, not the page's error.
+			m.Level = "warning"
 		}
 	case *network.EventRequestWillBeSent:
 		if ev.Request != nil {
@@ -430,6 +436,9 @@ func (p *page) onEvent(ev any) {
 		p.mu.Lock()
 		m.URL = p.reqs[ev.RequestID]
 		p.mu.Unlock()
+		if m.Level == "error" && isFavicon(m.URL) {
+			m.Level = "warning"
+		}
 	default:
 		return
 	}
@@ -437,6 +446,12 @@ func (p *page) onEvent(ev any) {
 	p.mu.Lock()
 	p.msgs = append(p.msgs, m)
 	p.mu.Unlock()
+}
+
+// isFavicon reports whether u is an origin's /favicon.ico.
+func isFavicon(u string) bool {
+	pu, err := url.Parse(u)
+	return err == nil && pu.Path == "/favicon.ico"
 }
 
 // consoleArgs renders console API arguments roughly as DevTools does.
@@ -473,7 +488,8 @@ func (p *page) messages() []consoleMsg {
 // errors returns the error-level messages: console.error and failed
 // console.assert calls, uncaught exceptions and unhandled rejections,
 // error entries of the browser log (a failed resource load, a CORS or
-// media error) and requests that failed without being canceled.
+// media error) and requests that failed without being canceled. A failed
+// /favicon.ico, which Chromium requests by itself, is only a warning.
 func (p *page) errors() []consoleMsg {
 	var errs []consoleMsg
 	for _, m := range p.messages() {
