@@ -15,8 +15,8 @@ require (
 	github.com/asticode/go-astits v1.13.0 // indirect
 	github.com/bluenviron/gohlslib/v2 v2.2.0 // indirect
 	github.com/bluenviron/mediacommon/v2 v2.2.0 // indirect
-	github.com/chromedp/cdproto v0.160.1 // indirect
-	github.com/chromedp/chromedp v0.23.1 // indirect
+	github.com/chromedp/cdproto v0.160.1
+	github.com/chromedp/chromedp v0.23.1
 	github.com/coder/websocket v1.8.15 // indirect
 	github.com/dlclark/regexp2/v2 v2.5.2 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect

@@ -50,6 +50,7 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	sharedDir = dir
+	defer stopBrowsers() // before the removal above: its profile is in dir
 
 	if p := os.Getenv("RTMPHUB_E2E_BIN"); p != "" {
 		serverBin, buildErr = filepath.Abs(p)

@@ -2,8 +2,10 @@
 # Installs the tools `make test` needs: golangci-lint at the pinned version
 # (go install into GOBIN, for `make lint`), then, with apt-get, the external
 # tools the end-to-end tests drive: ffmpeg (with ffprobe), rtmpdump, nginx
-# with its RTMP and stream modules, python3-librtmp, tshark and GStreamer's
-# gst-launch-1.0 with rtmp2src and rtmp2sink. Only what is missing is
+# with its RTMP and stream modules, python3-librtmp, tshark, GStreamer's
+# gst-launch-1.0 with rtmp2src and rtmp2sink, Debian's chromium (headless,
+# for the browser playback tests) with a font for its screenshots, and
+# nats-server. Only what is missing is
 # installed; when everything is present this does nothing and returns at
 # once. With the argument golangci-lint, only the linter is installed (what
 # `make lint` calls).
@@ -64,6 +66,15 @@ have_cmd gst-launch-1.0 || missing+=(gstreamer1.0-tools)
 for p in gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad; do
 	have_pkg "$p" || missing+=("$p")
 done
+# Chromium, driven headless by the browser tests (chromedp): Debian's build
+# plays H.264 and AAC through MSE, not HEVC (TestBrowserCodecSupport logs
+# what it plays). Its fonts are only a Recommends (fonts-liberation), which
+# --no-install-recommends below skips, so a font for the text of the pages
+# and screenshots comes on its own.
+have_cmd chromium || missing+=(chromium)
+have_pkg fonts-dejavu-core || missing+=(fonts-dejavu-core)
+# nats-server lands in /usr/sbin, which a non-root PATH may lack.
+{ have_cmd nats-server || have_pkg nats-server; } || missing+=(nats-server)
 
 if ((${#missing[@]} == 0)); then
 	echo "test tools: all present"
