@@ -65,9 +65,11 @@ async function refresh() {
   if (inFlight) return inFlight;
   inFlight = (async () => {
     try {
-      const [server, apps, clients, streams, sos] = await Promise.all([
-        api('GET', 'server'), api('GET', 'apps'), api('GET', 'clients'),
-        api('GET', 'streams'), api('GET', 'sharedobjects'),
+      // The server first: without a valid token that is the one 401 the
+      // browser logs, not five.
+      const server = await api('GET', 'server');
+      const [apps, clients, streams, sos] = await Promise.all([
+        api('GET', 'apps'), api('GET', 'clients'), api('GET', 'streams'), api('GET', 'sharedobjects'),
       ]);
       Object.assign(state, {
         server, apps: apps || [], clients: clients || [], streams: streams || [],
@@ -75,7 +77,7 @@ async function refresh() {
       });
       showMain();
       render();
-      banner('');
+      if (!$('#banner').classList.contains('ok')) banner(''); // keep an action's message
     } catch (e) {
       if (e instanceof AuthError) {
         showLogin(token ? 'The server refused this token.' : '');
