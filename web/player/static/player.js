@@ -24,6 +24,7 @@
     url: '',
     state: 'starting', // starting | loading | playing | waiting | retrying | failed
     latency: null, // seconds: end of the buffer minus the playhead
+    liveEdge: null, // hls.js only: seconds behind the playlist's live edge
     errors: [],
     retries: 0,    // retries since playback last went well
     starts: 0,
@@ -282,6 +283,7 @@
 
   function tick() {
     st.latency = latency();
+    st.liveEdge = hls && typeof hls.latency === 'number' ? hls.latency : null;
     if (video.getVideoPlaybackQuality) st.frames = video.getVideoPlaybackQuality().totalVideoFrames;
     const now = Date.now();
     if (st.state === 'playing' || st.state === 'waiting' || st.state === 'loading') {
@@ -319,7 +321,7 @@
     }
     if (st.latency !== null && st.state === 'playing') {
       let l = 'latency ≈ ' + st.latency.toFixed(1) + ' s';
-      if (hls && typeof hls.latency === 'number' && hls.latency > 0) l += ' (live edge ' + hls.latency.toFixed(1) + ' s)';
+      if (st.liveEdge > 0) l += ' (live edge ' + st.liveEdge.toFixed(1) + ' s)';
       add('', l);
     }
     if (st.width) add('', st.width + '×' + st.height);
