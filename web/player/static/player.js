@@ -41,6 +41,7 @@
   let retryAt = 0;
   let lastProgress = { t: -1, at: 0 };
   let hlsLoading = null;
+  let shownError = ''; // the status line's error, until playback resumes
 
   function wsURL(p) {
     const u = new URL(p, location.href);
@@ -75,6 +76,7 @@
   function error(msg, detail) {
     const e = { at: new Date().toISOString(), proto: st.proto, engine: st.engine, msg: String(msg) };
     st.errors.push(e);
+    shownError = e.msg;
     if (st.errors.length > MAX_ERRORS) st.errors.splice(0, st.errors.length - MAX_ERRORS);
     if (detail !== undefined) console.error('rtmphub player:', e.msg, detail);
     else console.error('rtmphub player:', e.msg);
@@ -267,7 +269,7 @@
         (!e.message || /empty src/i.test(e.message))) return;
     fail('video element error ' + e.code + (e.message ? ': ' + e.message : ''));
   });
-  video.addEventListener('playing', () => { st.state = 'playing'; st.needsClick = false; render(); });
+  video.addEventListener('playing', () => { st.state = 'playing'; st.needsClick = false; shownError = ''; render(); });
   video.addEventListener('waiting', () => { if (st.state === 'playing') { st.state = 'waiting'; render(); } });
   video.addEventListener('loadedmetadata', () => {
     if (video.videoWidth) { st.width = video.videoWidth; st.height = video.videoHeight; }
@@ -311,8 +313,7 @@
     const parts = [span('proto', (LABELS[st.proto] || st.proto) + ' · ' + st.engine)];
     const add = (cls, text) => { parts.push(document.createTextNode(' · ')); parts.push(span(cls, text)); };
     if (st.state === 'retrying') {
-      const last = st.errors.length ? st.errors[st.errors.length - 1].msg : '';
-      if (/\b404\b/.test(last)) add('', 'not live yet');
+      if (/\b404\b/.test(shownError)) add('', 'not live yet');
       add('', 'retry ' + st.retries + ' in ' + Math.max(0, Math.ceil((retryAt - Date.now()) / 1000)) + ' s');
     } else if (st.needsClick) {
       add('err', 'click the video to play');
@@ -325,7 +326,7 @@
       add('', l);
     }
     if (st.width) add('', st.width + '×' + st.height);
-    if (st.errors.length) add('err', st.errors[st.errors.length - 1].msg);
+    if (shownError) add('err', shownError);
     statusEl.replaceChildren(...parts);
     statusEl.title = st.url;
   }
