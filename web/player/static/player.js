@@ -31,7 +31,7 @@
     frames: 0,
     width: 0,
     height: 0,
-    restart: () => restart('restarted by a script'),
+    restart: () => restart(),
   };
   window.rtmphubPlayer = st;
 
