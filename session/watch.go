@@ -42,7 +42,9 @@ var ErrNotLive = errors.New("session: stream not live")
 // an RTMP client could not use either.
 var ErrBadName = errors.New("session: bad stream name")
 
-func (req *WatchRequest) check() error {
+// Check reports ErrBadName for names an RTMP client could not use, and
+// makes an empty Instance _definst_.
+func (req *WatchRequest) Check() error {
 	if req.Instance == "" {
 		req.Instance = "_definst_"
 	}
@@ -61,7 +63,7 @@ func (req *WatchRequest) check() error {
 // too). The query carries what RTMP carries in the connect URL and the
 // stream name (the signed token of TokenAuthorizer).
 func (s *Server) AuthorizeWatch(ctx context.Context, req WatchRequest) error {
-	if err := req.check(); err != nil {
+	if err := req.Check(); err != nil {
 		return err
 	}
 	a := s.cfg.Authorize
@@ -100,7 +102,7 @@ type watcher struct {
 // join burst, then the stream, under the same slow-reader rule, which
 // its Queue's refusals drive. Authorization is AuthorizeWatch's.
 func (s *Server) Watch(req WatchRequest, r live.Reader, opt live.ReaderOptions) (*live.Subscription, func(), error) {
-	if err := req.check(); err != nil {
+	if err := req.Check(); err != nil {
 		return nil, nil, err
 	}
 	s.mu.Lock()

@@ -3,6 +3,8 @@ package web
 import (
 	"path"
 	"strings"
+
+	"github.com/rtmphub/rtmphub/web/player"
 )
 
 // What a request path names on the HTTP port:
@@ -37,7 +39,7 @@ const (
 
 // assetPrefix starts the paths of the page's scripts; no application can
 // be called ".rtmphub" (names start with a letter, digit or underscore).
-const assetPrefix = "/.rtmphub/"
+const assetPrefix = player.Prefix
 
 // hlsExts are the extensions of the files an HLS muxer serves.
 var hlsExts = map[string]bool{".m3u8": true, ".mp4": true, ".m4s": true, ".ts": true}

@@ -33,6 +33,7 @@ import (
 	"github.com/rtmphub/rtmphub/session/live"
 	"github.com/rtmphub/rtmphub/tunnel"
 	"github.com/rtmphub/rtmphub/web/httpflv"
+	"github.com/rtmphub/rtmphub/web/player"
 )
 
 // The protocols viewers are counted under.
@@ -85,6 +86,7 @@ type Handler struct {
 	auth     authCache
 	ctx      context.Context // ends with Close: viewers stop
 	cancel   context.CancelFunc
+	assets   http.Handler
 	viewers  sync.WaitGroup
 	requests [numProtos]atomic.Uint64
 	bytes    [numProtos]atomic.Uint64
@@ -103,7 +105,7 @@ var protoNames = [numProtos]string{ProtoHTTPFLV, ProtoWSFLV, ProtoHLS}
 // New returns the handler of srv's streams.
 func New(srv *session.Server, cfg Config) *Handler {
 	cfg = cfg.WithDefaults()
-	h := &Handler{srv: srv, cfg: cfg, log: cfg.Log, origins: make(map[string]bool)}
+	h := &Handler{srv: srv, cfg: cfg, log: cfg.Log, origins: make(map[string]bool), assets: player.Assets()}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.anyOrig = len(cfg.AllowOrigins) == 0
 	for _, o := range cfg.AllowOrigins {
@@ -141,8 +143,19 @@ func (h *Handler) Stats() Stats {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := parseTarget(r.URL.Path)
-	if t.kind == kindNone {
+	switch t.kind {
+	case kindNone:
 		http.NotFound(w, r)
+		return
+	case kindAsset:
+		h.assets.ServeHTTP(w, r)
+		return
+	case kindPage:
+		if err := (&session.WatchRequest{App: t.app, Instance: t.instance, Stream: t.stream}).Check(); err != nil {
+			http.Error(w, "bad stream name", http.StatusBadRequest)
+			return
+		}
+		player.Page(w, r, t.base)
 		return
 	}
 	if !h.cors(w, r) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/session/admin"
+	"github.com/rtmphub/rtmphub/web/console"
 )
 
 // adminServer is the running admin API listener, or nothing when it is
@@ -50,7 +51,14 @@ func startAdmin(cfg *config, srv *session.Server, httpURL string, collectors []p
 		return a, nil
 	}
 	a.h = admin.New(srv, admin.Options{Token: cfg.AdminToken, Version: version(), HTTPURL: httpURL, Log: log, Collectors: collectors})
-	a.http = &http.Server{Handler: a.h, ReadHeaderTimeout: 10 * time.Second}
+	// The web console: static files (they hold no data; the page asks for
+	// the token and calls the API with it) beside the API.
+	mux := http.NewServeMux()
+	mux.Handle("/", a.h)
+	c := console.Handler()
+	mux.Handle("GET /{$}", c)
+	mux.Handle("GET /console/", c)
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go a.http.Serve(ln)
 	log.Info("listening", "transport", "admin", "addr", ln.Addr().String(), "token", cfg.AdminToken != "")
 	return a, nil

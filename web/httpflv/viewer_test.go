@@ -19,7 +19,7 @@ import (
 
 type source struct{}
 
-func (source) Log() *slog.Logger                  { return nil }
+func (source) Log() *slog.Logger                     { return nil }
 func (source) Evict(by live.Source, _ time.Duration) {}
 
 // stingySink is a socket that takes a random part of each non-blocking
