@@ -4,6 +4,8 @@ go 1.26.0
 
 require (
 	github.com/Eyevinn/mp4ff v0.56.0
+	github.com/bluenviron/gohlslib/v2 v2.2.0
+	github.com/bluenviron/mediacommon/v2 v2.2.0
 	github.com/dop251/goja v0.0.0-20260917113740-793a2a65c13b
 	github.com/prometheus/client_golang v1.20.5
 	github.com/prometheus/common v0.55.0
@@ -13,8 +15,6 @@ require (
 	github.com/abema/go-mp4 v1.4.1 // indirect
 	github.com/asticode/go-astikit v0.30.0 // indirect
 	github.com/asticode/go-astits v1.13.0 // indirect
-	github.com/bluenviron/gohlslib/v2 v2.2.0 // indirect
-	github.com/bluenviron/mediacommon/v2 v2.2.0 // indirect
 	github.com/chromedp/cdproto v0.160.1 // indirect
 	github.com/chromedp/chromedp v0.23.1 // indirect
 	github.com/coder/websocket v1.8.15 // indirect
