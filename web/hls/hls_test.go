@@ -19,6 +19,7 @@ import (
 	"github.com/rtmphub/rtmphub/flv"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/live"
+	"github.com/rtmphub/rtmphub/session/vod"
 )
 
 // The tests feed a live.Stream with the tags of an FLV file that ffmpeg
@@ -60,10 +61,20 @@ func TestMain(m *testing.M) {
 // ffmpeg inputs of the test files: 25 fps, a keyframe a second.
 var flvInputs = map[string][]string{
 	"av": {"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=44100",
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", "-t", "6"},
+		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-t", "6"},
+	"av160": {"-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=44100",
+		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-t", "3"},
 	"audio": {"-f", "lavfi", "-i", "sine=sample_rate=48000", "-c:a", "aac", "-t", "4"},
 	"video": {"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-c:v", "libx264", "-preset", "ultrafast",
-		"-bf", "2", "-g", "25", "-t", "4"},
+		"-pix_fmt", "yuv420p", "-bf", "2", "-g", "25", "-t", "4"},
+}
+
+// mp4Inputs are test files made as MP4 (ffmpeg 5 writes no HEVC in FLV)
+// and read as FLV tags through session/vod, which sends HEVC as E-RTMP.
+var mp4Inputs = map[string][]string{
+	"hevc": {"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=44100",
+		"-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-x265-params", "keyint=25:min-keyint=25:log-level=error",
+		"-c:a", "aac", "-t", "4"},
 }
 
 // testTags returns the tags of the FLV file kind, made once by ffmpeg.
@@ -73,6 +84,11 @@ func testTags(t *testing.T, kind string) []*flv.Tag {
 	flvMu.Lock()
 	defer flvMu.Unlock()
 	if tags, ok := flvFiles[kind]; ok {
+		return tags
+	}
+	if in, ok := mp4Inputs[kind]; ok {
+		tags := mp4Tags(t, ffmpeg, kind, in)
+		flvFiles[kind] = tags
 		return tags
 	}
 	path := filepath.Join(flvDir, kind+".flv")
@@ -105,6 +121,45 @@ func testTags(t *testing.T, kind string) []*flv.Tag {
 	}
 	flvFiles[kind] = tags
 	return tags
+}
+
+// mp4Tags makes an MP4 file with ffmpeg and returns its sequence headers
+// and samples as FLV tags, as session/vod plays them.
+func mp4Tags(t *testing.T, ffmpeg, kind string, in []string) []*flv.Tag {
+	t.Helper()
+	dir := filepath.Join(flvDir, kind)
+	streams := filepath.Join(dir, "app", "streams", "_definst_")
+	if err := os.MkdirAll(streams, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"-hide_banner", "-loglevel", "error", "-y"}, in...)
+	args = append(args, filepath.Join(streams, kind+".mp4"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, ffmpeg, args...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	store := vod.New(vod.Config{DataDir: dir})
+	f, err := store.Find("app", "_definst_", "mp4:"+kind+".mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := store.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	tags := append([]*flv.Tag(nil), src.Info().Seq...)
+	for {
+		tag, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return tags
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		tags = append(tags, tag)
+	}
 }
 
 // source is a test publisher.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/flv"
 	"github.com/rtmphub/rtmphub/rtmp/message"
+	"github.com/rtmphub/rtmphub/session/live"
 )
 
 // segmentLines matches the segments (not gaps) of a media playlist.
@@ -351,5 +352,146 @@ func TestUnpublishedStreamIs404(t *testing.T) {
 	}
 	if n := len(e.st.Snapshot().Readers); n != 0 {
 		t.Errorf("%d readers left on the stream", n)
+	}
+
+	// Published again: a request attaches a new muxer.
+	pub, err := e.st.Publish(source{}, live.PublishOptions{Type: "live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pub = pub
+	res = asyncGet(t, e.url("index.m3u8"), 15*time.Second)
+	e.waitMuxer()
+	e.feedAt(tags, 0, 7000)
+	if r := <-res; r[0] != http.StatusOK {
+		t.Fatalf("index.m3u8 after republishing: %v", r)
+	}
+}
+
+// toLegacyHEVC rewrites E-RTMP hvc1 video tags as legacy FLV tags of codec
+// id 12, as some encoders send HEVC.
+func toLegacyHEVC(tags []*flv.Tag) []*flv.Tag {
+	out := make([]*flv.Tag, 0, len(tags))
+	for _, tag := range tags {
+		d := tag.Data
+		if tag.Type != message.TypeVideo || len(d) < 5 || d[0]&0x80 == 0 {
+			out = append(out, tag)
+			continue
+		}
+		ft := (d[0] >> 4) & 0x07
+		var b []byte
+		switch d[0] & 0x0f {
+		case 0: // SequenceStart
+			b = append([]byte{ft<<4 | 12, 0, 0, 0, 0}, d[5:]...)
+		case 1: // CodedFrames: composition time, then data
+			b = append([]byte{ft<<4 | 12, 1}, d[5:]...)
+		default:
+			continue
+		}
+		c := *tag
+		c.Data = b
+		out = append(out, &c)
+	}
+	return out
+}
+
+func TestHEVC(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		legacy bool
+	}{{"E-RTMP hvc1", false}, {"legacy codec id 12", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tags := testTags(t, "hevc")
+			if tc.legacy {
+				tags = toLegacyHEVC(tags)
+			}
+			e := newEnv(t, Config{})
+			served := newSegmentCounter()
+			e.served = served.add
+			res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
+			e.waitMuxer()
+			e.feed(tags, 0)
+			r := <-res
+			if r[0] != http.StatusOK || !strings.Contains(r[1].(string), "hvc1.") {
+				t.Fatalf("index.m3u8: %v", r)
+			}
+			e.waitSegments("video1_stream.m3u8", 2)
+			got := map[string]int{}
+			for _, p := range e.ffprobe(served, 4) {
+				got[p.codec] = p.frames
+			}
+			// 4 s, a keyframe a second: 2 or 3 complete segments.
+			if got["hevc"] < 48 || got["aac"] < 80 {
+				t.Errorf("ffprobe: %v, want hevc and aac", got)
+			}
+			if s := e.m.Stats(); s.BadInput != 0 {
+				t.Errorf("stats: %+v", s)
+			}
+		})
+	}
+}
+
+func TestNewSequenceHeaderRestartsTheMuxer(t *testing.T) {
+	tags := testTags(t, "av")
+	small := testTags(t, "av160")
+	e := newEnv(t, Config{})
+	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
+	e.waitMuxer()
+	e.feed(tags, 0)
+	if r := <-res; r[0] != http.StatusOK || !strings.Contains(r[1].(string), "RESOLUTION=320x240") {
+		t.Fatalf("index.m3u8: %v", r)
+	}
+	e.feedAt(small, 0, 6100)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(t, e.url("index.m3u8"), 5*time.Second)
+		if code == http.StatusOK && strings.Contains(body, "RESOLUTION=160x120") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 160x120 playlist in 10s: %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Only the video configuration changed: the AAC one is the same.
+	if s := e.m.Stats(); s.Restarts != 1 || s.Instances != 2 || s.Created != 1 {
+		t.Errorf("stats: %+v", s)
+	}
+}
+
+func TestQueueBounds(t *testing.T) {
+	m := New(Config{Queue: 4, QueueBytes: 100})
+	mx := newMuxer(m, "k")
+	pkt := &live.Packet{Type: message.TypeVideo, Video: true, Payload: make([]byte, 10)}
+	for i := range 4 {
+		if !mx.Queue(pkt, uint32(i), false) {
+			t.Fatalf("packet %d refused", i)
+		}
+	}
+	if mx.Queue(pkt, 4, false) {
+		t.Fatal("fifth packet taken by a queue of 4")
+	}
+	if !mx.Queue(pkt, 5, true) {
+		t.Fatal("forced packet (join burst) refused")
+	}
+	q, _ := mx.take()
+	mx.giveBack(q)
+	big := &live.Packet{Type: message.TypeVideo, Video: true, Payload: make([]byte, 101)}
+	if mx.Queue(big, 6, false) {
+		t.Fatal("packet over QueueBytes taken")
+	}
+	if s := m.Stats(); s.Refused != 2 {
+		t.Fatalf("refused %d, want 2", s.Refused)
+	}
+	// Sequence headers: the same one twice is queued once; garbage not at all.
+	seq := &live.Packet{Type: message.TypeAudio, Seq: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}
+	mx.Send(seq, 0)
+	mx.Send(&live.Packet{Type: message.TypeAudio, Seq: true, Payload: []byte{0xaf, 0, 0x12, 0x10}}, 0)
+	mx.Send(&live.Packet{Type: message.TypeAudio, Seq: true, Payload: []byte{0xaf, 0, 0xff}}, 0)
+	if q, lost := mx.take(); len(q) != 1 || lost || q[0].aconf == nil || q[0].aconf.codec.SampleRate != 44100 {
+		t.Fatalf("queued %d items (lost %v), want the AAC config once", len(q), lost)
+	}
+	if s := m.Stats(); s.BadInput != 1 {
+		t.Fatalf("bad input %d, want 1", s.BadInput)
 	}
 }
