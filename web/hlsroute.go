@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/rtmphub/rtmphub/session/live"
-	"github.com/rtmphub/rtmphub/web/hls"
 )
 
 // ProtoHLSMuxer is what an HLS muxer, the one reader of a stream that
@@ -120,4 +119,3 @@ func (s *hlsSeen) pruneLocked(now time.Time) {
 		}
 	}
 }
-
