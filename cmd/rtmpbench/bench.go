@@ -206,6 +206,10 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		setupTimeout: cfg.setupTimeout, readTimeout: cfg.readTimeout, readBuf: cfg.readBuf,
 		rcvLowat: rcvLowat(cfg.plan.Bitrate, cfg.batch, cfg.readBuf),
 	}
+	if st.protocol == protoHLS {
+		pcfg.http = newHLSClient(n, cfg.setupTimeout)
+		defer pcfg.http.CloseIdleConnections()
+	}
 	players := make([]player, n)
 	pctx, stopPlayers := context.WithCancel(ctx)
 	defer stopPlayers()

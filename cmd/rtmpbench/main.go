@@ -55,6 +55,16 @@ Players (-protocol):
             parses FLV tags until the first video keyframe, then counts
             bytes like an RTMP player, with nothing to acknowledge. rtmphub
             or addr= only: nginx-rtmp serves no HTTP-FLV
+  hls       LL-HLS: GET /live/bench/index.m3u8 on the RTMP address, then
+            the media playlists of its first variant (video, and the
+            default audio rendition), each from its last INDEPENDENT part
+            on: every new EXT-X-PART is downloaded after a blocking reload
+            (_HLS_msn/_HLS_part of the next part) when the playlist says
+            CAN-BLOCK-RELOAD=YES, else after polling every PART-TARGET.
+            The players share one keep-alive HTTP client. Bytes are the init
+            sections and parts (playlists not counted); TTFF = index.m3u8
+            asked → first part in, key = the same when it is INDEPENDENT.
+            rtmphub or addr= only
   a,b       each player count with each protocol, one after the other (a
             fresh server each), with a ratio row b/rtmp when one is rtmp
 
@@ -105,7 +115,7 @@ func main() {
 func run() error {
 	var (
 		serverFlag   = flag.String("server", "both", "rtmphub, nginx, both, or addr=host:port")
-		protoFlag    = flag.String("protocol", protoRTMP, "players' protocol: rtmp or http-flv, or several comma-separated (each player count runs with each, e.g. rtmp,http-flv)")
+		protoFlag    = flag.String("protocol", protoRTMP, "players' protocol: rtmp, http-flv or hls, or several comma-separated (each player count runs with each, e.g. rtmp,http-flv)")
 		serverPID    = flag.Int("server-pid", 0, "with -server addr=: the server's pid, for CPU and RSS")
 		playersFlag  = flag.String("players", "100,500,2000", "player counts to run, comma-separated")
 		bitrateFlag  = flag.String("bitrate", "232k", "stream bitrate (media payload), e.g. 232k, 1.5M")
@@ -306,17 +316,17 @@ func run() error {
 	return ctx.Err()
 }
 
-// parseProtocols parses -protocol: rtmp, http-flv, or a comma-separated
-// list of them. Only rtmphub (or a server at addr=, taken to be one)
-// serves HTTP-FLV.
+// parseProtocols parses -protocol: rtmp, http-flv, hls, or a
+// comma-separated list of them. Only rtmphub (or a server at addr=, taken
+// to be one) serves HTTP-FLV and HLS.
 func parseProtocols(s string, kinds []string) ([]string, error) {
 	var protos []string
 	for p := range strings.SplitSeq(s, ",") {
 		p = strings.TrimSpace(p)
 		switch p {
-		case protoRTMP, protoHTTPFLV:
+		case protoRTMP, protoHTTPFLV, protoHLS:
 		default:
-			return nil, fmt.Errorf("bad -protocol %q: want rtmp or http-flv, or a comma-separated list of them", p)
+			return nil, fmt.Errorf("bad -protocol %q: want rtmp, http-flv or hls, or a comma-separated list of them", p)
 		}
 		if slices.Contains(protos, p) {
 			return nil, fmt.Errorf("-protocol %q lists %s twice", s, p)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -29,18 +30,20 @@ const (
 const (
 	protoRTMP    = "rtmp"
 	protoHTTPFLV = "http-flv"
+	protoHLS     = "hls"
 )
 
-// player is one cheap subscriber, over RTMP or HTTP-FLV: it parses the
+// player is one cheap subscriber. Over RTMP or HTTP-FLV it parses the
 // stream only until the first keyframe, then reads raw bytes into a buffer
 // and counts them (an RTMP player also sends an Acknowledgement each time
-// the server's window is crossed).
+// the server's window is crossed). An HLS player follows the LL-HLS
+// playlists and downloads each new part (hls.go).
 type player struct {
-	bytes atomic.Uint64 // bytes received: after the RTMP handshake, or the whole HTTP response
+	bytes atomic.Uint64 // bytes received: after the RTMP handshake, the whole HTTP-FLV response, or HLS init sections and parts
 	state atomic.Int32
 
 	// Set by the player's goroutine before state leaves playerStarting.
-	ttff time.Duration // play or GET sent → first video message or tag
+	ttff time.Duration // play or GET sent → first video message or tag, or HLS part
 	ttfk time.Duration // play or GET sent → first keyframe (coded data, not a header)
 	// Set before state becomes playerFailed or playerDropped.
 	err error
@@ -48,7 +51,8 @@ type player struct {
 
 // playerConfig is what every player of a step shares.
 type playerConfig struct {
-	protocol        string // protoRTMP or protoHTTPFLV
+	protocol        string       // protoRTMP, protoHTTPFLV or protoHLS
+	http            *http.Client // HLS: shared by the step's players
 	addr, app, name string
 	setupTimeout    time.Duration // dial through first keyframe
 	readTimeout     time.Duration // longest silence tolerated while streaming
@@ -65,6 +69,8 @@ func (p *player) run(ctx context.Context, cfg *playerConfig, ready func()) {
 	switch cfg.protocol {
 	case protoHTTPFLV:
 		err = p.runFLV(ctx, cfg, readyOnce)
+	case protoHLS:
+		err = p.runHLS(ctx, cfg, readyOnce)
 	default:
 		err = p.runRTMP(ctx, cfg, readyOnce)
 	}
