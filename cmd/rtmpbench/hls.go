@@ -146,7 +146,7 @@ func (f *hlsFollower) run(ctx context.Context) error {
 		}
 		timeout = f.cfg.readTimeout
 		if m.canBlockReload {
-			reload = f.blockingReload(m.next)
+			reload = f.blockingReload(f.nextPos(m))
 		} else {
 			reload = f.url.String()
 			t := time.NewTimer(m.partTarget)
@@ -180,6 +180,16 @@ func (f *hlsFollower) newParts(m *hlsMedia) []hlsPart {
 		}
 	}
 	return nil
+}
+
+// nextPos is the part to wait for: the one after the last listed, or
+// after the last downloaded when the playlist lists less (a server that
+// started over), so that a reload never asks for what is already there.
+func (f *hlsFollower) nextPos(m *hlsMedia) hlsPos {
+	if f.last != nil && !f.last.before(m.next) {
+		return hlsPos{msn: f.last.msn, part: f.last.part + 1}
+	}
+	return m.next
 }
 
 // blockingReload is the playlist's URL asking the server to hold the

@@ -243,3 +243,21 @@ func TestHLSPlayerNotLowLatency(t *testing.T) {
 		t.Errorf("state %d, err %v", p.state.Load(), p.err)
 	}
 }
+
+func TestHLSNextPos(t *testing.T) {
+	m := &hlsMedia{next: hlsPos{9, 2}}
+	var f hlsFollower
+	if got := f.nextPos(m); got != (hlsPos{9, 2}) {
+		t.Errorf("first: %v", got)
+	}
+	f.last = &hlsPos{9, 1}
+	if got := f.nextPos(m); got != (hlsPos{9, 2}) {
+		t.Errorf("after {9 1}: %v", got)
+	}
+	// The playlist lists less than was downloaded: wait for the part
+	// after the last one instead of asking for one already there.
+	f.last = &hlsPos{12, 3}
+	if got := f.nextPos(m); got != (hlsPos{12, 4}) {
+		t.Errorf("behind the last part downloaded: %v", got)
+	}
+}
