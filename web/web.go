@@ -410,12 +410,19 @@ func hijackFLV(w http.ResponseWriter, r *http.Request, stall time.Duration) (*co
 		nc.Close()
 		return nil, err
 	}
+	nc.SetWriteDeadline(time.Time{})
 	return &connSink{nc: nc, rc: sockio.RawConnOf(nc)}, nil
 }
 
+// WriteFLV writes p within deadline. The deadline is lifted after: the
+// publisher's non-blocking writes (inlineConnSink) must never find one
+// that passed.
 func (s *connSink) WriteFLV(p []byte, deadline time.Time) error {
 	s.nc.SetWriteDeadline(deadline)
 	_, err := s.nc.Write(p)
+	if err == nil {
+		err = s.nc.SetWriteDeadline(time.Time{})
+	}
 	return err
 }
 
