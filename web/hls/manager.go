@@ -135,25 +135,40 @@ func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, key, file string
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), blockTimeout)
 	defer cancel()
-	mx, code := m.muxer(ctx, key, attach)
-	if mx == nil {
-		if code == http.StatusServiceUnavailable {
-			m.busy.Add(1)
+	var code int
+	// A muxer that ended (idle) just as the request found it is replaced
+	// by a new one, once.
+	for try := 0; try < 2; try++ {
+		var mx *muxer
+		mx, code = m.muxer(ctx, key, attach)
+		if mx == nil {
+			break
 		}
-		http.Error(w, http.StatusText(code), code)
-		return
+		code = m.serveWith(ctx, mx, w, r, file)
+		if code != errEnded {
+			break
+		}
+		code = http.StatusNotFound
 	}
-	mx.inflight.Add(1)
-	defer mx.inflight.Add(-1)
-	mx.touch()
-	defer mx.touch()
-	code = mx.serve(ctx, w, r, file)
 	if code != 0 {
 		if code == http.StatusServiceUnavailable {
 			m.busy.Add(1)
 		}
 		http.Error(w, http.StatusText(code), code)
 	}
+}
+
+// errEnded is serve's status for a muxer that ended before it could
+// answer: nothing was written.
+const errEnded = -1
+
+// serveWith answers the request with mx.
+func (m *Manager) serveWith(ctx context.Context, mx *muxer, w http.ResponseWriter, r *http.Request, file string) int {
+	mx.inflight.Add(1)
+	defer mx.inflight.Add(-1)
+	mx.touch()
+	defer mx.touch()
+	return mx.serve(ctx, w, r, file)
 }
 
 // muxer returns the muxer of key, attaching a new one when there is none,
@@ -247,8 +262,8 @@ func (mx *muxer) serve(ctx context.Context, w http.ResponseWriter, r *http.Reque
 }
 
 // instance returns the current instance, waiting for one with a playlist
-// when wait (playlists); 404 when the muxer ended or, not waiting, has no
-// playlist yet, 503 when none came in time.
+// when wait (playlists); errEnded when the muxer ended, 404 when, not
+// waiting, it has no playlist yet, 503 when none came in time.
 func (mx *muxer) instance(ctx context.Context, wait bool) (*instance, int) {
 	for {
 		inst, changed := mx.instanceOrWait()
@@ -267,18 +282,23 @@ func (mx *muxer) instance(ctx context.Context, wait bool) (*instance, int) {
 			case <-changed:
 				continue
 			case <-mx.done:
-				return nil, http.StatusNotFound
+				return nil, errEnded
 			case <-ctx.Done():
 				return nil, http.StatusServiceUnavailable
 			}
 		}
 		if !wait {
-			return nil, http.StatusNotFound
+			select {
+			case <-mx.done:
+				return nil, errEnded
+			default:
+				return nil, http.StatusNotFound
+			}
 		}
 		select {
 		case <-changed:
 		case <-mx.done:
-			return nil, http.StatusNotFound
+			return nil, errEnded
 		case <-ctx.Done():
 			return nil, http.StatusServiceUnavailable
 		}

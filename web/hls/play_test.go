@@ -13,13 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gohlslib/v2"
+
 	"github.com/rtmphub/rtmphub/flv"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/live"
 )
 
 // segmentLines matches the segments (not gaps) of a media playlist.
-var segmentLines = regexp.MustCompile(`(?m)^[0-9a-f]+_\w+_seg\d+\.mp4`)
+var segmentLines = regexp.MustCompile(`(?m)^[0-9a-f]+_\w+_seg\d+\.(mp4|ts)`)
 
 // waitSegments polls the media playlist until it lists n segments.
 func (e *env) waitSegments(playlist string, n int) string {
@@ -493,5 +495,60 @@ func TestQueueBounds(t *testing.T) {
 	}
 	if s := m.Stats(); s.BadInput != 1 {
 		t.Fatalf("bad input %d, want 1", s.BadInput)
+	}
+}
+
+func TestWaitersAtUnpublish(t *testing.T) {
+	// Requests waiting for a part or a blocking reload when the stream
+	// ends are answered, and the muxer goes: gohlslib v2.2.0 returns from
+	// its own preload-hint wait with its lock held when closed under it,
+	// which this package must never let happen.
+	tags := testTags(t, "av")
+	head, _ := splitTags(tags, 2500)
+	e := newEnv(t, Config{})
+	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
+	e.waitMuxer()
+	e.feed(head, 0)
+	if r := <-res; r[0] != http.StatusOK {
+		t.Fatalf("index.m3u8: %v", r)
+	}
+	time.Sleep(100 * time.Millisecond)
+	_, pl := get(t, e.url("video1_stream.m3u8"), 5*time.Second)
+	hint := preloadURI.FindStringSubmatch(pl)[1]
+	seq, _ := strconv.Atoi(mediaSequence.FindStringSubmatch(pl)[1])
+	msn := seq + strings.Count(pl, "#EXTINF:")
+	var waiting []<-chan [2]any
+	for range 3 {
+		waiting = append(waiting, asyncGet(t, e.url(hint), 10*time.Second),
+			asyncGet(t, e.url(fmt.Sprintf("audio2_stream.m3u8?_HLS_msn=%d&_HLS_part=0", msn+1)), 10*time.Second))
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	e.pub.Close(true)
+	for _, c := range waiting {
+		if r := <-c; r[0] != http.StatusNotFound {
+			t.Errorf("waiting request at unpublish: %v, want 404", r[0])
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("waiting requests answered %v after the unpublish", d)
+	}
+	closed := make(chan struct{})
+	go func() { e.m.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Manager.Close hangs")
+	}
+}
+
+func TestMPEGTSVariant(t *testing.T) {
+	res, _ := feedAndProbe(t, "av", Config{Variant: gohlslib.MuxerVariantMPEGTS}, "main_stream.m3u8", 5, 1)
+	got := map[string]int{}
+	for _, p := range res {
+		got[p.codec] = p.frames
+	}
+	if got["h264"] < 120 || got["aac"] < 180 {
+		t.Errorf("ffprobe: %v, want about 125 h264 and 215 aac frames", res)
 	}
 }
