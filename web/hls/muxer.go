@@ -25,10 +25,13 @@ import (
 // that drains the queue into a gohlslib.Muxer (an instance).
 //
 // Instances: run starts one once it knows the tracks (from the sequence
-// headers; see maybeStart), and replaces it by a new one, under a new
-// segment prefix, when a sequence header changes the codec parameters or
-// the set of tracks, or the stream is published again: players then get
-// 404 for the old segments and reload the playlist. The muxer itself ends,
+// headers; see maybeStart). A video sequence header of the same codec with
+// new parameter sets goes to gohlslib in band (it starts a segment with a
+// new init file); any other change of the codecs or of the set of tracks
+// (an AAC configuration, H.264 to HEVC, a second track) replaces the
+// instance by a new one, under a new segment prefix, with its media
+// sequence numbers starting over: players get 404 for the old segments
+// and must load the playlists again. The muxer itself ends,
 // detaching its reader, when the stream is unpublished (readers hear of it
 // after the stream's grace period; a publisher that takes over within it
 // continues the timeline and needs nothing here), when no request came for
@@ -360,7 +363,16 @@ func (mx *muxer) config(it *item) {
 			return
 		}
 		mx.video = c
-		if inst != nil {
+		switch {
+		case inst == nil:
+		case inst.vconf != nil && isH264(inst.vconf.codec) == isH264(c.codec):
+			// Same codec, new parameter sets: they go in band in front of
+			// the next keyframe (withParameterSets), where gohlslib sees
+			// them, starts a segment and makes a new init file. Players
+			// keep their playlist.
+			inst.vconf = c
+			mx.log.Info("new video parameters, carried in band")
+		default:
 			mx.restart("new video sequence header")
 		}
 		return

@@ -433,10 +433,12 @@ func TestHEVC(t *testing.T) {
 	}
 }
 
-func TestNewSequenceHeaderRestartsTheMuxer(t *testing.T) {
+func TestNewVideoParametersInBand(t *testing.T) {
 	tags := testTags(t, "av")
 	small := testTags(t, "av160")
-	e := newEnv(t, Config{})
+	e := newEnv(t, Config{SegmentCount: 20})
+	served := newSegmentCounter()
+	e.served = served.add
 	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
 	e.waitMuxer()
 	e.feed(tags, 0)
@@ -455,9 +457,44 @@ func TestNewSequenceHeaderRestartsTheMuxer(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// Only the video configuration changed: the AAC one is the same.
-	if s := e.m.Stats(); s.Restarts != 1 || s.Instances != 2 || s.Created != 1 {
+	// Only the video parameters changed (the AAC configuration is the
+	// same): the same muxer goes on, with a new init file.
+	if s := e.m.Stats(); s.Restarts != 0 || s.Instances != 1 || s.Created != 1 {
 		t.Errorf("stats: %+v", s)
+	}
+	// 6 s, 100 ms of nothing, 3 s at 160x120: 8 complete segments of
+	// 200 frames, 320x240 and 160x120 both decoded.
+	e.waitSegments("video1_stream.m3u8", 8)
+	got := map[string]int{}
+	for _, p := range e.ffprobe(served, 16) {
+		got[p.codec] = p.frames
+	}
+	if got["h264"] < 190 || got["aac"] < 300 {
+		t.Errorf("ffprobe across the change: %v, want about 200 h264 and 340 aac frames", got)
+	}
+}
+
+func TestNewAudioConfigRestartsTheMuxer(t *testing.T) {
+	tags := testTags(t, "av")
+	audio := testTags(t, "audio") // 48 kHz, not 44.1
+	e := newEnv(t, Config{})
+	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
+	e.waitMuxer()
+	e.feed(tags, 0)
+	if r := <-res; r[0] != http.StatusOK {
+		t.Fatalf("index.m3u8: %v", r)
+	}
+	for _, tag := range audio {
+		if tag.Type == message.TypeAudio {
+			e.pub.Write(&message.Message{Type: tag.Type, Timestamp: tag.Timestamp + 6100, Payload: tag.Data})
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.m.Stats().Restarts != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no restart on a new AAC configuration: %+v", e.m.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
