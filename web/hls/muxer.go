@@ -542,14 +542,7 @@ func (mx *muxer) write(it *item) {
 		if t.kind != kindFrame || len(t.data) == 0 {
 			return
 		}
-		rate := int64(inst.atrack.ClockRate)
-		pts := rel * rate / 1000
-		if pts <= inst.lastAudioPTS && inst.audioStarted {
-			// Timestamps in ms do not keep AAC frames apart at high rates
-			// when they jitter back: keep them strictly increasing.
-			pts = inst.lastAudioPTS + 1
-		}
-		inst.lastAudioPTS, inst.audioStarted = pts, true
+		pts := inst.audioPTS(rel)
 		err = inst.hm.WriteMPEG4Audio(inst.atrack, ntp, pts, [][]byte{t.data})
 		if err == nil && inst.vtrack == nil {
 			mx.probe(inst)
@@ -598,6 +591,33 @@ func withParameterSets(au [][]byte, c codecs.Codec) [][]byte {
 		}
 	}
 	return au
+}
+
+// audioPTS returns the PTS, in samples (the track's clock), of an AAC
+// frame at rel ms. FLV timestamps are whole milliseconds: a frame of 1024
+// samples at 44.1 kHz lasts 23.2 ms and comes 23 or 24 ms after the
+// previous one. A frame within 20 ms of where the previous one ends is
+// put there, so that every frame lasts exactly its samples (fMP4 sample
+// durations, and LL-HLS parts of audio-only streams, come out even); one
+// further off (a gap, or drift past 20 ms) keeps its timestamp.
+func (inst *instance) audioPTS(rel int64) int64 {
+	rate := int64(inst.atrack.ClockRate)
+	pts := rel * rate / 1000
+	if inst.audioStarted {
+		samples := int64(1024)
+		if inst.aconf.codec.FrameLengthFlag {
+			samples = 960
+		}
+		next := inst.lastAudioPTS + samples
+		switch d := pts - next; {
+		case d > -rate/50 && d < rate/50:
+			pts = next
+		case pts <= inst.lastAudioPTS:
+			pts = inst.lastAudioPTS + 1 // never back in time
+		}
+	}
+	inst.lastAudioPTS, inst.audioStarted = pts, true
+	return pts
 }
 
 func isH264(c codecs.Codec) bool {

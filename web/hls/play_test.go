@@ -253,7 +253,7 @@ func TestBlockingReloadAndPreloadHint(t *testing.T) {
 
 func TestGarbageIsSkipped(t *testing.T) {
 	tags := testTags(t, "av")
-	e := newEnv(t, Config{})
+	e := newEnv(t, Config{SegmentMaxSize: 8 << 20}) // frames over 4 MiB are skipped
 	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
 	e.waitMuxer()
 
@@ -297,6 +297,9 @@ func TestGarbageIsSkipped(t *testing.T) {
 	}
 	if n := strings.Count(e.logText(), "logged once per muxer"); n == 0 || n > 10 {
 		t.Errorf("%d bad-input log lines, want a few", n)
+	}
+	if !strings.Contains(e.logText(), "frame too large") {
+		t.Errorf("the 17 MiB frame was not skipped as too large")
 	}
 }
 
