@@ -231,8 +231,10 @@ func (m *Manager) muxer(ctx context.Context, key string, attach Attach) (*muxer,
 // errClosed is the attach error of a request that raced Close.
 var errClosed = &closedError{}
 
+// closedError is errClosed's type.
 type closedError struct{}
 
+// Error says the manager is closed.
 func (*closedError) Error() string { return "hls: manager closed" }
 
 // serve answers a request with mx, or returns the status to answer.
@@ -384,11 +386,13 @@ type trackingWriter struct {
 	wrote bool
 }
 
+// WriteHeader notes an answer.
 func (t *trackingWriter) WriteHeader(code int) {
 	t.wrote = true
 	t.ResponseWriter.WriteHeader(code)
 }
 
+// Write notes an answer.
 func (t *trackingWriter) Write(p []byte) (int, error) {
 	t.wrote = true
 	return t.ResponseWriter.Write(p)
@@ -402,14 +406,17 @@ type bufferWriter struct {
 	body   bytes.Buffer
 }
 
+// Header is the answer's header.
 func (b *bufferWriter) Header() http.Header { return b.header }
 
+// WriteHeader keeps the first status.
 func (b *bufferWriter) WriteHeader(code int) {
 	if b.code == 0 {
 		b.code = code
 	}
 }
 
+// Write keeps the body.
 func (b *bufferWriter) Write(p []byte) (int, error) {
 	if b.code == 0 {
 		b.code = http.StatusOK

@@ -126,6 +126,8 @@ const maxHandlers = 1024
 // muxer's encode errors.
 const encodeLogInterval = 10 * time.Second
 
+// newMuxer makes the muxer of the stream key; Manager.muxer attaches it
+// and starts run.
 func newMuxer(mgr *Manager, key string) *muxer {
 	return &muxer{
 		mgr:      mgr,
@@ -283,7 +285,7 @@ func (mx *muxer) run() {
 	clear(q)
 	clear(mx.pending)
 	mx.pending = nil
-	mx.log.Info("HLS muxer closed", "reason", why)
+	mx.log.Info("HLS muxer closed", "reason", why, "refused", mx.refused.Load(), "encode_errors", mx.encErrs)
 	close(mx.done)
 }
 
@@ -413,6 +415,7 @@ func (mx *muxer) maybeStart() {
 		mx.pending = mx.pending[:0]
 		return
 	}
+	mx.warnMissingTrack()
 	inst, err := mx.newInstance()
 	if err != nil {
 		mx.warn("start", "HLS muxer not started", err)
@@ -426,6 +429,33 @@ func (mx *muxer) maybeStart() {
 	}
 	clear(mx.pending)
 	mx.pending = mx.pending[:0]
+}
+
+// warnMissingTrack says (once) why media the muxer waited with is left
+// out: audio or video of a codec it does not mux (MP3, Opus, VP6, AV1...)
+// or without a sequence header.
+func (mx *muxer) warnMissingTrack() {
+	for i := range mx.pending {
+		pkt := mx.pending[i].pkt
+		video := pkt.Type == message.TypeVideo
+		if video && mx.video != nil || !video && mx.aconf != nil {
+			continue
+		}
+		var err error
+		if video {
+			_, err = parseVideo(pkt.Payload)
+		} else {
+			_, err = parseAudio(pkt.Payload)
+		}
+		if err == nil {
+			err = errors.New("no sequence header")
+		}
+		if video {
+			mx.warn("video track", "video left out of HLS", err)
+		} else {
+			mx.warn("audio track", "audio left out of HLS", err)
+		}
+	}
 }
 
 // newInstance starts a gohlslib muxer with the known tracks.
@@ -620,6 +650,7 @@ func (inst *instance) audioPTS(rel int64) int64 {
 	return pts
 }
 
+// isH264 tells H.264 from HEVC.
 func isH264(c codecs.Codec) bool {
 	_, ok := c.(*codecs.H264)
 	return ok
@@ -689,6 +720,7 @@ type tsUnwrap struct {
 	ext     int64
 }
 
+// ms returns ts extended, taking a step back of up to 2^31 ms as one.
 func (u *tsUnwrap) ms(ts uint32) int64 {
 	if !u.started {
 		u.started, u.last, u.ext = true, ts, int64(ts)

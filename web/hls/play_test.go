@@ -592,3 +592,26 @@ func TestMPEGTSVariant(t *testing.T) {
 		t.Errorf("ffprobe: %v, want about 125 h264 and 215 aac frames", res)
 	}
 }
+
+func TestMP3AudioIsLeftOut(t *testing.T) {
+	// H.264 with MP3 audio: HLS carries the video, and says once why not
+	// the audio.
+	tags := testTags(t, "av")
+	e := newEnv(t, Config{})
+	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
+	e.waitMuxer()
+	for _, tag := range tags {
+		d := tag.Data
+		if tag.Type == message.TypeAudio {
+			d = append([]byte{0x2f}, make([]byte, 100)...) // MP3, 44 kHz, stereo
+		}
+		e.pub.Write(&message.Message{Type: tag.Type, Timestamp: tag.Timestamp, Payload: d})
+	}
+	r := <-res
+	if r[0] != http.StatusOK || strings.Contains(r[1].(string), "mp4a") || !strings.Contains(r[1].(string), "avc1") {
+		t.Fatalf("index.m3u8: %v", r)
+	}
+	if n := strings.Count(e.logText(), "audio left out of HLS"); n != 1 {
+		t.Errorf("%d log lines about the audio, want 1:\n%s", n, e.logText())
+	}
+}
