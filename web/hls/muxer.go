@@ -550,6 +550,9 @@ func (mx *muxer) write(it *item) {
 			return
 		}
 		mx.au = withParameterSets(mx.au, inst.vconf.codec)
+		if len(mx.au) == 0 {
+			return
+		}
 		pts := (rel + int64(t.cts)) * 90
 		if isH264(inst.vtrack.Codec) {
 			err = inst.hm.WriteH264(inst.vtrack, ntp, pts, mx.au)
@@ -583,38 +586,50 @@ func (mx *muxer) write(it *item) {
 	}
 }
 
-// withParameterSets puts the parameter sets of the sequence header in
-// front of a random access AU that carries none: gohlslib (its DTS
-// extractor) reads them in band, and RTMP encoders send them out of band
-// only.
+// withParameterSets makes the sequence header the one source of
+// parameter sets: it drops those in band and puts the sequence header's in
+// front of every random access AU. gohlslib reads parameter sets in band
+// only (its DTS extractor, and a change starts a segment with a new init
+// file), RTMP encoders send them out of band, and junk ones in band would
+// change the codec's description (a SPS of garbage that parsed once gave
+// a playlist RESOLUTION=16x64). An encoder that changes its parameter
+// sets in band only, without a sequence header, is not followed.
 func withParameterSets(au [][]byte, c codecs.Codec) [][]byte {
+	n := 0
+	random := false
 	switch c := c.(type) {
 	case *codecs.H264:
-		idr, sps := false, false
-		for _, n := range au {
-			switch h264.NALUType(n[0] & 0x1f) {
+		for _, nalu := range au {
+			switch h264.NALUType(nalu[0] & 0x1f) {
+			case h264.NALUTypeSPS, h264.NALUTypePPS:
+				continue
 			case h264.NALUTypeIDR:
-				idr = true
-			case h264.NALUTypeSPS:
-				sps = true
+				random = true
 			}
+			au[n] = nalu
+			n++
 		}
-		if idr && !sps {
+		clear(au[n:])
+		au = au[:n]
+		if random {
 			au = append(au, nil, nil)
 			copy(au[2:], au)
 			au[0], au[1] = c.SPS, c.PPS
 		}
 	case *codecs.H265:
-		irap, sps := false, false
-		for _, n := range au {
-			switch typ := h265.NALUType((n[0] >> 1) & 0x3f); {
+		for _, nalu := range au {
+			switch typ := h265.NALUType((nalu[0] >> 1) & 0x3f); {
+			case typ == h265.NALUType_VPS_NUT || typ == h265.NALUType_SPS_NUT || typ == h265.NALUType_PPS_NUT:
+				continue
 			case typ >= h265.NALUType_BLA_W_LP && typ <= h265.NALUType_CRA_NUT:
-				irap = true
-			case typ == h265.NALUType_SPS_NUT:
-				sps = true
+				random = true
 			}
+			au[n] = nalu
+			n++
 		}
-		if irap && !sps {
+		clear(au[n:])
+		au = au[:n]
+		if random {
 			au = append(au, nil, nil, nil)
 			copy(au[3:], au)
 			au[0], au[1], au[2] = c.VPS, c.SPS, c.PPS

@@ -282,16 +282,32 @@ func TestGarbageIsSkipped(t *testing.T) {
 	}
 	// A huge frame, then the real stream, with junk amid it.
 	write(message.TypeVideo, append([]byte{0x27, 1, 0, 0, 0}, make([]byte, 17<<20)...))
+	// Junk NAL units, correctly framed, of every type (SPS and PPS too).
+	nalu := func(key bool) []byte {
+		b := []byte{0x27, 1, 0, 0, 0}
+		if key {
+			b[0] = 0x17
+		}
+		n := junk(byte(rnd.IntN(32)))
+		return append(append(b, 0, 0, 0, byte(len(n))), n...)
+	}
 	for i, tag := range tags {
 		e.pub.Write(&message.Message{Type: tag.Type, Timestamp: tag.Timestamp, Payload: tag.Data})
-		if i%10 == 5 {
+		switch i % 10 {
+		case 5:
 			e.pub.Write(&message.Message{Type: message.TypeAudio, Timestamp: tag.Timestamp, Payload: junk(0xaf, 1)})
+		case 7:
+			e.pub.Write(&message.Message{Type: message.TypeVideo, Timestamp: tag.Timestamp, Payload: nalu(i%20 == 7)})
 		}
 	}
 	if r := <-res; r[0] != http.StatusOK {
 		t.Fatalf("index.m3u8 after garbage: %v", r)
 	}
 	e.waitSegments("video1_stream.m3u8", 3)
+	// Junk in-band parameter sets do not spoil the codec description.
+	if code, body := get(t, e.url("index.m3u8"), 5*time.Second); code != http.StatusOK || !strings.Contains(body, "RESOLUTION=320x240") {
+		t.Errorf("index.m3u8 at the end: %d %s", code, body)
+	}
 	if s := e.m.Stats(); s.BadInput == 0 {
 		t.Errorf("no bad input counted: %+v", s)
 	}
