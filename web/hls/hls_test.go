@@ -210,12 +210,14 @@ func newEnv(t *testing.T, cfg Config) *env {
 		cfg.Log = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	e := &env{t: t, st: st, pub: pub, m: New(cfg), log: logBuf}
-	attach := func(r live.Reader) (func(), error) {
-		if !st.Live() {
-			return nil, errors.New("not live")
+	attachKey := func(key string) Attach {
+		return func(r live.Reader) (func(), error) {
+			if key != "live/cam" || !st.Live() {
+				return nil, errors.New("not live")
+			}
+			sub := st.AddReader(r, live.ReaderOptions{})
+			return sub.Close, nil
 		}
-		sub := st.AddReader(r, live.ReaderOptions{})
-		return sub.Close, nil
 	}
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// /hls/<key>/<file>
@@ -226,7 +228,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w}
-		e.m.Serve(sw, r, p[:i], p[i+1:], attach)
+		e.m.Serve(sw, r, p[:i], p[i+1:], attachKey(p[:i]))
 		if e.served != nil && (sw.code == 0 || sw.code == http.StatusOK) {
 			e.served(p[i+1:])
 		}

@@ -217,6 +217,11 @@ func TestBlockingReloadAndPreloadHint(t *testing.T) {
 	msn, part := seq+entries, strings.Count(last, "#EXT-X-PART:")
 	hint := preloadURI.FindStringSubmatch(pl)[1]
 
+	// A client that gives up on a blocking reload leaves a goroutine in
+	// gohlslib, which ends with the muxer (the cleanup checks).
+	if r := <-asyncGet(t, e.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=0", msn+1)), 100*time.Millisecond); r[0] != 0 {
+		t.Fatalf("blocking reload of the next segment answered at once: %v", r)
+	}
 	blocked := asyncGet(t, e.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=%d", msn, part)), 10*time.Second)
 	hinted := asyncGet(t, e.url(hint), 10*time.Second)
 	select {
@@ -629,5 +634,29 @@ func TestMP3AudioIsLeftOut(t *testing.T) {
 	}
 	if n := strings.Count(e.logText(), "audio left out of HLS"); n != 1 {
 		t.Errorf("%d log lines about the audio, want 1:\n%s", n, e.logText())
+	}
+}
+
+func TestConcurrentFirstRequestsMakeOneMuxer(t *testing.T) {
+	tags := testTags(t, "av")
+	e := newEnv(t, Config{})
+	var waiting []<-chan [2]any
+	for _, f := range []string{"index.m3u8", "index.m3u8", "video1_stream.m3u8", "audio2_stream.m3u8", "index.m3u8"} {
+		waiting = append(waiting, asyncGet(t, e.url(f), 15*time.Second))
+	}
+	e.waitMuxer()
+	time.Sleep(50 * time.Millisecond) // let every request find the muxer
+	e.feed(tags, 0)
+	for _, c := range waiting {
+		if r := <-c; r[0] != http.StatusOK {
+			t.Errorf("first request: %v", r)
+		}
+	}
+	if s := e.m.Stats(); s.Created != 1 || s.Muxers != 1 || len(e.st.Snapshot().Readers) != 1 {
+		t.Errorf("stats %+v, %d readers, want one muxer", s, len(e.st.Snapshot().Readers))
+	}
+	// A stream that is not live: 404, and no muxer stays.
+	if code, _ := get(t, e.srv.URL+"/hls/live/nothing/index.m3u8", 5*time.Second); code != http.StatusNotFound {
+		t.Errorf("request of a stream not live: %d, want 404", code)
 	}
 }
