@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -159,8 +160,12 @@ func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, key, file string
 }
 
 // errEnded is serve's status for a muxer that ended before it could
-// answer: nothing was written.
-const errEnded = -1
+// answer, errReplaced handleAsync's for an instance that closed under the
+// request: nothing was written.
+const (
+	errEnded    = -1
+	errReplaced = -2
+)
 
 // serveWith answers the request with mx.
 func (m *Manager) serveWith(ctx context.Context, mx *muxer, w http.ResponseWriter, r *http.Request, file string) int {
@@ -248,7 +253,17 @@ func (mx *muxer) serve(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	req.RequestURI = ""
 
 	if strings.HasSuffix(file, ".m3u8") {
-		return inst.handleAsync(ctx, w, req)
+		for {
+			code := inst.handleAsync(ctx, w, req)
+			if code != errReplaced {
+				return code
+			}
+			// The instance closed under the request (a restart): ask
+			// the next one.
+			if inst, code = mx.instance(ctx, true); inst == nil {
+				return code
+			}
+		}
 	}
 	if _, n, ok := partName(file); ok && inst.lowLatency {
 		if code := inst.waitPart(ctx, n); code != 0 {
@@ -316,8 +331,13 @@ func (inst *instance) waitPart(ctx context.Context, n int64) int {
 	inst.waiters.Add(1)
 	defer inst.waiters.Add(-1)
 	for {
-		progress := inst.progressC()
-		hint := inst.probe()
+		progress, hint := inst.progressC()
+		if hint < 0 || n >= hint {
+			// The hint run last probed cannot tell: ask gohlslib. A
+			// request at the live edge asks once; once woken, the hint
+			// moved on.
+			hint = inst.probe()
+		}
 		switch {
 		case hint < 0:
 			return http.StatusNotFound
@@ -349,9 +369,15 @@ func (inst *instance) handleAsync(ctx context.Context, w http.ResponseWriter, re
 	}
 	bw := &bufferWriter{header: make(http.Header)}
 	done := make(chan struct{})
+	multivariant := path.Base(req.URL.Path) == "index.m3u8"
 	go func() {
 		defer close(done)
 		defer inst.handlers.Add(-1)
+		if multivariant {
+			// Once ready, gohlslib answers it without waiting.
+			inst.codecMu.RLock()
+			defer inst.codecMu.RUnlock()
+		}
 		inst.hm.Handle(bw, req)
 	}()
 	select {
@@ -359,11 +385,13 @@ func (inst *instance) handleAsync(ctx context.Context, w http.ResponseWriter, re
 	case <-ctx.Done():
 		return http.StatusServiceUnavailable
 	}
-	if bw.code == 0 && bw.body.Len() == 0 {
-		return http.StatusNotFound
-	}
-	if bw.code == http.StatusInternalServerError && bw.body.Len() == 0 {
+	if bw.body.Len() == 0 && (bw.code == 0 || bw.code == http.StatusInternalServerError) {
 		// gohlslib's answer to a request in a muxer that closed meanwhile
+		select {
+		case <-inst.closed:
+			return errReplaced
+		default:
+		}
 		return http.StatusNotFound
 	}
 	for k, v := range bw.header {

@@ -484,6 +484,10 @@ func (mx *muxer) newInstance() (*instance, error) {
 			inst.lead = "audio1_stream.m3u8"
 		}
 	}
+	if mx.cfg.Variant == gohlslib.MuxerVariantMPEGTS {
+		inst.lead = "main_stream.m3u8" // one stream of all tracks
+	}
+	inst.sentVconf = inst.vconf
 	if err := hm.Start(); err != nil {
 		return nil, err
 	}
@@ -554,10 +558,23 @@ func (mx *muxer) write(it *item) {
 			return
 		}
 		pts := (rel + int64(t.cts)) * 90
+		// An AU that brings gohlslib new parameter sets (the first
+		// keyframe after a new sequence header) makes it change the
+		// codec's description without its lock, which the multivariant
+		// playlist reads under it (gohlslib v2.2.0, a data race the race
+		// detector found): that write excludes playlist requests.
+		newSets := inst.vconf != inst.sentVconf && len(mx.au) > 0 && isParameterSet(mx.au[0])
+		if newSets {
+			inst.codecMu.Lock()
+		}
 		if isH264(inst.vtrack.Codec) {
 			err = inst.hm.WriteH264(inst.vtrack, ntp, pts, mx.au)
 		} else {
 			err = inst.hm.WriteH265(inst.vtrack, ntp, pts, mx.au)
+		}
+		if newSets {
+			inst.sentVconf = inst.vconf
+			inst.codecMu.Unlock()
 		}
 		clear(mx.au)
 		if err == nil && inst.vtrack != nil {
@@ -665,6 +682,13 @@ func (inst *instance) audioPTS(rel int64) int64 {
 	return pts
 }
 
+// isParameterSet tells whether an H.264 or HEVC NAL unit is a parameter
+// set; withParameterSets puts them first in a random access AU.
+func isParameterSet(nalu []byte) bool {
+	return h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeSPS ||
+		h265.NALUType((nalu[0]>>1)&0x3f) == h265.NALUType_VPS_NUT
+}
+
 // isH264 tells H.264 from HEVC.
 func isH264(c codecs.Codec) bool {
 	_, ok := c.(*codecs.H264)
@@ -754,8 +778,14 @@ type instance struct {
 	vconf          *videoConfig
 	aconf          *audioConfig
 	lead           string // media playlist of the leading stream
-	lowLatency     bool
-	wall           time.Time // wall clock of base, for EXT-X-PROGRAM-DATE-TIME
+
+	// sentVconf is the video configuration whose parameter sets gohlslib
+	// has (run's own); codecMu excludes multivariant playlist requests
+	// (read lock) while gohlslib takes new ones (see write).
+	sentVconf  *videoConfig
+	codecMu    sync.RWMutex
+	lowLatency bool
+	wall       time.Time // wall clock of base, for EXT-X-PROGRAM-DATE-TIME
 
 	// run's own.
 	started      bool
@@ -777,13 +807,15 @@ type instance struct {
 	closeMu  sync.Once
 }
 
-// waitReady asks gohlslib for the multivariant playlist, which it answers
-// once the first segment exists, or when closed: it blocks in gohlslib
-// (which ignores the request's context), so requests wait on ready
-// rather than in gohlslib.
+// waitReady asks gohlslib for the leading media playlist, which it
+// answers once the first segment exists (as the multivariant one), or when
+// closed: it blocks in gohlslib (which ignores the request's context), so
+// requests wait on ready rather than in gohlslib. The media playlist does
+// not read the codec's description, which needs codecMu, which must not
+// be held while waiting for media.
 func (inst *instance) waitReady() {
 	rec := &bufferWriter{header: make(http.Header)}
-	inst.hm.Handle(rec, internalRequest("index.m3u8"))
+	inst.hm.Handle(rec, internalRequest(inst.lead))
 	if rec.code == http.StatusOK {
 		close(inst.ready)
 	}
@@ -823,11 +855,12 @@ func (inst *instance) probe() int64 {
 	return inst.hint
 }
 
-// progressC returns the channel closed when the hint next grows.
-func (inst *instance) progressC() <-chan struct{} {
+// progressC returns the channel closed when the hint next grows, and the
+// hint as last probed.
+func (inst *instance) progressC() (<-chan struct{}, int64) {
 	inst.pmu.Lock()
 	defer inst.pmu.Unlock()
-	return inst.progress
+	return inst.progress, inst.hint
 }
 
 // preloadHint returns the part number of a playlist's

@@ -469,7 +469,26 @@ func TestNewVideoParametersInBand(t *testing.T) {
 	if r := <-res; r[0] != http.StatusOK || !strings.Contains(r[1].(string), "RESOLUTION=320x240") {
 		t.Fatalf("index.m3u8: %v", r)
 	}
-	e.feedAt(small, 0, 6100)
+	// Multivariant playlists asked for while gohlslib takes the new
+	// parameter sets (a data race in gohlslib that write must exclude).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				get(t, e.url("index.m3u8"), 5*time.Second)
+			}
+		})
+	}
+	e.feedAt(small, 0.0, 6100)
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, body := get(t, e.url("index.m3u8"), 5*time.Second)
