@@ -17,6 +17,17 @@
 // ignore the parts; the first seven entries of a young stream are
 // EXT-X-GAP, whose gap.mp4 is 404.
 //
+// Changes of the stream: a new H.264/HEVC sequence header of the same
+// codec is carried in band (gohlslib starts a segment with a new init
+// file; players keep their playlist). Any other change (a new AAC
+// configuration, another video codec, a track appearing) restarts the
+// muxer's gohlslib muxer: new segment names, media sequence numbers
+// starting over, old segments 404; players must load the playlists
+// again. An unpublished stream closes its muxer and detaches its reader
+// (after the stream's grace period; a takeover within it changes
+// nothing); requests then get 404, or a new muxer once the stream is
+// published again.
+//
 // Routing, CORS and authorization are the caller's. The caller's Attach
 // adds the reader to the live stream the request names, as in
 //

@@ -130,7 +130,7 @@ func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, key, file string
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if file == "" || strings.ContainsAny(file, "/\\") {
+	if file == "" || strings.ContainsAny(file, "/\\") || attach == nil {
 		http.NotFound(w, r)
 		return
 	}
