@@ -165,6 +165,7 @@ func parseAudio(p []byte) (audioTag, error) {
 	return audioTag{}, fmt.Errorf("%w sound format %d", errUnsupported, p[0]>>4)
 }
 
+// si24 reads a big-endian signed 24-bit integer (a composition time).
 func si24(p []byte) int32 {
 	return int32(uint32(p[0])<<24|uint32(p[1])<<16|uint32(p[2])<<8) >> 8
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -209,12 +210,14 @@ func newEnv(t *testing.T, cfg Config) *env {
 		cfg.Log = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	e := &env{t: t, st: st, pub: pub, m: New(cfg), log: logBuf}
-	attach := func(r live.Reader) (func(), error) {
-		if !st.Live() {
-			return nil, errors.New("not live")
+	attachKey := func(key string) Attach {
+		return func(r live.Reader) (func(), error) {
+			if key != "live/cam" || !st.Live() {
+				return nil, errors.New("not live")
+			}
+			sub := st.AddReader(r, live.ReaderOptions{})
+			return sub.Close, nil
 		}
-		sub := st.AddReader(r, live.ReaderOptions{})
-		return sub.Close, nil
 	}
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// /hls/<key>/<file>
@@ -225,7 +228,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w}
-		e.m.Serve(sw, r, p[:i], p[i+1:], attach)
+		e.m.Serve(sw, r, p[:i], p[i+1:], attachKey(p[:i]))
 		if e.served != nil && (sw.code == 0 || sw.code == http.StatusOK) {
 			e.served(p[i+1:])
 		}
@@ -233,6 +236,9 @@ func newEnv(t *testing.T, cfg Config) *env {
 	t.Cleanup(func() {
 		e.srv.Close()
 		e.m.Close()
+		if n, stacks := leftGoroutines(3 * time.Second); n > 0 {
+			t.Errorf("%d goroutines of muxers left after Close:\n%s", n, stacks)
+		}
 		if t.Failed() {
 			lb.mu.Lock()
 			t.Logf("log:\n%s", logBuf.String())
@@ -321,4 +327,25 @@ type statusWriter struct {
 func (s *statusWriter) WriteHeader(code int) {
 	s.code = code
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// leftGoroutines waits up to timeout for the goroutines of muxers and of
+// gohlslib to end, and returns how many are left and their stacks.
+func leftGoroutines(timeout time.Duration) (int, string) {
+	deadline := time.Now().Add(timeout)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var left []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "bluenviron/gohlslib") || strings.Contains(g, "web/hls.(*muxer)") ||
+				strings.Contains(g, "web/hls.(*instance)") {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return len(left), strings.Join(left, "\n\n")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

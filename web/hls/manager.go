@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,31 +130,50 @@ func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, key, file string
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if file == "" || strings.ContainsAny(file, "/\\") {
+	if file == "" || strings.ContainsAny(file, "/\\") || attach == nil {
 		http.NotFound(w, r)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), blockTimeout)
 	defer cancel()
-	mx, code := m.muxer(ctx, key, attach)
-	if mx == nil {
-		if code == http.StatusServiceUnavailable {
-			m.busy.Add(1)
+	var code int
+	// A muxer that ended (idle) just as the request found it is replaced
+	// by a new one, once.
+	for try := 0; try < 2; try++ {
+		var mx *muxer
+		mx, code = m.muxer(ctx, key, attach)
+		if mx == nil {
+			break
 		}
-		http.Error(w, http.StatusText(code), code)
-		return
+		code = m.serveWith(ctx, mx, w, r, file)
+		if code != errEnded {
+			break
+		}
+		code = http.StatusNotFound
 	}
-	mx.inflight.Add(1)
-	defer mx.inflight.Add(-1)
-	mx.touch()
-	defer mx.touch()
-	code = mx.serve(ctx, w, r, file)
 	if code != 0 {
 		if code == http.StatusServiceUnavailable {
 			m.busy.Add(1)
 		}
 		http.Error(w, http.StatusText(code), code)
 	}
+}
+
+// errEnded is serve's status for a muxer that ended before it could
+// answer, errReplaced handleAsync's for an instance that closed under the
+// request: nothing was written.
+const (
+	errEnded    = -1
+	errReplaced = -2
+)
+
+// serveWith answers the request with mx.
+func (m *Manager) serveWith(ctx context.Context, mx *muxer, w http.ResponseWriter, r *http.Request, file string) int {
+	mx.inflight.Add(1)
+	defer mx.inflight.Add(-1)
+	mx.touch()
+	defer mx.touch()
+	return mx.serve(ctx, w, r, file)
 }
 
 // muxer returns the muxer of key, attaching a new one when there is none,
@@ -216,8 +236,10 @@ func (m *Manager) muxer(ctx context.Context, key string, attach Attach) (*muxer,
 // errClosed is the attach error of a request that raced Close.
 var errClosed = &closedError{}
 
+// closedError is errClosed's type.
 type closedError struct{}
 
+// Error says the manager is closed.
 func (*closedError) Error() string { return "hls: manager closed" }
 
 // serve answers a request with mx, or returns the status to answer.
@@ -231,7 +253,17 @@ func (mx *muxer) serve(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	req.RequestURI = ""
 
 	if strings.HasSuffix(file, ".m3u8") {
-		return inst.handleAsync(ctx, w, req)
+		for {
+			code := inst.handleAsync(ctx, w, req)
+			if code != errReplaced {
+				return code
+			}
+			// The instance closed under the request (a restart): ask
+			// the next one.
+			if inst, code = mx.instance(ctx, true); inst == nil {
+				return code
+			}
+		}
 	}
 	if _, n, ok := partName(file); ok && inst.lowLatency {
 		if code := inst.waitPart(ctx, n); code != 0 {
@@ -247,8 +279,8 @@ func (mx *muxer) serve(ctx context.Context, w http.ResponseWriter, r *http.Reque
 }
 
 // instance returns the current instance, waiting for one with a playlist
-// when wait (playlists); 404 when the muxer ended or, not waiting, has no
-// playlist yet, 503 when none came in time.
+// when wait (playlists); errEnded when the muxer ended, 404 when, not
+// waiting, it has no playlist yet, 503 when none came in time.
 func (mx *muxer) instance(ctx context.Context, wait bool) (*instance, int) {
 	for {
 		inst, changed := mx.instanceOrWait()
@@ -267,18 +299,23 @@ func (mx *muxer) instance(ctx context.Context, wait bool) (*instance, int) {
 			case <-changed:
 				continue
 			case <-mx.done:
-				return nil, http.StatusNotFound
+				return nil, errEnded
 			case <-ctx.Done():
 				return nil, http.StatusServiceUnavailable
 			}
 		}
 		if !wait {
-			return nil, http.StatusNotFound
+			select {
+			case <-mx.done:
+				return nil, errEnded
+			default:
+				return nil, http.StatusNotFound
+			}
 		}
 		select {
 		case <-changed:
 		case <-mx.done:
-			return nil, http.StatusNotFound
+			return nil, errEnded
 		case <-ctx.Done():
 			return nil, http.StatusServiceUnavailable
 		}
@@ -294,8 +331,13 @@ func (inst *instance) waitPart(ctx context.Context, n int64) int {
 	inst.waiters.Add(1)
 	defer inst.waiters.Add(-1)
 	for {
-		progress := inst.progressC()
-		hint := inst.probe()
+		progress, hint := inst.progressC()
+		if hint < 0 || n >= hint {
+			// The hint run last probed cannot tell: ask gohlslib. A
+			// request at the live edge asks once; once woken, the hint
+			// moved on.
+			hint = inst.probe()
+		}
 		switch {
 		case hint < 0:
 			return http.StatusNotFound
@@ -327,9 +369,15 @@ func (inst *instance) handleAsync(ctx context.Context, w http.ResponseWriter, re
 	}
 	bw := &bufferWriter{header: make(http.Header)}
 	done := make(chan struct{})
+	multivariant := path.Base(req.URL.Path) == "index.m3u8"
 	go func() {
 		defer close(done)
 		defer inst.handlers.Add(-1)
+		if multivariant {
+			// Once ready, gohlslib answers it without waiting.
+			inst.codecMu.RLock()
+			defer inst.codecMu.RUnlock()
+		}
 		inst.hm.Handle(bw, req)
 	}()
 	select {
@@ -337,11 +385,13 @@ func (inst *instance) handleAsync(ctx context.Context, w http.ResponseWriter, re
 	case <-ctx.Done():
 		return http.StatusServiceUnavailable
 	}
-	if bw.code == 0 && bw.body.Len() == 0 {
-		return http.StatusNotFound
-	}
-	if bw.code == http.StatusInternalServerError && bw.body.Len() == 0 {
+	if bw.body.Len() == 0 && (bw.code == 0 || bw.code == http.StatusInternalServerError) {
 		// gohlslib's answer to a request in a muxer that closed meanwhile
+		select {
+		case <-inst.closed:
+			return errReplaced
+		default:
+		}
 		return http.StatusNotFound
 	}
 	for k, v := range bw.header {
@@ -364,11 +414,13 @@ type trackingWriter struct {
 	wrote bool
 }
 
+// WriteHeader notes an answer.
 func (t *trackingWriter) WriteHeader(code int) {
 	t.wrote = true
 	t.ResponseWriter.WriteHeader(code)
 }
 
+// Write notes an answer.
 func (t *trackingWriter) Write(p []byte) (int, error) {
 	t.wrote = true
 	return t.ResponseWriter.Write(p)
@@ -382,14 +434,17 @@ type bufferWriter struct {
 	body   bytes.Buffer
 }
 
+// Header is the answer's header.
 func (b *bufferWriter) Header() http.Header { return b.header }
 
+// WriteHeader keeps the first status.
 func (b *bufferWriter) WriteHeader(code int) {
 	if b.code == 0 {
 		b.code = code
 	}
 }
 
+// Write keeps the body.
 func (b *bufferWriter) Write(p []byte) (int, error) {
 	if b.code == 0 {
 		b.code = http.StatusOK

@@ -25,10 +25,13 @@ import (
 // that drains the queue into a gohlslib.Muxer (an instance).
 //
 // Instances: run starts one once it knows the tracks (from the sequence
-// headers; see maybeStart), and replaces it by a new one, under a new
-// segment prefix, when a sequence header changes the codec parameters or
-// the set of tracks, or the stream is published again: players then get
-// 404 for the old segments and reload the playlist. The muxer itself ends,
+// headers; see maybeStart). A video sequence header of the same codec with
+// new parameter sets goes to gohlslib in band (it starts a segment with a
+// new init file); any other change of the codecs or of the set of tracks
+// (an AAC configuration, H.264 to HEVC, a second track) replaces the
+// instance by a new one, under a new segment prefix, with its media
+// sequence numbers starting over: players get 404 for the old segments
+// and must load the playlists again. The muxer itself ends,
 // detaching its reader, when the stream is unpublished (readers hear of it
 // after the stream's grace period; a publisher that takes over within it
 // continues the timeline and needs nothing here), when no request came for
@@ -123,6 +126,8 @@ const maxHandlers = 1024
 // muxer's encode errors.
 const encodeLogInterval = 10 * time.Second
 
+// newMuxer makes the muxer of the stream key; Manager.muxer attaches it
+// and starts run.
 func newMuxer(mgr *Manager, key string) *muxer {
 	return &muxer{
 		mgr:      mgr,
@@ -280,7 +285,7 @@ func (mx *muxer) run() {
 	clear(q)
 	clear(mx.pending)
 	mx.pending = nil
-	mx.log.Info("HLS muxer closed", "reason", why)
+	mx.log.Info("HLS muxer closed", "reason", why, "refused", mx.refused.Load(), "encode_errors", mx.encErrs)
 	close(mx.done)
 }
 
@@ -360,7 +365,16 @@ func (mx *muxer) config(it *item) {
 			return
 		}
 		mx.video = c
-		if inst != nil {
+		switch {
+		case inst == nil:
+		case inst.vconf != nil && isH264(inst.vconf.codec) == isH264(c.codec):
+			// Same codec, new parameter sets: they go in band in front of
+			// the next keyframe (withParameterSets), where gohlslib sees
+			// them, starts a segment and makes a new init file. Players
+			// keep their playlist.
+			inst.vconf = c
+			mx.log.Info("new video parameters, carried in band")
+		default:
 			mx.restart("new video sequence header")
 		}
 		return
@@ -401,6 +415,7 @@ func (mx *muxer) maybeStart() {
 		mx.pending = mx.pending[:0]
 		return
 	}
+	mx.warnMissingTrack()
 	inst, err := mx.newInstance()
 	if err != nil {
 		mx.warn("start", "HLS muxer not started", err)
@@ -414,6 +429,33 @@ func (mx *muxer) maybeStart() {
 	}
 	clear(mx.pending)
 	mx.pending = mx.pending[:0]
+}
+
+// warnMissingTrack says (once) why media the muxer waited with is left
+// out: audio or video of a codec it does not mux (MP3, Opus, VP6, AV1...)
+// or without a sequence header.
+func (mx *muxer) warnMissingTrack() {
+	for i := range mx.pending {
+		pkt := mx.pending[i].pkt
+		video := pkt.Type == message.TypeVideo
+		if video && mx.video != nil || !video && mx.aconf != nil {
+			continue
+		}
+		var err error
+		if video {
+			_, err = parseVideo(pkt.Payload)
+		} else {
+			_, err = parseAudio(pkt.Payload)
+		}
+		if err == nil {
+			err = errors.New("no sequence header")
+		}
+		if video {
+			mx.warn("video track", "video left out of HLS", err)
+		} else {
+			mx.warn("audio track", "audio left out of HLS", err)
+		}
+	}
 }
 
 // newInstance starts a gohlslib muxer with the known tracks.
@@ -442,6 +484,10 @@ func (mx *muxer) newInstance() (*instance, error) {
 			inst.lead = "audio1_stream.m3u8"
 		}
 	}
+	if mx.cfg.Variant == gohlslib.MuxerVariantMPEGTS {
+		inst.lead = "main_stream.m3u8" // one stream of all tracks
+	}
+	inst.sentVconf = inst.vconf
 	if err := hm.Start(); err != nil {
 		return nil, err
 	}
@@ -508,11 +554,27 @@ func (mx *muxer) write(it *item) {
 			return
 		}
 		mx.au = withParameterSets(mx.au, inst.vconf.codec)
+		if len(mx.au) == 0 {
+			return
+		}
 		pts := (rel + int64(t.cts)) * 90
+		// An AU that brings gohlslib new parameter sets (the first
+		// keyframe after a new sequence header) makes it change the
+		// codec's description without its lock, which the multivariant
+		// playlist reads under it (gohlslib v2.2.0, a data race the race
+		// detector found): that write excludes playlist requests.
+		newSets := inst.vconf != inst.sentVconf && len(mx.au) > 0 && isParameterSet(mx.au[0])
+		if newSets {
+			inst.codecMu.Lock()
+		}
 		if isH264(inst.vtrack.Codec) {
 			err = inst.hm.WriteH264(inst.vtrack, ntp, pts, mx.au)
 		} else {
 			err = inst.hm.WriteH265(inst.vtrack, ntp, pts, mx.au)
+		}
+		if newSets {
+			inst.sentVconf = inst.vconf
+			inst.codecMu.Unlock()
 		}
 		clear(mx.au)
 		if err == nil && inst.vtrack != nil {
@@ -530,14 +592,7 @@ func (mx *muxer) write(it *item) {
 		if t.kind != kindFrame || len(t.data) == 0 {
 			return
 		}
-		rate := int64(inst.atrack.ClockRate)
-		pts := rel * rate / 1000
-		if pts <= inst.lastAudioPTS && inst.audioStarted {
-			// Timestamps in ms do not keep AAC frames apart at high rates
-			// when they jitter back: keep them strictly increasing.
-			pts = inst.lastAudioPTS + 1
-		}
-		inst.lastAudioPTS, inst.audioStarted = pts, true
+		pts := inst.audioPTS(rel)
 		err = inst.hm.WriteMPEG4Audio(inst.atrack, ntp, pts, [][]byte{t.data})
 		if err == nil && inst.vtrack == nil {
 			mx.probe(inst)
@@ -548,38 +603,50 @@ func (mx *muxer) write(it *item) {
 	}
 }
 
-// withParameterSets puts the parameter sets of the sequence header in
-// front of a random access AU that carries none: gohlslib (its DTS
-// extractor) reads them in band, and RTMP encoders send them out of band
-// only.
+// withParameterSets makes the sequence header the one source of
+// parameter sets: it drops those in band and puts the sequence header's in
+// front of every random access AU. gohlslib reads parameter sets in band
+// only (its DTS extractor, and a change starts a segment with a new init
+// file), RTMP encoders send them out of band, and junk ones in band would
+// change the codec's description (a SPS of garbage that parsed once gave
+// a playlist RESOLUTION=16x64). An encoder that changes its parameter
+// sets in band only, without a sequence header, is not followed.
 func withParameterSets(au [][]byte, c codecs.Codec) [][]byte {
+	n := 0
+	random := false
 	switch c := c.(type) {
 	case *codecs.H264:
-		idr, sps := false, false
-		for _, n := range au {
-			switch h264.NALUType(n[0] & 0x1f) {
+		for _, nalu := range au {
+			switch h264.NALUType(nalu[0] & 0x1f) {
+			case h264.NALUTypeSPS, h264.NALUTypePPS:
+				continue
 			case h264.NALUTypeIDR:
-				idr = true
-			case h264.NALUTypeSPS:
-				sps = true
+				random = true
 			}
+			au[n] = nalu
+			n++
 		}
-		if idr && !sps {
+		clear(au[n:])
+		au = au[:n]
+		if random {
 			au = append(au, nil, nil)
 			copy(au[2:], au)
 			au[0], au[1] = c.SPS, c.PPS
 		}
 	case *codecs.H265:
-		irap, sps := false, false
-		for _, n := range au {
-			switch typ := h265.NALUType((n[0] >> 1) & 0x3f); {
+		for _, nalu := range au {
+			switch typ := h265.NALUType((nalu[0] >> 1) & 0x3f); {
+			case typ == h265.NALUType_VPS_NUT || typ == h265.NALUType_SPS_NUT || typ == h265.NALUType_PPS_NUT:
+				continue
 			case typ >= h265.NALUType_BLA_W_LP && typ <= h265.NALUType_CRA_NUT:
-				irap = true
-			case typ == h265.NALUType_SPS_NUT:
-				sps = true
+				random = true
 			}
+			au[n] = nalu
+			n++
 		}
-		if irap && !sps {
+		clear(au[n:])
+		au = au[:n]
+		if random {
 			au = append(au, nil, nil, nil)
 			copy(au[3:], au)
 			au[0], au[1], au[2] = c.VPS, c.SPS, c.PPS
@@ -588,6 +655,41 @@ func withParameterSets(au [][]byte, c codecs.Codec) [][]byte {
 	return au
 }
 
+// audioPTS returns the PTS, in samples (the track's clock), of an AAC
+// frame at rel ms. FLV timestamps are whole milliseconds: a frame of 1024
+// samples at 44.1 kHz lasts 23.2 ms and comes 23 or 24 ms after the
+// previous one. A frame within 20 ms of where the previous one ends is
+// put there, so that every frame lasts exactly its samples (fMP4 sample
+// durations, and LL-HLS parts of audio-only streams, come out even); one
+// further off (a gap, or drift past 20 ms) keeps its timestamp.
+func (inst *instance) audioPTS(rel int64) int64 {
+	rate := int64(inst.atrack.ClockRate)
+	pts := rel * rate / 1000
+	if inst.audioStarted {
+		samples := int64(1024)
+		if inst.aconf.codec.FrameLengthFlag {
+			samples = 960
+		}
+		next := inst.lastAudioPTS + samples
+		switch d := pts - next; {
+		case d > -rate/50 && d < rate/50:
+			pts = next
+		case pts <= inst.lastAudioPTS:
+			pts = inst.lastAudioPTS + 1 // never back in time
+		}
+	}
+	inst.lastAudioPTS, inst.audioStarted = pts, true
+	return pts
+}
+
+// isParameterSet tells whether an H.264 or HEVC NAL unit is a parameter
+// set; withParameterSets puts them first in a random access AU.
+func isParameterSet(nalu []byte) bool {
+	return h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeSPS ||
+		h265.NALUType((nalu[0]>>1)&0x3f) == h265.NALUType_VPS_NUT
+}
+
+// isH264 tells H.264 from HEVC.
 func isH264(c codecs.Codec) bool {
 	_, ok := c.(*codecs.H264)
 	return ok
@@ -657,6 +759,7 @@ type tsUnwrap struct {
 	ext     int64
 }
 
+// ms returns ts extended, taking a step back of up to 2^31 ms as one.
 func (u *tsUnwrap) ms(ts uint32) int64 {
 	if !u.started {
 		u.started, u.last, u.ext = true, ts, int64(ts)
@@ -675,8 +778,14 @@ type instance struct {
 	vconf          *videoConfig
 	aconf          *audioConfig
 	lead           string // media playlist of the leading stream
-	lowLatency     bool
-	wall           time.Time // wall clock of base, for EXT-X-PROGRAM-DATE-TIME
+
+	// sentVconf is the video configuration whose parameter sets gohlslib
+	// has (run's own); codecMu excludes multivariant playlist requests
+	// (read lock) while gohlslib takes new ones (see write).
+	sentVconf  *videoConfig
+	codecMu    sync.RWMutex
+	lowLatency bool
+	wall       time.Time // wall clock of base, for EXT-X-PROGRAM-DATE-TIME
 
 	// run's own.
 	started      bool
@@ -698,13 +807,15 @@ type instance struct {
 	closeMu  sync.Once
 }
 
-// waitReady asks gohlslib for the multivariant playlist, which it answers
-// once the first segment exists, or when closed: it blocks in gohlslib
-// (which ignores the request's context), so requests wait on ready
-// rather than in gohlslib.
+// waitReady asks gohlslib for the leading media playlist, which it
+// answers once the first segment exists (as the multivariant one), or when
+// closed: it blocks in gohlslib (which ignores the request's context), so
+// requests wait on ready rather than in gohlslib. The media playlist does
+// not read the codec's description, which needs codecMu, which must not
+// be held while waiting for media.
 func (inst *instance) waitReady() {
 	rec := &bufferWriter{header: make(http.Header)}
-	inst.hm.Handle(rec, internalRequest("index.m3u8"))
+	inst.hm.Handle(rec, internalRequest(inst.lead))
 	if rec.code == http.StatusOK {
 		close(inst.ready)
 	}
@@ -744,11 +855,12 @@ func (inst *instance) probe() int64 {
 	return inst.hint
 }
 
-// progressC returns the channel closed when the hint next grows.
-func (inst *instance) progressC() <-chan struct{} {
+// progressC returns the channel closed when the hint next grows, and the
+// hint as last probed.
+func (inst *instance) progressC() (<-chan struct{}, int64) {
 	inst.pmu.Lock()
 	defer inst.pmu.Unlock()
-	return inst.progress
+	return inst.progress, inst.hint
 }
 
 // preloadHint returns the part number of a playlist's

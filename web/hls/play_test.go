@@ -13,13 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gohlslib/v2"
+
 	"github.com/rtmphub/rtmphub/flv"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/live"
 )
 
 // segmentLines matches the segments (not gaps) of a media playlist.
-var segmentLines = regexp.MustCompile(`(?m)^[0-9a-f]+_\w+_seg\d+\.mp4`)
+var segmentLines = regexp.MustCompile(`(?m)^[0-9a-f]+_\w+_seg\d+\.(mp4|ts)`)
 
 // waitSegments polls the media playlist until it lists n segments.
 func (e *env) waitSegments(playlist string, n int) string {
@@ -215,6 +217,11 @@ func TestBlockingReloadAndPreloadHint(t *testing.T) {
 	msn, part := seq+entries, strings.Count(last, "#EXT-X-PART:")
 	hint := preloadURI.FindStringSubmatch(pl)[1]
 
+	// A client that gives up on a blocking reload leaves a goroutine in
+	// gohlslib, which ends with the muxer (the cleanup checks).
+	if r := <-asyncGet(t, e.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=0", msn+1)), 100*time.Millisecond); r[0] != 0 {
+		t.Fatalf("blocking reload of the next segment answered at once: %v", r)
+	}
 	blocked := asyncGet(t, e.url(fmt.Sprintf("video1_stream.m3u8?_HLS_msn=%d&_HLS_part=%d", msn, part)), 10*time.Second)
 	hinted := asyncGet(t, e.url(hint), 10*time.Second)
 	select {
@@ -251,7 +258,7 @@ func TestBlockingReloadAndPreloadHint(t *testing.T) {
 
 func TestGarbageIsSkipped(t *testing.T) {
 	tags := testTags(t, "av")
-	e := newEnv(t, Config{})
+	e := newEnv(t, Config{SegmentMaxSize: 8 << 20}) // frames over 4 MiB are skipped
 	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
 	e.waitMuxer()
 
@@ -280,21 +287,40 @@ func TestGarbageIsSkipped(t *testing.T) {
 	}
 	// A huge frame, then the real stream, with junk amid it.
 	write(message.TypeVideo, append([]byte{0x27, 1, 0, 0, 0}, make([]byte, 17<<20)...))
+	// Junk NAL units, correctly framed, of every type (SPS and PPS too).
+	nalu := func(key bool) []byte {
+		b := []byte{0x27, 1, 0, 0, 0}
+		if key {
+			b[0] = 0x17
+		}
+		n := junk(byte(rnd.IntN(32)))
+		return append(append(b, 0, 0, 0, byte(len(n))), n...)
+	}
 	for i, tag := range tags {
 		e.pub.Write(&message.Message{Type: tag.Type, Timestamp: tag.Timestamp, Payload: tag.Data})
-		if i%10 == 5 {
+		switch i % 10 {
+		case 5:
 			e.pub.Write(&message.Message{Type: message.TypeAudio, Timestamp: tag.Timestamp, Payload: junk(0xaf, 1)})
+		case 7:
+			e.pub.Write(&message.Message{Type: message.TypeVideo, Timestamp: tag.Timestamp, Payload: nalu(i%20 == 7)})
 		}
 	}
 	if r := <-res; r[0] != http.StatusOK {
 		t.Fatalf("index.m3u8 after garbage: %v", r)
 	}
 	e.waitSegments("video1_stream.m3u8", 3)
+	// Junk in-band parameter sets do not spoil the codec description.
+	if code, body := get(t, e.url("index.m3u8"), 5*time.Second); code != http.StatusOK || !strings.Contains(body, "RESOLUTION=320x240") {
+		t.Errorf("index.m3u8 at the end: %d %s", code, body)
+	}
 	if s := e.m.Stats(); s.BadInput == 0 {
 		t.Errorf("no bad input counted: %+v", s)
 	}
 	if n := strings.Count(e.logText(), "logged once per muxer"); n == 0 || n > 10 {
 		t.Errorf("%d bad-input log lines, want a few", n)
+	}
+	if !strings.Contains(e.logText(), "frame too large") {
+		t.Errorf("the 17 MiB frame was not skipped as too large")
 	}
 }
 
@@ -431,17 +457,38 @@ func TestHEVC(t *testing.T) {
 	}
 }
 
-func TestNewSequenceHeaderRestartsTheMuxer(t *testing.T) {
+func TestNewVideoParametersInBand(t *testing.T) {
 	tags := testTags(t, "av")
 	small := testTags(t, "av160")
-	e := newEnv(t, Config{})
+	e := newEnv(t, Config{SegmentCount: 20})
+	served := newSegmentCounter()
+	e.served = served.add
 	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
 	e.waitMuxer()
 	e.feed(tags, 0)
 	if r := <-res; r[0] != http.StatusOK || !strings.Contains(r[1].(string), "RESOLUTION=320x240") {
 		t.Fatalf("index.m3u8: %v", r)
 	}
-	e.feedAt(small, 0, 6100)
+	// Multivariant playlists asked for while gohlslib takes the new
+	// parameter sets (a data race in gohlslib that write must exclude).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				get(t, e.url("index.m3u8"), 5*time.Second)
+			}
+		})
+	}
+	e.feedAt(small, 0.0, 6100)
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, body := get(t, e.url("index.m3u8"), 5*time.Second)
@@ -453,9 +500,44 @@ func TestNewSequenceHeaderRestartsTheMuxer(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// Only the video configuration changed: the AAC one is the same.
-	if s := e.m.Stats(); s.Restarts != 1 || s.Instances != 2 || s.Created != 1 {
+	// Only the video parameters changed (the AAC configuration is the
+	// same): the same muxer goes on, with a new init file.
+	if s := e.m.Stats(); s.Restarts != 0 || s.Instances != 1 || s.Created != 1 {
 		t.Errorf("stats: %+v", s)
+	}
+	// 6 s, 100 ms of nothing, 3 s at 160x120: 8 complete segments of
+	// 200 frames, 320x240 and 160x120 both decoded.
+	e.waitSegments("video1_stream.m3u8", 8)
+	got := map[string]int{}
+	for _, p := range e.ffprobe(served, 16) {
+		got[p.codec] = p.frames
+	}
+	if got["h264"] < 190 || got["aac"] < 300 {
+		t.Errorf("ffprobe across the change: %v, want about 200 h264 and 340 aac frames", got)
+	}
+}
+
+func TestNewAudioConfigRestartsTheMuxer(t *testing.T) {
+	tags := testTags(t, "av")
+	audio := testTags(t, "audio") // 48 kHz, not 44.1
+	e := newEnv(t, Config{})
+	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
+	e.waitMuxer()
+	e.feed(tags, 0)
+	if r := <-res; r[0] != http.StatusOK {
+		t.Fatalf("index.m3u8: %v", r)
+	}
+	for _, tag := range audio {
+		if tag.Type == message.TypeAudio {
+			e.pub.Write(&message.Message{Type: tag.Type, Timestamp: tag.Timestamp + 6100, Payload: tag.Data})
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.m.Stats().Restarts != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no restart on a new AAC configuration: %+v", e.m.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -493,5 +575,107 @@ func TestQueueBounds(t *testing.T) {
 	}
 	if s := m.Stats(); s.BadInput != 1 {
 		t.Fatalf("bad input %d, want 1", s.BadInput)
+	}
+}
+
+func TestWaitersAtUnpublish(t *testing.T) {
+	// Requests waiting for a part or a blocking reload when the stream
+	// ends are answered, and the muxer goes: gohlslib v2.2.0 returns from
+	// its own preload-hint wait with its lock held when closed under it,
+	// which this package must never let happen.
+	tags := testTags(t, "av")
+	head, _ := splitTags(tags, 2500)
+	e := newEnv(t, Config{})
+	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
+	e.waitMuxer()
+	e.feed(head, 0)
+	if r := <-res; r[0] != http.StatusOK {
+		t.Fatalf("index.m3u8: %v", r)
+	}
+	time.Sleep(100 * time.Millisecond)
+	_, pl := get(t, e.url("video1_stream.m3u8"), 5*time.Second)
+	hint := preloadURI.FindStringSubmatch(pl)[1]
+	seq, _ := strconv.Atoi(mediaSequence.FindStringSubmatch(pl)[1])
+	msn := seq + strings.Count(pl, "#EXTINF:")
+	var waiting []<-chan [2]any
+	for range 3 {
+		waiting = append(waiting, asyncGet(t, e.url(hint), 10*time.Second),
+			asyncGet(t, e.url(fmt.Sprintf("audio2_stream.m3u8?_HLS_msn=%d&_HLS_part=0", msn+1)), 10*time.Second))
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	e.pub.Close(true)
+	for _, c := range waiting {
+		if r := <-c; r[0] != http.StatusNotFound {
+			t.Errorf("waiting request at unpublish: %v, want 404", r[0])
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("waiting requests answered %v after the unpublish", d)
+	}
+	closed := make(chan struct{})
+	go func() { e.m.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Manager.Close hangs")
+	}
+}
+
+func TestMPEGTSVariant(t *testing.T) {
+	res, _ := feedAndProbe(t, "av", Config{Variant: gohlslib.MuxerVariantMPEGTS}, "main_stream.m3u8", 5, 1)
+	got := map[string]int{}
+	for _, p := range res {
+		got[p.codec] = p.frames
+	}
+	if got["h264"] < 120 || got["aac"] < 180 {
+		t.Errorf("ffprobe: %v, want about 125 h264 and 215 aac frames", res)
+	}
+}
+
+func TestMP3AudioIsLeftOut(t *testing.T) {
+	// H.264 with MP3 audio: HLS carries the video, and says once why not
+	// the audio.
+	tags := testTags(t, "av")
+	e := newEnv(t, Config{})
+	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
+	e.waitMuxer()
+	for _, tag := range tags {
+		d := tag.Data
+		if tag.Type == message.TypeAudio {
+			d = append([]byte{0x2f}, make([]byte, 100)...) // MP3, 44 kHz, stereo
+		}
+		e.pub.Write(&message.Message{Type: tag.Type, Timestamp: tag.Timestamp, Payload: d})
+	}
+	r := <-res
+	if r[0] != http.StatusOK || strings.Contains(r[1].(string), "mp4a") || !strings.Contains(r[1].(string), "avc1") {
+		t.Fatalf("index.m3u8: %v", r)
+	}
+	if n := strings.Count(e.logText(), "audio left out of HLS"); n != 1 {
+		t.Errorf("%d log lines about the audio, want 1:\n%s", n, e.logText())
+	}
+}
+
+func TestConcurrentFirstRequestsMakeOneMuxer(t *testing.T) {
+	tags := testTags(t, "av")
+	e := newEnv(t, Config{})
+	var waiting []<-chan [2]any
+	for _, f := range []string{"index.m3u8", "index.m3u8", "video1_stream.m3u8", "audio2_stream.m3u8", "index.m3u8"} {
+		waiting = append(waiting, asyncGet(t, e.url(f), 15*time.Second))
+	}
+	e.waitMuxer()
+	time.Sleep(50 * time.Millisecond) // let every request find the muxer
+	e.feed(tags, 0)
+	for _, c := range waiting {
+		if r := <-c; r[0] != http.StatusOK {
+			t.Errorf("first request: %v", r)
+		}
+	}
+	if s := e.m.Stats(); s.Created != 1 || s.Muxers != 1 || len(e.st.Snapshot().Readers) != 1 {
+		t.Errorf("stats %+v, %d readers, want one muxer", s, len(e.st.Snapshot().Readers))
+	}
+	// A stream that is not live: 404, and no muxer stays.
+	if code, _ := get(t, e.srv.URL+"/hls/live/nothing/index.m3u8", 5*time.Second); code != http.StatusNotFound {
+		t.Errorf("request of a stream not live: %d, want 404", code)
 	}
 }
