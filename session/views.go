@@ -291,6 +291,11 @@ func (s *Server) Streams() []StreamView {
 			snap := st.Snapshot()
 			v := StreamView{App: in.app, Instance: in.name, Name: st.Name(), Players: playerIDs(snap.Readers),
 				Viewers: viewersByProtocol(snap.Readers)}
+			if s.watching.extra != nil {
+				for p, n := range s.watching.extra(in.app, in.name, st.Name()) {
+					v.Viewers[p] += n
+				}
+			}
 			v.VideoCodec = seqCodecs(snap.VideoSeq)
 			v.AudioCodec = seqCodecs(snap.AudioSeq)
 			if snap.Meta != nil {

@@ -138,8 +138,9 @@ func (s *Server) Watch(req WatchRequest, r live.Reader, opt live.ReaderOptions) 
 
 // watchCounts counts the readers attached by Watch, by protocol.
 type watchCounts struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu    sync.Mutex
+	n     map[string]int
+	extra ViewerCounter
 }
 
 func (w *watchCounts) add(protocol string, d int) {
@@ -153,13 +154,31 @@ func (w *watchCounts) add(protocol string, d int) {
 	}
 }
 
-// Viewers returns how many readers Watch has attached now, by protocol.
+// ViewerCounter counts a stream's viewers that are not readers of their
+// own, by protocol: HLS clients, which one muxer reads the stream for.
+type ViewerCounter func(app, instance, stream string) map[string]int
+
+// CountViewers adds what fn counts to the views of every stream (and to
+// the server's totals). Set it once, before serving.
+func (s *Server) CountViewers(fn ViewerCounter) { s.watching.extra = fn }
+
+// Viewers returns how many readers Watch has attached now, by protocol,
+// and the viewers CountViewers' function counts.
 func (s *Server) Viewers() map[string]int {
 	s.watching.mu.Lock()
-	defer s.watching.mu.Unlock()
 	m := make(map[string]int, len(s.watching.n))
 	for k, v := range s.watching.n {
 		m[k] = v
+	}
+	s.watching.mu.Unlock()
+	if s.watching.extra != nil {
+		for _, in := range s.allInstances() {
+			for _, st := range in.streamList() {
+				for p, n := range s.watching.extra(in.app, in.name, st.Name()) {
+					m[p] += n
+				}
+			}
+		}
 	}
 	return m
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/session/live"
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/web/hls"
 	"github.com/rtmphub/rtmphub/web/httpflv"
 	"github.com/rtmphub/rtmphub/web/player"
 )
@@ -56,7 +57,9 @@ type Config struct {
 	// and query) is not asked about again: an HLS player makes several
 	// requests a second. Default 10s; negative asks every time.
 	AuthCache time.Duration
-	Log       *slog.Logger
+	// HLS tunes the LL-HLS muxers.
+	HLS hls.Config
+	Log *slog.Logger
 }
 
 // DefaultConfig is the configuration the zero Config stands for.
@@ -87,6 +90,8 @@ type Handler struct {
 	ctx      context.Context // ends with Close: viewers stop
 	cancel   context.CancelFunc
 	assets   http.Handler
+	hls      *hls.Manager
+	hlsSeen  hlsSeen
 	viewers  sync.WaitGroup
 	requests [numProtos]atomic.Uint64
 	bytes    [numProtos]atomic.Uint64
@@ -115,12 +120,18 @@ func New(srv *session.Server, cfg Config) *Handler {
 		h.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true
 	}
 	h.auth.ttl = cfg.AuthCache
+	if cfg.HLS.Log == nil {
+		cfg.HLS.Log = cfg.Log
+	}
+	h.hls = hls.New(cfg.HLS)
+	srv.CountViewers(h.viewerCount)
 	return h
 }
 
-// Close ends every viewer and waits for them.
+// Close ends every viewer and HLS muxer and waits for them.
 func (h *Handler) Close() {
 	h.cancel()
+	h.hls.Close()
 	h.viewers.Wait()
 }
 
@@ -174,6 +185,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch t.kind {
 	case kindFLV:
 		h.serveFLV(w, r, t)
+	case kindHLS:
+		h.serveHLS(w, r, t)
 	default:
 		http.NotFound(w, r)
 	}

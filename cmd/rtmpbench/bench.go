@@ -32,11 +32,24 @@ type benchConfig struct {
 	server       serverConfig
 }
 
+// step is one measurement: a fresh server of a kind, its players all of
+// one protocol.
+type step struct {
+	server   string // kindRtmphub, kindNginx or kindExternal
+	protocol string // protoRTMP, protoHTTPFLV or protoHLS
+	players  int
+}
+
+func (s step) String() string {
+	return fmt.Sprintf("%s %s %d players", s.server, s.protocol, s.players)
+}
+
 // stepResult is what one server did with one player count.
 type stepResult struct {
-	Server  string `json:"server"`
-	Players int    `json:"players"`
-	Error   string `json:"error,omitempty"`
+	Server   string `json:"server"`
+	Protocol string `json:"protocol"`
+	Players  int    `json:"players"`
+	Error    string `json:"error,omitempty"`
 
 	OK      int `json:"ok"`      // streaming when the window started
 	Failed  int `json:"failed"`  // never got to streaming
@@ -139,19 +152,20 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// runStep starts a fresh server of the given kind, publishes, attaches n
-// players and measures one window.
-func runStep(ctx context.Context, cfg *benchConfig, kind string, n int) stepResult {
-	res := stepResult{Server: kind, Players: n}
+// runStep starts a fresh server of the step's kind, publishes, attaches
+// the step's players and measures one window.
+func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
+	n := st.players
+	res := stepResult{Server: st.server, Protocol: st.protocol, Players: n}
 	fail := func(err error) stepResult {
 		res.Error = err.Error()
 		return res
 	}
 	logf := func(format string, args ...any) {
-		log.Printf("%s %d players: "+format, append([]any{kind, n}, args...)...)
+		log.Printf("%v: "+format, append([]any{st}, args...)...)
 	}
 
-	srv, err := startServer(ctx, kind, &cfg.server)
+	srv, err := startServer(ctx, st.server, &cfg.server)
 	if err != nil {
 		return fail(fmt.Errorf("start: %w", err))
 	}
@@ -188,9 +202,13 @@ func runStep(ctx context.Context, cfg *benchConfig, kind string, n int) stepResu
 
 	// Players, connecting at a bounded rate.
 	pcfg := &playerConfig{
-		addr: srv.addr, app: benchApp, name: benchStream,
+		protocol: st.protocol, addr: srv.addr, app: benchApp, name: benchStream,
 		setupTimeout: cfg.setupTimeout, readTimeout: cfg.readTimeout, readBuf: cfg.readBuf,
 		rcvLowat: rcvLowat(cfg.plan.Bitrate, cfg.batch, cfg.readBuf),
+	}
+	if st.protocol == protoHLS {
+		pcfg.http = newHLSClient(n, cfg.setupTimeout)
+		defer pcfg.http.CloseIdleConnections()
 	}
 	players := make([]player, n)
 	pctx, stopPlayers := context.WithCancel(ctx)

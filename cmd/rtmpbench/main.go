@@ -30,6 +30,8 @@ Examples (from the module root):
   go run ./cmd/rtmpbench -server nginx -players 100,500,2000 -bitrate 232k
   go run ./cmd/rtmpbench -server both -players 100,500,2000 -bitrate 232k
   go run ./cmd/rtmpbench -server addr=127.0.0.1:1935 -server-pid 1234 -players 50
+  # HTTP-FLV viewers against RTMP players of the same rtmphub, with a ratio row
+  go run ./cmd/rtmpbench -server rtmphub -protocol rtmp,http-flv -players 100,1000
   # on a shared host: higher priority, and wait for other work to calm down
   go run ./cmd/rtmpbench -server both -nice -10 -wait-idle 30 -wait-idle-max 2m -out bench/r.json
 
@@ -46,7 +48,27 @@ Servers (-server):
   addr=H:P  an already running server (not restarted between steps); CPU
             and RSS only with -server-pid
 
-Each (server, player count) step starts a fresh server, publishes
+Players (-protocol):
+  rtmp      connect, createStream, play (live), as described below
+  http-flv  GET /live/bench.flv on the server's RTMP address (rtmphub tells
+            HTTP from RTMP by the first byte); wants 200 and video/x-flv,
+            parses FLV tags until the first video keyframe, then counts
+            bytes like an RTMP player, with nothing to acknowledge. rtmphub
+            or addr= only: nginx-rtmp serves no HTTP-FLV
+  hls       LL-HLS: GET /live/bench/index.m3u8 on the RTMP address, then
+            the media playlists of its first variant (video, and the
+            default audio rendition), each from its last INDEPENDENT part
+            on: every new EXT-X-PART is downloaded after a blocking reload
+            (_HLS_msn/_HLS_part of the next part) when the playlist says
+            CAN-BLOCK-RELOAD=YES, else after polling every PART-TARGET.
+            The players share one keep-alive HTTP client. Bytes are the init
+            sections and parts (playlists not counted); TTFF = index.m3u8
+            asked → first part in, key = the same when it is INDEPENDENT.
+            rtmphub or addr= only
+  a,b       each player count with each protocol, one after the other (a
+            fresh server each), with a ratio row b/rtmp when one is rtmp
+
+Each (server, protocol, player count) step starts a fresh server, publishes
 rtmp://addr/live/bench like ffmpeg (FMLE connect, releaseStream, FCPublish,
 createStream, publish live; @setDataFrame onMetaData, AVC and AAC sequence
 headers, then keyframes every -gop and inter frames at -fps plus AAC frames
@@ -59,16 +81,16 @@ kernel (SO_RCVLOWAT) to wake it once -batch of the stream is buffered, so
 do not pay for a player wakeup per message. After -warmup the window of
 -duration is measured:
 
-  Mbps got  bytes all players received in the window (RTMP chunk headers
-            included, so a few % over the media rate) / window
+  Mbps got  bytes all players received in the window (RTMP chunk headers,
+            FLV tag headers included, so a few % over the media rate) / window
   expected  players × bitrate (media payload)
   min%      the slowest player's bytes vs the stream bitrate
   CPU%      server utime+stime over the window, % of one core
   RSS base  server VmRSS with the publisher only; RSS/pl = (VmRSS at the
             end of the window − RSS base) / streaming players
-  TTFF      play sent → first video message (p50/p95/max, ms); key = play
-            sent → first keyframe carrying coded data (a server without a
-            GOP cache makes players wait up to -gop for it)
+  TTFF      play (or GET) sent → first video message or tag (p50/p95/max,
+            ms); key = play sent → first keyframe carrying coded data (a
+            server without a GOP cache makes players wait up to -gop for it)
   tool%     this process's CPU over the window, % of one core (the players
             and the publisher share the machine with the server)
   other%    CPU the rest of the machine used in the window (host busy −
@@ -93,6 +115,7 @@ func main() {
 func run() error {
 	var (
 		serverFlag   = flag.String("server", "both", "rtmphub, nginx, both, or addr=host:port")
+		protoFlag    = flag.String("protocol", protoRTMP, "players' protocol: rtmp, http-flv or hls, or several comma-separated (each player count runs with each, e.g. rtmp,http-flv)")
 		serverPID    = flag.Int("server-pid", 0, "with -server addr=: the server's pid, for CPU and RSS")
 		playersFlag  = flag.String("players", "100,500,2000", "player counts to run, comma-separated")
 		bitrateFlag  = flag.String("bitrate", "232k", "stream bitrate (media payload), e.g. 232k, 1.5M")
@@ -180,6 +203,11 @@ func run() error {
 	default:
 		return fmt.Errorf("bad -server %q: want rtmphub, nginx, both or addr=host:port", s)
 	}
+	protocols, err := parseProtocols(*protoFlag, kinds)
+	if err != nil {
+		return err
+	}
+	steps := planSteps(players, kinds, protocols)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -242,28 +270,26 @@ func run() error {
 		RcvLowat: rcvLowat(bitrate, *batch, *readBuf),
 	}
 	log.Printf("%v", plan)
-	for _, n := range players {
-		for _, k := range kinds {
-			if ctx.Err() != nil {
-				break
-			}
-			if *idleBusy > 0 {
-				busy, err := waitIdle(ctx, *idleBusy, *idleMax)
-				switch {
-				case ctx.Err() != nil:
-					continue
-				case err != nil:
-					log.Printf("waiting for an idle host: %v", err)
-				case busy >= *idleBusy:
-					log.Printf("host still %.0f%% busy after %v; running anyway", busy, *idleMax)
-				}
-			}
-			res := runStep(ctx, cfg, k, n)
-			if res.Error != "" {
-				log.Printf("%s %d players: %s", k, n, res.Error)
-			}
-			rep.Results = append(rep.Results, res)
+	for _, st := range steps {
+		if ctx.Err() != nil {
+			break
 		}
+		if *idleBusy > 0 {
+			busy, err := waitIdle(ctx, *idleBusy, *idleMax)
+			switch {
+			case ctx.Err() != nil:
+				continue
+			case err != nil:
+				log.Printf("waiting for an idle host: %v", err)
+			case busy >= *idleBusy:
+				log.Printf("host still %.0f%% busy after %v; running anyway", busy, *idleMax)
+			}
+		}
+		res := runStep(ctx, cfg, st)
+		if res.Error != "" {
+			log.Printf("%v: %s", st, res.Error)
+		}
+		rep.Results = append(rep.Results, res)
 	}
 
 	if *outFile != "" {
@@ -288,4 +314,41 @@ func run() error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// parseProtocols parses -protocol: rtmp, http-flv, hls, or a
+// comma-separated list of them. Only rtmphub (or a server at addr=, taken
+// to be one) serves HTTP-FLV and HLS.
+func parseProtocols(s string, kinds []string) ([]string, error) {
+	var protos []string
+	for p := range strings.SplitSeq(s, ",") {
+		p = strings.TrimSpace(p)
+		switch p {
+		case protoRTMP, protoHTTPFLV, protoHLS:
+		default:
+			return nil, fmt.Errorf("bad -protocol %q: want rtmp, http-flv or hls, or a comma-separated list of them", p)
+		}
+		if slices.Contains(protos, p) {
+			return nil, fmt.Errorf("-protocol %q lists %s twice", s, p)
+		}
+		if p != protoRTMP && slices.Contains(kinds, kindNginx) {
+			return nil, fmt.Errorf("-protocol %s: nginx-rtmp does not serve %s; use -server rtmphub or addr=host:port", p, p)
+		}
+		protos = append(protos, p)
+	}
+	return protos, nil
+}
+
+// planSteps orders a run's steps: for each player count, each server, each
+// protocol, so the steps a ratio compares run close together.
+func planSteps(players []int, kinds, protocols []string) []step {
+	var steps []step
+	for _, n := range players {
+		for _, k := range kinds {
+			for _, p := range protocols {
+				steps = append(steps, step{server: k, protocol: p, players: n})
+			}
+		}
+	}
+	return steps
 }

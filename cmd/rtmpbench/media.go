@@ -208,10 +208,19 @@ func (s *streamPayloads) message(kind frameKind, ts, streamID uint32) *message.M
 	return m
 }
 
-// isKeyframe reports whether a video message payload is an AVC keyframe
-// carrying coded data (not a sequence header).
+// isKeyframe reports whether a video message payload (an FLV video tag's
+// data) is a keyframe carrying coded data, not a sequence header: an AVC
+// keyframe NALU (0x17 0x01), or an Enhanced RTMP keyframe (0x80 set, frame
+// type 1) of packet type CodedFrames or CodedFramesX.
 func isKeyframe(p []byte) bool {
-	return len(p) >= 2 && p[0]>>4 == 1 && p[0]&0x0f == 7 && p[1] == 1
+	if len(p) < 2 {
+		return false
+	}
+	if p[0]&0x80 != 0 { // Enhanced RTMP: IsExHeader, FrameType (3 bits), PacketType (4)
+		pt := p[0] & 0x0f
+		return (p[0]>>4)&7 == 1 && (pt == 1 || pt == 3)
+	}
+	return p[0]>>4 == 1 && p[0]&0x0f == 7 && p[1] == 1
 }
 
 // parseBitrate parses "232k", "1.5M", "800000" (bits per second).

@@ -207,3 +207,28 @@ func TestDefaultAudioBitrate(t *testing.T) {
 		}
 	}
 }
+
+func TestIsKeyframe(t *testing.T) {
+	for _, tc := range []struct {
+		p    []byte
+		want bool
+	}{
+		{[]byte{0x17, 0x01, 0, 0, 0}, true},  // AVC keyframe NALU
+		{[]byte{0x17, 0x00, 0, 0, 0}, false}, // AVC sequence header
+		{[]byte{0x27, 0x01, 0, 0, 0}, false}, // AVC inter frame
+		{[]byte{0x17, 0x02}, false},          // AVC end of sequence
+		{[]byte{0x12, 0x00}, false},          // Sorenson keyframe: not what the bench publishes
+		{[]byte{0x17}, false},
+		{nil, false},
+		{[]byte{0x91, 'h', 'v', 'c', '1'}, true},  // Enhanced RTMP keyframe, CodedFrames
+		{[]byte{0x93, 'h', 'v', 'c', '1'}, true},  // keyframe, CodedFramesX
+		{[]byte{0x90, 'h', 'v', 'c', '1'}, false}, // SequenceStart
+		{[]byte{0xa1, 'h', 'v', 'c', '1'}, false}, // inter frame, CodedFrames
+		{[]byte{0xd0, 'a', 'v', '0', '1'}, false}, // command frame (5), SequenceStart
+		{[]byte{0x95, 'a', 'v', '0', '1'}, false}, // keyframe, MPEG2TSSequenceStart
+	} {
+		if got := isKeyframe(tc.p); got != tc.want {
+			t.Errorf("isKeyframe(% x) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+}

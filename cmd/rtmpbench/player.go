@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -25,22 +26,33 @@ const (
 	playerStopped                // streamed until told to stop
 )
 
-// player is one cheap subscriber: it parses messages only until the first
-// keyframe, then reads raw bytes into a buffer and counts them, sending an
-// Acknowledgement each time the server's window is crossed.
+// Player protocols (-protocol).
+const (
+	protoRTMP    = "rtmp"
+	protoHTTPFLV = "http-flv"
+	protoHLS     = "hls"
+)
+
+// player is one cheap subscriber. Over RTMP or HTTP-FLV it parses the
+// stream only until the first keyframe, then reads raw bytes into a buffer
+// and counts them (an RTMP player also sends an Acknowledgement each time
+// the server's window is crossed). An HLS player follows the LL-HLS
+// playlists and downloads each new part (hls.go).
 type player struct {
-	bytes atomic.Uint64 // bytes received after the handshake
+	bytes atomic.Uint64 // bytes received: after the RTMP handshake, the whole HTTP-FLV response, or HLS init sections and parts
 	state atomic.Int32
 
 	// Set by the player's goroutine before state leaves playerStarting.
-	ttff time.Duration // play sent → first video message
-	ttfk time.Duration // play sent → first keyframe (coded data, not a header)
+	ttff time.Duration // play or GET sent → first video message or tag, or HLS part
+	ttfk time.Duration // play or GET sent → first keyframe (coded data, not a header)
 	// Set before state becomes playerFailed or playerDropped.
 	err error
 }
 
 // playerConfig is what every player of a step shares.
 type playerConfig struct {
+	protocol        string       // protoRTMP, protoHTTPFLV or protoHLS
+	http            *http.Client // HLS: shared by the step's players
 	addr, app, name string
 	setupTimeout    time.Duration // dial through first keyframe
 	readTimeout     time.Duration // longest silence tolerated while streaming
@@ -53,34 +65,68 @@ type playerConfig struct {
 func (p *player) run(ctx context.Context, cfg *playerConfig, ready func()) {
 	readyOnce := sync.OnceFunc(ready)
 	defer readyOnce()
-	c, err := dialRTMP(ctx, cfg.addr, cfg.setupTimeout, &p.bytes)
-	if err != nil {
+	var err error
+	switch cfg.protocol {
+	case protoHTTPFLV:
+		err = p.runFLV(ctx, cfg, readyOnce)
+	case protoHLS:
+		err = p.runHLS(ctx, cfg, readyOnce)
+	default:
+		err = p.runRTMP(ctx, cfg, readyOnce)
+	}
+	switch {
+	case p.state.Load() == playerStarting:
+		if ctx.Err() != nil {
+			err = fmt.Errorf("stopped during setup: %w", err)
+		}
 		p.err = err
 		p.state.Store(playerFailed)
-		return
+	case ctx.Err() != nil:
+		p.state.Store(playerStopped)
+	default:
+		p.err = err
+		p.state.Store(playerDropped)
+	}
+}
+
+// streaming marks the end of the player's setup.
+func (p *player) streaming(ready func()) {
+	p.state.Store(playerStreaming)
+	ready()
+}
+
+// runRTMP plays over RTMP until the connection ends or ctx is done.
+func (p *player) runRTMP(ctx context.Context, cfg *playerConfig, ready func()) error {
+	c, err := dialRTMP(ctx, cfg.addr, cfg.setupTimeout, &p.bytes)
+	if err != nil {
+		return err
 	}
 	stopClose := context.AfterFunc(ctx, func() { c.conn.Close() })
 	defer stopClose()
 	defer c.conn.Close()
 
 	if err := p.setup(c, cfg); err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("stopped during setup: %w", err)
+		return err
+	}
+	p.streaming(ready)
+	// Bytes the chunk reader buffered past the keyframe were counted when
+	// they were read; the reader itself is not needed any more.
+	c.r = nil
+	// Acknowledge per the window the server set at connect (later changes
+	// are not seen: messages are no longer parsed).
+	var ack func(total uint64) error
+	if c.ackWindow > 0 {
+		ack = func(total uint64) error {
+			if total-c.lastAck < c.ackWindow {
+				return nil
+			}
+			if err := c.conn.SetWriteDeadline(time.Now().Add(cfg.readTimeout)); err != nil {
+				return err
+			}
+			return c.maybeAck(total)
 		}
-		p.err = err
-		p.state.Store(playerFailed)
-		return
 	}
-	p.state.Store(playerStreaming)
-	readyOnce()
-
-	err = p.count(c, cfg)
-	if ctx.Err() != nil {
-		p.state.Store(playerStopped)
-		return
-	}
-	p.err = err
-	p.state.Store(playerDropped)
+	return p.count(c.conn, cfg, ack)
 }
 
 // setup connects, creates a stream, plays the bench stream and reads until
@@ -136,35 +182,29 @@ func (p *player) setup(c *clientConn, cfg *playerConfig) error {
 	}
 }
 
-// count reads and discards everything the server sends, counting it, until
-// the connection ends. It acknowledges per the window the server set at
-// connect (later changes are not seen: messages are no longer parsed).
-func (p *player) count(c *clientConn, cfg *playerConfig) error {
+// count reads and discards everything the server sends on conn, counting
+// it, until the connection ends. After each read that got data, ack (when
+// not nil) is given the total count so far.
+func (p *player) count(conn net.Conn, cfg *playerConfig, ack func(total uint64) error) error {
 	if cfg.rcvLowat > 1 {
-		if err := setRcvLowat(c.conn, cfg.rcvLowat); err != nil {
+		if err := setRcvLowat(conn, cfg.rcvLowat); err != nil {
 			return fmt.Errorf("SO_RCVLOWAT: %w", err)
 		}
 	}
-	// Bytes the chunk reader buffered past the keyframe were counted when
-	// they were read; the reader itself is not needed any more.
-	c.r = nil
 	buf := make([]byte, cfg.readBuf)
 	var deadlineSet time.Time
 	for {
 		if now := time.Now(); now.Sub(deadlineSet) > time.Second {
-			if err := c.conn.SetReadDeadline(now.Add(cfg.readTimeout)); err != nil {
+			if err := conn.SetReadDeadline(now.Add(cfg.readTimeout)); err != nil {
 				return err
 			}
 			deadlineSet = now
 		}
-		n, err := c.conn.Read(buf)
+		n, err := conn.Read(buf)
 		if n > 0 {
 			total := p.bytes.Add(uint64(n))
-			if c.ackWindow > 0 && total-c.lastAck >= c.ackWindow {
-				if err := c.conn.SetWriteDeadline(time.Now().Add(cfg.readTimeout)); err != nil {
-					return err
-				}
-				if err := c.maybeAck(total); err != nil {
+			if ack != nil {
+				if err := ack(total); err != nil {
 					return err
 				}
 			}

@@ -28,21 +28,21 @@ func (r *report) writeJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// writeTable prints the results as a table, one row per server and player
-// count, with a ratio row wherever both rtmphub and nginx ran the same
-// count.
+// writeTable prints the results as a table, one row per step (server,
+// protocol, player count), with ratio rows after each player count's steps
+// (see ratioRows).
 func (r *report) writeTable(w io.Writer) error {
 	fmt.Fprintf(w, "%s\n", r.Plan)
 	fmt.Fprintf(w, "window %s after %s warmup; players connect at %g/s, read with SO_RCVLOWAT %d; host has %d CPUs\n",
 		r.Duration, r.Warmup, r.Ramp, max(1, r.RcvLowat), r.HostCPUs)
 	io.WriteString(w, `CPU% = server CPU over the window, % of one core; RSS/pl = (RSS at end − RSS with publisher only) / streaming players;
-Mbps = bytes received by all players (RTMP chunk headers included) vs players × stream bitrate; min% = slowest player;
-TTFF = play sent → first video message, key = play sent → first keyframe (ms); tool% = this process; other% = the rest
+Mbps = bytes received by all players (RTMP chunk headers, HTTP and FLV framing included) vs players × stream bitrate; min% = slowest player;
+TTFF = play or GET sent → first video message or tag, key = → first keyframe (ms); tool% = this process; other% = the rest
 of the machine (host busy − server − tool, % of one core): large values mean the run competed with something else.
 
 `)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "players\tserver\tok/fail/drop\tMbps got\texpected\tmin%\tCPU%\tRSS base\tRSS/pl\tTTFF p50\tp95\tmax\tkey p50\tp95\ttool%\tother%\t")
+	fmt.Fprintln(tw, "players\tserver\tproto\tok/fail/drop\tMbps got\texpected\tmin%\tCPU%\tRSS base\tRSS/pl\tTTFF p50\tp95\tmax\tkey p50\tp95\ttool%\tother%\t")
 	for i, res := range r.Results {
 		fmt.Fprintln(tw, resultRow(res))
 		if i+1 == len(r.Results) || r.Results[i+1].Players != res.Players {
@@ -55,14 +55,15 @@ of the machine (host busy − server − tool, % of one core): large values mean
 		return err
 	}
 	for _, res := range r.Results {
+		name := res.Server + " " + res.protocol()
 		if res.Error != "" {
-			fmt.Fprintf(w, "\n%s, %d players: ERROR %s\n", res.Server, res.Players, res.Error)
+			fmt.Fprintf(w, "\n%s, %d players: ERROR %s\n", name, res.Players, res.Error)
 		}
 		if len(res.PlayerErrors) > 0 {
-			fmt.Fprintf(w, "\n%s, %d players, player errors:\n  %s\n", res.Server, res.Players, strings.Join(res.PlayerErrors, "\n  "))
+			fmt.Fprintf(w, "\n%s, %d players, player errors:\n  %s\n", name, res.Players, strings.Join(res.PlayerErrors, "\n  "))
 		}
 		if len(res.Warnings) > 0 {
-			fmt.Fprintf(w, "\n%s, %d players (*), doubtful:\n  %s\n", res.Server, res.Players, strings.Join(res.Warnings, "\n  "))
+			fmt.Fprintf(w, "\n%s, %d players (*), doubtful:\n  %s\n", name, res.Players, strings.Join(res.Warnings, "\n  "))
 		}
 	}
 	return nil
@@ -70,7 +71,7 @@ of the machine (host busy − server − tool, % of one core): large values mean
 
 func resultRow(r stepResult) string {
 	if r.Error != "" && r.WindowSec == 0 {
-		return fmt.Sprintf("%d\t%s\t%s\t\t\t\t\t\t\t\t\t\t\t\t\t\t", r.Players, r.Server, "error")
+		return fmt.Sprintf("%d\t%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t\t\t\t\t", r.Players, r.Server, r.protocol(), "error")
 	}
 	dash := func(ok bool, s string) string {
 		if !ok {
@@ -86,6 +87,7 @@ func resultRow(r stepResult) string {
 	return strings.Join([]string{
 		fmt.Sprint(r.Players),
 		r.Server + star,
+		r.protocol(),
 		fmt.Sprintf("%d/%d/%d", r.OK, r.Failed, r.Dropped),
 		fmt.Sprintf("%.2f", r.DeliveredMbps),
 		fmt.Sprintf("%.2f", r.ExpectedMbps),
@@ -103,21 +105,49 @@ func resultRow(r stepResult) string {
 	}, "\t") + "\t"
 }
 
-// ratioRows compares rtmphub with nginx at a player count both ran without
-// error: rtmphub's value divided by nginx's.
+// protocol is the players' protocol; rtmp in reports written before there
+// was a choice.
+func (r *stepResult) protocol() string {
+	if r.Protocol == "" {
+		return protoRTMP
+	}
+	return r.Protocol
+}
+
+// compared says whether a ratio row divides a's numbers by b's, and labels
+// it in the server and protocol columns: results of the same player count
+// that differ in one thing, rtmphub over nginx with the same protocol, or
+// another protocol over RTMP on the same server.
+func compared(a, b *stepResult) (server, proto string, ok bool) {
+	switch {
+	case a.Players != b.Players || a.Error != "" || b.Error != "":
+	case a.Server == kindRtmphub && b.Server == kindNginx && a.protocol() == b.protocol():
+		return "rtmphub/nginx", a.protocol(), true
+	case a.Server == b.Server && a.protocol() != protoRTMP && b.protocol() == protoRTMP:
+		return a.Server, a.protocol() + "/rtmp", true
+	}
+	return "", "", false
+}
+
+// ratioRows are the ratio rows of a player count: one for each pair of
+// results compared() pairs, a's value divided by b's.
 func (r *report) ratioRows(players int) []string {
 	var rows []string
-	for _, a := range r.Results {
-		if a.Server != kindRtmphub || a.Players != players || a.Error != "" {
+	for i := range r.Results {
+		a := &r.Results[i]
+		if a.Players != players {
 			continue
 		}
-		for _, b := range r.Results {
-			if b.Server != kindNginx || b.Players != a.Players || b.Error != "" {
+		for j := range r.Results {
+			b := &r.Results[j]
+			server, proto, ok := compared(a, b)
+			if !ok {
 				continue
 			}
 			rows = append(rows, strings.Join([]string{
 				fmt.Sprint(a.Players),
-				"rtmphub/nginx",
+				server,
+				proto,
 				"",
 				ratio(a.DeliveredMbps, b.DeliveredMbps),
 				"",

@@ -91,7 +91,7 @@ func TestWriteTable(t *testing.T) {
 		"100/0/0",
 		"23.70",
 		"8.8M", // RSS base 9000 KiB
-		"nginx, 500 players: ERROR start: boom",
+		"nginx rtmp, 500 players: ERROR start: boom",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
@@ -193,7 +193,73 @@ func TestStepWarnings(t *testing.T) {
 	if err := rep.writeTable(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if out := buf.String(); !strings.Contains(out, "nginx*") || !strings.Contains(out, "nginx, 100 players (*), doubtful:") {
+	if out := buf.String(); !strings.Contains(out, "nginx*") || !strings.Contains(out, "nginx rtmp, 100 players (*), doubtful:") {
 		t.Errorf("warnings not shown:\n%s", out)
+	}
+}
+
+// A run of -server rtmphub -protocol rtmp,http-flv gets an http-flv/rtmp
+// row per player count, and no rtmphub/nginx row.
+func TestProtocolRatioRow(t *testing.T) {
+	rep := sampleReport()
+	a, b := rep.Results[0], rep.Results[0]
+	a.Protocol, b.Protocol = protoRTMP, protoHTTPFLV
+	b.ServerCPUPct, b.RSSPerPlayerKiB = 18, 33 // vs 15 and 30
+	c, d := a, b
+	c.Players, d.Players = 500, 500
+	d.Error = "start: boom"
+	rep.Results = []stepResult{a, b, c, d}
+	var buf bytes.Buffer
+	if err := rep.writeTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	rows := regexp.MustCompile(`(?m)^ +(\d+) +rtmphub +http-flv/rtmp .*$`).FindAllStringSubmatch(out, -1)
+	if len(rows) != 1 || rows[0][1] != "100" {
+		t.Fatalf("want one ratio row, for 100 players:\n%s", out)
+	}
+	for _, want := range []string{"1.20×", "1.10×"} { // CPU, RSS/pl
+		if !strings.Contains(rows[0][0], want) {
+			t.Errorf("ratio row lacks %q: %s", want, rows[0][0])
+		}
+	}
+	if strings.Contains(out, "rtmphub/nginx") {
+		t.Errorf("server ratio without nginx:\n%s", out)
+	}
+	if !strings.Contains(out, "rtmphub http-flv, 500 players: ERROR start: boom") {
+		t.Errorf("error of the http-flv step not named by its protocol:\n%s", out)
+	}
+	// The ratio row comes before the next count's rows.
+	if i, j := strings.Index(out, "http-flv/rtmp"), regexp.MustCompile(`\n +500 +rtmphub`).FindStringIndex(out)[0]; i > j {
+		t.Errorf("ratio row misplaced:\n%s", out)
+	}
+}
+
+func TestCompared(t *testing.T) {
+	r := func(server, proto string) *stepResult {
+		return &stepResult{Server: server, Protocol: proto, Players: 10}
+	}
+	for _, tc := range []struct {
+		a, b          *stepResult
+		server, proto string
+	}{
+		{r(kindRtmphub, protoRTMP), r(kindNginx, protoRTMP), "rtmphub/nginx", "rtmp"},
+		{r(kindRtmphub, ""), r(kindNginx, ""), "rtmphub/nginx", "rtmp"}, // reports from before -protocol
+		{r(kindRtmphub, protoHTTPFLV), r(kindRtmphub, protoRTMP), "rtmphub", "http-flv/rtmp"},
+		{r(kindExternal, protoHTTPFLV), r(kindExternal, protoRTMP), "external", "http-flv/rtmp"},
+		{r(kindRtmphub, protoRTMP), r(kindRtmphub, protoHTTPFLV), "", ""},
+		{r(kindRtmphub, protoHTTPFLV), r(kindNginx, protoRTMP), "", ""},
+		{r(kindNginx, protoRTMP), r(kindRtmphub, protoRTMP), "", ""},
+		{r(kindRtmphub, protoRTMP), r(kindRtmphub, protoRTMP), "", ""},
+	} {
+		server, proto, ok := compared(tc.a, tc.b)
+		if ok != (tc.server != "") || server != tc.server || proto != tc.proto {
+			t.Errorf("compared(%s %s, %s %s) = %q %q %v", tc.a.Server, tc.a.Protocol, tc.b.Server, tc.b.Protocol, server, proto, ok)
+		}
+	}
+	other := r(kindNginx, protoRTMP)
+	other.Players = 20
+	if _, _, ok := compared(r(kindRtmphub, protoRTMP), other); ok {
+		t.Error("compared different player counts")
 	}
 }
