@@ -99,7 +99,8 @@ func checkPlays(t *testing.T, b *browser, pageURL, wantProto, wantEngine string)
 
 // TestBrowserPlays: ffmpeg publishes H.264+AAC over RTMP; the player page
 // in Chromium plays it as HTTP-FLV and as WebSocket-FLV from the HTTP
-// port, and as HTTP-FLV from the RTMP port (sniffed), three tabs at once.
+// port, as HTTP-FLV from the RTMP port (sniffed), and as LL-HLS through
+// hls.js from the HTTP port, the tabs at once.
 // Each decodes ≥ 90% of the frames of a 5 s window with currentTime
 // advancing ≥ 90% of it, with no error in the page, and the server logs
 // one watch line per tab under its protocol.
@@ -119,20 +120,24 @@ func TestBrowserPlays(t *testing.T) {
 		{"HTTPFLV", "http://" + httpAddr + "/live/s1?proto=flv", "flv"},
 		{"WebSocketFLV", "http://" + httpAddr + "/live/s1?proto=ws", "ws"},
 		{"HTTPFLVOnRTMPPort", "http://" + srv.Addr + "/live/s1?proto=flv", "flv"},
+		{"LLHLS", "http://" + httpAddr + "/live/s1?proto=hls", "hls"},
 	}
 	t.Run("group", func(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
-				p := checkPlays(t, b, c.url, c.proto, "mpegts.js")
-				if c.name == "HTTPFLV" {
-					p.screenshot(t, "player-http-flv")
+				engine := "mpegts.js"
+				if c.proto == "hls" {
+					engine = "hls.js"
 				}
+				p := checkPlays(t, b, c.url, c.proto, engine)
+				p.screenshot(t, "player-"+c.proto)
 			})
 		}
 	})
 	srv.requireAlive(t)
-	for proto, want := range map[string]int{"http-flv": 2, "ws-flv": 1} {
+	// HLS viewers share the stream's one muxer, which is what watches.
+	for proto, want := range map[string]int{"http-flv": 2, "ws-flv": 1, "hls-muxer": 1} {
 		if n := logCount(srv, "access", map[string]string{"event": "watch", "protocol": proto}); n != want {
 			t.Errorf("%d access watch lines with protocol %s, want %d (one per page)", n, proto, want)
 		}
@@ -143,11 +148,12 @@ func TestBrowserPlays(t *testing.T) {
 // the player page shows (see latency_test.go), through HTTP-FLV and
 // WebSocket-FLV: a Go publisher sends a barcoded clip in real time and
 // the page reads the frame number off its video every 150 ms for 8 s.
+// The same for LL-HLS through hls.js.
 // It asserts sanity only (readings decode, frames advance at about the
 // clip's rate, p50 < 5 s) and logs "LATENCY <proto> p50=… p95=… max=…".
 func TestBrowserLatency(t *testing.T) {
 	e2e(t)
-	clip := barcodeClip(t, 40, 25)
+	clip := barcodeClip(t, 45, 25)
 	b := startBrowser(t)
 	srv := startServer(t)
 	httpAddr := srv.RTMPTAddr(t)
@@ -158,6 +164,7 @@ func TestBrowserLatency(t *testing.T) {
 	for _, c := range []struct{ name, proto, label string }{
 		{"HTTPFLV", "flv", "http-flv"},
 		{"WebSocketFLV", "ws", "ws-flv"},
+		{"LLHLS", "hls", "hls"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := b.open(t, "http://"+httpAddr+"/live/lat?proto="+c.proto)
