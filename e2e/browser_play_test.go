@@ -348,23 +348,27 @@ func TestBrowserTokenRefused(t *testing.T) {
 	t.Cleanup(func() { pub.stop(5 * time.Second) })
 	pub.waitFrames(t, 25, 30*time.Second)
 
-	flvURL := "http://" + httpAddr + "/live/s1.flv"
 	bad := signedQuery("not the secret", "s1", time.Now().Add(time.Hour).Unix())
-	for _, c := range []struct {
-		name, query string
-		status      int
-	}{
-		{"no token", "", http.StatusUnauthorized},
-		{"bad token", "?" + bad, http.StatusForbidden},
-		{"good token", "?" + good, http.StatusOK},
+	for _, f := range []struct{ path, magic string }{
+		{"/live/s1.flv", "FLV\x01"},
+		{"/live/s1/index.m3u8", "#EXTM3U"},
 	} {
-		status, head := getHead(t, flvURL+c.query, 13)
-		t.Logf("GET .flv with %s: %d %q", c.name, status, head)
-		if status != c.status {
-			t.Errorf("GET .flv with %s: %d; want %d", c.name, status, c.status)
-		}
-		if isFLV := strings.HasPrefix(head, "FLV\x01"); isFLV != (c.status == http.StatusOK) {
-			t.Errorf("GET .flv with %s: body starts %q", c.name, head)
+		for _, c := range []struct {
+			name, query string
+			status      int
+		}{
+			{"no token", "", http.StatusUnauthorized},
+			{"bad token", "?" + bad, http.StatusForbidden},
+			{"good token", "?" + good, http.StatusOK},
+		} {
+			status, head := getHead(t, "http://"+httpAddr+f.path+c.query, 13)
+			t.Logf("GET %s with %s: %d %q", f.path, c.name, status, head)
+			if status != c.status {
+				t.Errorf("GET %s with %s: %d; want %d", f.path, c.name, status, c.status)
+			}
+			if ok := strings.HasPrefix(head, f.magic); ok != (c.status == http.StatusOK) {
+				t.Errorf("GET %s with %s: body starts %q", f.path, c.name, head)
+			}
 		}
 	}
 
@@ -390,6 +394,9 @@ func TestBrowserTokenRefused(t *testing.T) {
 	})
 	t.Run("PageWithToken", func(t *testing.T) {
 		checkPlays(t, b, "http://"+httpAddr+"/live/s1?proto=flv&"+good, "flv", "mpegts.js")
+	})
+	t.Run("HLSPageWithToken", func(t *testing.T) {
+		checkPlays(t, b, "http://"+httpAddr+"/live/s1?proto=hls&"+good, "hls", "hls.js")
 	})
 	if n := logCount(srv, "access", map[string]string{"event": "watch", "protocol": "http-flv"}); n < 4 {
 		t.Errorf("%d access watch lines; want the refusals and the allowed viewers logged", n)
