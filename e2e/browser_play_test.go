@@ -7,16 +7,25 @@ package e2e
 // port; and signed tokens refusing a page and curl-like requests.
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
 
 	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
@@ -285,7 +294,8 @@ func TestBrowserConsole(t *testing.T) {
 	var src string
 	p.eval(t, `document.querySelector('[data-preview-of="live/_definst_/s1"] iframe').src`, &src)
 	httpAddr := srv.RTMPTAddr(t)
-	if want := "http://" + httpAddr + "/live/s1?proto=flv&embed=1"; src != want {
+	want := "http://" + httpAddr + "/live/s1?proto=flv&embed=1"
+	if src != want {
 		t.Errorf("preview iframe src %q; want %q", src, want)
 	}
 	if !sessiontest.Poll(15*time.Second, func() bool {
@@ -295,8 +305,27 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	// The console counts the preview among the stream's viewers.
 	p.waitFor(t, `document.querySelector('`+row+`').textContent.includes('http-flv 1')`, 10*time.Second)
-	// Let the preview play a little before the screenshot.
+	// The preview plays: its <video> (read in the iframe, another origin)
+	// decodes frames and moves on.
+	previewVideo := func() (s *videoSample) {
+		if err := p.evalInFrame(want, videoSampleJS, &s); err != nil {
+			t.Fatalf("the preview iframe: %v", err)
+		}
+		return s
+	}
+	var v0 *videoSample
+	if !sessiontest.Poll(15*time.Second, func() bool {
+		v0 = previewVideo()
+		return v0 != nil && v0.Frames > 0 && v0.Time > 0
+	}) {
+		t.Fatalf("the preview does not play: %+v\nconsole:\n%s", v0, p.dump())
+	}
 	time.Sleep(2 * time.Second)
+	v1 := previewVideo()
+	t.Logf("preview: %d frames decoded, currentTime %.2f s; 2 s later %d frames, %.2f s", v0.Frames, v0.Time, v1.Frames, v1.Time)
+	if v1.Frames-v0.Frames < 40 || v1.Time-v0.Time < 1.6 {
+		t.Errorf("the preview played %d frames and %.2f s in 2 s", v1.Frames-v0.Frames, v1.Time-v0.Time)
+	}
 	var frame struct {
 		W, H int
 	}
@@ -323,6 +352,18 @@ func TestBrowserConsole(t *testing.T) {
 	p.waitFor(t, `document.querySelector('`+clientRow+`') === null`, 10*time.Second)
 	p.waitFor(t, `document.querySelector('#banner').textContent.includes('disconnected')`, 5*time.Second)
 	p.noErrors(t)
+
+	// The checks above see the iframe's errors: a failed request made in
+	// the preview is reported with the console page's.
+	var ok bool
+	if err := p.evalInFrame(want, `fetch('/.rtmphub/e2e-probe').then(r => r.status === 404)`, &ok); err != nil || !ok {
+		t.Fatalf("probe request in the preview: %v %v", ok, err)
+	}
+	if !sessiontest.Poll(5*time.Second, func() bool {
+		return slices.ContainsFunc(p.errors(), func(m consoleMsg) bool { return strings.Contains(m.URL, "/.rtmphub/e2e-probe") })
+	}) {
+		t.Errorf("a 404 in the preview iframe is not among the page's errors: the console checks would miss its errors\n%s", p.dump())
+	}
 }
 
 // signedQuery is the token query of stream live/<stream> under secret.
@@ -415,4 +456,53 @@ func getHead(t *testing.T, url string, n int) (int, string) {
 	buf := make([]byte, n)
 	k, _ := io.ReadAtLeast(resp.Body, buf, n)
 	return resp.StatusCode, string(buf[:k])
+}
+
+// evalInFrame evaluates js in the first frame of p whose URL starts with
+// urlPrefix (an <iframe>, of any origin), in an isolated world of its own:
+// it shares the frame's DOM, not its scripts' globals. The JSON value goes
+// into out.
+func (p *page) evalInFrame(urlPrefix, js string, out any) error {
+	ctx, cancel := context.WithTimeout(p.ctx, evalTimeout)
+	defer cancel()
+	tree, err := chromedp.Call(ctx, cdppage.GetFrameTree, cdp.Empty{})
+	if err != nil {
+		return err
+	}
+	var find func(*cdppage.FrameTree) *cdp.Frame
+	find = func(ft *cdppage.FrameTree) *cdp.Frame {
+		if ft == nil {
+			return nil
+		}
+		if ft.Frame != nil && ft.Frame.ParentID != "" && strings.HasPrefix(ft.Frame.URL, urlPrefix) {
+			return ft.Frame
+		}
+		for _, c := range ft.ChildFrames {
+			if f := find(c); f != nil {
+				return f
+			}
+		}
+		return nil
+	}
+	f := find(tree.FrameTree)
+	if f == nil {
+		return fmt.Errorf("no frame at %s", urlPrefix)
+	}
+	w, err := chromedp.Call(ctx, cdppage.CreateIsolatedWorld, cdppage.CreateIsolatedWorldParams{FrameID: f.ID, WorldName: "e2e"})
+	if err != nil {
+		return err
+	}
+	yes := true
+	r, err := chromedp.Call(ctx, runtime.Evaluate, runtime.EvaluateParams{Expression: js,
+		ContextID: w.ExecutionContextID, ReturnByValue: &yes, AwaitPromise: &yes})
+	if err != nil {
+		return err
+	}
+	if r.ExceptionDetails != nil {
+		return errors.New(r.ExceptionDetails.Text + " " + fmt.Sprint(r.ExceptionDetails.Exception))
+	}
+	if r.Result == nil || len(r.Result.Value) == 0 {
+		return json.Unmarshal([]byte("null"), out)
+	}
+	return json.Unmarshal(r.Result.Value, out)
 }
