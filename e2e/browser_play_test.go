@@ -176,8 +176,13 @@ func TestBrowserLatency(t *testing.T) {
 		{"LLHLS", "hls", "hls"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			joined := pub.frames.Load()
 			p := b.open(t, "http://"+httpAddr+"/live/lat?proto="+c.proto)
 			p.waitFor(t, playingJS, playStartTimeout)
+			// A viewer starts with the GOP the server holds: how far
+			// into its GOP the stream was when the page came bears on
+			// where the player starts (and whether it catches up).
+			t.Logf("%s: page opened at publisher frame %d (frame %d of its GOP of 25)", c.label, joined, joined%25)
 			measureLatency(t, p, pub, c.label, 8*time.Second, 150*time.Millisecond)
 			p.noErrors(t)
 		})
