@@ -109,10 +109,10 @@ func checkPlays(t *testing.T, b *browser, pageURL, wantProto, wantEngine string)
 // TestBrowserPlays: ffmpeg publishes H.264+AAC over RTMP; the player page
 // in Chromium plays it as HTTP-FLV and as WebSocket-FLV from the HTTP
 // port, as HTTP-FLV from the RTMP port (sniffed), and as LL-HLS through
-// hls.js from the HTTP port, the tabs at once.
-// Each decodes ≥ 90% of the frames of a 5 s window with currentTime
-// advancing ≥ 90% of it, with no error in the page, and the server logs
-// one watch line per tab under its protocol.
+// hls.js from the HTTP port, one tab after the other. Each decodes ≥ 90%
+// of the frames of a 5 s window with currentTime advancing ≥ 90% of it,
+// with no error in the page, and the server logs one watch line for it
+// under its protocol (for LL-HLS: the stream's one HLS muxer).
 func TestBrowserPlays(t *testing.T) {
 	e2e(t)
 	needFFmpeg(t)
@@ -123,34 +123,25 @@ func TestBrowserPlays(t *testing.T) {
 	t.Cleanup(func() { pub.stop(5 * time.Second) })
 	pub.waitFrames(t, 25, 30*time.Second)
 
-	cases := []struct {
-		name, url, proto string
+	for _, c := range []struct {
+		name, url, proto, engine, logged string
 	}{
-		{"HTTPFLV", "http://" + httpAddr + "/live/s1?proto=flv", "flv"},
-		{"WebSocketFLV", "http://" + httpAddr + "/live/s1?proto=ws", "ws"},
-		{"HTTPFLVOnRTMPPort", "http://" + srv.Addr + "/live/s1?proto=flv", "flv"},
-		{"LLHLS", "http://" + httpAddr + "/live/s1?proto=hls", "hls"},
+		{"HTTPFLV", "http://" + httpAddr + "/live/s1?proto=flv", "flv", "mpegts.js", "http-flv"},
+		{"WebSocketFLV", "http://" + httpAddr + "/live/s1?proto=ws", "ws", "mpegts.js", "ws-flv"},
+		{"HTTPFLVOnRTMPPort", "http://" + srv.Addr + "/live/s1?proto=flv", "flv", "mpegts.js", "http-flv"},
+		{"LLHLS", "http://" + httpAddr + "/live/s1?proto=hls", "hls", "hls.js", "hls-muxer"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			watch := map[string]string{"event": "watch", "protocol": c.logged}
+			before := logCount(srv, "access", watch)
+			p := checkPlays(t, b, c.url, c.proto, c.engine)
+			p.screenshot(t, "player-"+c.proto)
+			if n := logCount(srv, "access", watch) - before; n != 1 {
+				t.Errorf("%d access watch lines with protocol %s for the page, want 1", n, c.logged)
+			}
+		})
 	}
-	t.Run("group", func(t *testing.T) {
-		for _, c := range cases {
-			t.Run(c.name, func(t *testing.T) {
-				t.Parallel()
-				engine := "mpegts.js"
-				if c.proto == "hls" {
-					engine = "hls.js"
-				}
-				p := checkPlays(t, b, c.url, c.proto, engine)
-				p.screenshot(t, "player-"+c.proto)
-			})
-		}
-	})
 	srv.requireAlive(t)
-	// HLS viewers share the stream's one muxer, which is what watches.
-	for proto, want := range map[string]int{"http-flv": 2, "ws-flv": 1, "hls-muxer": 1} {
-		if n := logCount(srv, "access", map[string]string{"event": "watch", "protocol": proto}); n != want {
-			t.Errorf("%d access watch lines with protocol %s, want %d (one per page)", n, proto, want)
-		}
-	}
 }
 
 // TestBrowserLatency measures the latency from a publisher to the frame
