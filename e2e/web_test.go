@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,5 +37,36 @@ func TestHTTPFLVFFmpegPlayers(t *testing.T) {
 	}
 	if n := logCount(srv, "access", map[string]string{"event": "watch_end", "protocol": "http-flv"}); n != 3 {
 		t.Errorf("%d http-flv viewers logged leaving, want 3", n)
+	}
+}
+
+// TestLLHLSFFmpegPlayer: ffmpeg publishes over RTMP; ffmpeg reads the
+// stream's LL-HLS playlist (fMP4: ffmpeg plays it as plain HLS, ignoring
+// the parts) from the HTTP port, and ffprobe names its codecs. The player
+// decodes ≥ 90% of the frames sent after it joined, identical to what was
+// published, and ends by itself once the stream is gone.
+func TestLLHLSFFmpegPlayer(t *testing.T) {
+	e2e(t)
+	needFFmpeg(t)
+	srv := startServer(t)
+	httpAddr := srv.RTMPTAddr(t)
+	dir := t.TempDir()
+	const seconds = 22 // the last segment, which the end of the stream cuts short, is lost: about 1 s
+	pub := startPublisher(t, srv.URL("s1"), pubOpts{Seconds: seconds, GOP: 25})
+	pub.waitFrames(t, 50, 30*time.Second)
+	url := "http://" + httpAddr + "/live/s1/index.m3u8"
+	probe := command(t, 30*time.Second, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", url)
+	probe.startCmd()
+	if !probe.wait(30*time.Second) || probe.exitErr() != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", url, probe.exitErr(), probe.Stderr.String())
+	}
+	if got := strings.Fields(probe.Stdout.String()); !slices.Contains(got, "h264") || !slices.Contains(got, "aac") {
+		t.Fatalf("ffprobe found codecs %q, want h264 and aac", got)
+	}
+	players := []playerOut{ffPlay(t, pub, dir, "ffmpeg ll-hls on the HTTP port", url)}
+	pub.finish(t, seconds*time.Second+40*time.Second)
+	checkPlayers(t, pub, players)
+	if n := logCount(srv, "access", map[string]string{"event": "watch", "protocol": "hls-muxer"}); n != 1 {
+		t.Errorf("%d HLS muxers started, want 1 (one per stream, whoever asks)", n)
 	}
 }

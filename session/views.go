@@ -3,6 +3,7 @@ package session
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -113,6 +114,9 @@ type SharedObjectView struct {
 	Version     uint32 `json:"version"`
 	Subscribers int    `json:"subscribers"`
 	Size        int    `json:"size"`
+	// Slots are the current values, as JSON (AMF objects and arrays as
+	// objects and arrays, undefined as null); only when asked for.
+	Slots map[string]any `json:"slots,omitempty"`
 }
 
 // viewState keeps what the views need between calls: the start time and
@@ -445,7 +449,12 @@ func (s *Server) Apps() []AppView {
 
 // SharedObjects returns the SharedObjects of every instance, sorted by
 // app, instance and name.
-func (s *Server) SharedObjects() []SharedObjectView {
+func (s *Server) SharedObjects() []SharedObjectView { return s.sharedObjects(false) }
+
+// SharedObjectsWithSlots is SharedObjects with every object's slots.
+func (s *Server) SharedObjectsWithSlots() []SharedObjectView { return s.sharedObjects(true) }
+
+func (s *Server) sharedObjects(slots bool) []SharedObjectView {
 	s.mu.Lock()
 	ins := make([]*Instance, 0, len(s.instances))
 	for _, in := range s.instances {
@@ -456,8 +465,17 @@ func (s *Server) SharedObjects() []SharedObjectView {
 	for _, in := range ins {
 		for _, so := range in.so.Objects() {
 			i := so.Info()
-			out = append(out, SharedObjectView{App: in.app, Instance: in.name, Name: i.Name, Persistent: i.Persistent,
-				Version: i.Version, Subscribers: i.Subscribers, Size: i.Size})
+			v := SharedObjectView{App: in.app, Instance: in.name, Name: i.Name, Persistent: i.Persistent,
+				Version: i.Version, Subscribers: i.Subscribers, Size: i.Size}
+			if slots {
+				v.Slots = make(map[string]any)
+				for _, k := range so.Names() {
+					if val, ok := so.Get(k); ok {
+						v.Slots[k] = jsonValue(val, 0)
+					}
+				}
+			}
+			out = append(out, v)
 		}
 	}
 	slices.SortFunc(out, func(a, b SharedObjectView) int {
@@ -532,4 +550,41 @@ func (s *Server) UnloadInstance(app, inst, reason string) (int, error) {
 		c.close(errors.New(reason))
 	}
 	return len(clients), nil
+}
+
+// jsonValue turns an AMF value into one encoding/json writes plainly:
+// objects and ECMA arrays as objects, undefined as null. depth bounds the
+// recursion (a SharedObject's values are bounded in size, not in depth).
+func jsonValue(v any, depth int) any {
+	if depth > 32 {
+		return nil
+	}
+	switch x := v.(type) {
+	case amf.Object:
+		m := make(map[string]any, len(x))
+		for _, p := range x {
+			m[p.Key] = jsonValue(p.Value, depth+1)
+		}
+		return m
+	case amf.ECMAArray:
+		m := make(map[string]any, len(x))
+		for _, p := range x {
+			m[p.Key] = jsonValue(p.Value, depth+1)
+		}
+		return m
+	case amf.TypedObject:
+		m, _ := jsonValue(x.Props, depth).(map[string]any)
+		return m
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonValue(e, depth+1)
+		}
+		return out
+	case amf.Undefined:
+		return nil
+	case nil, bool, float64, string, int, int32, uint32, int64, time.Time:
+		return x
+	}
+	return fmt.Sprint(v)
 }

@@ -76,6 +76,9 @@ func (c Config) WithDefaults() Config {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
+	log := c.HLS.Log
+	c.HLS = c.HLS.WithDefaults()
+	c.HLS.Log = log // the handler's, unless set
 	return c
 }
 
@@ -90,6 +93,9 @@ type Handler struct {
 	ctx      context.Context // ends with Close: viewers stop
 	cancel   context.CancelFunc
 	assets   http.Handler
+	mu       sync.Mutex
+	closing  bool
+	running  map[*httpflv.Viewer]struct{} // FLV viewers, for Close
 	hls      *hls.Manager
 	hlsSeen  hlsSeen
 	viewers  sync.WaitGroup
@@ -131,6 +137,16 @@ func New(srv *session.Server, cfg Config) *Handler {
 // Close ends every viewer and HLS muxer and waits for them.
 func (h *Handler) Close() {
 	h.cancel()
+	h.mu.Lock()
+	h.closing = true
+	running := make([]*httpflv.Viewer, 0, len(h.running))
+	for v := range h.running {
+		running = append(running, v)
+	}
+	h.mu.Unlock()
+	for _, v := range running {
+		v.Stop(errClosing)
+	}
 	h.hls.Close()
 	h.viewers.Wait()
 }
@@ -278,8 +294,10 @@ func notLive(w http.ResponseWriter, err error) {
 	http.Error(w, "stream not found", http.StatusNotFound)
 }
 
-// serveFLV serves an HTTP-FLV or WebSocket-FLV viewer until it leaves or
-// the stream ends.
+// serveFLV starts an HTTP-FLV or WebSocket-FLV viewer. An HTTP-FLV
+// viewer takes the connection from the HTTP server and lives on without
+// this goroutine (see httpflv); a WebSocket one keeps it, to read the
+// peer's close.
 func (h *Handler) serveFLV(w http.ResponseWriter, r *http.Request, t target) {
 	ws := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 	proto, pi := ProtoHTTPFLV, iFLV
@@ -290,58 +308,104 @@ func (h *Handler) serveFLV(w http.ResponseWriter, r *http.Request, t target) {
 	if !h.authorize(w, r, req) {
 		return
 	}
-	stall := h.srv.Config().StallTimeout
-	v := httpflv.New(h.srv.PlayerLimits(), stall)
-	_, detach, err := h.srv.Watch(req, v, live.ReaderOptions{})
-	if err != nil {
-		notLive(w, err)
+	if r.Method == http.MethodHead && !ws {
+		flvHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
 		return
 	}
-	defer detach()
-	h.viewers.Add(1)
-	defer h.viewers.Done()
-	h.requests[pi].Add(1)
-	start := time.Now()
-	ctx, cancel := context.WithCancelCause(h.ctx)
-	defer cancel(nil)
-	stop := context.AfterFunc(r.Context(), func() { cancel(errors.New("request ended")) })
-	defer stop()
-
-	var sink httpflv.Sink
+	stall := h.srv.Config().StallTimeout
+	var (
+		sink      httpflv.Sink
+		closeConn func()
+		notFound  func()
+		wc        *websocket.Conn
+	)
 	if ws {
 		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: h.anyOrig, OriginPatterns: h.originPatterns()})
 		if err != nil {
 			return // Accept answered
 		}
-		defer c.CloseNow()
-		ctx = c.CloseRead(ctx) // the viewer's close frame ends it; it sends nothing else
-		sink = wsSink{c}
-	} else if r.Method == http.MethodHead {
-		flvHeaders(w.Header())
-		w.WriteHeader(http.StatusOK)
-		return
+		wc, sink = c, wsSink{c}
+		closeConn = func() { c.CloseNow() }
+		notFound = func() { c.Close(websocket.StatusPolicyViolation, "stream not found") }
 	} else {
-		s, err := hijackFLV(w, r, stall)
+		s, err := hijackFLV(w, r)
 		if err != nil {
 			h.log.Debug("http-flv: cannot take the connection", "err", err.Error())
 			return
 		}
-		defer s.close()
-		sink = s
+		sink, closeConn = s, s.close
 		if s.rc != nil {
 			sink = inlineConnSink{s}
 		}
+		notFound = func() { s.refuse(stall) }
 	}
-	err = v.Run(ctx, sink)
-	reason := "closed"
+
+	start := time.Now()
+	ready := make(chan struct{})
+	var (
+		v      *httpflv.Viewer
+		detach func()
+	)
+	v = httpflv.New(h.srv.PlayerLimits(), stall, sink, func(why error) {
+		<-ready
+		closeConn()
+		h.untrack(v)
+		defer h.viewers.Done()
+		if detach == nil {
+			return // never attached
+		}
+		detach()
+		n := v.Bytes()
+		h.bytes[pi].Add(n)
+		reason := "closed"
+		if why != nil {
+			reason = why.Error()
+		}
+		h.log.Info("access", "event", "watch_end", "ip", req.IP, "protocol", proto, "app", req.App,
+			"instance", req.Instance, "stream", req.Stream, "bytes_out", n,
+			"duration", time.Since(start).Round(time.Millisecond).String(), "reason", reason)
+	})
+	h.viewers.Add(1)
+	if !h.track(v) {
+		close(ready)
+		v.Stop(errClosing)
+		return
+	}
+	_, d, err := h.srv.Watch(req, v, live.ReaderOptions{})
+	detach = d
+	close(ready)
 	if err != nil {
-		reason = err.Error()
+		notFound()
+		v.Stop(err)
+		return
 	}
-	n := v.Bytes()
-	h.bytes[pi].Add(n)
-	h.log.Info("access", "event", "watch_end", "ip", req.IP, "protocol", proto, "app", req.App,
-		"instance", req.Instance, "stream", req.Stream, "bytes_out", n,
-		"duration", time.Since(start).Round(time.Millisecond).String(), "reason", reason)
+	h.requests[pi].Add(1)
+	if wc != nil {
+		v.Run(wc.CloseRead(h.ctx)) // the viewer's close frame ends it; it sends nothing else
+	}
+}
+
+var errClosing = errors.New("web: server stopping")
+
+// track remembers a running viewer, for Close; false when closing.
+func (h *Handler) track(v *httpflv.Viewer) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	if h.running == nil {
+		h.running = make(map[*httpflv.Viewer]struct{})
+	}
+	h.running[v] = struct{}{}
+	return true
+}
+
+func (h *Handler) untrack(v *httpflv.Viewer) {
+	h.mu.Lock()
+	delete(h.running, v)
+	h.mu.Unlock()
 }
 
 func (h *Handler) originPatterns() []string {
@@ -368,11 +432,15 @@ func flvHeaders(hd http.Header) {
 // connSink writes an HTTP-FLV body straight to the connection, which it
 // took from the HTTP server: the body has no length and ends when the
 // connection closes (HTTP/1.1 allows it, every player reads it), so
-// every batch of tags is one write, with no chunk framing.
+// every batch of tags is one write, with no chunk framing. The response
+// head goes out with the first batch, once the viewer is attached to a
+// live stream; refuse answers 404 instead.
 type connSink struct {
-	nc  net.Conn
-	rc  syscall.RawConn // nil: no non-blocking writes (TLS)
-	iov []sockio.Iovec
+	nc   net.Conn
+	rc   syscall.RawConn // nil: no non-blocking writes (TLS)
+	iov  []sockio.Iovec
+	head   []byte // the response head, until written
+	origin string // the Access-Control-Allow-Origin answer, for refuse
 }
 
 // inlineConnSink is a connSink on a plain TCP socket: the publisher's
@@ -385,7 +453,8 @@ func (s inlineConnSink) TryWritev(bufs [][]byte) (int, error) {
 	return n, err
 }
 
-func hijackFLV(w http.ResponseWriter, r *http.Request, stall time.Duration) (*connSink, error) {
+// hijackFLV takes the connection of r from the HTTP server.
+func hijackFLV(w http.ResponseWriter, r *http.Request) (*connSink, error) {
 	hd := w.Header()
 	flvHeaders(hd)
 	hd.Set("Connection", "close")
@@ -405,18 +474,36 @@ func hijackFLV(w http.ResponseWriter, r *http.Request, stall time.Duration) (*co
 		// answered; the viewer gets the stream and the request is dropped.
 		brw.Reader.Discard(brw.Reader.Buffered())
 	}
-	nc.SetWriteDeadline(time.Now().Add(stall))
-	if _, err := io.WriteString(nc, b.String()); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return &connSink{nc: nc, rc: sockio.RawConnOf(nc)}, nil
+	return &connSink{nc: nc, rc: sockio.RawConnOf(nc), head: []byte(b.String()),
+		origin: hd.Get("Access-Control-Allow-Origin")}, nil
 }
 
+// WriteFLV writes p (after the response head, the first time) within
+// deadline. The deadline is lifted after: the publisher's non-blocking
+// writes (inlineConnSink) must never find one that passed.
 func (s *connSink) WriteFLV(p []byte, deadline time.Time) error {
 	s.nc.SetWriteDeadline(deadline)
+	if s.head != nil {
+		if _, err := s.nc.Write(s.head); err != nil {
+			return err
+		}
+		s.head = nil
+	}
 	_, err := s.nc.Write(p)
+	if err == nil {
+		err = s.nc.SetWriteDeadline(time.Time{})
+	}
 	return err
+}
+
+// refuse answers 404 on a connection whose stream is not live.
+func (s *connSink) refuse(stall time.Duration) {
+	head := "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 17\r\nConnection: close\r\n"
+	if s.origin != "" {
+		head += "Access-Control-Allow-Origin: " + s.origin + "\r\n"
+	}
+	s.nc.SetWriteDeadline(time.Now().Add(stall))
+	io.WriteString(s.nc, head+"\r\nstream not found\n")
 }
 
 func (s *connSink) close() { s.nc.Close() }

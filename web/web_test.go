@@ -365,3 +365,34 @@ func TestViewerLeavingIsNoticed(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestViewerOutlivesTheStallTimeout: a viewer that keeps up is never cut,
+// however long it watches (no write deadline is left behind for the
+// publisher's non-blocking writes to trip on).
+func TestViewerOutlivesTheStallTimeout(t *testing.T) {
+	mk := func(log *slog.Logger) session.Config { return session.Config{StallTimeout: 300 * time.Millisecond} }
+	rtmpBase, httpBase, _ := start(t, mk, web.Config{})
+	p := publish(t, rtmpBase, "demo", 1)
+	resp, err := http.Get(httpBase + "/live/demo.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan int, 1)
+	go func() {
+		_, tags := flvTags(t, resp.Body, 3+2+2*40) // meta, seqs, frame 0 and 1..40 with audio
+		got <- sessiontest.FrameIndex(tags[len(tags)-2].Data)
+	}()
+	for i := 1; i <= 40; i++ { // 1.2 s: four stall timeouts
+		p.Frames(t, i, i+1, 10)
+		time.Sleep(30 * time.Millisecond)
+	}
+	select {
+	case n := <-got:
+		if n != 40 {
+			t.Fatalf("last frame %d, want 40", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the viewer stopped getting frames")
+	}
+}

@@ -79,8 +79,13 @@ type config struct {
 	RTMPTBodyTimeout time.Duration `env:"RTMPT_BODY_TIMEOUT" min:"100ms" help:"longest time for an HTTP request body after its head, plus one second per --rtmpt-min-body-rate bytes received"`
 	RTMPTMinBodyRate byteSize      `env:"RTMPT_MIN_BODY_RATE" help:"bytes a second that earn a slow request body more time than --rtmpt-body-timeout"`
 
-	HTTPPlayback     bool   `env:"HTTP_PLAYBACK" help:"serve live streams to browsers on the RTMP, HTTP and TLS ports: /<app>[/<instance>]/<stream>.flv (HTTP-FLV, or WebSocket-FLV when upgraded), .../<stream>/index.m3u8 (LL-HLS) and .../<stream> (a player page); play authorization applies, with the token in the query string"`
-	HTTPAllowOrigins string `env:"HTTP_ALLOW_ORIGINS" help:"comma-separated origins (https://example.com) whose pages may play streams, for CORS and the WebSocket origin check; * = any"`
+	HTTPPlayback     bool          `env:"HTTP_PLAYBACK" help:"serve live streams to browsers on the RTMP, HTTP and TLS ports: /<app>[/<instance>]/<stream>.flv (HTTP-FLV, or WebSocket-FLV when upgraded), .../<stream>/index.m3u8 (LL-HLS) and .../<stream> (a player page); play authorization applies, with the token in the query string"`
+	HTTPAllowOrigins string        `env:"HTTP_ALLOW_ORIGINS" help:"comma-separated origins (https://example.com) whose pages may play streams, for CORS and the WebSocket origin check; * = any"`
+	HLSSegment       time.Duration `env:"HLS_SEGMENT" min:"100ms" max:"1m" help:"shortest HLS segment; a segment ends at the first keyframe after it"`
+	HLSPart          time.Duration `env:"HLS_PART" min:"10ms" max:"10s" help:"shortest LL-HLS part (players buffer about three)"`
+	HLSSegments      int           `env:"HLS_SEGMENTS" min:"7" max:"100" why:"LL-HLS needs 7" help:"segments an HLS playlist keeps"`
+	HLSIdle          time.Duration `env:"HLS_IDLE" min:"1s" help:"stop a stream's HLS muxer once no HLS request came for this long"`
+	HLSMaxMuxers     int           `env:"HLS_MAX_MUXERS" help:"HLS muxers at once (one per stream with HLS viewers); more: 503"`
 
 	CallTimeout     time.Duration `env:"CALL_TIMEOUT" help:"fail a server-to-client call the client has not answered in this long"`
 	BWCheck         bool          `env:"BW_CHECK" help:"answer checkBandwidth with the native FMS bandwidth check (onBWCheck bursts, then onBWDone)"`

@@ -123,6 +123,11 @@ func (c *config) links(l *libraries) []link {
 		prefixes(&c.TrustedProxies, &t.TrustedProxies),
 		feeds(prefixes(&c.TrustedProxies, &l.web.TrustedProxies)),
 		list(&c.HTTPAllowOrigins, &l.web.AllowOrigins),
+		same(&c.HLSSegment, &l.web.HLS.SegmentMinDuration),
+		same(&c.HLSPart, &l.web.HLS.PartMinDuration),
+		same(&c.HLSSegments, &l.web.HLS.SegmentCount),
+		same(&c.HLSIdle, &l.web.HLS.Idle),
+		same(&c.HLSMaxMuxers, &l.web.HLS.MaxMuxers),
 
 		same(&c.QUICIdleTimeout, &q.IdleTimeout),
 		offAtZero(&c.QUICKeepAlive, &q.KeepAlive),

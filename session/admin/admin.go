@@ -166,6 +166,10 @@ func (h *Handler) getStreams(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) getSharedObjects(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("slots") == "1" {
+		writeJSON(w, http.StatusOK, h.srv.SharedObjectsWithSlots())
+		return
+	}
 	writeJSON(w, http.StatusOK, h.srv.SharedObjects())
 }
 

@@ -98,3 +98,10 @@ func (c Config) populate() Config {
 	}
 	return c
 }
+
+// DefaultConfig is the configuration the zero Config stands for: every
+// default filled in.
+func DefaultConfig() Config { return Config{}.populate() }
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config { return c.populate() }

@@ -6,9 +6,12 @@
 // (session/outqueue), like an RTMP player: it gets the join burst
 // (metadata, sequence headers, the cached group of pictures) and then the
 // stream, and a viewer that does not keep up skips to the next keyframe
-// under the same rule. Its writer is the goroutine serving its request,
-// woken when messages wait; it turns each batch into FLV tags and writes
-// them in one piece.
+// under the same rule. Like an RTMP client it holds no goroutine while
+// nothing waits to be written: on plain TCP the publisher's goroutine
+// writes its tags with one non-blocking writev, and a writer goroutine is
+// started only for what the socket does not take at once (or, without a
+// non-blocking path, for each batch). A viewer ends when its stream does,
+// when a write fails or stalls, or when it is stopped.
 package httpflv
 
 import (
@@ -54,54 +57,76 @@ type Inline interface {
 	TryWritev(bufs [][]byte) (int, error)
 }
 
+// keptBuffer is the largest write buffer a viewer keeps between writes.
+const keptBuffer = 8 << 10
+
 // Viewer is one HTTP-FLV or WebSocket-FLV viewer of a live stream.
 type Viewer struct {
-	q    outqueue.Queue
-	wake chan struct{} // the writer's hold was handed to Run; capacity 1
+	q     outqueue.Queue
+	sink  Sink
+	stall time.Duration
+	ended func(error)
 
-	// The inline writer (Inline): set by Run once the FLV header is out.
-	// Its scratch (iov, hdrs) and pending, the bytes of a batch the socket
-	// did not take, belong to whoever holds the queue's writer hold.
+	// The inline writer (Inline): set by the first writer once the FLV
+	// header is out. Its scratch (iov, hdrs), buf and pending, the bytes
+	// of a batch the socket did not take, belong to whoever holds the
+	// queue's writer hold.
 	inline  atomic.Pointer[inlineSink]
 	iov     [][]byte
 	hdrs    []byte
 	pending []byte
+	buf     []byte // a writer goroutine's batches
+	started bool   // the FLV header is written
 
 	once  sync.Once
-	done  chan struct{} // closed when the viewer must end
+	done  chan struct{} // closed when the viewer ended
 	mu    sync.Mutex
-	ended error // why, once done is closed
-
-	stall   time.Duration
-	buf     []byte // Run's batches
-	started bool   // the FLV header is written
-	bytes   atomic.Uint64
+	err   error // why it ended
+	bytes atomic.Uint64
 }
 
-// New returns a viewer whose queue has lim's bounds (an RTMP player's),
-// dropped when a write makes no progress for stall.
-func New(lim outqueue.Limits, stall time.Duration) *Viewer {
-	v := &Viewer{wake: make(chan struct{}, 1), done: make(chan struct{}), stall: stall}
-	v.q.Init(lim, v.kick)
+// New returns a viewer writing to s, whose queue has lim's bounds (an
+// RTMP player's), dropped when a write makes no progress for stall.
+// ended, when not nil, is called once, on a goroutine of its own, when
+// the viewer ends; the caller then detaches it from its stream and closes
+// its connection. Attach the viewer to its stream after New: writing
+// starts with the join burst.
+func New(lim outqueue.Limits, stall time.Duration, s Sink, ended func(error)) *Viewer {
+	v := &Viewer{sink: s, stall: stall, ended: ended, done: make(chan struct{})}
+	v.q.Init(lim, v.wake)
 	return v
 }
 
-// kick wakes the writer (outqueue's wake: it runs with the queue locked
-// and must not block).
-func (v *Viewer) kick() {
-	select {
-	case v.wake <- struct{}{}:
-	default:
-	}
+// wake starts a writer goroutine, which holds the queue until it is
+// empty (outqueue's wake: it runs with the queue locked and must not
+// block).
+func (v *Viewer) wake() { go v.drain() }
+
+// Done is closed when the viewer has ended; Err then says why.
+func (v *Viewer) Done() <-chan struct{} { return v.done }
+
+// Err is why the viewer ended (nil before).
+func (v *Viewer) Err() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.err
 }
 
-// end makes the viewer stop with why, once.
+// Stop ends the viewer with why (once; later calls do nothing).
+func (v *Viewer) Stop(why error) { v.end(why) }
+
+// end ends the viewer with why, once. It may run with the stream locked
+// (Notify): the rest is left to ended's own goroutine.
 func (v *Viewer) end(why error) {
 	v.once.Do(func() {
 		v.mu.Lock()
-		v.ended = why
+		v.err = why
 		v.mu.Unlock()
+		v.q.Close()
 		close(v.done)
+		if v.ended != nil {
+			go v.ended(why)
+		}
 	})
 }
 
@@ -138,7 +163,7 @@ func (v *Viewer) Flush() {
 		return
 	}
 	if v.q.DoneInline(batch, unfinished) {
-		v.kick() // Run takes the hold: the rest of the batch, then what came meanwhile
+		go v.drain() // it keeps the hold: the rest of the batch, then what came meanwhile
 	}
 }
 
@@ -217,52 +242,49 @@ func (v *Viewer) Bytes() uint64 { return v.bytes.Load() }
 
 func (v *Viewer) addBytes(n int) { v.bytes.Add(uint64(n)) }
 
-// Run writes the stream to s until ctx ends, the stream is unpublished,
-// the viewer falls too far behind or a write fails, and returns why. It
-// closes the viewer's queue; the caller detaches the viewer from its
-// stream. Run writes the FLV header and the join burst; when s is an
-// Inline, the publisher's goroutine writes from then on, and Run only
-// takes over what the socket could not take at once.
-func (v *Viewer) Run(ctx context.Context, s Sink) error {
-	defer v.q.Close()
+// Run ends the viewer when ctx does, and returns why the viewer ended
+// (for a caller that serves it on a goroutine of its own, a WebSocket's).
+func (v *Viewer) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		v.end(context.Cause(ctx))
+	case <-v.done:
+	}
+	return v.Err()
+}
+
+// drain is a writer goroutine: it holds the queue's writer hold, writes
+// the rest of a batch the publisher's goroutine could not finish, then
+// what waits, until nothing does. The first writer writes the FLV header
+// and the join burst, then lets the publisher's goroutine write (Inline).
+func (v *Viewer) drain() {
+	if len(v.pending) > 0 {
+		err := v.sink.WriteFLV(v.pending, time.Now().Add(v.stall))
+		if err != nil {
+			v.q.Release()
+			v.end(err)
+			return
+		}
+		v.addBytes(len(v.pending))
+		if cap(v.pending) > keptBuffer {
+			v.pending = nil
+		} else {
+			v.pending = v.pending[:0]
+		}
+	}
 	var batch []message.Message
 	for {
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-v.done:
-			v.mu.Lock()
-			defer v.mu.Unlock()
-			return v.ended
-		case <-v.wake:
+		batch, _ = v.q.Next(batch)
+		if batch == nil {
+			return
 		}
-		// Run holds the queue's writer hold: first the rest of a batch
-		// the publisher's goroutine could not finish, then what waits.
-		if len(v.pending) > 0 {
-			err := s.WriteFLV(v.pending, time.Now().Add(v.stall))
-			if err != nil {
-				v.q.Release()
-				return err
-			}
-			v.addBytes(len(v.pending))
-			if cap(v.pending) > 1<<20 {
-				v.pending = nil
-			} else {
-				v.pending = v.pending[:0]
-			}
+		if err := v.write(batch, v.sink); err != nil {
+			v.q.Release()
+			v.end(err)
+			return
 		}
-		for {
-			batch, _ = v.q.Next(batch)
-			if batch == nil {
-				break
-			}
-			if err := v.write(batch, s); err != nil {
-				v.q.Release()
-				return err
-			}
-			if in, ok := s.(Inline); ok && v.inline.Load() == nil {
-				v.inline.Store(&inlineSink{in})
-			}
+		if in, ok := v.sink.(Inline); ok && v.inline.Load() == nil {
+			v.inline.Store(&inlineSink{in})
 		}
 	}
 }
@@ -285,8 +307,11 @@ func (v *Viewer) write(batch []message.Message, s Sink) error {
 			continue // larger than a tag can be: cannot come from RTMP's 24-bit lengths
 		}
 	}
-	if cap(b) > 4<<20 {
-		v.buf = nil // a join burst made it large: give it back
+	// A large batch (the join burst) is not kept: on plain TCP the
+	// publisher's goroutine writes from then on, and the buffer would
+	// stay with the viewer for as long as it watches.
+	if cap(b) > keptBuffer {
+		v.buf = nil
 	} else {
 		v.buf = b
 	}

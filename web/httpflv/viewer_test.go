@@ -2,7 +2,6 @@ package httpflv
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -78,13 +77,10 @@ func TestInlineWritesKeepTheStreamWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub.Write(&message.Message{Type: message.TypeVideo, Payload: []byte{0x17, 0, 0, 0, 0, 1, 2, 3}})
-	v := New(outqueue.Limits{Media: 100000, MediaBytes: 1 << 30, Hard: 1024}, 10*time.Second)
+	sink := &stingySink{rnd: rand.New(rand.NewPCG(1, 2))}
+	v := New(outqueue.Limits{Media: 100000, MediaBytes: 1 << 30, Hard: 1024}, 10*time.Second, sink, nil)
 	sub := st.AddReader(v, live.ReaderOptions{})
 	defer sub.Close()
-	sink := &stingySink{rnd: rand.New(rand.NewPCG(1, 2))}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- v.Run(ctx, sink) }()
 
 	const frames = 3000
 	for i := range frames {
@@ -110,8 +106,7 @@ func TestInlineWritesKeepTheStreamWhole(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cancel()
-	<-done
+	v.Stop(errors.New("test over"))
 	if len(tags) != want {
 		t.Fatalf("%d tags, want %d", len(tags), want)
 	}

@@ -69,7 +69,7 @@ async function refresh() {
       // browser logs, not five.
       const server = await api('GET', 'server');
       const [apps, clients, streams, sos] = await Promise.all([
-        api('GET', 'apps'), api('GET', 'clients'), api('GET', 'streams'), api('GET', 'sharedobjects'),
+        api('GET', 'apps'), api('GET', 'clients'), api('GET', 'streams'), api('GET', 'sharedobjects?slots=1'),
       ]);
       Object.assign(state, {
         server, apps: apps || [], clients: clients || [], streams: streams || [],
@@ -403,7 +403,20 @@ function renderSharedObjects() {
     setText(cell(tr, 4, 'num'), o.version);
     setText(cell(tr, 5, 'num'), o.subscribers);
     setText(cell(tr, 6, 'num'), fmtBytes(o.size));
+    const slots = fmtSlots(o.slots);
+    setText(cell(tr, 7, 'mono slots'), slots.short, slots.full);
   });
+}
+
+// fmtSlots shows a SharedObject's slots as name=value pairs (values as
+// JSON), cut short in the table and whole in the cell's title.
+function fmtSlots(slots) {
+  if (!slots) return { short: '–', full: '' };
+  const parts = Object.keys(slots).sort().map((k) => k + '=' + JSON.stringify(slots[k]));
+  const full = parts.join('\n');
+  let short = parts.join('  ');
+  if (short.length > 160) short = short.slice(0, 157) + '…';
+  return { short: short || '(empty)', full };
 }
 
 function renderRecordings() {
