@@ -238,16 +238,6 @@ func measureLatency(t *testing.T, p *page, pub *pacedPub, label string, dur, int
 	}
 }
 
-// consoleClient is a client of window.rtmphubConsole.state.clients.
-type consoleClient struct {
-	ID       uint64 `json:"id"`
-	Protocol string `json:"protocol"`
-	Streams  []struct {
-		Name string `json:"name"`
-		Role string `json:"role"`
-	} `json:"streams"`
-}
-
 // TestBrowserConsole: the web console on the admin port, signed in by a
 // #token= link, lists a stream ffmpeg publishes and the ffmpeg RTMP player
 // playing it; its preview (an <iframe> of the player page on the HTTP

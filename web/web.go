@@ -285,15 +285,6 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, req session.
 	return false
 }
 
-// notLive answers a stream that cannot be watched now.
-func notLive(w http.ResponseWriter, err error) {
-	if errors.Is(err, session.ErrBadName) {
-		http.Error(w, "bad stream name", http.StatusBadRequest)
-		return
-	}
-	http.Error(w, "stream not found", http.StatusNotFound)
-}
-
 // serveFLV starts an HTTP-FLV or WebSocket-FLV viewer. An HTTP-FLV
 // viewer takes the connection from the HTTP server and lives on without
 // this goroutine (see httpflv); a WebSocket one keeps it, to read the
@@ -436,9 +427,9 @@ func flvHeaders(hd http.Header) {
 // head goes out with the first batch, once the viewer is attached to a
 // live stream; refuse answers 404 instead.
 type connSink struct {
-	nc   net.Conn
-	rc   syscall.RawConn // nil: no non-blocking writes (TLS)
-	iov  []sockio.Iovec
+	nc     net.Conn
+	rc     syscall.RawConn // nil: no non-blocking writes (TLS)
+	iov    []sockio.Iovec
 	head   []byte // the response head, until written
 	origin string // the Access-Control-Allow-Origin answer, for refuse
 }
@@ -448,8 +439,8 @@ type connSink struct {
 type inlineConnSink struct{ *connSink }
 
 func (s inlineConnSink) TryWritev(bufs [][]byte) (int, error) {
-	n, iov, err := sockio.WritevNow(s.rc, bufs, s.iov)
-	s.iov = iov
+	n, iov, err := sockio.WritevNow(s.rc, bufs, s.connSink.iov)
+	s.connSink.iov = iov // the scratch is the connSink's, shared by every copy
 	return n, err
 }
 
