@@ -242,18 +242,22 @@ func measureLatency(t *testing.T, p *page, pub *pacedPub, label string, dur, int
 // #token= link, lists a stream ffmpeg publishes and the ffmpeg RTMP player
 // playing it; its preview (an <iframe> of the player page on the HTTP
 // port, another origin) plays; nothing in the page errs; the player's
-// Kick button disconnects that player, whose row goes.
+// Kick button disconnects that player, whose row goes. Plays need signed
+// tokens (--auth-secret): the preview plays with the one the admin API
+// signs for it.
 func TestBrowserConsole(t *testing.T) {
 	e2e(t)
 	needFFmpeg(t)
 	b := startBrowser(t)
-	srv := startServer(t, "--admin-addr", "127.0.0.1:0", "--admin-token", "T")
+	const secret = "S"
+	srv := startServer(t, "--admin-addr", "127.0.0.1:0", "--admin-token", "T", "--auth-secret", secret)
 	admin := srv.adminAddr(t)
-	pub := startPublisher(t, srv.URL("s1"), pubOpts{Seconds: 60, GOP: 25})
+	good := signedQuery(secret, "s1", time.Now().Add(time.Hour).Unix())
+	pub := startPublisher(t, srv.URL("s1")+"?"+good, pubOpts{Seconds: 60, GOP: 25})
 	t.Cleanup(func() { pub.stop(5 * time.Second) })
 	pub.waitFrames(t, 25, 30*time.Second)
 	ply := startProc(t, time.Minute, "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning",
-		"-i", srv.URL("s1"), "-f", "null", "-")
+		"-i", srv.URL("s1")+"?"+good, "-f", "null", "-")
 
 	p := b.open(t, "http://"+admin+"/#token=T")
 	const row = `tr[data-stream="live/_definst_/s1"]`
@@ -280,10 +284,11 @@ func TestBrowserConsole(t *testing.T) {
 	var src string
 	p.eval(t, `document.querySelector('[data-preview-of="live/_definst_/s1"] iframe').src`, &src)
 	httpAddr := srv.RTMPTAddr(t)
-	want := "http://" + httpAddr + "/live/s1?proto=flv&embed=1"
-	if src != want {
-		t.Errorf("preview iframe src %q; want %q", src, want)
+	want := "http://" + httpAddr + "/live/s1?"
+	if !strings.HasPrefix(src, want) || !strings.Contains(src, "proto=flv&embed=1") || !strings.Contains(src, "token=") {
+		t.Fatalf("preview iframe src %q; want %s...token=...&proto=flv&embed=1 (a signed token)", src, want)
 	}
+	want = src
 	if !sessiontest.Poll(15*time.Second, func() bool {
 		return logCount(srv, "access", map[string]string{"event": "watch", "protocol": "http-flv"}) > watches
 	}) {

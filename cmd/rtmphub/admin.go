@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
@@ -50,7 +51,16 @@ func startAdmin(cfg *config, srv *session.Server, httpURL string, collectors []p
 			"transport", "admin", "addr", cfg.AdminAddr, "err", err.Error())
 		return a, nil
 	}
-	a.h = admin.New(srv, admin.Options{Token: cfg.AdminToken, Version: version(), HTTPURL: httpURL, Log: log, Collectors: collectors})
+	var playQuery func(app, stream string) string
+	if cfg.AuthSecret != "" {
+		// The console's previews: a token good for an hour.
+		playQuery = func(app, stream string) string {
+			exp := time.Now().Add(time.Hour).Unix()
+			return fmt.Sprintf("token=%x&expires=%d", session.SignToken([]byte(cfg.AuthSecret), app, stream, exp), exp)
+		}
+	}
+	a.h = admin.New(srv, admin.Options{Token: cfg.AdminToken, Version: version(), HTTPURL: httpURL, PlayQuery: playQuery,
+		Log: log, Collectors: collectors})
 	// The web console: static files (they hold no data; the page asks for
 	// the token and calls the API with it) beside the API.
 	mux := http.NewServeMux()

@@ -35,7 +35,11 @@ type Options struct {
 	// shown in /api/v1/server; a host of 0.0.0.0 or [::] stands for the
 	// host the admin API was reached at.
 	HTTPURL string
-	Log     *slog.Logger
+	// PlayQuery, when set, signs a play of a stream for the console's
+	// previews: it returns the query string that authorizes it
+	// (token=...&expires=...), shown as each stream's preview_query.
+	PlayQuery func(app, stream string) string
+	Log       *slog.Logger
 	// Collectors are more metrics (a transport's counters), registered
 	// with the same rtmphub_ prefix.
 	Collectors []prometheus.Collector
@@ -161,8 +165,24 @@ func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "no client "+r.PathValue("id"))
 }
 
+// StreamInfo is a stream of /api/v1/streams.
+type StreamInfo struct {
+	session.StreamView
+	// PreviewQuery authorizes playing the stream (a signed token), when
+	// the server signs them.
+	PreviewQuery string `json:"preview_query,omitempty"`
+}
+
 func (h *Handler) getStreams(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, h.srv.Streams())
+	views := h.srv.Streams()
+	out := make([]StreamInfo, len(views))
+	for i, v := range views {
+		out[i].StreamView = v
+		if h.opt.PlayQuery != nil {
+			out[i].PreviewQuery = h.opt.PlayQuery(v.App, v.Name)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *Handler) getSharedObjects(w http.ResponseWriter, r *http.Request) {

@@ -268,7 +268,8 @@ function viewerBadges(s) {
 function previewURL(s) {
   if (!httpURL) return '';
   const inst = s.instance && s.instance !== DEFAULT_INSTANCE ? '/' + enc(s.instance) : '';
-  return httpURL + '/' + enc(s.app) + inst + '/' + encPath(s.name) + '?proto=flv&embed=1';
+  const q = s.preview_query ? s.preview_query + '&' : ''; // a play token, when the server signs them
+  return httpURL + '/' + enc(s.app) + inst + '/' + encPath(s.name) + '?' + q + 'proto=flv&embed=1';
 }
 
 function renderStreams() {

@@ -106,9 +106,16 @@
 
   // fail records an error and starts again after a backoff: the stream
   // may not be published yet (404), or its publisher went away.
-  function fail(msg, detail) {
+  function fail(msg, detail, status) {
     error(msg, detail);
     stop();
+    if (status === 401 || status === 403) {
+      // The same URL can never succeed: a token is missing, bad or
+      // expired. A new one needs a new page.
+      st.state = 'failed';
+      render();
+      return;
+    }
     const delay = BACKOFF_MS[Math.min(st.retries, BACKOFF_MS.length - 1)];
     st.retries++;
     st.state = 'retrying';
@@ -162,7 +169,7 @@
       let what = '';
       if (typeof info === 'string') what = ': ' + info;
       else if (info) what = (info.code ? ' ' + info.code : '') + (info.msg ? ': ' + info.msg : '');
-      fail(type + ' ' + detail + what, info);
+      fail(type + ' ' + detail + what, info, info && info.code);
     });
     p.on(mpegts.Events.LOADING_COMPLETE, () => {
       if (player !== p) return;
@@ -212,7 +219,7 @@
         if (hls !== h) return;
         const code = data.response && data.response.code ? ' ' + data.response.code : '';
         if (data.fatal) {
-          fail('hls.js ' + data.type + ' ' + data.details + code, data.error || data);
+          fail('hls.js ' + data.type + ' ' + data.details + code, data.error || data, data.response && data.response.code);
         } else if (data.details !== 'bufferStalledError') {
           // hls.js recovers from these itself; keep them visible.
           console.warn('rtmphub player: hls.js', data.type, data.details + code);
