@@ -391,7 +391,14 @@ var errServerStopping = errors.New("rtmpt: server stopping")
 
 // handleConn sniffs an accepted connection and serves it.
 func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
+	// A connection that has sent nothing yet (a browser's preconnect) is
+	// closed when the server stops, not left to its sniff timeout.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	b, c, err := sniffByte(nc, s.cfg.SniffTimeout)
+	if !stop() {
+		nc.Close()
+		return
+	}
 	if err != nil {
 		nc.Close() // silent or gone before its first byte
 		return

@@ -771,6 +771,36 @@ func TestRunStopsPromptly(t *testing.T) {
 	}
 }
 
+// TestRunStopsWithASilentConnection: a connection that never sends its
+// first byte (a browser's preconnect) does not hold up the server's stop
+// until its sniff timeout.
+func TestRunStopsWithASilentConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(Config{SniffTimeout: 30 * time.Second}, echo)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ln) }()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	time.Sleep(50 * time.Millisecond) // accepted, sniffing
+	start := time.Now()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10 s with a silent connection open")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Run took %v to stop with a silent connection open", took)
+	}
+}
+
 func eventually(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
