@@ -11,6 +11,7 @@ import (
 
 	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/session/live"
+	"github.com/rtmphub/rtmphub/session/vod"
 )
 
 // Admin views: the questions the admin API asks the core, as plain method
@@ -587,4 +588,18 @@ func jsonValue(v any, depth int) any {
 		return x
 	}
 	return fmt.Sprint(v)
+}
+
+// maxListedFiles bounds the stream files Recordings lists.
+const maxListedFiles = 1000
+
+// Recordings lists the stream files in the applications' streams folders
+// (recorded streams, and files put there to play), newest first, at most
+// 1000; those being recorded now say so.
+func (s *Server) Recordings() []vod.StoredFile {
+	out := s.media.List(maxListedFiles)
+	if out == nil {
+		out = []vod.StoredFile{}
+	}
+	return out
 }

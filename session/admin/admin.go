@@ -84,6 +84,9 @@ func New(srv *session.Server, opt Options) *Handler {
 	m.Handle("GET /api/v1/clients/{id}", h.auth(http.HandlerFunc(h.getClient)))
 	m.Handle("GET /api/v1/streams", h.auth(http.HandlerFunc(h.getStreams)))
 	m.Handle("GET /api/v1/sharedobjects", h.auth(http.HandlerFunc(h.getSharedObjects)))
+	m.Handle("GET /api/v1/recordings", h.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, h.srv.Recordings())
+	})))
 	m.Handle("DELETE /api/v1/clients/{id}", h.auth(http.HandlerFunc(h.deleteClient)))
 	m.Handle("DELETE /api/v1/streams/{app}/{instance}/{name...}", h.auth(http.HandlerFunc(h.deleteStream)))
 	m.Handle("DELETE /api/v1/apps/{app}/{instance}", h.auth(http.HandlerFunc(h.deleteInstance)))

@@ -68,12 +68,13 @@ async function refresh() {
       // The server first: without a valid token that is the one 401 the
       // browser logs, not five.
       const server = await api('GET', 'server');
-      const [apps, clients, streams, sos] = await Promise.all([
+      const [apps, clients, streams, sos, files] = await Promise.all([
         api('GET', 'apps'), api('GET', 'clients'), api('GET', 'streams'), api('GET', 'sharedobjects?slots=1'),
+        api('GET', 'recordings'),
       ]);
       Object.assign(state, {
         server, apps: apps || [], clients: clients || [], streams: streams || [],
-        sharedobjects: sos || [], updatedAt: new Date(), error: '',
+        sharedobjects: sos || [], files: files || [], updatedAt: new Date(), error: '',
       });
       showMain();
       render();
@@ -420,7 +421,20 @@ function fmtSlots(slots) {
   return { short: short || '(empty)', full };
 }
 
+function renderFiles() {
+  const list = state.files || [];
+  setCount('files', list.length);
+  syncRows($('#files-table tbody'), list, 'data-file', (f) => f.app + '/' + f.instance + '/' + f.name, (tr, f) => {
+    setText(cell(tr, 0), f.app);
+    setText(cell(tr, 1, 'mono'), f.instance);
+    setNodes(cell(tr, 2, 'mono'), f.name + f.recording, () => f.recording ? [badge('REC', 'rec'), ' ', f.name] : [f.name]);
+    setText(cell(tr, 3, 'num'), fmtBytes(f.size));
+    setText(cell(tr, 4, 'num'), new Date(f.modified).toLocaleString());
+  });
+}
+
 function renderRecordings() {
+  renderFiles();
   const list = state.streams.filter((s) => s.recording);
   setCount('recordings', list.length);
   const now = serverNow();
