@@ -135,3 +135,11 @@ func validSID(s string) bool {
 func isAlnum(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
+
+// IsRTMPTPath reports whether path is one of RTMPT's requests (/open/1,
+// /idle/<id>/<seq>, ...): a server that serves other HTTP beside RTMPT
+// answers it 405 to any method but POST, as RTMPT does.
+func IsRTMPTPath(path string) bool {
+	_, err := parseRTMPTPath(path)
+	return err == nil
+}

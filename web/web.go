@@ -169,6 +169,13 @@ func (h *Handler) Stats() Stats {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if tunnel.IsRTMPTPath(r.URL.Path) {
+		// RTMPT's requests, sent with another method (or on a
+		// connection that started with one): RTMPT's answer.
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
 	t := parseTarget(r.URL.Path)
 	switch t.kind {
 	case kindNone:

@@ -267,6 +267,8 @@ func TestBadPathsAndMethods(t *testing.T) {
 		{"GET", "/live/nothing.flv", 404},
 		{"GET", "/-bad/x.flv", 400},
 		{"POST", "/live/x.flv", 405},
+		{"GET", "/open/1", 405}, // RTMPT's paths are RTMPT's
+		{"GET", "/idle/ABCDEFGH12345678/3", 405},
 	} {
 		req, _ := http.NewRequest(tc.method, httpBase+tc.path, nil)
 		resp, err := http.DefaultClient.Do(req)
