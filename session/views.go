@@ -380,6 +380,8 @@ func viewersByProtocol(readers []live.Reader) map[string]int {
 			m["server"]++
 		case *watcher:
 			m[pl.protocol]++
+		case Viewer:
+			m[pl.Protocol()]++
 		}
 	}
 	return m

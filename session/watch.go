@@ -90,10 +90,22 @@ func (s *Server) AuthorizeWatch(ctx context.Context, req WatchRequest) error {
 }
 
 // watcher is a reader attached by Watch: the reader, and the protocol
-// the views count it under.
+// the views count it under. A Viewer is counted as itself.
 type watcher struct {
 	live.Reader
 	protocol string
+}
+
+// Viewer is a reader Watch attaches as it is (not wrapped): the stream
+// reaches it, and its subscription, for every packet, and both in its own
+// memory keep them in the cache together (see live.Stream.Attach).
+type Viewer interface {
+	live.Reader
+	// Subscription is the unused subscription, a field of the viewer,
+	// that Watch attaches it with.
+	Subscription() *live.Subscription
+	// Protocol is what the views count it under.
+	Protocol() string
 }
 
 // Watch attaches r to the live stream req names, which must be live, and
@@ -111,14 +123,17 @@ func (s *Server) Watch(req WatchRequest, r live.Reader, opt live.ReaderOptions) 
 	if in == nil {
 		return nil, nil, ErrNotLive
 	}
-	w := &watcher{Reader: r, protocol: req.Protocol}
 	if opt.Log == nil {
 		opt.Log = s.log.With("app", req.App, "instance", req.Instance, "stream", req.Stream, "protocol", req.Protocol, "ip", req.IP)
 	}
 	var sub *live.Subscription
 	in.mu.Lock()
 	if st := in.streams[req.Stream]; st != nil && st.Live() {
-		sub = st.AddReader(w, opt)
+		if v, ok := r.(Viewer); ok {
+			sub = st.Attach(v.Subscription(), v, opt)
+		} else {
+			sub = st.AddReader(&watcher{Reader: r, protocol: req.Protocol}, opt)
+		}
 	}
 	in.mu.Unlock()
 	if sub == nil {

@@ -364,6 +364,7 @@ func (h *Handler) serveFLV(w http.ResponseWriter, r *http.Request, t target) {
 			"instance", req.Instance, "stream", req.Stream, "bytes_out", n,
 			"duration", time.Since(start).Round(time.Millisecond).String(), "reason", reason)
 	})
+	v.SetProtocol(proto)
 	h.viewers.Add(1)
 	if !h.track(v) {
 		close(ready)

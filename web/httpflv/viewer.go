@@ -62,7 +62,9 @@ const keptBuffer = 8 << 10
 
 // Viewer is one HTTP-FLV or WebSocket-FLV viewer of a live stream.
 type Viewer struct {
+	sub   live.Subscription // first: the stream reaches it for every packet, then q
 	q     outqueue.Queue
+	proto string
 	sink  Sink
 	stall time.Duration
 	ended func(error)
@@ -92,10 +94,23 @@ type Viewer struct {
 // its connection. Attach the viewer to its stream after New: writing
 // starts with the join burst.
 func New(lim outqueue.Limits, stall time.Duration, s Sink, ended func(error)) *Viewer {
-	v := &Viewer{sink: s, stall: stall, ended: ended, done: make(chan struct{})}
+	v := &Viewer{sink: s, stall: stall, ended: ended, done: make(chan struct{}), proto: "http-flv"}
 	v.q.Init(lim, v.wake)
 	return v
 }
+
+// Subscription is the viewer's own subscription, unused until the
+// viewer is attached with it (session.Viewer: Watch attaches it so, and
+// the stream's per-packet work stays in the viewer's memory).
+func (v *Viewer) Subscription() *live.Subscription { return &v.sub }
+
+// Protocol is what views count the viewer under: "http-flv", or what
+// SetProtocol set.
+func (v *Viewer) Protocol() string { return v.proto }
+
+// SetProtocol names the viewer's protocol ("ws-flv"), before it is
+// attached.
+func (v *Viewer) SetProtocol(p string) { v.proto = p }
 
 // wake starts a writer goroutine, which holds the queue until it is
 // empty (outqueue's wake: it runs with the queue locked and must not
