@@ -137,8 +137,9 @@ func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, key, file string
 		http.NotFound(w, r)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), blockTimeout)
-	defer cancel()
+	lazy := newLazyDeadline(r.Context(), blockTimeout)
+	defer lazy.stop()
+	var ctx context.Context = lazy
 	var code int
 	// A muxer that ended (idle) just as the request found it is replaced
 	// by a new one, once.
@@ -192,8 +193,13 @@ func (m *Manager) muxer(ctx context.Context, key string, attach Attach) (*muxer,
 		m.mu.Unlock()
 		select {
 		case <-mx.attached:
-		case <-ctx.Done():
-			return nil, http.StatusServiceUnavailable
+		default:
+			// (ctx.Done makes the request's timer: only when waiting)
+			select {
+			case <-mx.attached:
+			case <-ctx.Done():
+				return nil, http.StatusServiceUnavailable
+			}
 		}
 		if mx.attachErr != nil {
 			return nil, http.StatusNotFound
@@ -269,12 +275,15 @@ func (mx *muxer) serve(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			}
 		}
 	}
-	req := gohlslibRequest(ctx, r, file, false)
 	if _, n, ok := partName(file); ok && inst.lowLatency {
 		if code := inst.waitPart(ctx, n); code != 0 {
 			return code
 		}
+		if inst.servePart(w, r, file, n) {
+			return 0
+		}
 	}
+	req := gohlslibRequest(ctx, r, file, false)
 	tw := &trackingWriter{ResponseWriter: w}
 	inst.hm.Handle(tw, req)
 	if !tw.wrote {

@@ -811,6 +811,10 @@ type instance struct {
 	pmu sync.Mutex
 	st  atomic.Pointer[state]
 
+	// parts holds the bytes of recent complete parts, by name (parts.go).
+	partsMu sync.Mutex
+	parts   map[string]*partEntry
+
 	handlers atomic.Int32 // gohlslib handler goroutines running
 	closeMu  sync.Once
 }

@@ -228,6 +228,7 @@ func (inst *instance) publish(body []byte) {
 	if cur != nil {
 		close(cur.changed)
 	}
+	inst.trimParts(st)
 }
 
 // preloadHintBytes is preloadHint of a playlist held as bytes.
@@ -287,6 +288,7 @@ func (inst *instance) servePlaylist(ctx context.Context, w http.ResponseWriter, 
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Content-Type", "application/vnd.apple.mpegurl")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
+	setDate(h)
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
