@@ -462,7 +462,7 @@ func (mx *muxer) warnMissingTrack() {
 
 // newInstance starts a gohlslib muxer with the known tracks.
 func (mx *muxer) newInstance() (*instance, error) {
-	inst := &instance{ready: make(chan struct{}), closed: make(chan struct{}), made: &mx.mgr.playlists}
+	inst := &instance{ready: make(chan struct{}), closed: make(chan struct{}), made: &mx.mgr.playlists, log: mx.log}
 	hm := &gohlslib.Muxer{
 		Variant:            mx.cfg.Variant,
 		SegmentCount:       mx.cfg.SegmentCount,
@@ -788,6 +788,7 @@ type instance struct {
 	aconf          *audioConfig
 	lead           string         // media playlist of the leading stream
 	made           *atomic.Uint64 // the Manager's count of playlists made for requests
+	log            *slog.Logger
 
 	// sentVconf is the video configuration whose parameter sets gohlslib
 	// has (run's own); codecMu excludes multivariant playlist requests

@@ -269,6 +269,8 @@ func (inst *instance) servePlaylist(ctx context.Context, w http.ResponseWriter, 
 			break
 		}
 		if c != errWait {
+			inst.log.Debug("HLS blocking reload refused", "file", file, "msn", msn, "part", part,
+				"next_msn", st.next, "next_parts", st.nextParts, "segments", st.segments)
 			return c
 		}
 		select {
