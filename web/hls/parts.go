@@ -12,7 +12,8 @@ import (
 // LL-HLS parts are served from bytes: the first request of a complete
 // part copies it out of gohlslib, later ones (every player of the stream
 // asks for every part) are answered from that copy, with its length, in
-// one write. Parts never change once complete.
+// one Write (not chunked; net/http still makes two writes to the socket
+// of an answer over its 4 KiB buffer). Parts never change once complete.
 
 // partEntry is one part, read from gohlslib once.
 type partEntry struct {
