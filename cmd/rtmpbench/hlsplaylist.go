@@ -153,13 +153,22 @@ func (mv *hlsMultivariant) mediaURIs() []string {
 
 // parseMedia parses a media playlist.
 func parseMedia(text string) (*hlsMedia, error) {
-	lines, err := playlistLines(text)
-	if err != nil {
-		return nil, err
-	}
 	var m hlsMedia
 	var cur hlsPos // the segment being listed, and its parts so far
-	for _, l := range lines {
+	first := true
+	for text != "" {
+		var l string
+		l, text, _ = strings.Cut(text, "\n")
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		if first {
+			if l != "#EXTM3U" {
+				return nil, errors.New("playlist: no #EXTM3U first line")
+			}
+			first = false
+			continue
+		}
 		if !strings.HasPrefix(l, "#") {
 			// A segment's URI ends it.
 			cur = hlsPos{msn: cur.msn + 1}
@@ -198,13 +207,23 @@ func parseMedia(text string) (*hlsMedia, error) {
 				cur.msn += n
 			}
 		case "#EXT-X-PART":
-			var a map[string]string
-			if a, err = parseAttrs(val); err == nil {
-				if a["URI"] == "" {
+			p := hlsPart{pos: cur}
+			err = scanAttrs(val, func(name, value string) {
+				switch name {
+				case "URI":
+					p.uri = value
+				case "INDEPENDENT":
+					p.independent = value == "YES"
+				case "GAP":
+					p.gap = value == "YES"
+				}
+			})
+			if err == nil {
+				if p.uri == "" {
 					err = errors.New("no URI")
 					break
 				}
-				m.parts = append(m.parts, hlsPart{pos: cur, uri: a["URI"], independent: a["INDEPENDENT"] == "YES", gap: a["GAP"] == "YES"})
+				m.parts = append(m.parts, p)
 				cur.part++
 			}
 		case "#EXT-X-PRELOAD-HINT":
@@ -218,6 +237,9 @@ func parseMedia(text string) (*hlsMedia, error) {
 		if err != nil {
 			return nil, fmt.Errorf("playlist: %s: %w", l, err)
 		}
+	}
+	if first {
+		return nil, errors.New("playlist: no #EXTM3U first line")
 	}
 	m.next = cur
 	return &m, nil
@@ -236,25 +258,39 @@ func parseSeconds(s string) (time.Duration, error) {
 // commas, a value quoted when it may hold commas. Quotes are removed.
 func parseAttrs(s string) (map[string]string, error) {
 	attrs := make(map[string]string)
+	err := scanAttrs(s, func(name, value string) { attrs[name] = value })
+	if err != nil {
+		return nil, err
+	}
+	return attrs, nil
+}
+
+// scanAttrs calls fn with each attribute of a list, as parseAttrs reads
+// them, without a map (EXT-X-PART lines are most of what the players
+// parse).
+func scanAttrs(s string, fn func(name, value string)) error {
 	for s != "" {
 		name, rest, ok := strings.Cut(s, "=")
 		if !ok || name == "" {
-			return nil, fmt.Errorf("bad attribute list at %q", s)
+			return fmt.Errorf("bad attribute list at %q", s)
 		}
 		name = strings.TrimSpace(name)
 		if !strings.HasPrefix(rest, `"`) {
-			attrs[name], s, _ = strings.Cut(rest, ",")
+			var v string
+			v, s, _ = strings.Cut(rest, ",")
+			fn(name, v)
 			continue
 		}
 		end := strings.IndexByte(rest[1:], '"')
 		if end < 0 {
-			return nil, fmt.Errorf("unterminated quoted value of %s", name)
+			return fmt.Errorf("unterminated quoted value of %s", name)
 		}
-		attrs[name], rest = rest[1:1+end], rest[2+end:]
+		fn(name, rest[1:1+end])
+		rest = rest[2+end:]
 		if rest != "" && rest[0] != ',' {
-			return nil, fmt.Errorf("junk after the quoted value of %s", name)
+			return fmt.Errorf("junk after the quoted value of %s", name)
 		}
 		s = strings.TrimPrefix(rest, ",")
 	}
-	return attrs, nil
+	return nil
 }

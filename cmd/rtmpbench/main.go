@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -140,6 +142,7 @@ func run() error {
 		keepTmp      = flag.Bool("keep-tmp", false, "keep the temporary directory (server configs and logs)")
 		idleBusy     = flag.Float64("wait-idle", 0, "before each step wait (up to -wait-idle-max) until the host is less than this % busy; 0: don't wait")
 		idleMax      = flag.Duration("wait-idle-max", 10*time.Minute, "longest wait for an idle host per step")
+		cpuProfile   = flag.String("cpuprofile", "", "write this process's CPU profile (the players' and the publisher's side) to this file")
 		niceness     = flag.Int("nice", 0, "run the tool and the servers it starts at this nice value (e.g. -10 on a shared host; needs root to go below 0)")
 	)
 	flag.Usage = func() {
@@ -149,6 +152,24 @@ func run() error {
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (see -h)", flag.Args())
+	}
+	if os.Getenv("GOGC") == "" {
+		// The players' heap is small and churns (HLS: thousands of
+		// requests a second) while thousands of goroutines make each
+		// collection dear: collect less often. The tool's memory is not
+		// what is measured.
+		debug.SetGCPercent(400)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	bitrate, err := parseBitrate(*bitrateFlag)

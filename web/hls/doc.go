@@ -13,6 +13,10 @@
 // Requests never wait inside gohlslib without a bound: the first
 // playlist waits for the first segment, and LL-HLS blocking reloads and
 // preload hints for their part, up to 10 s or the request's context.
+// LL-HLS media playlists are not asked of gohlslib per request: the
+// muxer's goroutine notes each new part (state.go), which wakes every
+// request waiting for it at once, and each playlist of a part is made
+// once and copied to all who ask for it.
 // Plain HLS players (ffmpeg, older Safari) read the LL-HLS playlists and
 // ignore the parts; the first seven entries of a young stream are
 // EXT-X-GAP, whose gap.mp4 is 404.

@@ -179,6 +179,8 @@ type env struct {
 	log *bytes.Buffer
 	// served, when set, hears of every request answered 200.
 	served func(file string)
+	// attach attaches a muxer to the stream of a key, as the server does.
+	attach func(key string) Attach
 }
 
 // lockedBuffer is a log sink safe for the muxers' goroutines.
@@ -219,6 +221,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 			return sub.Close, nil
 		}
 	}
+	e.attach = attachKey
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// /hls/<key>/<file>
 		p := strings.TrimPrefix(r.URL.Path, "/hls/")

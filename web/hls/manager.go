@@ -38,6 +38,7 @@ type Manager struct {
 	encodeErrors atomic.Uint64
 	badInput     atomic.Uint64
 	busy         atomic.Uint64
+	playlists    atomic.Uint64
 }
 
 // Stats are a Manager's counters, for metrics.
@@ -51,6 +52,7 @@ type Stats struct {
 	EncodeErrors uint64 // errors of gohlslib while muxing
 	BadInput     uint64 // payloads and sequence headers skipped as unusable
 	Busy         uint64 // requests answered 503 (too many muxers or waits, closed)
+	Playlists    uint64 // LL-HLS media playlists gohlslib made for requests (once per part, playlist and query)
 }
 
 // New makes a Manager.
@@ -73,6 +75,7 @@ func (m *Manager) Stats() Stats {
 		EncodeErrors: m.encodeErrors.Load(),
 		BadInput:     m.badInput.Load(),
 		Busy:         m.busy.Load(),
+		Playlists:    m.playlists.Load(),
 	}
 }
 
@@ -134,8 +137,9 @@ func (m *Manager) Serve(w http.ResponseWriter, r *http.Request, key, file string
 		http.NotFound(w, r)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), blockTimeout)
-	defer cancel()
+	lazy := newLazyDeadline(r.Context(), blockTimeout)
+	defer lazy.stop()
+	var ctx context.Context = lazy
 	var code int
 	// A muxer that ended (idle) just as the request found it is replaced
 	// by a new one, once.
@@ -189,8 +193,13 @@ func (m *Manager) muxer(ctx context.Context, key string, attach Attach) (*muxer,
 		m.mu.Unlock()
 		select {
 		case <-mx.attached:
-		case <-ctx.Done():
-			return nil, http.StatusServiceUnavailable
+		default:
+			// (ctx.Done makes the request's timer: only when waiting)
+			select {
+			case <-mx.attached:
+			case <-ctx.Done():
+				return nil, http.StatusServiceUnavailable
+			}
 		}
 		if mx.attachErr != nil {
 			return nil, http.StatusNotFound
@@ -248,13 +257,14 @@ func (mx *muxer) serve(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if inst == nil {
 		return code
 	}
-	req := r.Clone(ctx)
-	req.URL.Path = "/" + file // gohlslib routes by the path's last element
-	req.RequestURI = ""
-
 	if strings.HasSuffix(file, ".m3u8") {
 		for {
-			code := inst.handleAsync(ctx, w, req)
+			var code int
+			if inst.lowLatency && file != "index.m3u8" {
+				code = inst.servePlaylist(ctx, w, r, file)
+			} else {
+				code = inst.handleAsync(ctx, w, gohlslibRequest(ctx, r, file, true))
+			}
 			if code != errReplaced {
 				return code
 			}
@@ -269,13 +279,30 @@ func (mx *muxer) serve(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		if code := inst.waitPart(ctx, n); code != 0 {
 			return code
 		}
+		if inst.servePart(w, r, file, n) {
+			return 0
+		}
 	}
+	req := gohlslibRequest(ctx, r, file, false)
 	tw := &trackingWriter{ResponseWriter: w}
 	inst.hm.Handle(tw, req)
 	if !tw.wrote {
 		return http.StatusNotFound
 	}
 	return 0
+}
+
+// gohlslibRequest is r as gohlslib's handler needs it: gohlslib routes
+// by the path's last element, which must be file. A request handed to a
+// goroutine that may outlive it (detached) is a copy.
+func gohlslibRequest(ctx context.Context, r *http.Request, file string, detached bool) *http.Request {
+	if !detached && path.Base(r.URL.Path) == file {
+		return r
+	}
+	req := r.Clone(ctx)
+	req.URL.Path = "/" + file
+	req.RequestURI = ""
+	return req
 }
 
 // instance returns the current instance, waiting for one with a playlist
@@ -328,26 +355,18 @@ func (mx *muxer) instance(ctx context.Context, wait bool) (*instance, int) {
 // the muxer's lock held (v2.2.0), which would hang every later request.
 // Part numbers beyond the hint are answered 404.
 func (inst *instance) waitPart(ctx context.Context, n int64) int {
-	inst.waiters.Add(1)
-	defer inst.waiters.Add(-1)
 	for {
-		progress, hint := inst.progressC()
-		if hint < 0 || n >= hint {
-			// The hint run last probed cannot tell: ask gohlslib. A
-			// request at the live edge asks once; once woken, the hint
-			// moved on.
-			hint = inst.probe()
-		}
+		st := inst.currentState()
 		switch {
-		case hint < 0:
+		case st == nil:
 			return http.StatusNotFound
-		case n < hint:
+		case n < st.hint:
 			return 0
-		case n > hint:
+		case n > st.hint:
 			return http.StatusNotFound
 		}
 		select {
-		case <-progress:
+		case <-st.changed:
 		case <-inst.closed:
 			return http.StatusNotFound
 		case <-ctx.Done():

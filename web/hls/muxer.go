@@ -117,9 +117,11 @@ const trackWait = time.Second
 // hints, wait for media up to this long (or the request's context).
 const blockTimeout = 10 * time.Second
 
-// maxHandlers bounds the gohlslib handler goroutines of one muxer: a
-// blocking playlist request whose client left keeps its goroutine until
-// the part it waits for exists or the instance closes.
+// maxHandlers bounds the gohlslib handler goroutines of one muxer (the
+// multivariant playlist, and the media playlists of the variants without
+// parts; LL-HLS media playlists have none, see state.go): a request
+// whose client left keeps its goroutine until gohlslib answers or the
+// instance closes.
 const maxHandlers = 1024
 
 // encodeLogInterval is the shortest time between two log lines of one
@@ -460,7 +462,7 @@ func (mx *muxer) warnMissingTrack() {
 
 // newInstance starts a gohlslib muxer with the known tracks.
 func (mx *muxer) newInstance() (*instance, error) {
-	inst := &instance{ready: make(chan struct{}), closed: make(chan struct{}), progress: make(chan struct{}), hint: -1}
+	inst := &instance{ready: make(chan struct{}), closed: make(chan struct{}), made: &mx.mgr.playlists, log: mx.log}
 	hm := &gohlslib.Muxer{
 		Variant:            mx.cfg.Variant,
 		SegmentCount:       mx.cfg.SegmentCount,
@@ -716,10 +718,17 @@ func (mx *muxer) warn(kind, msg string, err error) {
 }
 
 // probe learns, after a write to the leading track, whether a part was
-// finished, when a request waits for one (LL-HLS only).
+// finished (LL-HLS only): the requests that wait for it are answered
+// from the new state. It reads one playlist per frame of the leading
+// track.
 func (mx *muxer) probe(inst *instance) {
-	if inst.waiters.Load() > 0 {
-		inst.probe()
+	if !inst.lowLatency {
+		return
+	}
+	select {
+	case <-inst.ready:
+		inst.update()
+	default:
 	}
 }
 
@@ -777,7 +786,9 @@ type instance struct {
 	vtrack, atrack *gohlslib.Track
 	vconf          *videoConfig
 	aconf          *audioConfig
-	lead           string // media playlist of the leading stream
+	lead           string         // media playlist of the leading stream
+	made           *atomic.Uint64 // the Manager's count of playlists made for requests
+	log            *slog.Logger
 
 	// sentVconf is the video configuration whose parameter sets gohlslib
 	// has (run's own); codecMu excludes multivariant playlist requests
@@ -793,15 +804,17 @@ type instance struct {
 	lastAudioPTS int64
 	audioStarted bool
 
-	ready   chan struct{} // closed once gohlslib has a playlist
-	closed  chan struct{} // closed with hm
-	waiters atomic.Int32  // requests waiting for a part
+	ready  chan struct{} // closed once gohlslib has a playlist
+	closed chan struct{} // closed with hm
 
-	// hint is the number of the next part (the preload hint) as last
-	// probed; progress is closed and replaced when it grows.
-	pmu      sync.Mutex
-	hint     int64
-	progress chan struct{}
+	// st is the LL-HLS state (see state.go), replaced under pmu when
+	// the preload hint grows; nil before the instance is ready.
+	pmu sync.Mutex
+	st  atomic.Pointer[state]
+
+	// parts holds the bytes of recent complete parts, by name (parts.go).
+	partsMu sync.Mutex
+	parts   map[string]*partEntry
 
 	handlers atomic.Int32 // gohlslib handler goroutines running
 	closeMu  sync.Once
@@ -812,11 +825,15 @@ type instance struct {
 // closed: it blocks in gohlslib (which ignores the request's context), so
 // requests wait on ready rather than in gohlslib. The media playlist does
 // not read the codec's description, which needs codecMu, which must not
-// be held while waiting for media.
+// be held while waiting for media. An LL-HLS instance has its first state
+// before it is ready.
 func (inst *instance) waitReady() {
 	rec := &bufferWriter{header: make(http.Header)}
 	inst.hm.Handle(rec, internalRequest(inst.lead))
 	if rec.code == http.StatusOK {
+		if inst.lowLatency {
+			inst.publish(rec.body.Bytes())
+		}
 		close(inst.ready)
 	}
 }
@@ -827,40 +844,6 @@ func (inst *instance) close() {
 		inst.hm.Close()
 		close(inst.closed)
 	})
-}
-
-// probe reads the leading media playlist (gohlslib answers at once once
-// ready) for the preload hint, the number of the part being written, and
-// wakes the requests that wait when it grew. It returns the hint, -1 when
-// not known.
-func (inst *instance) probe() int64 {
-	select {
-	case <-inst.ready:
-	default:
-		return -1
-	}
-	rec := &bufferWriter{header: make(http.Header)}
-	inst.hm.Handle(rec, internalRequest(inst.lead))
-	n := int64(-1)
-	if rec.code == http.StatusOK {
-		n = preloadHint(rec.body.String())
-	}
-	inst.pmu.Lock()
-	defer inst.pmu.Unlock()
-	if n > inst.hint {
-		inst.hint = n
-		close(inst.progress)
-		inst.progress = make(chan struct{})
-	}
-	return inst.hint
-}
-
-// progressC returns the channel closed when the hint next grows, and the
-// hint as last probed.
-func (inst *instance) progressC() (<-chan struct{}, int64) {
-	inst.pmu.Lock()
-	defer inst.pmu.Unlock()
-	return inst.progress, inst.hint
 }
 
 // preloadHint returns the part number of a playlist's
