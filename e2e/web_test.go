@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"io"
+	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -68,5 +71,56 @@ func TestLLHLSFFmpegPlayer(t *testing.T) {
 	checkPlayers(t, pub, players)
 	if n := logCount(srv, "access", map[string]string{"event": "watch", "protocol": "hls-muxer"}); n != 1 {
 		t.Errorf("%d HLS muxers started, want 1 (one per stream, whoever asks)", n)
+	}
+}
+
+// TestSlowHTTPFLVViewer: an HTTP-FLV viewer that reads nothing (its
+// socket's receive buffer shrunk) is skipped to the next keyframe, then
+// dropped after --stall-timeout, while an ffmpeg HTTP-FLV player of the
+// same stream decodes ≥ 90% of the frames and the publisher keeps its
+// pace.
+func TestSlowHTTPFLVViewer(t *testing.T) {
+	e2e(t)
+	needFFmpeg(t)
+	const seconds = 12
+	// 9 MB in 12 s: more than the kernel buffers of a connection hold.
+	hd := clip(t, clipSpec{Name: "720p-6M-noise", Size: "1280x720", FPS: 25, GOP: 50, Seconds: seconds, Bitrate: "6M", Noise: true})
+	srv := startServer(t, "--player-queue", "256", "--stall-timeout", "4s")
+	httpAddr := srv.RTMPTAddr(t)
+	dir := t.TempDir()
+	pub := startPublisher(t, srv.URL("s1"), pubOpts{Clip: hd, Seconds: seconds})
+	pub.waitFrames(t, 25, 30*time.Second)
+
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return serr
+	}}
+	nc, err := d.Dial("tcp", httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := io.WriteString(nc, "GET /live/s1.flv HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	players := []playerOut{ffPlay(t, pub, dir, "ffmpeg http-flv beside a stalled viewer", "http://"+httpAddr+"/live/s1.flv")}
+	pub.finish(t, seconds*time.Second+40*time.Second)
+	if took := pub.took(); took > seconds*time.Second+5*time.Second {
+		t.Errorf("publishing %d s took %v: the stalled viewer slowed the publisher", seconds, took)
+	}
+	checkPlayers(t, pub, players)
+	if n := logCount(srv, "player too slow, skipping to the next keyframe", map[string]string{"protocol": "http-flv"}); n == 0 {
+		t.Errorf("the stalled viewer was never skipped")
+	}
+	stalled := 0
+	lines, _ := srv.log.snapshot(0)
+	for _, l := range lines {
+		if l.str("event") == "watch_end" && strings.Contains(l.str("reason"), "timeout") {
+			stalled++
+		}
+	}
+	if stalled != 1 {
+		t.Errorf("%d viewers dropped for a stalled write, want 1 (the one that read nothing)", stalled)
 	}
 }
