@@ -154,10 +154,13 @@
       autoCleanupSourceBuffer: true,
       autoCleanupMaxBackwardDuration: 30,
       autoCleanupMinBackwardDuration: 10,
-      // Playback a little faster while behind; jump when far behind.
+      // Playback a little faster while behind; jump when far behind. A
+      // viewer joins at the cached keyframe, up to a GOP behind: this
+      // brings it to about 0.6 s within a few seconds, whatever its
+      // start.
       liveSync: true,
-      liveSyncMaxLatency: 1.2,
-      liveSyncTargetLatency: 0.8,
+      liveSyncMaxLatency: 0.9,
+      liveSyncTargetLatency: 0.6,
       liveSyncPlaybackRate: 1.2,
       liveBufferLatencyChasing: true,
       liveBufferLatencyMaxLatency: 2.0,
