@@ -72,6 +72,9 @@ func TestLLHLSFFmpegPlayer(t *testing.T) {
 	if n := logCount(srv, "access", map[string]string{"event": "watch", "protocol": "hls-muxer"}); n != 1 {
 		t.Errorf("%d HLS muxers started, want 1 (one per stream, whoever asks)", n)
 	}
+	if n := logCount(srv, "access", map[string]string{"event": "watch", "protocol": "hls"}); n < 1 {
+		t.Errorf("no access line for the HLS viewer")
+	}
 }
 
 // TestSlowHTTPFLVViewer: an HTTP-FLV viewer that reads nothing (its

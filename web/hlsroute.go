@@ -27,7 +27,12 @@ func (h *Handler) serveHLS(w http.ResponseWriter, r *http.Request, t target) {
 		h.auth.allow(key + "\x00" + viewer)
 	}
 	h.requests[iHLS].Add(1)
-	h.hlsSeen.note(key, viewer)
+	if h.hlsSeen.note(key, viewer) {
+		// A new HLS viewer (its first request in hlsSeenWindow): the
+		// access log's line; its many requests are counted in metrics.
+		h.log.Info("access", "event", "watch", "ip", req.IP, "protocol", ProtoHLS, "app", req.App,
+			"instance", req.Instance, "stream", req.Stream, "allowed", true)
+	}
 	mreq := req
 	mreq.Protocol = ProtoHLSMuxer
 	mreq.Query, mreq.PageURL = "", ""
@@ -62,7 +67,9 @@ type hlsSeen struct {
 	n       int
 }
 
-func (s *hlsSeen) note(stream, viewer string) {
+// note records a request of viewer for stream, and reports whether the
+// viewer is new: not seen within hlsSeenWindow.
+func (s *hlsSeen) note(stream, viewer string) (fresh bool) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -74,16 +81,18 @@ func (s *hlsSeen) note(stream, viewer string) {
 		m = make(map[string]time.Time)
 		s.streams[stream] = m
 	}
-	if _, ok := m[viewer]; !ok {
+	at, ok := m[viewer]
+	if !ok {
 		if s.n >= maxHLSSeen {
 			s.pruneLocked(now)
 		}
 		if s.n >= maxHLSSeen {
-			return
+			return false
 		}
 		s.n++
 	}
 	m[viewer] = now
+	return !ok || now.Sub(at) >= hlsSeenWindow
 }
 
 func (s *hlsSeen) count(stream string) int {
