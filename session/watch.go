@@ -108,6 +108,15 @@ func (s *Server) Watch(req WatchRequest, r live.Reader, opt live.ReaderOptions) 
 	s.mu.Lock()
 	in := s.instances[req.App+"/"+req.Instance]
 	s.mu.Unlock()
+	// pulled: another hub publishes the stream and the cluster pulls it
+	// here; the reader waits for it as an RTMP player does.
+	pulled := false
+	if cl := s.cfg.Cluster; cl != nil && (in == nil || !in.liveNow(req.Stream)) {
+		pulled = cl.Want(req.App, req.Instance, req.Stream, req.Query)
+		if pulled && in == nil {
+			in = s.instance(req.App, req.Instance)
+		}
+	}
 	if in == nil {
 		return nil, nil, ErrNotLive
 	}
@@ -116,11 +125,15 @@ func (s *Server) Watch(req WatchRequest, r live.Reader, opt live.ReaderOptions) 
 		opt.Log = s.log.With("app", req.App, "instance", req.Instance, "stream", req.Stream, "protocol", req.Protocol, "ip", req.IP)
 	}
 	var sub *live.Subscription
-	in.mu.Lock()
-	if st := in.streams[req.Stream]; st != nil && st.Live() {
-		sub = st.AddReader(w, opt)
+	if pulled {
+		in.withStream(req.Stream, func(st *live.Stream) { sub = st.AddReader(w, opt) })
+	} else {
+		in.mu.Lock()
+		if st := in.streams[req.Stream]; st != nil && st.Live() {
+			sub = st.AddReader(w, opt)
+		}
+		in.mu.Unlock()
 	}
-	in.mu.Unlock()
 	if sub == nil {
 		return nil, nil, ErrNotLive
 	}
