@@ -1,0 +1,213 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The stream directory: one claim per published stream name.
+
+// Claim is asked before a client publishes a stream on this hub (see
+// session.Cluster): it claims the name in the directory, or refuses it
+// while another live hub holds it. A claim this hub holds already is
+// refreshed; a claim of a node whose heartbeat expired is taken over. When
+// the directory cannot be reached the publish is allowed (the refresh
+// loop claims it later) and a warning logged.
+func (n *Node) Claim(app, instance, stream string) error {
+	id := StreamID{app, instance, stream}
+	if !n.ready.Load() {
+		if !n.warnedUnrdy.Swap(true) {
+			n.log.Warn("cluster: not joined yet; publishes are not checked across hubs", "stream", id.String())
+		}
+		n.addClaim(id, 0)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
+	defer cancel()
+	err := n.claim(ctx, id)
+	var taken *TakenError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &taken):
+		return err
+	default:
+		n.log.Warn("cluster: cannot claim stream; publish allowed", "stream", id.String(), "err", err.Error())
+		n.addClaim(id, 0)
+		return nil
+	}
+}
+
+// TakenError refuses a publish: another hub publishes the stream.
+type TakenError struct {
+	Stream, Node string
+}
+
+// Error is FMS's BadName description, with the hub that has the stream.
+func (e *TakenError) Error() string {
+	return fmt.Sprintf("Stream %s is already being published (on hub %s).", e.Stream, e.Node)
+}
+
+func (n *Node) record() []byte {
+	b, _ := json.Marshal(claimRecord{Node: n.name, Advertise: n.cfg.Advertise, Since: time.Now().UTC()})
+	return b
+}
+
+// claim claims id for this node: nil when it holds it, a *TakenError when
+// a live node does, another error when the directory failed.
+func (n *Node) claim(ctx context.Context, id StreamID) error {
+	key := id.key()
+	for range 3 {
+		rev, err := n.strKV.Create(ctx, key, n.record())
+		if err == nil {
+			n.addClaim(id, rev)
+			return nil
+		}
+		if !conflict(err) {
+			return err
+		}
+		e, err := n.strKV.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // expired or deleted meanwhile: create again
+		}
+		if err != nil {
+			return err
+		}
+		var cr claimRecord
+		json.Unmarshal(e.Value(), &cr)
+		if cr.Node != n.name && n.alive(ctx, cr.Node) {
+			return &TakenError{Stream: id.Stream, Node: cr.Node}
+		}
+		// Ours already, or its owner's heartbeat expired: take it with
+		// compare-and-set, so that of two hubs doing so one wins.
+		rev, err = n.strKV.Update(ctx, key, n.record(), e.Revision())
+		if err == nil {
+			if cr.Node != n.name {
+				n.log.Info("cluster: stream taken over from a dead node", "stream", id.String(), "from", cr.Node)
+			}
+			n.addClaim(id, rev)
+			return nil
+		}
+		if !conflict(err) {
+			return err
+		}
+	}
+	return errors.New("cluster: claim contended")
+}
+
+func (n *Node) addClaim(id StreamID, rev uint64) {
+	n.mu.Lock()
+	n.claims[id] = rev
+	n.mu.Unlock()
+}
+
+// Released is told that a client's publication here ended (see
+// session.Cluster): the claim goes when no publication holds the stream
+// here any more.
+func (n *Node) Released(app, instance, stream string) {
+	id := StreamID{app, instance, stream}
+	n.mu.Lock()
+	_, ok := n.claims[id]
+	n.mu.Unlock()
+	if ok {
+		go n.refreshClaim(id)
+	}
+}
+
+// refreshClaims refreshes this hub's claims and drops those of streams
+// it no longer publishes.
+func (n *Node) refreshClaims() {
+	n.mu.Lock()
+	ids := make([]StreamID, 0, len(n.claims))
+	for id := range n.claims {
+		ids = append(ids, id)
+	}
+	n.mu.Unlock()
+	for _, id := range ids {
+		n.refreshClaim(id)
+	}
+}
+
+func (n *Node) refreshClaim(id StreamID) {
+	if !n.ready.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
+	defer cancel()
+	n.mu.Lock()
+	rev, ok := n.claims[id]
+	n.mu.Unlock()
+	if !ok {
+		return
+	}
+	if !n.hub.PublishedHere(id.App, id.Instance, id.Stream) {
+		n.mu.Lock()
+		if n.claims[id] == rev {
+			delete(n.claims, id)
+		}
+		n.mu.Unlock()
+		var err error
+		if rev != 0 {
+			err = n.strKV.Delete(ctx, id.key(), jetstream.LastRevision(rev))
+		}
+		n.log.Debug("cluster: stream released", "stream", id.String(), "err", errString(err))
+		return
+	}
+	var err error
+	if rev == 0 {
+		err = n.claim(ctx, id)
+	} else {
+		var nrev uint64
+		nrev, err = n.strKV.Update(ctx, id.key(), n.record(), rev)
+		if err == nil {
+			n.mu.Lock()
+			if _, ok := n.claims[id]; ok {
+				n.claims[id] = nrev
+			}
+			n.mu.Unlock()
+			return
+		}
+		// Expired (a NATS outage longer than the TTL) or taken: claim
+		// again, which says which.
+		err = n.claim(ctx, id)
+	}
+	var taken *TakenError
+	if errors.As(err, &taken) {
+		n.log.Warn("cluster: another hub holds a stream published here", "stream", id.String(), "owner", taken.Node)
+		n.mu.Lock()
+		delete(n.claims, id)
+		n.mu.Unlock()
+	} else if err != nil && n.ctx.Err() == nil {
+		n.log.Warn("cluster: claim refresh failed", "stream", id.String(), "err", err.Error())
+	}
+}
+
+// Owner returns the node that publishes id and its advertise address;
+// found is false when no hub does.
+func (n *Node) Owner(ctx context.Context, id StreamID) (node, addr string, found bool, err error) {
+	if !n.ready.Load() {
+		return "", "", false, errors.New("cluster: not joined")
+	}
+	e, err := n.strKV.Get(ctx, id.key())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, err
+	}
+	var cr claimRecord
+	if err := json.Unmarshal(e.Value(), &cr); err != nil {
+		return "", "", false, err
+	}
+	return cr.Node, cr.Advertise, true, nil
+}
+
+// conflict reports whether err is a lost create or compare-and-set.
+func conflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+}
