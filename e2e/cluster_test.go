@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rtmphub/rtmphub/rtmp/client"
+	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/sessiontest"
 )
 
@@ -296,4 +298,127 @@ func checkPlayers99(t *testing.T, pub *ffPublisher, players []playerOut) {
 			t.Errorf("%s: %d of %d frames of its window (%.1f%% < 99%%)", p.p.Who, res.InWindow, res.Window, res.ratio()*100)
 		}
 	}
+}
+
+// TestClusterLatency measures (reports, asserts nothing) the latency a
+// pull adds: a Go publisher on hub A stamps each video frame with the
+// time it wrote it; Go players on A (the origin) and on B (an edge, one
+// pull) note when each frame arrives. Loopback, one machine's clock.
+func TestClusterLatency(t *testing.T) {
+	e2e(t)
+	url := startNATS(t)
+	hubs := startHubs(t, func(int, string) []string { return []string{"--cluster", url} })
+	a, b := hubs[0], hubs[1]
+	for _, h := range hubs[:2] {
+		waitJoined(t, h, 30*time.Second)
+	}
+	const (
+		fps     = 50
+		seconds = 15
+		size    = 2000 // bytes a frame: 800 kbit/s
+	)
+	ctx := sessiontest.Ctx(t, time.Minute)
+	pc, err := client.Dial(ctx, "rtmp://"+a.Addr+"/live", client.Options{FlashVer: "FMLE/3.0 (compatible; e2e)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	msid, err := pc.CreateStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Publish(ctx, msid, "lat", "live"); err != nil {
+		t.Fatal(err)
+	}
+	send := func(ts uint32, p []byte) {
+		if err := pc.WriteMessages([]message.Message{{Type: message.TypeVideo, StreamID: msid, Timestamp: ts, Payload: p}}); err != nil {
+			t.Errorf("publisher: %v", err)
+		}
+	}
+	send(0, sessiontest.AVCSeq)
+	// frame i: AVC NALU, bytes 8..16 the write time (Unix ns).
+	frame := func(i int) []byte {
+		p := make([]byte, size)
+		p[0], p[1] = 0x27, 1
+		if i%fps == 0 {
+			p[0] = 0x17
+		}
+		binary.BigEndian.PutUint64(p[8:], uint64(time.Now().UnixNano()))
+		return p
+	}
+	i := 0
+	tick := time.NewTicker(time.Second / fps)
+	defer tick.Stop()
+	next := func() {
+		<-tick.C
+		send(uint32(i*1000/fps), frame(i))
+		i++
+	}
+	for range fps { // a second: the stream is live and its GOP cached
+		next()
+	}
+	// Players: connected and playing before the measured frames.
+	type result struct {
+		who string
+		ms  []float64
+	}
+	results := make(chan result, 2)
+	measureFrom := time.Now().Add(2 * time.Second) // after the join burst and the pull's start
+	for _, h := range []*server{a, b} {
+		who := "origin A"
+		if h == b {
+			who = "edge B"
+		}
+		c, err := client.Dial(ctx, "rtmp://"+h.Addr+"/live", client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		id, err := c.CreateStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Play(ctx, id, "lat", -1000); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			var ms []float64
+			for {
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				m, err := c.ReadMessage()
+				if err != nil {
+					break
+				}
+				if m.StreamID != id || m.Type != message.TypeVideo || len(m.Payload) != size {
+					continue
+				}
+				sent := time.Unix(0, int64(binary.BigEndian.Uint64(m.Payload[8:])))
+				if sent.After(measureFrom) {
+					ms = append(ms, float64(time.Since(sent).Microseconds())/1000)
+				}
+			}
+			results <- result{who, ms}
+		}()
+	}
+	for range seconds * fps {
+		next()
+	}
+	pc.Close() // the players' reads end 5 s after the stream stops
+	got := map[string][]float64{}
+	for range 2 {
+		r := <-results
+		got[r.who] = r.ms
+	}
+	var p50 [2]float64
+	for k, who := range []string{"origin A", "edge B"} {
+		ms := got[who]
+		if len(ms) < (seconds-3)*fps {
+			t.Errorf("%s: %d frames measured, want about %d", who, len(ms), (seconds-2)*fps)
+			continue
+		}
+		p50[k] = percentile(ms, 50)
+		t.Logf("%s: %d frames, latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms",
+			who, len(ms), p50[k], percentile(ms, 90), percentile(ms, 99), percentile(ms, 100))
+	}
+	t.Logf("added by the pull (edge − origin): p50 %.2f ms", p50[1]-p50[0])
 }
