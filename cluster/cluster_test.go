@@ -369,3 +369,42 @@ func TestPullBetweenHubs(t *testing.T) {
 type clientConn = client.Conn
 
 func clientOptions() client.Options { return client.Options{} }
+
+// With NATS gone, a publish is allowed at once (and claimed when NATS is
+// back), and the outage is logged once.
+func TestNATSDownNeverHoldsAPublisher(t *testing.T) {
+	srv := embedded(t, "nats", 3*time.Second)
+	srv.Attach(&fakeHub{})
+	t.Cleanup(srv.Close)
+	logs := &sessiontest.LogBuffer{}
+	b, err := New(Config{Name: "b", TTL: 3 * time.Second, Servers: []string{srv.ClientURL()},
+		Log: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := &fakeHub{}
+	b.Attach(hb)
+	t.Cleanup(b.Close)
+	waitReady(t, srv, b)
+	srv.ns.Shutdown()
+	srv.ns.WaitForShutdown()
+	sessiontest.Eventually(t, 5*time.Second, "b disconnected", func() bool { return !b.nc.IsConnected() })
+	for i := range 5 {
+		id := StreamID{"live", "_definst_", fmt.Sprintf("down%d", i)}
+		start := time.Now()
+		if err := b.Claim(id.App, id.Instance, id.Stream); err != nil {
+			t.Fatalf("claim with NATS down: %v", err)
+		}
+		hb.set(id, true)
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Errorf("claim with NATS down took %v", d)
+		}
+		if b.Want(id.App, id.Instance, "other", "") {
+			t.Error("want with NATS down")
+		}
+	}
+	time.Sleep(2 * time.Second) // a few refresh ticks, all failing
+	if n := strings.Count(logs.String(), "store failing"); n != 1 {
+		t.Errorf("%d 'store failing' lines, want 1:\n%s", n, logs.String())
+	}
+}

@@ -96,6 +96,10 @@ type Node struct {
 	claims map[StreamID]uint64 // streams this hub publishes → revision of its claim
 	pulls  map[StreamID]*pull
 
+	// failing is set while the cluster's store fails (one log line when
+	// it starts failing, one when it works again, not one per attempt).
+	failing atomic.Bool
+
 	nodeCount   atomic.Int64
 	pullsTotal  atomic.Uint64
 	warnedUnrdy atomic.Bool
@@ -296,7 +300,7 @@ func (n *Node) Close() {
 	for _, p := range pulls {
 		<-p.done
 	}
-	if n.ready.Load() {
+	if n.ready.Load() && n.nc.IsConnected() {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		for id, rev := range claims {
 			n.strKV.Delete(ctx, id.key(), jetstream.LastRevision(rev))
@@ -304,7 +308,11 @@ func (n *Node) Close() {
 		n.nodesKV.Delete(ctx, nodeKey(n.name))
 		cancel()
 	}
-	n.nc.Drain()
+	if n.nc.IsConnected() {
+		n.nc.Drain()
+	} else {
+		n.nc.Close()
+	}
 	n.shutdownEmbedded()
 }
 
@@ -402,9 +410,11 @@ func (n *Node) heartbeat() {
 	b, _ := json.Marshal(nodeRecord{Name: n.name, Advertise: n.cfg.Advertise, Load: load, Pulls: pulls, At: time.Now().UTC()})
 	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 	defer cancel()
-	if _, err := n.nodesKV.Put(ctx, nodeKey(n.name), b); err != nil && n.ctx.Err() == nil {
-		n.log.Warn("cluster: heartbeat failed", "err", err.Error())
+	_, err := n.nodesKV.Put(ctx, nodeKey(n.name), b)
+	if n.ctx.Err() != nil {
+		return
 	}
+	n.trouble("heartbeat", err)
 	if nodes, err := n.Nodes(ctx); err == nil {
 		n.nodeCount.Store(int64(len(nodes)))
 	}
@@ -418,4 +428,19 @@ func (n *Node) NodeCount() int { return int(n.nodeCount.Load()) }
 func (n *Node) alive(ctx context.Context, node string) bool {
 	_, err := n.nodesKV.Get(ctx, nodeKey(node))
 	return !errors.Is(err, jetstream.ErrKeyNotFound)
+}
+
+// trouble logs the first failure of an outage and the recovery after it:
+// while NATS is unreachable the loops fail every tick and a publish may
+// fail each time, which would flood the log.
+func (n *Node) trouble(what string, err error) {
+	if err == nil {
+		if n.failing.Swap(false) {
+			n.log.Info("cluster: store reachable again", "after", what)
+		}
+		return
+	}
+	if !n.failing.Swap(true) {
+		n.log.Warn("cluster: store failing; this hub keeps serving what it has (logged once per outage)", "during", what, "err", err.Error())
+	}
 }

@@ -29,7 +29,7 @@ var _ session.Cluster = (*Node)(nil)
 // it; a pull is then running. A pull from another hub is never pulled on
 // (an edge never serves a third hub: hubs pull from the owner).
 func (n *Node) Want(app, instance, stream, query string) bool {
-	if isPull(query) || !n.ready.Load() || n.ctx.Err() != nil {
+	if isPull(query) || !n.ready.Load() || n.ctx.Err() != nil || !n.nc.IsConnected() {
 		return false
 	}
 	id := StreamID{app, instance, stream}

@@ -27,21 +27,31 @@ func (n *Node) Claim(app, instance, stream string) error {
 		n.addClaim(id, 0)
 		return nil
 	}
+	if !n.nc.IsConnected() {
+		// NATS is unreachable: a publisher is never held up by it. The
+		// refresh loop claims the name once NATS is back.
+		n.trouble("claim of "+id.String()+" (publish allowed)", errDisconnected)
+		n.addClaim(id, 0)
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 	defer cancel()
 	err := n.claim(ctx, id)
 	var taken *TakenError
 	switch {
 	case err == nil:
+		n.trouble("claim", nil)
 		return nil
 	case errors.As(err, &taken):
 		return err
 	default:
-		n.log.Warn("cluster: cannot claim stream; publish allowed", "stream", id.String(), "err", err.Error())
+		n.trouble("claim of "+id.String()+" (publish allowed)", err)
 		n.addClaim(id, 0)
 		return nil
 	}
 }
+
+var errDisconnected = errors.New("cluster: not connected to NATS")
 
 // TakenError refuses a publish: another hub publishes the stream.
 type TakenError struct {
@@ -182,8 +192,8 @@ func (n *Node) refreshClaim(id StreamID) {
 		n.mu.Lock()
 		delete(n.claims, id)
 		n.mu.Unlock()
-	} else if err != nil && n.ctx.Err() == nil {
-		n.log.Warn("cluster: claim refresh failed", "stream", id.String(), "err", err.Error())
+	} else if n.ctx.Err() == nil {
+		n.trouble("claim refresh of "+id.String(), err)
 	}
 }
 
