@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtmphub/rtmphub/rtmp/amf"
 	"github.com/rtmphub/rtmphub/rtmp/client"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session"
@@ -73,8 +74,9 @@ func (h *fakeHub) set(id StreamID, on bool) {
 	}
 	h.published[id] = on
 }
-func (h *fakeHub) StreamReaders(string, string, string) int { return 0 }
-func (h *fakeHub) DropIdleInstance(string, string)          {}
+func (h *fakeHub) PublisherVanished(string, string, string) bool { return false }
+func (h *fakeHub) StreamReaders(string, string, string) int      { return 0 }
+func (h *fakeHub) DropIdleInstance(string, string)               {}
 
 func waitReady(t *testing.T, ns ...*Node) {
 	t.Helper()
@@ -286,9 +288,14 @@ type hub struct {
 
 func startHub(t *testing.T, name string, node *Node) *hub {
 	t.Helper()
+	return startHubGrace(t, name, node, -1)
+}
+
+func startHubGrace(t *testing.T, name string, node *Node, grace time.Duration) *hub {
+	t.Helper()
 	log := testLog(t, name+" server")
 	srv := session.NewServer(session.Config{DataDir: t.TempDir(), Cluster: node, Authorize: node.Authorizer(nil),
-		PublisherGrace: -1}, log)
+		PublisherGrace: grace}, log)
 	base := sessiontest.Serve(t, srv)
 	node.SetAdvertise(strings.TrimPrefix(base, "rtmp://"))
 	node.Attach(srv)
@@ -399,12 +406,121 @@ func TestNATSDownNeverHoldsAPublisher(t *testing.T) {
 		if d := time.Since(start); d > 100*time.Millisecond {
 			t.Errorf("claim with NATS down took %v", d)
 		}
-		if b.Want(id.App, id.Instance, "other", "") {
+		if b.Want(id.App, id.Instance, "other", "", true) {
 			t.Error("want with NATS down")
 		}
 	}
 	time.Sleep(2 * time.Second) // a few refresh ticks, all failing
 	if n := strings.Count(logs.String(), "store failing"); n != 1 {
 		t.Errorf("%d 'store failing' lines, want 1:\n%s", n, logs.String())
+	}
+}
+
+// watcher plays a stream and notes the highest frame index it got and
+// whether it was told the stream was unpublished.
+type watcher struct {
+	max          atomic.Int64
+	unpublished  atomic.Int64
+	publishNotes atomic.Int64
+}
+
+func watch(t *testing.T, base, name string) *watcher {
+	t.Helper()
+	w := &watcher{}
+	w.max.Store(-1)
+	c, msid := sessiontest.Play(t, base+"/live", name)
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		for {
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			m, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if m.StreamID != msid {
+				continue
+			}
+			switch m.Type {
+			case message.TypeVideo:
+				if i := sessiontest.FrameIndex(m.Payload); i > int(w.max.Load()) {
+					w.max.Store(int64(i))
+				}
+			case message.TypeCommandAMF0, message.TypeCommandAMF3:
+				if cmd, err := message.DecodeCommand(m); err == nil && cmd.Name == "onStatus" {
+					o, _ := cmd.Arg(0).(amf.Object)
+					switch code, _ := o.GetString("code"); code {
+					case "NetStream.Play.UnpublishNotify":
+						w.unpublished.Add(1)
+					case "NetStream.Play.PublishNotify":
+						w.publishNotes.Add(1)
+					}
+				}
+			}
+		}
+	}()
+	return w
+}
+
+// feed sends frames from..to 10 ms apart on p (stops at the first error).
+func feed(p *sessiontest.Publisher, from, to int) {
+	for i := from; i < to; i++ {
+		err := p.C.WriteMessages([]message.Message{{Type: message.TypeVideo, StreamID: p.MsID,
+			Timestamp: uint32(i * 40), Payload: sessiontest.VideoFrame(i, 25)}})
+		if err != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A player waiting on an edge for a stream nobody publishes yet gets it
+// when a hub publishes it; when the publisher's connection drops and it
+// reconnects to another hub within the grace, that hub takes the stream
+// over and every player, on the old origin and on the edges, goes on
+// without being told the stream was unpublished.
+func TestStreamFollowsItsPublisher(t *testing.T) {
+	const grace = 3 * time.Second
+	na := embedded(t, "a", 3*time.Second)
+	nb := joined(t, "b", na.ClientURL(), 3*time.Second)
+	nc := joined(t, "c", na.ClientURL(), 3*time.Second)
+	a, b, c := startHubGrace(t, "a", na, grace), startHubGrace(t, "b", nb, grace), startHubGrace(t, "c", nc, grace)
+	waitReady(t, na, nb, nc)
+
+	wb := watch(t, b.base, "cam") // before anyone publishes
+	sessiontest.Eventually(t, 5*time.Second, "b waits for a publisher", func() bool { return nb.PullCount() == 1 })
+	p1 := sessiontest.Publish(t, a.base+"/live", "cam", "live")
+	p1.Header(t, nil)
+	go feed(p1, 0, 1000)
+	sessiontest.Eventually(t, 10*time.Second, "b's player gets the stream", func() bool { return wb.max.Load() >= 25 })
+	wa, wc := watch(t, a.base, "cam"), watch(t, c.base, "cam")
+	sessiontest.Eventually(t, 10*time.Second, "a's and c's players", func() bool { return wa.max.Load() >= 50 && wc.max.Load() >= 50 })
+
+	// The publisher's connection drops; the owner marks the claim.
+	p1.C.Close()
+	ctx := sessiontest.Ctx(t, 10*time.Second)
+	sessiontest.Eventually(t, 5*time.Second, "claim marked vanished", func() bool {
+		e, err := na.strKV.Get(ctx, StreamID{"live", "_definst_", "cam"}.key())
+		return err == nil && strings.Contains(string(e.Value()), `"vanished":true`)
+	})
+	// It reconnects to c, which pulled the stream: c takes it over.
+	p2 := sessiontest.Publish(t, c.base+"/live", "cam", "live")
+	p2.Header(t, nil)
+	go feed(p2, 2000, 3000)
+	for name, w := range map[string]*watcher{"a (old origin)": wa, "b (edge)": wb, "c (new origin)": wc} {
+		sessiontest.Eventually(t, 10*time.Second, name+" follows the stream", func() bool { return w.max.Load() >= 2050 })
+		if n := w.unpublished.Load(); n != 0 {
+			t.Errorf("%s: told %d times the stream was unpublished", name, n)
+		}
+	}
+	if node, _, _, _ := nb.Owner(ctx, StreamID{"live", "_definst_", "cam"}); node != "c" {
+		t.Errorf("owner %q, want c", node)
+	}
+	for name, n := range map[string]*Node{"a": na, "b": nb} {
+		if ps := n.Pulls(); len(ps) != 1 || ps[0].Origin != "c" {
+			t.Errorf("%s pulls %+v, want one from c", name, ps)
+		}
+	}
+	if nc.PullCount() != 0 {
+		t.Errorf("c still pulls: %+v", nc.Pulls())
 	}
 }

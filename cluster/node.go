@@ -69,6 +69,7 @@ type Embedded struct {
 type Hub interface {
 	PublishPull(app, instance, stream string, src live.Source) (*live.Publication, error)
 	PublishedHere(app, instance, stream string) bool
+	PublisherVanished(app, instance, stream string) bool
 	StreamReaders(app, instance, stream string) int
 	DropIdleInstance(app, instance string)
 }
@@ -342,6 +343,8 @@ func (n *Node) run() {
 		n.ready.Store(true)
 		n.log.Info("cluster: joined", "advertise", n.cfg.Advertise, "nats", n.nc.ConnectedUrl())
 	}
+	n.wg.Add(1)
+	go n.watchDirectory()
 	t := time.NewTicker(n.cfg.TTL / 3)
 	defer t.Stop()
 	for {
@@ -395,6 +398,10 @@ type claimRecord struct {
 	Node      string    `json:"node"`
 	Advertise string    `json:"advertise"`
 	Since     time.Time `json:"since"`
+	// Vanished: the owner's publisher dropped and the owner waits for it
+	// (its grace); the publisher may reconnect to another hub, which
+	// then takes the stream over.
+	Vanished bool `json:"vanished,omitempty"`
 }
 
 func (n *Node) heartbeat() {

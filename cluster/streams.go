@@ -41,6 +41,7 @@ func (n *Node) Claim(app, instance, stream string) error {
 	switch {
 	case err == nil:
 		n.trouble("claim", nil)
+		n.handOver(id) // this hub pulled it: its publisher came here
 		return nil
 	case errors.As(err, &taken):
 		return err
@@ -56,6 +57,7 @@ var errDisconnected = errors.New("cluster: not connected to NATS")
 // TakenError refuses a publish: another hub publishes the stream.
 type TakenError struct {
 	Stream, Node string
+	addr         string // the owner's advertise address
 }
 
 // Error is FMS's BadName description, with the hub that has the stream.
@@ -63,8 +65,8 @@ func (e *TakenError) Error() string {
 	return fmt.Sprintf("Stream %s is already being published (on hub %s).", e.Stream, e.Node)
 }
 
-func (n *Node) record() []byte {
-	b, _ := json.Marshal(claimRecord{Node: n.name, Advertise: n.cfg.Advertise, Since: time.Now().UTC()})
+func (n *Node) record(vanished bool) []byte {
+	b, _ := json.Marshal(claimRecord{Node: n.name, Advertise: n.cfg.Advertise, Since: time.Now().UTC(), Vanished: vanished})
 	return b
 }
 
@@ -73,7 +75,7 @@ func (n *Node) record() []byte {
 func (n *Node) claim(ctx context.Context, id StreamID) error {
 	key := id.key()
 	for range 3 {
-		rev, err := n.strKV.Create(ctx, key, n.record())
+		rev, err := n.strKV.Create(ctx, key, n.record(false))
 		if err == nil {
 			n.addClaim(id, rev)
 			return nil
@@ -90,15 +92,20 @@ func (n *Node) claim(ctx context.Context, id StreamID) error {
 		}
 		var cr claimRecord
 		json.Unmarshal(e.Value(), &cr)
-		if cr.Node != n.name && n.alive(ctx, cr.Node) {
-			return &TakenError{Stream: id.Stream, Node: cr.Node}
+		if cr.Node != n.name && !cr.Vanished && n.alive(ctx, cr.Node) {
+			return &TakenError{Stream: id.Stream, Node: cr.Node, addr: cr.Advertise}
 		}
-		// Ours already, or its owner's heartbeat expired: take it with
+		// Ours already, its owner's publisher vanished (and reconnected
+		// here), or its owner's heartbeat expired: take it with
 		// compare-and-set, so that of two hubs doing so one wins.
-		rev, err = n.strKV.Update(ctx, key, n.record(), e.Revision())
+		rev, err = n.strKV.Update(ctx, key, n.record(false), e.Revision())
 		if err == nil {
 			if cr.Node != n.name {
-				n.log.Info("cluster: stream taken over from a dead node", "stream", id.String(), "from", cr.Node)
+				why := "its node is gone"
+				if cr.Vanished {
+					why = "its publisher reconnected here"
+				}
+				n.log.Info("cluster: stream taken over", "stream", id.String(), "from", cr.Node, "why", why)
 			}
 			n.addClaim(id, rev)
 			return nil
@@ -166,14 +173,16 @@ func (n *Node) refreshClaim(id StreamID) {
 			err = n.strKV.Delete(ctx, id.key(), jetstream.LastRevision(rev))
 		}
 		n.log.Debug("cluster: stream released", "stream", id.String(), "err", errString(err))
+		n.keepReaders(id, nil)
 		return
 	}
+	vanished := n.hub.PublisherVanished(id.App, id.Instance, id.Stream)
 	var err error
 	if rev == 0 {
 		err = n.claim(ctx, id)
 	} else {
 		var nrev uint64
-		nrev, err = n.strKV.Update(ctx, id.key(), n.record(), rev)
+		nrev, err = n.strKV.Update(ctx, id.key(), n.record(vanished), rev)
 		if err == nil {
 			n.mu.Lock()
 			if _, ok := n.claims[id]; ok {
@@ -188,10 +197,11 @@ func (n *Node) refreshClaim(id StreamID) {
 	}
 	var taken *TakenError
 	if errors.As(err, &taken) {
-		n.log.Warn("cluster: another hub holds a stream published here", "stream", id.String(), "owner", taken.Node)
+		n.log.Info("cluster: another hub took the stream over", "stream", id.String(), "owner", taken.Node, "vanished_here", vanished)
 		n.mu.Lock()
 		delete(n.claims, id)
 		n.mu.Unlock()
+		n.keepReaders(id, &originInfo{node: taken.Node, addr: taken.addr})
 	} else if n.ctx.Err() == nil {
 		n.trouble("claim refresh of "+id.String(), err)
 	}
@@ -220,4 +230,56 @@ func (n *Node) Owner(ctx context.Context, id StreamID) (node, addr string, found
 // conflict reports whether err is a lost create or compare-and-set.
 func conflict(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+}
+
+// watchDirectory tells the pulls when their stream's owner changes: a
+// pull waiting for a publisher starts at once, one whose stream moved
+// reconnects to the new owner. (A claim that expires leaves no trace a
+// watcher sees: the pulls also look the owner up when their upstream
+// ends, and now and then while they wait.)
+func (n *Node) watchDirectory() {
+	defer n.wg.Done()
+	for n.ctx.Err() == nil {
+		w, err := n.strKV.WatchAll(n.ctx, jetstream.UpdatesOnly())
+		if err != nil {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			id, err := parseKey(e.Key())
+			if err != nil {
+				continue
+			}
+			p := n.pullOf(id)
+			if p == nil {
+				continue
+			}
+			var o *originInfo
+			if e.Operation() == jetstream.KeyValuePut {
+				var cr claimRecord
+				if json.Unmarshal(e.Value(), &cr) == nil {
+					o = &originInfo{node: cr.Node, addr: cr.Advertise}
+				}
+			}
+			p.ownerChanged(o)
+		}
+		w.Stop()
+	}
+}
+
+// keepReaders pulls a stream this hub no longer publishes for the local
+// readers still attached to it: from its new owner o, or (nil) from
+// whichever hub publishes it next.
+func (n *Node) keepReaders(id StreamID, o *originInfo) {
+	if n.ctx.Err() != nil || n.hub.StreamReaders(id.App, id.Instance, id.Stream) == 0 {
+		return
+	}
+	n.startPull(id, o)
 }

@@ -22,11 +22,13 @@ type Cluster interface {
 	// cluster asks PublishedHere whether another one (a takeover, a
 	// publisher that may come back) still holds it.
 	Released(app, instance, stream string)
-	// Want says a local reader waits for a live stream nobody publishes
+	// Want says a local reader wants a live stream nobody publishes
 	// here. It reports whether another hub publishes it: a pull is then
-	// on its way. query is the reader's (a pull from another hub is never
-	// pulled on).
-	Want(app, instance, stream, query string) bool
+	// on its way. waits says the reader waits for a publisher anyway (an
+	// RTMP player does; a Watch does not): the cluster then feeds it
+	// when a hub publishes the stream later. query is the reader's (a
+	// pull from another hub is never pulled on).
+	Want(app, instance, stream, query string, waits bool) bool
 }
 
 // pullSource marks a publication made by PublishPull.
@@ -64,7 +66,15 @@ func (s *Server) PublishedHere(app, instance, stream string) bool {
 		_, pulled := p.Source().(*pullSource)
 		return !pulled
 	}
-	return true // a vanished publisher's grace (pulls end gracefully)
+	return true // a vanished publisher's grace (see PublisherVanished)
+}
+
+// PublisherVanished reports whether the live stream waits, within
+// Config.PublisherGrace, for a client publisher whose connection dropped
+// to come back (a pull's publication never does: it ends gracefully).
+func (s *Server) PublisherVanished(app, instance, stream string) bool {
+	st := s.liveStream(app, instance, stream)
+	return st != nil && st.Live() && st.Publication() == nil
 }
 
 // StreamReaders counts the local readers of the live stream: players,

@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -50,8 +51,8 @@ func (f *fakeCluster) Claim(app, inst, stream string) error {
 func (f *fakeCluster) Released(app, inst, stream string) {
 	f.note("released " + app + "/" + inst + "/" + stream)
 }
-func (f *fakeCluster) Want(app, inst, stream, query string) bool {
-	f.note("want " + app + "/" + inst + "/" + stream + "?" + query)
+func (f *fakeCluster) Want(app, inst, stream, query string, waits bool) bool {
+	f.note(fmt.Sprintf("want %s/%s/%s?%s %v", app, inst, stream, query, waits))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.want
@@ -121,10 +122,13 @@ func TestClusterWantAndPull(t *testing.T) {
 	if _, _, err := srv.Watch(req, &countReader{}, live.ReaderOptions{}); !errors.Is(err, session.ErrNotLive) {
 		t.Fatalf("watch: %v", err)
 	}
+	if !fc.has("want live/_definst_/far? false") {
+		t.Fatalf("watch asked %v", fc.calls)
+	}
 	// An RTMP play asks too, and waits as alone.
 	c, _ := sessiontest.Play(t, base+"/live", "far2?x=1")
 	defer c.Close()
-	sessiontest.Eventually(t, 5*time.Second, "want on play", func() bool { return fc.has("want live/_definst_/far2?x=1") })
+	sessiontest.Eventually(t, 5*time.Second, "want on play", func() bool { return fc.has("want live/_definst_/far2?x=1 true") })
 
 	// Another hub has it: the viewer waits for the pull.
 	fc.mu.Lock()

@@ -452,9 +452,10 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 	}
 	c.mediaSocket()
 	if cl := c.srv.cfg.Cluster; cl != nil && !c.inst.liveNow(name) {
-		// Another hub may publish it: the cluster pulls it here.
+		// Another hub may publish it, now or later: the cluster pulls it
+		// here.
 		app, inst, q := c.app, c.inst.name, streamQuery(raw)
-		go cl.Want(app, inst, name, q)
+		go cl.Want(app, inst, name, q, true)
 	}
 	c.inst.withStream(name, func(st *live.Stream) {
 		// The replies are queued with the stream locked, so that no media

@@ -112,7 +112,7 @@ func (s *Server) Watch(req WatchRequest, r live.Reader, opt live.ReaderOptions) 
 	// here; the reader waits for it as an RTMP player does.
 	pulled := false
 	if cl := s.cfg.Cluster; cl != nil && (in == nil || !in.liveNow(req.Stream)) {
-		pulled = cl.Want(req.App, req.Instance, req.Stream, req.Query)
+		pulled = cl.Want(req.App, req.Instance, req.Stream, req.Query, false)
 		if pulled && in == nil {
 			in = s.instance(req.App, req.Instance)
 		}
