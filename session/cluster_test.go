@@ -155,6 +155,15 @@ func TestClusterWantAndPull(t *testing.T) {
 	if srv.PublishedHere("live", "_definst_", "far") {
 		t.Fatal("a pull counts as published here")
 	}
+	pulled := false
+	for _, v := range srv.Streams() {
+		if v.Name == "far" {
+			pulled = v.Pulled
+		}
+	}
+	if !pulled {
+		t.Error("the stream view does not say the stream is pulled")
+	}
 	// A client's publish of the name is asked of the cluster (which
 	// refuses it while the owner lives), never taken over silently.
 	fc.mu.Lock()
