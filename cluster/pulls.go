@@ -94,6 +94,7 @@ type pull struct {
 	messages atomic.Uint64              // media messages received
 
 	handOver atomic.Bool // ended for a local publisher of the stream
+	stale    uint64      // a claim revision whose stream ended (run's goroutine only)
 
 	mu      sync.Mutex
 	pub     *live.Publication  // the pull's publication, nil when there is none
@@ -199,7 +200,7 @@ func (p *pull) run() {
 			// The origin's claim may outlive its stream until its next
 			// refresh: wait for the directory to change (or that refresh)
 			// rather than play the ended stream again.
-			p.origin.CompareAndSwap(o, nil)
+			p.forget(o)
 			if !p.sleep(n.cfg.TTL/3 + 500*time.Millisecond) {
 				return
 			}
@@ -223,14 +224,25 @@ func (p *pull) run() {
 func (p *pull) lookup() {
 	ctx, cancel := context.WithTimeout(p.ctx, opTimeout)
 	defer cancel()
-	node, addr, found, err := p.n.Owner(ctx, p.id)
+	cr, rev, found, err := p.n.owner(ctx, p.id)
 	switch {
 	case err != nil:
 		// keep the last one
-	case !found:
+	case !found || rev == p.stale:
 		p.origin.Store(nil)
 	default:
-		p.origin.Store(&originInfo{node: node, addr: addr})
+		p.origin.Store(&originInfo{node: cr.Node, addr: cr.Advertise})
+	}
+}
+
+// forget notes that the claim of origin o, as it is now, names a stream
+// that ended there: lookup ignores it until it changes.
+func (p *pull) forget(o *originInfo) {
+	p.origin.Store(nil)
+	ctx, cancel := context.WithTimeout(p.ctx, opTimeout)
+	defer cancel()
+	if cr, rev, found, err := p.n.owner(ctx, p.id); err == nil && found && cr.Node == o.node {
+		p.stale = rev
 	}
 }
 

@@ -210,21 +210,26 @@ func (n *Node) refreshClaim(id StreamID) {
 // Owner returns the node that publishes id and its advertise address;
 // found is false when no hub does.
 func (n *Node) Owner(ctx context.Context, id StreamID) (node, addr string, found bool, err error) {
+	cr, _, found, err := n.owner(ctx, id)
+	return cr.Node, cr.Advertise, found, err
+}
+
+// owner returns id's claim and its revision.
+func (n *Node) owner(ctx context.Context, id StreamID) (cr claimRecord, rev uint64, found bool, err error) {
 	if !n.ready.Load() {
-		return "", "", false, errors.New("cluster: not joined")
+		return cr, 0, false, errors.New("cluster: not joined")
 	}
 	e, err := n.strKV.Get(ctx, id.key())
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return "", "", false, nil
+		return cr, 0, false, nil
 	}
 	if err != nil {
-		return "", "", false, err
+		return cr, 0, false, err
 	}
-	var cr claimRecord
 	if err := json.Unmarshal(e.Value(), &cr); err != nil {
-		return "", "", false, err
+		return cr, 0, false, err
 	}
-	return cr.Node, cr.Advertise, true, nil
+	return cr, e.Revision(), true, nil
 }
 
 // conflict reports whether err is a lost create or compare-and-set.

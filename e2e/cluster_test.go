@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -188,6 +189,20 @@ func clusterStreams(t *testing.T, hubs []*server, seconds int, all bool) {
 		t.Fatalf("directory seen from b: %+v", v.Streams)
 	}
 
+	if !all {
+		// An HLS request on C starts C's pull (its muxer is the first
+		// reader there): the playlist comes while the stream is live.
+		hls := "http://" + c.Addr + "/live/s1/index.m3u8"
+		sessiontest.Eventually(t, 15*time.Second, "HLS playlist from c", func() bool {
+			resp, err := http.Get(hls)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode == http.StatusOK && strings.HasPrefix(string(body), "#EXTM3U")
+		})
+	}
 	// B's first player starts its pull: RTMP in one run, HTTP-FLV (the
 	// core's Watch) in the other.
 	first := ffPlay(t, pub, dir, "ffmpeg http-flv on B", "http://"+b.Addr+"/live/s1.flv")
@@ -217,6 +232,10 @@ func clusterStreams(t *testing.T, hubs []*server, seconds int, all bool) {
 		return true
 	})
 	time.Sleep(2 * time.Second) // the players are all in
+	if m := getText(t, "http://"+b.adminAddr(t)+"/metrics"); !strings.Contains(m, "\nrtmphub_cluster_pulls 1\n") ||
+		!strings.Contains(m, "\nrtmphub_cluster_nodes 3\n") {
+		t.Errorf("b's metrics lack rtmphub_cluster_pulls 1 and rtmphub_cluster_nodes 3")
+	}
 	for _, h := range []*server{a, b, c} {
 		v := getCluster(t, h)
 		want := 1
@@ -267,6 +286,12 @@ func clusterStreams(t *testing.T, hubs []*server, seconds int, all bool) {
 	for _, h := range []*server{b, c} {
 		if n := logMsgCount(h, "cluster: pulling"); n != 1 {
 			t.Errorf("hub %s: %d upstream connections (cluster: pulling), want 1", h.Addr, n)
+			lines, _ := h.log.snapshot(0)
+			for _, l := range lines {
+				if strings.HasPrefix(l.str("msg"), "cluster:") {
+					t.Log(l.Raw)
+				}
+			}
 		}
 		if n := logMsgCount(h, "cluster: pull ended"); n != 1 {
 			t.Errorf("hub %s: %d pulls ended, want 1", h.Addr, n)
@@ -421,4 +446,15 @@ func TestClusterLatency(t *testing.T) {
 			who, len(ms), p50[k], percentile(ms, 90), percentile(ms, 99), percentile(ms, 100))
 	}
 	t.Logf("added by the pull (edge − origin): p50 %.2f ms", p50[1]-p50[0])
+}
+
+func getText(t testing.TB, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
