@@ -524,3 +524,60 @@ func TestStreamFollowsItsPublisher(t *testing.T) {
 		t.Errorf("c still pulls: %+v", nc.Pulls())
 	}
 }
+
+// With signed play tokens on every hub, a viewer with a token plays on an
+// edge, whose pull the origin allows by the cluster's token alone; a
+// player without a token, or with a forged pull token, is refused on the
+// origin as before.
+func TestPullAuthorization(t *testing.T) {
+	viewers := []byte("viewer-secret")
+	start := func(name string, n *Node) *hub {
+		srv := session.NewServer(session.Config{DataDir: t.TempDir(), Cluster: n,
+			Authorize: n.Authorizer(session.TokenAuthorizer(viewers, nil)), PublisherGrace: -1}, testLog(t, name+" server"))
+		base := sessiontest.Serve(t, srv)
+		n.SetAdvertise(strings.TrimPrefix(base, "rtmp://"))
+		n.Attach(srv)
+		t.Cleanup(n.Close)
+		return &hub{node: n, srv: srv, base: base}
+	}
+	na := embedded(t, "a", 3*time.Second)
+	nb := joined(t, "b", na.ClientURL(), 3*time.Second)
+	a, b := start("a", na), start("b", nb)
+	waitReady(t, na, nb)
+	exp := time.Now().Add(time.Hour).Unix()
+	tok := func(stream string) string {
+		return fmt.Sprintf("%s?token=%x&expires=%d", stream, session.SignToken(viewers, "live", stream, exp), exp)
+	}
+	pub := sessiontest.Publish(t, a.base+"/live", tok("cam"), "live")
+	pub.Header(t, nil)
+	go feed(pub, 0, 2000)
+
+	c, msid := sessiontest.Play(t, b.base+"/live", tok("cam"))
+	defer c.Close()
+	for range 30 {
+		sessiontest.NextMedia(t, c, msid)
+	}
+	if ps := nb.Pulls(); len(ps) != 1 || !ps[0].Connected {
+		t.Fatalf("b's pulls: %+v", ps)
+	}
+	play := func(base, name string) error {
+		c := sessiontest.Dial(t, base+"/live", client.Options{})
+		defer c.Close()
+		ctx := sessiontest.Ctx(t, 5*time.Second)
+		id, err := c.CreateStream(ctx)
+		if err != nil {
+			return err
+		}
+		return c.Play(ctx, id, name, -1000)
+	}
+	if err := play(a.base, "cam"); err == nil || !strings.Contains(err.Error(), "NetStream.Play.Failed") {
+		t.Errorf("play on the origin without a token: %v", err)
+	}
+	forged := pullQuery([]byte("wrong"), "b", session.AuthPlay, StreamID{"live", "_definst_", "cam"}, time.Now())
+	if err := play(a.base, "cam?"+forged); err == nil {
+		t.Error("a forged pull token was allowed")
+	}
+	if err := play(b.base, "cam"); err == nil {
+		t.Error("play on the edge without a token was allowed")
+	}
+}

@@ -95,7 +95,10 @@ type Node struct {
 
 	mu     sync.Mutex
 	claims map[StreamID]uint64 // streams this hub publishes → revision of its claim
-	pulls  map[StreamID]*pull
+	// claimedAt is when each claim was made: the publish it was made for
+	// follows it, so a claim is not released for lack of one just after.
+	claimedAt map[StreamID]time.Time
+	pulls     map[StreamID]*pull
 
 	// failing is set while the cluster's store fails (one log line when
 	// it starts failing, one when it works again, not one per attempt).
@@ -133,7 +136,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, name: cfg.Name, secret: []byte(cfg.Secret), log: cfg.Log.With("node", cfg.Name),
-		claims: make(map[StreamID]uint64), pulls: make(map[StreamID]*pull)}
+		claims: make(map[StreamID]uint64), claimedAt: make(map[StreamID]time.Time), pulls: make(map[StreamID]*pull)}
 	urls := cfg.Servers
 	if cfg.Embedded != nil {
 		ns, err := startEmbedded(cfg.Name, cfg.Embedded)

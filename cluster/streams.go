@@ -119,9 +119,16 @@ func (n *Node) claim(ctx context.Context, id StreamID) error {
 
 func (n *Node) addClaim(id StreamID, rev uint64) {
 	n.mu.Lock()
+	if _, ok := n.claims[id]; !ok {
+		n.claimedAt[id] = time.Now()
+	}
 	n.claims[id] = rev
 	n.mu.Unlock()
 }
+
+// claimSettle is how long a new claim is kept without a publication (the
+// publish it was made for has not reached the stream yet).
+const claimSettle = time.Second
 
 // Released is told that a client's publication here ended (see
 // session.Cluster): the claim goes when no publication holds the stream
@@ -164,8 +171,13 @@ func (n *Node) refreshClaim(id StreamID) {
 	}
 	if !n.hub.PublishedHere(id.App, id.Instance, id.Stream) {
 		n.mu.Lock()
+		if time.Since(n.claimedAt[id]) < claimSettle {
+			n.mu.Unlock()
+			return // the next refresh looks again
+		}
 		if n.claims[id] == rev {
 			delete(n.claims, id)
+			delete(n.claimedAt, id)
 		}
 		n.mu.Unlock()
 		var err error
@@ -200,6 +212,7 @@ func (n *Node) refreshClaim(id StreamID) {
 		n.log.Info("cluster: another hub took the stream over", "stream", id.String(), "owner", taken.Node, "vanished_here", vanished)
 		n.mu.Lock()
 		delete(n.claims, id)
+		delete(n.claimedAt, id)
 		n.mu.Unlock()
 		n.keepReaders(id, &originInfo{node: taken.Node, addr: taken.addr})
 	} else if n.ctx.Err() == nil {

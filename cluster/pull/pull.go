@@ -147,7 +147,11 @@ func unpublished(m *message.Message) bool {
 	if err != nil || cmd.Name != "onStatus" {
 		return false
 	}
-	o, _ := cmd.Arg(0).(amf.Object)
-	code, _ := o.GetString("code")
-	return code == "NetStream.Play.UnpublishNotify"
+	for _, a := range cmd.Args { // the info object (after a null, from some servers)
+		if o, ok := a.(amf.Object); ok {
+			code, _ := o.GetString("code")
+			return code == "NetStream.Play.UnpublishNotify"
+		}
+	}
+	return false
 }
