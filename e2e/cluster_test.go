@@ -398,7 +398,7 @@ func TestClusterLatency(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		t.Cleanup(func() { c.Close() })
 		id, err := c.CreateStream(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -71,6 +71,7 @@ func TestClusterClaimAndRelease(t *testing.T) {
 	sessiontest.Eventually(t, 5*time.Second, "released", func() bool { return fc.has("released live/_definst_/cam") })
 
 	fc.mu.Lock()
+	//nolint:revive // a BadName description, as cluster.TakenError writes it
 	fc.claimErr = errors.New("Stream cam2 is already being published (on hub b).")
 	fc.mu.Unlock()
 	c := sessiontest.Dial(t, base+"/live", clientOpts())
