@@ -98,3 +98,10 @@ func (n *Node) Authorizer(next session.Authorizer) session.Authorizer {
 		return next(ctx, req)
 	}
 }
+
+// Relay reports whether a play's query is a valid pull of the stream by
+// another hub (see session.Cluster): its socket keeps TCP_NODELAY.
+func (n *Node) Relay(app, instance, stream, query string) bool {
+	return validPull(n.secret, session.AuthRequest{Action: session.AuthPlay, App: app, Instance: instance,
+		Stream: stream, Query: query}, time.Now())
+}

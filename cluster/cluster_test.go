@@ -161,6 +161,11 @@ func TestPullToken(t *testing.T) {
 	if err := a(context.Background(), session.AuthRequest{Action: session.AuthPlay, App: "live", Stream: "cam"}); err == nil {
 		t.Error("an outsider's play was allowed")
 	}
+	// A valid pull's socket keeps TCP_NODELAY; nothing else's.
+	if !n.Relay("live", "_definst_", "cam", play.Query) || n.Relay("live", "_definst_", "cam2", play.Query) ||
+		n.Relay("live", "_definst_", "cam", "token=x") {
+		t.Error("Relay")
+	}
 }
 
 // Two nodes claim the same names at once: exactly one wins each.

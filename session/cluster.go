@@ -29,6 +29,11 @@ type Cluster interface {
 	// when a hub publishes the stream later. query is the reader's (a
 	// pull from another hub is never pulled on).
 	Want(app, instance, stream, query string, waits bool) bool
+	// Relay reports whether a play, by its query, is another hub's pull
+	// of the stream (its token valid): that player relays to the other
+	// hub's players, and its socket keeps TCP_NODELAY, so that Nagle's
+	// delay is not added once per hub on the way.
+	Relay(app, instance, stream, query string) bool
 }
 
 // pullSource marks a publication made by PublishPull.

@@ -51,6 +51,8 @@ func (f *fakeCluster) Claim(app, inst, stream string) error {
 func (f *fakeCluster) Released(app, inst, stream string) {
 	f.note("released " + app + "/" + inst + "/" + stream)
 }
+func (f *fakeCluster) Relay(string, string, string, string) bool { return false }
+
 func (f *fakeCluster) Want(app, inst, stream, query string, waits bool) bool {
 	f.note(fmt.Sprintf("want %s/%s/%s?%s %v", app, inst, stream, query, waits))
 	f.mu.Lock()

@@ -450,7 +450,9 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		c.accessLog("play", "stream", name, "allowed", true, "recorded", true)
 		return nil
 	}
-	c.mediaSocket()
+	if cl := c.srv.cfg.Cluster; cl == nil || !cl.Relay(c.app, c.inst.name, name, streamQuery(raw)) {
+		c.mediaSocket()
+	}
 	if cl := c.srv.cfg.Cluster; cl != nil && !c.inst.liveNow(name) {
 		// Another hub may publish it, now or later: the cluster pulls it
 		// here.
