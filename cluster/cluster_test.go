@@ -375,7 +375,7 @@ func TestPullBetweenHubs(t *testing.T) {
 	// The pull ends after the players leave.
 	p1.Close()
 	p2.Close()
-	sessiontest.Eventually(t, 10*time.Second, "pull ended", func() bool { return nb.PullCount() == 0 })
+	sessiontest.Eventually(t, 10*time.Second, "pull ended", func() bool { return len(nb.Pulls()) == 0 })
 }
 
 type clientConn = client.Conn
@@ -492,7 +492,10 @@ func TestStreamFollowsItsPublisher(t *testing.T) {
 	waitReady(t, na, nb, nc)
 
 	wb := watch(t, b.base, "cam") // before anyone publishes
-	sessiontest.Eventually(t, 5*time.Second, "b waits for a publisher", func() bool { return nb.PullCount() == 1 })
+	sessiontest.Eventually(t, 5*time.Second, "b waits for a publisher", func() bool {
+		ps := nb.Pulls()
+		return len(ps) == 1 && ps[0].Waiting && nb.PullCount() == 0
+	})
 	p1 := sessiontest.Publish(t, a.base+"/live", "cam", "live")
 	p1.Header(t, nil)
 	go feed(p1, 0, 1000)
@@ -525,7 +528,7 @@ func TestStreamFollowsItsPublisher(t *testing.T) {
 			t.Errorf("%s pulls %+v, want one from c", name, ps)
 		}
 	}
-	if nc.PullCount() != 0 {
+	if len(nc.Pulls()) != 0 {
 		t.Errorf("c still pulls: %+v", nc.Pulls())
 	}
 }

@@ -10,7 +10,11 @@
 //     NATS keys allow few characters) → the node that publishes it. A
 //     publisher claims its name with Create (only if absent) and its hub
 //     refreshes the claim while the stream is published there; a second
-//     publisher on another hub is refused while the owner is alive.
+//     publisher on another hub is refused while the owner is alive, unless
+//     the owner marked the claim vanished (its publisher dropped and may
+//     come back anywhere within the grace): then the new hub takes it over
+//     with compare-and-set. Every hub watches the bucket, so that its pulls
+//     follow their stream.
 //
 // Media does not go through NATS: a hub with local readers of a stream
 // published on another hub pulls it once over RTMP from the owner's

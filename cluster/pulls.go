@@ -68,7 +68,8 @@ func (n *Node) startPull(id StreamID, o *originInfo) *pull {
 	if p := n.pulls[id]; p != nil {
 		return p
 	}
-	p := &pull{n: n, id: id, done: make(chan struct{}), wake: make(chan struct{}, 1), log: n.log.With("pull", id.String())}
+	p := &pull{n: n, id: id, done: make(chan struct{}), wake: make(chan struct{}, 1), log: n.log.With("pull", id.String()),
+		started: time.Now()}
 	p.ctx, p.cancel = context.WithCancel(n.ctx)
 	p.origin.Store(o)
 	n.pulls[id] = p
@@ -160,7 +161,6 @@ func (p *pull) run() {
 		n.hub.DropIdleInstance(p.id.App, p.id.Instance)
 		p.log.Info("cluster: pull ended", "connections", p.attempts.Load(), "messages", p.messages.Load())
 	}()
-	p.started = time.Now()
 	go p.watchReaders()
 	backoff := 250 * time.Millisecond
 	for p.ctx.Err() == nil {

@@ -34,12 +34,15 @@ type StreamInfo struct {
 
 // PullInfo is one of this hub's pulls.
 type PullInfo struct {
-	App         string    `json:"app"`
-	Instance    string    `json:"instance"`
-	Stream      string    `json:"stream"`
-	Origin      string    `json:"origin,omitempty"`
-	Address     string    `json:"origin_address,omitempty"`
-	Connected   bool      `json:"connected"`
+	App       string `json:"app"`
+	Instance  string `json:"instance"`
+	Stream    string `json:"stream"`
+	Origin    string `json:"origin,omitempty"`
+	Address   string `json:"origin_address,omitempty"`
+	Connected bool   `json:"connected"`
+	// Waiting: no hub publishes the stream now; the pull waits for one
+	// while local players wait.
+	Waiting     bool      `json:"waiting,omitempty"`
 	Connections int64     `json:"connections"`
 	Messages    uint64    `json:"messages"`
 	Readers     int       `json:"readers"`
@@ -144,17 +147,25 @@ func (n *Node) Pulls() []PullInfo {
 		if o := p.origin.Load(); o != nil {
 			pi.Origin, pi.Address = o.node, o.addr
 		}
+		pi.Waiting = !p.elsewhere()
 		out = append(out, pi)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
 	return out
 }
 
-// PullCount is the number of pulls running.
+// PullCount is the number of streams pulled from another hub now (not
+// counting pulls waiting for a hub to publish their stream).
 func (n *Node) PullCount() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return len(n.pulls)
+	k := 0
+	for _, p := range n.pulls {
+		if p.elsewhere() {
+			k++
+		}
+	}
+	return k
 }
 
 // Status is the cluster as this hub sees it.

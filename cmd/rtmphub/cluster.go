@@ -85,7 +85,7 @@ type clusterCollector struct {
 func newClusterCollector(n *cluster.Node) *clusterCollector {
 	d := prometheus.NewDesc
 	return &clusterCollector{n: n,
-		pulls: d("cluster_pulls", "Streams this hub pulls from other hubs now (one upstream connection each).", nil, nil),
+		pulls: d("cluster_pulls", "Streams this hub pulls from other hubs now (one upstream connection each; pulls waiting for a hub to publish their stream not counted).", nil, nil),
 		nodes: d("cluster_nodes", "Hubs alive in the cluster, this one included, at the last heartbeat.", nil, nil),
 		total: d("cluster_pulls_started_total", "Pulls this hub started.", nil, nil),
 	}
