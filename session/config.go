@@ -106,6 +106,11 @@ type Config struct {
 	// (NetStream.Record.Failed) while live streaming goes on.
 	RecordQueueBytes int
 
+	// Cluster, when set, is asked about live streams so that several hubs
+	// serve as one (see cluster.go and package cluster); nil: this hub is
+	// alone.
+	Cluster Cluster
+
 	// Application, when set, gives each application instance the
 	// Application that answers its clients' calls (nil: none; calls the
 	// core does not know then fail with NetConnection.Call.Failed).

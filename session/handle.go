@@ -352,6 +352,15 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 	if ns.pub != nil || ns.player != nil || ns.vod != nil {
 		c.closeNetStream(ns, true)
 	}
+	if cl := c.srv.cfg.Cluster; cl != nil {
+		// The name is published once across the hubs (cluster.go).
+		if err := cl.Claim(c.app, c.inst.name, name); err != nil {
+			c.sendStatus(msid, levelError, "NetStream.Publish.BadName", err.Error(), name)
+			c.log.Info("publish refused", "stream", name, "reason", err.Error())
+			c.accessDenied("publish", name, err.Error())
+			return nil
+		}
+	}
 	var err error
 	c.inst.withStream(name, func(st *live.Stream) {
 		ns.pub, err = st.Publish(&publisher{c: c, msid: msid, name: name}, live.PublishOptions{Type: typ})
@@ -441,7 +450,15 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		c.accessLog("play", "stream", name, "allowed", true, "recorded", true)
 		return nil
 	}
-	c.mediaSocket()
+	if cl := c.srv.cfg.Cluster; cl == nil || !cl.Relay(c.app, c.inst.name, name, streamQuery(raw)) {
+		c.mediaSocket()
+	}
+	if cl := c.srv.cfg.Cluster; cl != nil && !c.inst.liveNow(name) {
+		// Another hub may publish it, now or later: the cluster pulls it
+		// here.
+		app, inst, q := c.app, c.inst.name, streamQuery(raw)
+		go cl.Want(app, inst, name, q, true)
+	}
 	c.inst.withStream(name, func(st *live.Stream) {
 		// The replies are queued with the stream locked, so that no media
 		// can come between them and the player's first packets.
@@ -475,6 +492,9 @@ func (c *Client) closeNetStream(ns *netStream, graceful bool) {
 		}
 		pub.Close(graceful)
 		name := pub.Stream().Name()
+		if cl := c.srv.cfg.Cluster; cl != nil && c.inst != nil {
+			cl.Released(c.app, c.inst.name, name)
+		}
 		if graceful && c.inst != nil {
 			c.sendStatus(ns.id, levelStatus, "NetStream.Unpublish.Success", name+" is now unpublished.", name)
 		}

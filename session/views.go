@@ -66,10 +66,13 @@ type ClientStreamView struct {
 
 // StreamView is one live stream of an instance.
 type StreamView struct {
-	App         string    `json:"app"`
-	Instance    string    `json:"instance"`
-	Name        string    `json:"name"`
-	Publisher   uint64    `json:"publisher,omitempty"` // client id; 0 when none
+	App       string `json:"app"`
+	Instance  string `json:"instance"`
+	Name      string `json:"name"`
+	Publisher uint64 `json:"publisher,omitempty"` // client id; 0 when none
+	// Pulled: the stream is pulled from the hub that publishes it (a
+	// cluster's edge; see GET /api/v1/cluster for its origin).
+	Pulled      bool      `json:"pulled,omitempty"`
 	PublishType string    `json:"publish_type,omitempty"`
 	PublishedAt time.Time `json:"published_at,omitzero"`
 	Recording   bool      `json:"recording"`
@@ -309,7 +312,8 @@ func (s *Server) Streams() []StreamView {
 			if p := snap.Publication; p != nil {
 				seen[p] = true
 				v.PublishType, v.PublishedAt = p.Type(), p.StartedAt()
-				v.Publisher, _ = publisherID(p) // 0: published by the server (script_hook.go)
+				v.Publisher, _ = publisherID(p) // 0: published by the server (script_hook.go) or pulled
+				_, v.Pulled = p.Source().(*pullSource)
 				v.Recording = v.PublishType == "record" || v.PublishType == "append"
 				v.Messages, v.Bytes = p.Counts()
 				prev, ok := s.views.streams[p]

@@ -120,6 +120,15 @@ func (s *Server) Watch(req WatchRequest, r live.Reader, opt live.ReaderOptions) 
 	s.mu.Lock()
 	in := s.instances[req.App+"/"+req.Instance]
 	s.mu.Unlock()
+	// pulled: another hub publishes the stream and the cluster pulls it
+	// here; the reader waits for it as an RTMP player does.
+	pulled := false
+	if cl := s.cfg.Cluster; cl != nil && (in == nil || !in.liveNow(req.Stream)) {
+		pulled = cl.Want(req.App, req.Instance, req.Stream, req.Query, false)
+		if pulled && in == nil {
+			in = s.instance(req.App, req.Instance)
+		}
+	}
 	if in == nil {
 		return nil, nil, ErrNotLive
 	}
@@ -127,15 +136,22 @@ func (s *Server) Watch(req WatchRequest, r live.Reader, opt live.ReaderOptions) 
 		opt.Log = s.log.With("app", req.App, "instance", req.Instance, "stream", req.Stream, "protocol", req.Protocol, "ip", req.IP)
 	}
 	var sub *live.Subscription
-	in.mu.Lock()
-	if st := in.streams[req.Stream]; st != nil && st.Live() {
+	attach := func(st *live.Stream) {
 		if v, ok := r.(Viewer); ok {
 			sub = st.Attach(v.Subscription(), v, opt)
 		} else {
 			sub = st.AddReader(&watcher{Reader: r, protocol: req.Protocol}, opt)
 		}
 	}
-	in.mu.Unlock()
+	if pulled {
+		in.withStream(req.Stream, attach)
+	} else {
+		in.mu.Lock()
+		if st := in.streams[req.Stream]; st != nil && st.Live() {
+			attach(st)
+		}
+		in.mu.Unlock()
+	}
 	if sub == nil {
 		return nil, nil, ErrNotLive
 	}

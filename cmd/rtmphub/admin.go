@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rtmphub/rtmphub/cluster"
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/session/admin"
 	"github.com/rtmphub/rtmphub/web/console"
@@ -37,7 +38,7 @@ func (a *adminServer) close() {
 // its default (127.0.0.1:1111) may be taken (another server on the same
 // host) or unprivileged: the server then runs without it, with a warning.
 // An address set explicitly must bind.
-func startAdmin(cfg *config, srv *session.Server, httpURL string, collectors []prometheus.Collector, log *slog.Logger) (*adminServer, error) {
+func startAdmin(cfg *config, srv *session.Server, httpURL string, collectors []prometheus.Collector, node *cluster.Node, log *slog.Logger) (*adminServer, error) {
 	a := &adminServer{}
 	if cfg.AdminAddr == "" {
 		return a, nil
@@ -59,8 +60,12 @@ func startAdmin(cfg *config, srv *session.Server, httpURL string, collectors []p
 			return fmt.Sprintf("token=%x&expires=%d", session.SignToken([]byte(cfg.AuthSecret), app, stream, exp), exp)
 		}
 	}
-	a.h = admin.New(srv, admin.Options{Token: cfg.AdminToken, Version: version(), HTTPURL: httpURL, PlayQuery: playQuery,
-		Log: log, Collectors: collectors})
+	opt := admin.Options{Token: cfg.AdminToken, Version: version(), HTTPURL: httpURL, PlayQuery: playQuery,
+		Log: log, Collectors: collectors}
+	if node != nil {
+		opt.Cluster = clusterStatus(node)
+	}
+	a.h = admin.New(srv, opt)
 	// The web console: static files (they hold no data; the page asks for
 	// the token and calls the API with it) beside the API.
 	mux := http.NewServeMux()

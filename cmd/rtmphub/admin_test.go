@@ -61,7 +61,7 @@ func TestAdminDefaultPortTaken(t *testing.T) {
 	cfg.AdminAddr = ln.Addr().String() // as if it were the default
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	a, err := startAdmin(cfg, nil, "", nil, log)
+	a, err := startAdmin(cfg, nil, "", nil, nil, log)
 	if err != nil || a.h != nil {
 		t.Fatalf("default taken: %v %+v", err, a)
 	}
@@ -69,7 +69,7 @@ func TestAdminDefaultPortTaken(t *testing.T) {
 		t.Errorf("no warning: %s", logs.String())
 	}
 	cfg.explicit["AdminAddr"] = true
-	if _, err := startAdmin(cfg, nil, "", nil, log); err == nil || !strings.Contains(err.Error(), "--admin-addr") {
+	if _, err := startAdmin(cfg, nil, "", nil, nil, log); err == nil || !strings.Contains(err.Error(), "--admin-addr") {
 		t.Errorf("explicit taken: %v", err)
 	}
 }

@@ -109,6 +109,14 @@ type config struct {
 	ClientBandwidthIn   byteSize      `env:"CLIENT_BANDWIDTH_IN" off:"0" help:"bytes per second read from each client at most (0 = no limit)"`
 	ClientIdleTimeout   time.Duration `env:"CLIENT_IDLE_TIMEOUT" off:"0" min:"1s" help:"disconnect a client that sends nothing for this long while it has no stream publishing or playing, no shared object in use and no call in flight either way, with NetConnection.Connect.IdleTimeout as FMS (0 = off: silent RPC and SharedObject clients stay for ever)"`
 
+	Cluster          string `env:"CLUSTER" help:"comma-separated nats:// URLs of the NATS cluster this hub shares with the others: streams are published once across the hubs and pulled over RTMP by the hubs that have players (empty = this hub alone, no NATS)"`
+	ClusterEmbedded  string `env:"CLUSTER_EMBEDDED" kind:"address" help:"run a NATS server in this process with this client address (host:port), JetStream stored under <data>/.cluster/<node name>; the hubs' embedded servers form one NATS cluster through --cluster-routes (with --cluster, those servers are joined instead of this one)"`
+	ClusterRouteAddr string `env:"CLUSTER_ROUTE_ADDR" kind:"address" help:"route address of the embedded NATS server, which the other hubs' --cluster-routes name (empty: the host of --cluster-embedded, its port + 2000)"`
+	ClusterRoutes    string `env:"CLUSTER_ROUTES" help:"comma-separated route addresses (host:port) of the other hubs' embedded NATS servers"`
+	NodeName         string `env:"NODE_NAME" help:"this hub's name in the cluster (empty: the host name)"`
+	ClusterAdvertise string `env:"CLUSTER_ADVERTISE" kind:"address" help:"host:port the other hubs pull this hub's streams from over RTMP (empty: --rtmp-addr's, with an unspecified host replaced by this machine's first non-loopback address)"`
+	ClusterSecret    string `env:"CLUSTER_SECRET" help:"secret the hubs share: it signs their pulls from one another, which the origin allows in place of its authorization (the edge authorized its players); empty: a pull is authorized as any play"`
+
 	QUICAddr        string        `env:"QUIC_ADDR" off:"" kind:"address" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (whole messages framed on QUIC; the gateway relays them to the origin as chunked RTMP)"`
 	QUICIdleTimeout time.Duration `env:"QUIC_IDLE_TIMEOUT" min:"1s" help:"close a QUIC connection silent this long"`
 	QUICKeepAlive   time.Duration `env:"QUIC_KEEPALIVE" off:"0" help:"QUIC keep-alive period (0 = off)"`
@@ -485,7 +493,23 @@ func validate(cfg *config) error {
 	rule(&cfg.RTMPTMaxBuffered, cfg.RTMPTMaxBuffered >= cfg.RTMPTMaxBody, "must be at least "+cfg.name(&cfg.RTMPTMaxBody))
 	rule(&cfg.AdminAddr, cfg.AdminAddr == "" || cfg.AdminToken != "" || admin.IsLoopback(cfg.AdminAddr),
 		"an admin API bound off loopback needs a token ("+cfg.name(&cfg.AdminToken)+")")
+	rule(&cfg.ClusterRoutes, cfg.ClusterRoutes == "" || cfg.ClusterEmbedded != "", "routes need an embedded NATS server ("+cfg.name(&cfg.ClusterEmbedded)+")")
+	rule(&cfg.ClusterRouteAddr, cfg.ClusterRouteAddr == "" || cfg.ClusterEmbedded != "", "needs an embedded NATS server ("+cfg.name(&cfg.ClusterEmbedded)+")")
+	for _, u := range splitList(cfg.Cluster) {
+		rule(&cfg.Cluster, strings.HasPrefix(u, "nats://") || strings.HasPrefix(u, "tls://"), "want comma-separated nats:// URLs")
+	}
 	return errors.Join(errs...)
+}
+
+// splitList splits a comma-separated setting, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // fieldValue is a flag.Value over one config field.

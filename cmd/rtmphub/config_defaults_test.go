@@ -170,6 +170,11 @@ func TestSettingKinds(t *testing.T) {
 		{nil, []string{"--rtmpt-max-buffered=1MiB", "--rtmpt-max-body=2MiB"}, nil,
 			"RTMPHUB_RTMPT_MAX_BUFFERED / --rtmpt-max-buffered = \"1048576\": must be at least RTMPHUB_RTMPT_MAX_BODY / --rtmpt-max-body"},
 		{nil, []string{"--admin-addr=0.0.0.0:1111"}, nil, "needs a token (RTMPHUB_ADMIN_TOKEN / --admin-token)"},
+		{nil, []string{"--cluster=nats://a:4222, nats://b:4222"}, func(c *config) bool { return len(splitList(c.Cluster)) == 2 }, ""},
+		{nil, []string{"--cluster=http://a:4222"}, nil, "RTMPHUB_CLUSTER / --cluster = \"http://a:4222\": want comma-separated nats:// URLs"},
+		{nil, []string{"--cluster-routes=b:6222"}, nil, "routes need an embedded NATS server (RTMPHUB_CLUSTER_EMBEDDED / --cluster-embedded)"},
+		{nil, []string{"--cluster-embedded=4222"}, nil, "want host:port"},
+		{nil, []string{"--cluster-embedded=127.0.0.1:4222", "--cluster-routes=b:6222"}, func(c *config) bool { return c.ClusterRoutes == "b:6222" }, ""},
 	} {
 		c, err := loadConfig(tc.args, tc.env, &bytes.Buffer{})
 		if tc.ok != nil {

@@ -28,6 +28,15 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	libs.script.Next = testApplication(cfg.RPCTestApp)
 	libs.session.Application = script.Factory(libs.script)
 	libs.session.Authorize = authorizer(cfg, log)
+	node, err := startCluster(cfg, log)
+	if err != nil {
+		return err
+	}
+	if node != nil {
+		defer node.Close()
+		libs.session.Cluster = node
+		libs.session.Authorize = node.Authorizer(libs.session.Authorize)
+	}
 	srv := session.NewServer(libs.session, log)
 
 	var tlsCfg *tls.Config
@@ -50,6 +59,12 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 	lns = append(lns, ln)
 	log.Info("listening", "transport", "rtmp", "addr", ln.Addr().String())
+	var collectors []prometheus.Collector
+	if node != nil {
+		node.SetAdvertise(advertiseAddr(cfg, ln.Addr()))
+		node.Attach(srv)
+		collectors = append(collectors, newClusterCollector(node))
+	}
 	// The HTTP and TLS ports: an address left at its default may be
 	// unavailable (a privileged port, or one in use); RTMPT and TLS are
 	// still sniffed on the RTMP port then. One set explicitly must bind.
@@ -106,7 +121,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			httpURL = "https://" + lns[1].Addr().String()
 		}
 	}
-	adm, err := startAdmin(cfg, srv, httpURL, []prometheus.Collector{tc, wc}, log)
+	adm, err := startAdmin(cfg, srv, httpURL, append(collectors, tc, wc), node, log)
 	if err != nil {
 		closeAll()
 		return err

@@ -6,6 +6,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,9 @@ type Options struct {
 	// Collectors are more metrics (a transport's counters), registered
 	// with the same rtmphub_ prefix.
 	Collectors []prometheus.Collector
+	// Cluster, when set, answers GET /api/v1/cluster with the cluster as
+	// this hub sees it (nil: the hub is alone, and the endpoint says so).
+	Cluster func(ctx context.Context) any
 }
 
 // Handler serves the admin API of one session.Server.
@@ -91,6 +95,13 @@ func New(srv *session.Server, opt Options) *Handler {
 	m.Handle("DELETE /api/v1/streams/{app}/{instance}/{name...}", h.auth(http.HandlerFunc(h.deleteStream)))
 	m.Handle("DELETE /api/v1/apps/{app}/{instance}", h.auth(http.HandlerFunc(h.deleteInstance)))
 	m.Handle("POST /api/v1/apps/{app}/reload", h.auth(http.HandlerFunc(h.reloadApp)))
+	m.Handle("GET /api/v1/cluster", h.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if opt.Cluster == nil {
+			writeError(w, http.StatusNotFound, "this hub is not in a cluster (--cluster, --cluster-embedded)")
+			return
+		}
+		writeJSON(w, http.StatusOK, opt.Cluster(r.Context()))
+	})))
 	m.Handle("/api/", h.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})))

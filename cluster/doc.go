@@ -1,0 +1,30 @@
+// Package cluster makes several hubs serve as one, coordinated by NATS:
+// a hub joins a NATS cluster (external servers, or one embedded in the
+// process with routes to the other hubs' embedded servers) and keeps two
+// JetStream key-value buckets with its peers:
+//
+//   - rtmphub_nodes: node name → its advertise address and load, written
+//     every heartbeat; a record outlives its last heartbeat by the TTL,
+//     so a node that died leaves the membership within it.
+//   - rtmphub_streams: app.instance.stream (each part base64url-encoded,
+//     NATS keys allow few characters) → the node that publishes it. A
+//     publisher claims its name with Create (only if absent) and its hub
+//     refreshes the claim while the stream is published there; a second
+//     publisher on another hub is refused while the owner is alive, unless
+//     the owner marked the claim vanished (its publisher dropped and may
+//     come back anywhere within the grace): then the new hub takes it over
+//     with compare-and-set. Every hub watches the bucket, so that its pulls
+//     follow their stream.
+//
+// Media does not go through NATS: a hub with local readers of a stream
+// published on another hub pulls it once over RTMP from the owner's
+// advertise address (package cluster/pull) and publishes it into its own
+// live stream, whose GOP cache and fan-out serve the local readers. The
+// pull carries an HMAC of the cluster's shared secret that the origin's
+// authorizer accepts in place of its own checks (the edge authorized its
+// readers already); nothing else bypasses them.
+//
+// The session core knows none of this: it asks a session.Cluster (Node
+// implements it) to claim, release and want streams, and a nil one is a
+// hub alone.
+package cluster

@@ -1,0 +1,121 @@
+package session
+
+import (
+	"github.com/rtmphub/rtmphub/session/live"
+)
+
+// Several hubs serving as one (package cluster): the core asks a Cluster
+// about live streams at three points, and a cluster feeds the streams it
+// pulls from other hubs through PublishPull. A nil Config.Cluster is a
+// hub alone: none of this runs.
+
+// Cluster is what the core asks of the hubs it serves with. Its methods
+// run on a client's reader goroutine (or a web request's): they must
+// answer within a bounded time, and fail open when the cluster cannot be
+// reached (a publisher is never held up by it).
+type Cluster interface {
+	// Claim is asked before a client publishes a live stream here: nil
+	// lets the publish go on; an error refuses it with
+	// NetStream.Publish.BadName and the error's text.
+	Claim(app, instance, stream string) error
+	// Released says a client's publication of the stream here ended; the
+	// cluster asks PublishedHere whether another one (a takeover, a
+	// publisher that may come back) still holds it.
+	Released(app, instance, stream string)
+	// Want says a local reader wants a live stream nobody publishes
+	// here. It reports whether another hub publishes it: a pull is then
+	// on its way. waits says the reader waits for a publisher anyway (an
+	// RTMP player does; a Watch does not): the cluster then feeds it
+	// when a hub publishes the stream later. query is the reader's (a
+	// pull from another hub is never pulled on).
+	Want(app, instance, stream, query string, waits bool) bool
+	// Relay reports whether a play, by its query, is another hub's pull
+	// of the stream (its token valid): that player relays to the other
+	// hub's players, and its socket keeps TCP_NODELAY, so that Nagle's
+	// delay is not added once per hub on the way.
+	Relay(app, instance, stream, query string) bool
+}
+
+// pullSource marks a publication made by PublishPull.
+type pullSource struct{ live.Source }
+
+// PublishPull makes src, a pull of the stream from another hub, the
+// publisher of the live stream app/instance/stream here. It is not a
+// client's publication: the cluster never claims it (PublishedHere is
+// false for it), and a client's publish of the name takes it over only
+// when the cluster lets the client claim the name.
+func (s *Server) PublishPull(app, instance, stream string, src live.Source) (*live.Publication, error) {
+	in := s.instance(app, instance)
+	var p *live.Publication
+	var err error
+	in.withStream(stream, func(st *live.Stream) {
+		p, err = st.Publish(&pullSource{src}, live.PublishOptions{Type: "live"})
+	})
+	if err != nil {
+		in.removeStreamIfUnusedByName(stream)
+		s.dropInstanceIfIdle(in)
+		return nil, err
+	}
+	return p, nil
+}
+
+// PublishedHere reports whether a client of this hub publishes the live
+// stream (or one that vanished may still come back to it), rather than a
+// pull from another hub.
+func (s *Server) PublishedHere(app, instance, stream string) bool {
+	st := s.liveStream(app, instance, stream)
+	if st == nil || !st.Live() {
+		return false
+	}
+	if p := st.Publication(); p != nil {
+		_, pulled := p.Source().(*pullSource)
+		return !pulled
+	}
+	return true // a vanished publisher's grace (see PublisherVanished)
+}
+
+// PublisherVanished reports whether the live stream waits, within
+// Config.PublisherGrace, for a client publisher whose connection dropped
+// to come back (a pull's publication never does: it ends gracefully).
+func (s *Server) PublisherVanished(app, instance, stream string) bool {
+	st := s.liveStream(app, instance, stream)
+	return st != nil && st.Live() && st.Publication() == nil
+}
+
+// StreamReaders counts the local readers of the live stream: players,
+// viewers, HLS muxers, recordings.
+func (s *Server) StreamReaders(app, instance, stream string) int {
+	st := s.liveStream(app, instance, stream)
+	if st == nil {
+		return 0
+	}
+	return len(st.Snapshot().Readers)
+}
+
+// liveStream returns the live stream app/instance/stream, nil when the
+// instance or the stream does not exist.
+func (s *Server) liveStream(app, instance, stream string) *live.Stream {
+	if instance == "" {
+		instance = "_definst_"
+	}
+	s.mu.Lock()
+	in := s.instances[app+"/"+instance]
+	s.mu.Unlock()
+	if in == nil {
+		return nil
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.streams[stream]
+}
+
+// DropIdleInstance unloads the instance when nothing uses it any more (a
+// pull's instance, which no client of this hub may have connected to).
+func (s *Server) DropIdleInstance(app, instance string) {
+	s.mu.Lock()
+	in := s.instances[app+"/"+instance]
+	s.mu.Unlock()
+	if in != nil {
+		s.dropInstanceIfIdle(in)
+	}
+}
