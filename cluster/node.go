@@ -42,6 +42,11 @@ type Config struct {
 	// Linger keeps a pull this long after its last local reader left
 	// (default 3s).
 	Linger time.Duration
+	// Grace is how long the readers of a pull wait, without being told,
+	// for their stream to come back on some hub when its origin hub
+	// vanished (died, or lost its publisher's connection with it) and its
+	// claim expired: the hub's publisher grace. 0: they are told at once.
+	Grace time.Duration
 	// Replicas of the buckets (default 1; at most the NATS servers).
 	Replicas int
 	// Load reports this hub's load for its heartbeat (default: the

@@ -163,15 +163,32 @@ func (p *pull) run() {
 	}()
 	go p.watchReaders()
 	backoff := 250 * time.Millisecond
+	// lost is when the upstream last failed without the origin saying
+	// the stream ended (its hub died, or the connection did); zero while
+	// a connection plays or after a clean unpublish.
+	var lost time.Time
 	for p.ctx.Err() == nil {
 		o := p.origin.Load()
 		if o == nil || o.node == n.name {
 			// No owner (or this hub, whose publisher then feeds the
-			// stream itself): its readers are told, and wait for one. The
+			// stream itself). When the origin vanished (its claim expired
+			// after its hub died) the readers wait for the stream to come
+			// back anywhere through the grace, as for a publisher that
+			// vanished on their own hub; then, or after a clean
+			// unpublish, they are told, and wait for a publisher. The
 			// directory watcher wakes the pull; looking up now and then
 			// covers claims that expired (which no watcher sees).
-			p.closePub(true)
-			if !p.sleep(2 * time.Second) {
+			wait := 2 * time.Second
+			if left := n.cfg.Grace - time.Since(lost); !lost.IsZero() && left > 0 && p.hasPub() {
+				wait = min(wait, left)
+			} else {
+				if p.hasPub() && !lost.IsZero() {
+					p.log.Info("cluster: no hub publishes the stream after the grace; readers told", "grace", n.cfg.Grace.String())
+				}
+				lost = time.Time{}
+				p.closePub(true)
+			}
+			if !p.sleep(wait) {
 				return
 			}
 			p.lookup()
@@ -194,6 +211,9 @@ func (p *pull) run() {
 		unpublished := errors.Is(err, upstream.ErrUnpublished) && !moved
 		if unpublished {
 			p.closePub(true)
+			lost = time.Time{}
+		} else if got > 0 || lost.IsZero() {
+			lost = time.Now()
 		}
 		p.log.Info("cluster: pull upstream ended", "origin", o.node, "messages", got, "moved", moved, "err", errString(err))
 		if unpublished {
@@ -367,6 +387,13 @@ func (s sink) Write(m *message.Message) {
 		mm.Timestamp = ts
 		pub.Write(&mm) // on this goroutine only: Publication.Write is not concurrent
 	}
+}
+
+// hasPub reports whether the pull's publication is open.
+func (p *pull) hasPub() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pub != nil
 }
 
 func (p *pull) closePub(graceful bool) {

@@ -314,6 +314,7 @@ type pubOpts struct {
 	GOP     int    // default 25
 	Seconds int
 	Bitrate string
+	Source  string // lavfi video source (default testsrc)
 	// Clip, when set, is streamed with -re -c copy instead.
 	Clip string
 }
@@ -340,6 +341,9 @@ func startPublisher(t testing.TB, url string, o pubOpts) *ffPublisher {
 	if o.GOP == 0 {
 		o.GOP = 25
 	}
+	if o.Source == "" {
+		o.Source = "testsrc"
+	}
 	p := &ffPublisher{URL: url, FPS: float64(o.FPS)}
 	args := []string{"-nostdin", "-hide_banner", "-loglevel", "warning", "-re"}
 	if o.Clip != "" {
@@ -349,7 +353,7 @@ func startPublisher(t testing.TB, url string, o pubOpts) *ffPublisher {
 	} else {
 		p.Ref = filepath.Join(t.TempDir(), "published.flv")
 		args = append(args,
-			"-f", "lavfi", "-i", fmt.Sprintf("testsrc=size=%s:rate=%d", o.Size, o.FPS),
+			"-f", "lavfi", "-i", fmt.Sprintf("%s=size=%s:rate=%d", o.Source, o.Size, o.FPS),
 			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
 			"-map", "0:v", "-map", "1:a")
 		args = append(args, x264Args(o.GOP, o.Bitrate)...)
