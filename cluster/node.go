@@ -105,6 +105,12 @@ type Node struct {
 	claimedAt map[StreamID]time.Time
 	pulls     map[StreamID]*pull
 
+	// rebuild asks the run loop to make the buckets again: NATS came back,
+	// and a server that restarted lost them (they are in memory); kick
+	// wakes the loop for it.
+	rebuild atomic.Bool
+	kick    chan struct{}
+
 	// failing is set while the cluster's store fails (one log line when
 	// it starts failing, one when it works again, not one per attempt).
 	failing atomic.Bool
@@ -141,7 +147,8 @@ func New(cfg Config) (*Node, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, name: cfg.Name, secret: []byte(cfg.Secret), log: cfg.Log.With("node", cfg.Name),
-		claims: make(map[StreamID]uint64), claimedAt: make(map[StreamID]time.Time), pulls: make(map[StreamID]*pull)}
+		claims: make(map[StreamID]uint64), claimedAt: make(map[StreamID]time.Time), pulls: make(map[StreamID]*pull),
+		kick: make(chan struct{}, 1)}
 	urls := cfg.Servers
 	if cfg.Embedded != nil {
 		ns, err := startEmbedded(cfg.Name, cfg.Embedded)
@@ -162,7 +169,14 @@ func New(cfg Config) (*Node, error) {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			n.log.Warn("cluster: NATS disconnected", "err", errString(err))
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { n.log.Info("cluster: NATS reconnected", "url", c.ConnectedUrl()) }))
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			n.log.Info("cluster: NATS reconnected", "url", c.ConnectedUrl())
+			n.rebuild.Store(true)
+			select {
+			case n.kick <- struct{}{}:
+			default:
+			}
+		}))
 	if err != nil {
 		n.shutdownEmbedded()
 		return nil, fmt.Errorf("cluster: connect: %w", err)
@@ -356,22 +370,44 @@ func (n *Node) run() {
 	t := time.NewTicker(n.cfg.TTL / 3)
 	defer t.Stop()
 	for {
+		if n.rebuild.Load() {
+			// After an outage: the buckets (and so the membership and
+			// the directory) are made again if the server lost them;
+			// the heartbeat and the claims' refresh below fill them.
+			if _, _, err := n.buckets(); err != nil {
+				n.trouble("making the buckets again", err)
+			} else {
+				n.rebuild.Store(false)
+			}
+		}
 		n.heartbeat()
 		n.refreshClaims()
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
+		case <-n.kick:
 		}
 	}
 }
 
 func (n *Node) setup() error {
+	nk, sk, err := n.buckets()
+	if err != nil {
+		return err
+	}
+	n.nodesKV, n.strKV = nk, sk
+	return nil
+}
+
+// buckets makes the buckets, or updates them (a bucket that exists is
+// kept as it is).
+func (n *Node) buckets() (nodes, streams jetstream.KeyValue, err error) {
 	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 	defer cancel()
 	js, err := jetstream.New(n.nc)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	mk := func(bucket string) (jetstream.KeyValue, error) {
 		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, TTL: n.cfg.TTL,
@@ -379,14 +415,13 @@ func (n *Node) setup() error {
 	}
 	nk, err := mk(nodesBucket)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", nodesBucket, err)
+		return nil, nil, fmt.Errorf("bucket %s: %w", nodesBucket, err)
 	}
 	sk, err := mk(streamsBucket)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", streamsBucket, err)
+		return nil, nil, fmt.Errorf("bucket %s: %w", streamsBucket, err)
 	}
-	n.nodesKV, n.strKV = nk, sk
-	return nil
+	return nk, sk, nil
 }
 
 // Ready reports whether the node joined (its buckets are made).
