@@ -21,7 +21,7 @@ func startCluster(cfg *config, log *slog.Logger) (*cluster.Node, error) {
 		return nil, nil
 	}
 	cc := cluster.Config{Servers: splitList(cfg.Cluster), Name: cfg.NodeName, Secret: cfg.ClusterSecret,
-		Advertise: cfg.ClusterAdvertise, Grace: cfg.PublisherGrace, Log: log.With("component", "cluster")}
+		Advertise: cfg.ClusterAdvertise, Grace: cfg.PublisherGrace, TTL: cfg.ClusterTTL, Log: log.With("component", "cluster")}
 	if cfg.ClusterEmbedded != "" {
 		name := cfg.NodeName
 		if name == "" {

@@ -109,13 +109,14 @@ type config struct {
 	ClientBandwidthIn   byteSize      `env:"CLIENT_BANDWIDTH_IN" off:"0" help:"bytes per second read from each client at most (0 = no limit)"`
 	ClientIdleTimeout   time.Duration `env:"CLIENT_IDLE_TIMEOUT" off:"0" min:"1s" help:"disconnect a client that sends nothing for this long while it has no stream publishing or playing, no shared object in use and no call in flight either way, with NetConnection.Connect.IdleTimeout as FMS (0 = off: silent RPC and SharedObject clients stay for ever)"`
 
-	Cluster          string `env:"CLUSTER" help:"comma-separated nats:// URLs of the NATS cluster this hub shares with the others: streams are published once across the hubs and pulled over RTMP by the hubs that have players (empty = this hub alone, no NATS)"`
-	ClusterEmbedded  string `env:"CLUSTER_EMBEDDED" kind:"address" help:"run a NATS server in this process with this client address (host:port), JetStream stored under <data>/.cluster/<node name>; the hubs' embedded servers form one NATS cluster through --cluster-routes (with --cluster, those servers are joined instead of this one)"`
-	ClusterRouteAddr string `env:"CLUSTER_ROUTE_ADDR" kind:"address" help:"route address of the embedded NATS server, which the other hubs' --cluster-routes name (empty: the host of --cluster-embedded, its port + 2000)"`
-	ClusterRoutes    string `env:"CLUSTER_ROUTES" help:"comma-separated route addresses (host:port) of the other hubs' embedded NATS servers"`
-	NodeName         string `env:"NODE_NAME" help:"this hub's name in the cluster (empty: the host name)"`
-	ClusterAdvertise string `env:"CLUSTER_ADVERTISE" kind:"address" help:"host:port the other hubs pull this hub's streams from over RTMP (empty: --rtmp-addr's, with an unspecified host replaced by this machine's first non-loopback address)"`
-	ClusterSecret    string `env:"CLUSTER_SECRET" help:"secret the hubs share: it signs their pulls from one another, which the origin allows in place of its authorization (the edge authorized its players); empty: a pull is authorized as any play"`
+	Cluster          string        `env:"CLUSTER" help:"comma-separated nats:// URLs of the NATS cluster this hub shares with the others: streams are published once across the hubs and pulled over RTMP by the hubs that have players (empty = this hub alone, no NATS)"`
+	ClusterEmbedded  string        `env:"CLUSTER_EMBEDDED" kind:"address" help:"run a NATS server in this process with this client address (host:port), JetStream stored under <data>/.cluster/<node name>; the hubs' embedded servers form one NATS cluster through --cluster-routes (with --cluster, those servers are joined instead of this one)"`
+	ClusterRouteAddr string        `env:"CLUSTER_ROUTE_ADDR" kind:"address" help:"route address of the embedded NATS server, which the other hubs' --cluster-routes name (empty: the host of --cluster-embedded, its port + 2000)"`
+	ClusterRoutes    string        `env:"CLUSTER_ROUTES" help:"comma-separated route addresses (host:port) of the other hubs' embedded NATS servers"`
+	NodeName         string        `env:"NODE_NAME" help:"this hub's name in the cluster (empty: the host name)"`
+	ClusterAdvertise string        `env:"CLUSTER_ADVERTISE" kind:"address" help:"host:port the other hubs pull this hub's streams from over RTMP (empty: --rtmp-addr's, with an unspecified host replaced by this machine's first non-loopback address)"`
+	ClusterTTL       time.Duration `env:"CLUSTER_TTL" min:"1s" max:"5m" help:"how long a hub's heartbeat and its streams' claims outlive it: a hub that died leaves the cluster, and its streams may be published on another hub, this long after its last refresh (every third of it)"`
+	ClusterSecret    string        `env:"CLUSTER_SECRET" help:"secret the hubs share: it signs their pulls from one another, which the origin allows in place of its authorization (the edge authorized its players); empty: a pull is authorized as any play"`
 
 	QUICAddr        string        `env:"QUIC_ADDR" off:"" kind:"address" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (whole messages framed on QUIC; the gateway relays them to the origin as chunked RTMP)"`
 	QUICIdleTimeout time.Duration `env:"QUIC_IDLE_TIMEOUT" min:"1s" help:"close a QUIC connection silent this long"`

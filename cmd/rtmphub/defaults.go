@@ -41,6 +41,7 @@ func defaultConfig() *config {
 		QUICAddr:        ":1935",
 		RoQRDatagrams:   true,
 		HTTPPlayback:    true,
+		ClusterTTL:      6 * time.Second,
 	}
 	libs := &libraries{
 		session: session.DefaultConfig(),
