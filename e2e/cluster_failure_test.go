@@ -63,20 +63,26 @@ func startPublisherRetrying(t *testing.T, url string, o pubOpts, timeout time.Du
 // frame again is logged. Each player decodes ≥ 99% of the first
 // publisher's frames from its join up to the last it got, and ≥ 99% of
 // the second one's from the first it got.
-func TestClusterPublisherHubKilled(t *testing.T) { publisherHubKilled(t, 0) }
+func TestClusterPublisherHubKilled(t *testing.T) { publisherHubKilled(t, 0, 3*time.Second) }
 
 // TestClusterPublisherHubKilledLateReconnect: the same, but the encoder
-// comes back 10 s after the kill, after A's claim expired (TTL 6 s) and
-// within the grace (15 s): the players still wait for it.
-func TestClusterPublisherHubKilledLateReconnect(t *testing.T) { publisherHubKilled(t, 10*time.Second) }
+// comes back 10 s after the kill, after A's claim expired (the default
+// --cluster-ttl, 6 s) and within the grace (15 s): the players still wait
+// for it.
+func TestClusterPublisherHubKilledLateReconnect(t *testing.T) {
+	publisherHubKilled(t, 10*time.Second, 6*time.Second)
+}
 
-func publisherHubKilled(t *testing.T, reconnectAfter time.Duration) {
+// publisherHubKilled runs the scenario with the new publisher started
+// reconnectAfter the kill (0: at once, retried) and hubs whose claims
+// live ttl (--cluster-ttl).
+func publisherHubKilled(t *testing.T, reconnectAfter, ttl time.Duration) {
 	e2e(t)
 	needFFmpeg(t)
 	needTool(t, "rtmpdump")
 	url := startNATS(t)
 	hubs := startHubs(t, func(int, string) []string {
-		return []string{"--cluster", url, "--publisher-grace", "15s"}
+		return []string{"--cluster", url, "--publisher-grace", "15s", "--cluster-ttl", ttl.String()}
 	})
 	a, b, c := hubs[0], hubs[1], hubs[2]
 	for _, h := range hubs {
@@ -154,8 +160,8 @@ func publisherHubKilled(t *testing.T, reconnectAfter time.Duration) {
 		ds = append(ds, resumed[i])
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	t.Logf("kill -9 → publish accepted elsewhere: %v; → players decoding again: min %v, max %v",
-		accepted.Round(time.Millisecond), ds[0].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+	t.Logf("--cluster-ttl %v: kill -9 → publish accepted elsewhere: %v; → players decoding again: min %v, max %v",
+		ttl, accepted.Round(time.Millisecond), ds[0].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
 
 	sessiontest.Eventually(t, 20*time.Second, "c pulling from b", func() bool {
 		v := getCluster(t, c)
