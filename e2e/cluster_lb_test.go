@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +24,82 @@ import (
 // hubs and each decodes ≥ 99% of its window; each hub that did not get
 // the publisher pulls the stream once.
 func TestClusterBehindNginx(t *testing.T) {
+	clusterBehind(t, "nginx", func(hubs []*server) (string, string) {
+		rtmpPort := freeLoopbackPort(t)
+		lb := startNginx(t, "nginx-cluster.conf", map[string]string{
+			"listen 1935;":            fmt.Sprintf("listen 127.0.0.1:%d;", rtmpPort),
+			"server 127.0.0.1:19351;": "server " + hubs[0].Addr + ";",
+			"server 127.0.0.1:19352;": "server " + hubs[1].Addr + ";",
+			"server 127.0.0.1:19353;": "server " + hubs[2].Addr + ";",
+			"server 127.0.0.1:8081;":  "server " + hubs[0].RTMPTAddr(t) + ";",
+			"server 127.0.0.1:8082;":  "server " + hubs[1].RTMPTAddr(t) + ";",
+			"server 127.0.0.1:8083;":  "server " + hubs[2].RTMPTAddr(t) + ";",
+		})
+		return fmt.Sprintf("127.0.0.1:%d", rtmpPort), lb
+	})
+}
+
+// TestClusterBehindHAProxy: the same behind docs/haproxy-cluster.cfg.
+func TestClusterBehindHAProxy(t *testing.T) {
+	clusterBehind(t, "haproxy", func(hubs []*server) (string, string) {
+		rtmpPort, httpPort := freeLoopbackPort(t), freeLoopbackPort(t)
+		replace := map[string]string{
+			"bind :1935": fmt.Sprintf("bind 127.0.0.1:%d", rtmpPort),
+			"bind :80":   fmt.Sprintf("bind 127.0.0.1:%d", httpPort),
+		}
+		for i, name := range []string{"a", "b", "c"} {
+			replace[fmt.Sprintf("server %s 127.0.0.1:1935%d send-proxy", name, i+1)] = "server " + name + " " + hubs[i].Addr + " send-proxy"
+			replace[fmt.Sprintf("server %s 127.0.0.1:808%d\n", name, i+1)] = "server " + name + " " + hubs[i].RTMPTAddr(t) + "\n"
+		}
+		startHAProxy(t, "haproxy-cluster.cfg", replace, rtmpPort, httpPort)
+		return fmt.Sprintf("127.0.0.1:%d", rtmpPort), fmt.Sprintf("127.0.0.1:%d", httpPort)
+	})
+}
+
+// startHAProxy runs haproxy in the foreground with a config from docs/,
+// its placeholders replaced (old → new, each must be there), and waits
+// until it listens on the ports.
+func startHAProxy(t *testing.T, docFile string, replace map[string]string, ports ...int) {
+	t.Helper()
+	bin := needTool(t, "haproxy")
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "docs", docFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	for old, new := range replace {
+		if !strings.Contains(conf, old) {
+			t.Fatalf("docs/%s has no %q to replace", docFile, old)
+		}
+		conf = strings.ReplaceAll(conf, old, new)
+	}
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, 5*time.Minute, bin, "-db", "-f", path)
+	for _, port := range ports {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if !sessiontest.Poll(10*time.Second, func() bool {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil || p.exited()
+		}) || p.exited() {
+			t.Fatalf("haproxy did not start on %s:\n%s", addr, p.Stderr.String())
+		}
+	}
+	t.Cleanup(func() { p.stop(5 * time.Second) })
+}
+
+// clusterBehind runs the scenario behind the balancer that start starts
+// in front of the hubs; it returns the balancer's RTMP and HTTP addresses.
+func clusterBehind(t *testing.T, balancer string, start func(hubs []*server) (rtmp, http string)) {
 	e2e(t)
 	needFFmpeg(t)
 	needTool(t, "rtmpdump")
@@ -35,18 +114,8 @@ func TestClusterBehindNginx(t *testing.T) {
 	sessiontest.Eventually(t, 10*time.Second, "three nodes seen", func() bool {
 		return len(getCluster(t, hubs[2]).Nodes) == 3
 	})
-	rtmpPort := freeLoopbackPort(t)
-	lb := startNginx(t, "nginx-cluster.conf", map[string]string{
-		"listen 1935;":            fmt.Sprintf("listen 127.0.0.1:%d;", rtmpPort),
-		"server 127.0.0.1:19351;": "server " + hubs[0].Addr + ";",
-		"server 127.0.0.1:19352;": "server " + hubs[1].Addr + ";",
-		"server 127.0.0.1:19353;": "server " + hubs[2].Addr + ";",
-		"server 127.0.0.1:8081;":  "server " + hubs[0].RTMPTAddr(t) + ";",
-		"server 127.0.0.1:8082;":  "server " + hubs[1].RTMPTAddr(t) + ";",
-		"server 127.0.0.1:8083;":  "server " + hubs[2].RTMPTAddr(t) + ";",
-	})
-	lbRTMP := fmt.Sprintf("127.0.0.1:%d", rtmpPort)
-	t.Logf("nginx: rtmp on %s, http on %s", lbRTMP, lb)
+	lbRTMP, lb := start(hubs)
+	t.Logf("%s: rtmp on %s, http on %s", balancer, lbRTMP, lb)
 
 	const seconds = 24
 	dir := t.TempDir()
@@ -71,18 +140,18 @@ func TestClusterBehindNginx(t *testing.T) {
 	var players []playerOut
 	for i := range 3 {
 		players = append(players,
-			ffPlay(t, pub, dir, fmt.Sprintf("ffmpeg rtmp %d via nginx", i+1), "rtmp://"+lbRTMP+"/live/lb1"),
-			rdPlay(t, pub, dir, fmt.Sprintf("rtmpdump rtmp %d via nginx", i+1), "rtmp://"+lbRTMP+"/live/lb1"))
+			ffPlay(t, pub, dir, fmt.Sprintf("ffmpeg rtmp %d via %s", i+1, balancer), "rtmp://"+lbRTMP+"/live/lb1"),
+			rdPlay(t, pub, dir, fmt.Sprintf("rtmpdump rtmp %d via %s", i+1, balancer), "rtmp://"+lbRTMP+"/live/lb1"))
 	}
 	// HTTP: RTMPT sessions (opened on any hub, then routed by their id)
 	// and HTTP-FLV requests, round robin.
 	players = append(players,
-		ffPlay(t, pub, dir, "ffmpeg rtmpt 1 via nginx", "rtmpt://"+lb+"/live/lb1"),
-		rdPlay(t, pub, dir, "rtmpdump rtmpt via nginx", "rtmpt://"+lb+"/live/lb1"),
-		ffPlay(t, pub, dir, "ffmpeg rtmpt 2 via nginx", "rtmpt://"+lb+"/live/lb1"),
-		ffPlay(t, pub, dir, "ffmpeg http-flv 1 via nginx", "http://"+lb+"/live/lb1.flv"),
-		ffPlay(t, pub, dir, "ffmpeg http-flv 2 via nginx", "http://"+lb+"/live/lb1.flv"),
-		ffPlay(t, pub, dir, "ffmpeg http-flv 3 via nginx", "http://"+lb+"/live/lb1.flv"),
+		ffPlay(t, pub, dir, "ffmpeg rtmpt 1 via "+balancer, "rtmpt://"+lb+"/live/lb1"),
+		rdPlay(t, pub, dir, "rtmpdump rtmpt via "+balancer, "rtmpt://"+lb+"/live/lb1"),
+		ffPlay(t, pub, dir, "ffmpeg rtmpt 2 via "+balancer, "rtmpt://"+lb+"/live/lb1"),
+		ffPlay(t, pub, dir, "ffmpeg http-flv 1 via "+balancer, "http://"+lb+"/live/lb1.flv"),
+		ffPlay(t, pub, dir, "ffmpeg http-flv 2 via "+balancer, "http://"+lb+"/live/lb1.flv"),
+		ffPlay(t, pub, dir, "ffmpeg http-flv 3 via "+balancer, "http://"+lb+"/live/lb1.flv"),
 	)
 	edges := []*server{}
 	for _, h := range hubs {

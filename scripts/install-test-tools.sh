@@ -5,7 +5,8 @@
 # with its RTMP and stream modules, python3-librtmp, tshark, GStreamer's
 # gst-launch-1.0 with rtmp2src and rtmp2sink, Debian's chromium (headless,
 # for the browser playback tests) with a font for its screenshots, and
-# nats-server. Only what is missing is
+# nats-server and haproxy (a load balancer in front of clustered hubs).
+# Only what is missing is
 # installed; when everything is present this does nothing and returns at
 # once. With the argument golangci-lint, only the linter is installed (what
 # `make lint` calls).
@@ -75,6 +76,8 @@ have_cmd chromium || missing+=(chromium)
 have_pkg fonts-dejavu-core || missing+=(fonts-dejavu-core)
 # nats-server lands in /usr/sbin, which a non-root PATH may lack.
 { have_cmd nats-server || have_pkg nats-server; } || missing+=(nats-server)
+# haproxy too (its Debian config listens nowhere; the test runs its own).
+{ have_cmd haproxy || have_pkg haproxy; } || missing+=(haproxy)
 
 if ((${#missing[@]} == 0)); then
 	echo "test tools: all present"
