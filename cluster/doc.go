@@ -24,6 +24,14 @@
 // authorizer accepts in place of its own checks (the edge authorized its
 // readers already); nothing else bypasses them.
 //
+// Failures: when the owner of a stream dies, its edges' pulls fail and,
+// once its claim expired, find no owner; they keep their publication open
+// for the hub's publisher grace (Config.Grace), so that their readers wait
+// for an encoder that reconnects to any hub, as on one hub. When NATS is
+// unreachable every hub keeps serving what it has and allows publishes;
+// when it is back, a hub makes the buckets again (a restarted server lost
+// them: they are in memory) and its heartbeat and claims fill them.
+//
 // The session core knows none of this: it asks a session.Cluster (Node
 // implements it) to claim, release and want streams, and a nil one is a
 // hub alone.
