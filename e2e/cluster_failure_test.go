@@ -63,26 +63,53 @@ func startPublisherRetrying(t *testing.T, url string, o pubOpts, timeout time.Du
 // frame again is logged. Each player decodes ≥ 99% of the first
 // publisher's frames from its join up to the last it got, and ≥ 99% of
 // the second one's from the first it got.
-func TestClusterPublisherHubKilled(t *testing.T) { publisherHubKilled(t, 0, 3*time.Second) }
+func TestClusterPublisherHubKilled(t *testing.T) { publisherHubKilled(t, 0, 3*time.Second, false) }
+
+// TestClusterPublisherHubKilledEmbeddedNATS: the same with each hub's
+// embedded NATS server (routed together, buckets replicated on all three):
+// the kill takes one of the three NATS servers with it.
+func TestClusterPublisherHubKilledEmbeddedNATS(t *testing.T) {
+	publisherHubKilled(t, 0, 3*time.Second, true)
+}
 
 // TestClusterPublisherHubKilledLateReconnect: the same, but the encoder
 // comes back 10 s after the kill, after A's claim expired (the default
 // --cluster-ttl, 6 s) and within the grace (15 s): the players still wait
 // for it.
 func TestClusterPublisherHubKilledLateReconnect(t *testing.T) {
-	publisherHubKilled(t, 10*time.Second, 6*time.Second)
+	publisherHubKilled(t, 10*time.Second, 6*time.Second, false)
 }
 
 // publisherHubKilled runs the scenario with the new publisher started
 // reconnectAfter the kill (0: at once, retried) and hubs whose claims
-// live ttl (--cluster-ttl).
-func publisherHubKilled(t *testing.T, reconnectAfter, ttl time.Duration) {
+// live ttl (--cluster-ttl), on nats-server or (embedded) the hubs' own.
+func publisherHubKilled(t *testing.T, reconnectAfter, ttl time.Duration, embedded bool) {
 	e2e(t)
 	needFFmpeg(t)
 	needTool(t, "rtmpdump")
-	url := startNATS(t)
-	hubs := startHubs(t, func(int, string) []string {
-		return []string{"--cluster", url, "--publisher-grace", "15s", "--cluster-ttl", ttl.String()}
+	var flags func(i int) []string
+	if embedded {
+		var client, route [3]int
+		for i := range 3 {
+			client[i], route[i] = freePort(t), freePort(t)
+		}
+		flags = func(i int) []string {
+			var routes []string
+			for j := range 3 {
+				if j != i {
+					routes = append(routes, "127.0.0.1:"+strconv.Itoa(route[j]))
+				}
+			}
+			return []string{"--cluster-embedded", "127.0.0.1:" + strconv.Itoa(client[i]),
+				"--cluster-route-addr", "127.0.0.1:" + strconv.Itoa(route[i]),
+				"--cluster-routes", strings.Join(routes, ",")}
+		}
+	} else {
+		url := startNATS(t)
+		flags = func(int) []string { return []string{"--cluster", url} }
+	}
+	hubs := startHubs(t, func(i int, _ string) []string {
+		return append(flags(i), "--publisher-grace", "15s", "--cluster-ttl", ttl.String())
 	})
 	a, b, c := hubs[0], hubs[1], hubs[2]
 	for _, h := range hubs {
