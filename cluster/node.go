@@ -104,6 +104,9 @@ type Node struct {
 	// follows it, so a claim is not released for lack of one just after.
 	claimedAt map[StreamID]time.Time
 	pulls     map[StreamID]*pull
+	// missed are the streams readers waited for while the cluster could
+	// not be reached: asked for again when it can (wantMissed).
+	missed map[StreamID]struct{}
 
 	// rebuild asks the run loop to make the buckets again: NATS came back,
 	// and a server that restarted lost them (they are in memory); kick
@@ -148,7 +151,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, name: cfg.Name, secret: []byte(cfg.Secret), log: cfg.Log.With("node", cfg.Name),
 		claims: make(map[StreamID]uint64), claimedAt: make(map[StreamID]time.Time), pulls: make(map[StreamID]*pull),
-		kick: make(chan struct{}, 1)}
+		missed: make(map[StreamID]struct{}), kick: make(chan struct{}, 1)}
 	urls := cfg.Servers
 	if cfg.Embedded != nil {
 		ns, err := startEmbedded(cfg.Name, cfg.Embedded)
@@ -382,6 +385,7 @@ func (n *Node) run() {
 		}
 		n.heartbeat()
 		n.refreshClaims()
+		n.wantMissed()
 		select {
 		case <-n.ctx.Done():
 			return

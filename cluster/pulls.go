@@ -34,16 +34,30 @@ var _ session.Cluster = (*Node)(nil)
 // even when there is none yet. A pull from another hub is never pulled
 // on (an edge never serves a third hub: hubs pull from the owner).
 func (n *Node) Want(app, instance, stream, query string, waits bool) bool {
-	if isPull(query) || !n.ready.Load() || n.ctx.Err() != nil || !n.nc.IsConnected() {
+	if isPull(query) || n.ctx.Err() != nil {
 		return false
 	}
 	id := StreamID{app, instance, stream}
+	if !n.ready.Load() || !n.nc.IsConnected() {
+		if waits {
+			// Asked again once the cluster is reachable (wantMissed).
+			n.mu.Lock()
+			n.missed[id] = struct{}{}
+			n.mu.Unlock()
+		}
+		return false
+	}
 	if p := n.pullOf(id); p != nil {
 		return p.elsewhere()
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 	defer cancel()
 	node, addr, found, err := n.Owner(ctx, id)
+	if err != nil && waits {
+		n.mu.Lock()
+		n.missed[id] = struct{}{} // asked again at the next tick
+		n.mu.Unlock()
+	}
 	if err != nil || found && node == n.name || !found && !waits {
 		return false
 	}
@@ -52,6 +66,27 @@ func (n *Node) Want(app, instance, stream, query string, waits bool) bool {
 		o = &originInfo{node: node, addr: addr}
 	}
 	return n.startPull(id, o).elsewhere()
+}
+
+// wantMissed asks again for the streams that readers waited for while
+// the cluster could not be reached (before this hub joined, or during a
+// NATS outage), for those that still have readers here and no publisher.
+func (n *Node) wantMissed() {
+	if !n.ready.Load() || !n.nc.IsConnected() {
+		return
+	}
+	n.mu.Lock()
+	ids := make([]StreamID, 0, len(n.missed))
+	for id := range n.missed {
+		ids = append(ids, id)
+	}
+	clear(n.missed)
+	n.mu.Unlock()
+	for _, id := range ids {
+		if n.hub.StreamReaders(id.App, id.Instance, id.Stream) > 0 && !n.hub.PublishedHere(id.App, id.Instance, id.Stream) {
+			n.Want(id.App, id.Instance, id.Stream, "", true)
+		}
+	}
 }
 
 func (n *Node) pullOf(id StreamID) *pull {

@@ -74,3 +74,41 @@ func TestRejoinAfterNATSRestart(t *testing.T) {
 		t.Fatalf("claim of a's stream on b after the restart: %v", err)
 	}
 }
+
+// A player that asks an edge for a stream during a NATS outage waits (the
+// edge cannot look its owner up), and gets the stream once NATS is back.
+func TestPlayerWaitingThroughAnOutageGetsTheStream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	ns := natsAt(t, port, dir)
+	url := "nats://127.0.0.1:" + strconv.Itoa(port)
+	const ttl = 1500 * time.Millisecond
+	na, nb := joined(t, "a", url, ttl), joined(t, "b", url, ttl)
+	a, b := startHub(t, "a", na), startHub(t, "b", nb)
+	waitReady(t, na, nb)
+	p := sessiontest.Publish(t, a.base+"/live", "cam", "live")
+	p.Header(t, nil)
+	go feed(p, 0, 3000)
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	sessiontest.Eventually(t, 5*time.Second, "disconnected", func() bool { return !na.nc.IsConnected() && !nb.nc.IsConnected() })
+	w := watch(t, b.base, "cam")
+	time.Sleep(time.Second)
+	if m := w.max.Load(); m >= 0 {
+		t.Fatalf("b's player got frame %d with NATS down", m)
+	}
+	ns = natsAt(t, port, dir)
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	back := time.Now()
+	sessiontest.Eventually(t, 10*time.Second, "b's player gets the stream", func() bool { return w.max.Load() >= 0 })
+	t.Logf("b's player got the stream %v after NATS came back", time.Since(back).Round(10*time.Millisecond))
+	if n := w.unpublished.Load(); n != 0 {
+		t.Errorf("b's player told %d times the stream was unpublished", n)
+	}
+}
