@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"strconv"
@@ -213,11 +214,17 @@ func (s *Server) serveDirect(hc *httpConn, rc syscall.RawConn) {
 	s.stats.direct.Add(1)
 	br := bufio.NewReaderSize(dcReader{dc}, directReadBuffer)
 	dc.rq = requestReader{br: br, body: &hc.body, lim: &s.lim, dl: dc, cont: dc.sendContinue}
+	toWeb := false
 	defer func() {
 		dc.releaseParked()
 		hc.body.done(&s.budget)
-		hc.Close()
+		if !toWeb {
+			hc.Close()
+		}
 	}()
+	s.mu.Lock()
+	web := s.web
+	s.mu.Unlock()
 	for {
 		if !dc.waitFlushed() {
 			return
@@ -229,6 +236,20 @@ func (s *Server) serveDirect(hc *httpConn, rc syscall.RawConn) {
 		dc.reqReads, dc.headArmed = 0, false
 		if br.Buffered() > 0 || len(dc.rbuf) > 0 {
 			dc.reqReads = 1
+		}
+		if web != nil {
+			// A request that is not RTMPT on a kept-alive connection (a
+			// reverse proxy reuses its upstream connections for any
+			// request): the rest of the connection goes to the web
+			// listener, as it would have from its first request.
+			if b, err := br.Peek(1); err == nil && b[0] != 'P' {
+				dc.releaseParked()
+				if !dc.waitFlushed() {
+					return
+				}
+				toWeb = s.handToWeb(web, hc, br, dc.rbuf)
+				return
+			}
 		}
 		req, err := dc.rq.read()
 		if err != nil {
@@ -262,6 +283,28 @@ func (s *Server) serveDirect(hc *httpConn, rc syscall.RawConn) {
 		}
 	}
 }
+
+// handToWeb gives the web listener a connection served directly so far,
+// with the bytes read from it and not yet served read first.
+func (s *Server) handToWeb(web *connQueue, hc *httpConn, br *bufio.Reader, rbuf []byte) bool {
+	buffered, _ := br.Peek(br.Buffered())
+	head := append(append([]byte(nil), buffered...), rbuf...)
+	hc.SetReadDeadline(time.Time{})
+	hc.plain = true
+	if !web.push(&replayConn{httpConn: hc, r: io.MultiReader(bytes.NewReader(head), hc)}) {
+		return false
+	}
+	return true
+}
+
+// replayConn is a connection whose first bytes were read already: Read
+// returns them first.
+type replayConn struct {
+	*httpConn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // dcReader reads what a writer read for the connection first.
 type dcReader struct{ dc *directConn }

@@ -48,6 +48,19 @@ func TestWebListenerTakesWhatIsNotRTMPT(t *testing.T) {
 	if n := s.Stats().HTTPConns; n != 2 {
 		t.Fatalf("HTTP connections counted: %d, want 2 (one web, one RTMPT)", n)
 	}
+	// A reverse proxy reuses a kept-alive connection that carried RTMPT
+	// for a GET: the web listener gets the rest of the connection.
+	c2.write([]byte("GET /live/reused.flv HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if r := c2.read(); r.status() != 200 || string(r.body) != "GET /live/reused.flv" {
+		t.Fatalf("GET on a connection that carried RTMPT: %q %q", r.statusLine, r.body)
+	}
+	c2.write([]byte("GET /live/again.flv HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if r := c2.read(); r.status() != 200 || string(r.body) != "GET /live/again.flv" {
+		t.Fatalf("second GET there: %q %q", r.statusLine, r.body)
+	}
+	if n := s.Stats().HTTPConns; n != 2 {
+		t.Fatalf("HTTP connections counted: %d, want 2", n)
+	}
 	c3 := dialRaw(t, addr)
 	c3.write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	c3.read()
