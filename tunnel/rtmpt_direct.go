@@ -291,10 +291,7 @@ func (s *Server) handToWeb(web *connQueue, hc *httpConn, br *bufio.Reader, rbuf 
 	head := append(append([]byte(nil), buffered...), rbuf...)
 	hc.SetReadDeadline(time.Time{})
 	hc.plain = true
-	if !web.push(&replayConn{httpConn: hc, r: io.MultiReader(bytes.NewReader(head), hc)}) {
-		return false
-	}
-	return true
+	return web.push(&replayConn{httpConn: hc, r: io.MultiReader(bytes.NewReader(head), hc)})
 }
 
 // replayConn is a connection whose first bytes were read already: Read
