@@ -111,8 +111,14 @@ func Dial(nc net.Conn, digest bool, maxMessageSize uint32) (*Conn, error) {
 	return c, nil
 }
 
+// newConn starts the chunk stream after a handshake read through br: the
+// bytes br holds already (a client's first command may come with its
+// handshake) go to the chunk reader, which reads nc itself from then on,
+// and br is dropped (the chunk reader holds a buffer only while bytes
+// wait in it).
 func newConn(nc net.Conn, br *bufio.Reader, maxMessageSize uint32) *Conn {
-	c := &Conn{nc: nc, r: chunk.NewReader(br, maxMessageSize), w: chunk.NewWriter(nc), rc: sockio.RawConnOf(nc)}
+	rest, _ := br.Peek(br.Buffered())
+	c := &Conn{nc: nc, r: chunk.NewReaderBuffered(nc, rest, maxMessageSize), w: chunk.NewWriter(nc), rc: sockio.RawConnOf(nc)}
 	if c.rc == nil {
 		c.bw, _ = nc.(BufferWriter)
 	}
