@@ -148,12 +148,19 @@ func (c *Conn) ReadMessage() (*message.Message, error) {
 	}
 	read := c.BytesRead()
 	if w := uint64(c.peerWindow.Load()); read-c.ackedAt >= w/2 {
-		c.ackedAt = read
-		if err := c.WriteMessages([]message.Message{*message.Ack(uint32(read))}); err != nil {
+		if err := c.ack(read); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// ack acknowledges the bytes read. It is a function of its own so that
+// ReadMessage, under which a player's goroutine spends its life parked,
+// keeps a small frame.
+func (c *Conn) ack(read uint64) error {
+	c.ackedAt = read
+	return c.WriteMessages([]message.Message{*message.Ack(uint32(read))})
 }
 
 // WriteMessages writes msgs in order with one vectored write. A
