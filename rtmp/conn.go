@@ -55,10 +55,34 @@ type Conn struct {
 	// in-memory connections that can take bytes without blocking (bw).
 	rc      syscall.RawConn
 	bw      BufferWriter
-	pending []byte         // bytes a non-blocking write left unwritten, guarded by wmu
-	iov     []sockio.Iovec // scratch for writev, guarded by wmu
-	flat    []byte         // one-write buffer for non-sockets, guarded by wmu
+	pending []byte // bytes a non-blocking write left unwritten, guarded by wmu
+	flat    []byte // one-write buffer for non-sockets, guarded by wmu
 }
+
+// iovPool holds writev scratch: a Conn takes one for a write only, so the
+// players a publisher writes to one after the other share a few (the
+// chunk.Writer's buffers are pooled the same way).
+var iovPool = sync.Pool{New: func() any { return new([]sockio.Iovec) }}
+
+// writev writes bufs to the socket, waiting for it to take them all
+// (block) or not at all. wmu is held.
+func (c *Conn) writev(bufs [][]byte, block bool) (n int, err error) {
+	iov := iovPool.Get().(*[]sockio.Iovec)
+	if block {
+		n, *iov, err = sockio.Writev(c.rc, bufs, *iov)
+	} else {
+		n, *iov, err = sockio.WritevNow(c.rc, bufs, *iov)
+	}
+	if cap(*iov) > maxKeptIovecs {
+		*iov = nil
+	}
+	iovPool.Put(iov)
+	return n, err
+}
+
+// maxKeptIovecs is the largest writev scratch put back in iovPool; a join
+// burst grows one past it.
+const maxKeptIovecs = 64
 
 // Accept runs the server handshake on nc and returns the connection. The
 // caller sets a deadline on nc to bound the handshake.
@@ -87,8 +111,14 @@ func Dial(nc net.Conn, digest bool, maxMessageSize uint32) (*Conn, error) {
 	return c, nil
 }
 
+// newConn starts the chunk stream after a handshake read through br: the
+// bytes br holds already (a client's first command may come with its
+// handshake) go to the chunk reader, which reads nc itself from then on,
+// and br is dropped (the chunk reader holds a buffer only while bytes
+// wait in it).
 func newConn(nc net.Conn, br *bufio.Reader, maxMessageSize uint32) *Conn {
-	c := &Conn{nc: nc, r: chunk.NewReader(br, maxMessageSize), w: chunk.NewWriter(nc), rc: sockio.RawConnOf(nc)}
+	rest, _ := br.Peek(br.Buffered())
+	c := &Conn{nc: nc, r: chunk.NewReaderBuffered(nc, rest, maxMessageSize), w: chunk.NewWriter(nc), rc: sockio.RawConnOf(nc)}
 	if c.rc == nil {
 		c.bw, _ = nc.(BufferWriter)
 	}
@@ -118,12 +148,19 @@ func (c *Conn) ReadMessage() (*message.Message, error) {
 	}
 	read := c.BytesRead()
 	if w := uint64(c.peerWindow.Load()); read-c.ackedAt >= w/2 {
-		c.ackedAt = read
-		if err := c.WriteMessages([]message.Message{*message.Ack(uint32(read))}); err != nil {
+		if err := c.ack(read); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// ack acknowledges the bytes read. It is a function of its own so that
+// ReadMessage, under which a player's goroutine spends its life parked,
+// keeps a small frame.
+func (c *Conn) ack(read uint64) error {
+	c.ackedAt = read
+	return c.WriteMessages([]message.Message{*message.Ack(uint32(read))})
 }
 
 // WriteMessages writes msgs in order with one vectored write. A
@@ -148,11 +185,11 @@ func (c *Conn) WriteMessages(msgs []message.Message) error {
 	if c.rc == nil {
 		return c.writeFlat()
 	}
-	n := c.w.Buffered()
-	err := c.w.Flush()
-	if err == nil {
-		c.bytesOut.Add(uint64(n))
-	}
+	// One writev of the chunk writer's pieces; not net.Buffers.WriteTo
+	// (chunk.Writer.Flush), which leaves an iovec array on every socket.
+	n, err := c.writev(c.w.Pending(), true)
+	c.w.Discard()
+	c.bytesOut.Add(uint64(n))
 	return err
 }
 
@@ -237,9 +274,7 @@ func (c *Conn) TryWriteMessages(msgs []message.Message) (taken, more bool, err e
 	}
 	var n int
 	if c.rc != nil {
-		var iov []sockio.Iovec
-		n, iov, err = sockio.WritevNow(c.rc, bufs, c.iov)
-		c.iov = iov
+		n, err = c.writev(bufs, false)
 	} else {
 		n, err = c.bw.TryWriteBuffers(bufs)
 	}

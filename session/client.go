@@ -116,13 +116,30 @@ func (c *Client) Protocol() string { return c.info.Protocol }
 // IP is the client's address.
 func (c *Client) IP() string { return c.ip }
 
+// run serves the client until it leaves. Its goroutine spends most of
+// its life parked in ReadMessage (a player), so run and readLoop keep
+// their frames small, with the work before and after in functions of
+// their own: see Server.StartConn.
 func (c *Client) run(ctx context.Context) error {
-	c.t.SetWriteTimeout(c.srv.cfg.StallTimeout)
-	stop := context.AfterFunc(ctx, func() { c.close(fmt.Errorf("server stopping: %w", context.Cause(ctx))) })
-	defer stop()
+	stop := c.start(ctx)
+	c.readLoop()
+	stop()
+	c.finish()
+	return c.reason
+}
 
+// start prepares the transport and returns what stops the server's
+// context from closing the client.
+func (c *Client) start(ctx context.Context) (stop func() bool) {
+	c.t.SetWriteTimeout(c.srv.cfg.StallTimeout)
+	stop = context.AfterFunc(ctx, func() { c.close(fmt.Errorf("server stopping: %w", context.Cause(ctx))) })
 	c.t.SetReadDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
 	c.SetBandwidthLimit(c.srv.cfg.ClientBandwidthOut, c.srv.cfg.ClientBandwidthIn)
+	return stop
+}
+
+// readLoop reads and handles messages until the client ends.
+func (c *Client) readLoop() {
 	var paced uint64
 	idle := c.idleOn()
 	for {
@@ -132,10 +149,10 @@ func (c *Client) run(ctx context.Context) error {
 		if err != nil {
 			if idle && c.idleExpired(err) {
 				c.closeIdle()
-				break
+				return
 			}
 			c.close(readError(err, c.connected))
-			break
+			return
 		}
 		c.paceIn(read, &paced)
 		if idle {
@@ -144,7 +161,7 @@ func (c *Client) run(ctx context.Context) error {
 		publishing := c.publishTimeout
 		if err := c.handle(m); err != nil {
 			c.close(err)
-			break
+			return
 		}
 		if idle {
 			c.idleAfterMessage()
@@ -154,6 +171,11 @@ func (c *Client) run(ctx context.Context) error {
 			c.t.SetReadDeadline(time.Time{})
 		}
 	}
+}
+
+// finish detaches the client once its reading ended, waits for its
+// writers and logs why it closed.
+func (c *Client) finish() {
 	c.cleanup()
 	c.writers.Wait()
 	attrs := []any{"reason", c.reason.Error(), "bytes_in", c.t.BytesRead(), "bytes_out", c.t.BytesWritten(),
@@ -163,7 +185,6 @@ func (c *Client) run(ctx context.Context) error {
 	}
 	c.log.Info("closed", attrs...)
 	c.accessDisconnect()
-	return c.reason
 }
 
 // readError turns a transport read error into the reason logged.

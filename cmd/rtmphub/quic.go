@@ -28,8 +28,10 @@ type handlers struct {
 func connHandlers(cfg *config, gcfg bridge.GatewayConfig, srv *session.Server, log *slog.Logger) (handlers, error) {
 	if cfg.Upstream == "" {
 		return handlers{
+			// StartConn, not ServeConn: the client's goroutine then parks
+			// on a shallow stack (4 KiB a player instead of 8).
 			conn: func(ctx context.Context, nc net.Conn, info tunnel.Info) {
-				srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: info.Protocol, RemoteIP: info.RemoteIP, TunnelID: info.TunnelID})
+				srv.StartConn(ctx, nc, session.ConnInfo{Protocol: info.Protocol, RemoteIP: info.RemoteIP, TunnelID: info.TunnelID})
 			},
 			roqr: func(ctx context.Context, rc *rtmpquic.RoQRConn) {
 				srv.ServeTransport(ctx, rc, session.ConnInfo{Protocol: rtmpquic.RoQRProtocol})

@@ -17,3 +17,8 @@ func RawConnOf(net.Conn) syscall.RawConn { return nil }
 func WritevNow(syscall.RawConn, [][]byte, []Iovec) (int, []Iovec, error) {
 	return 0, nil, nil
 }
+
+// Writev is never called where RawConnOf returns nil.
+func Writev(syscall.RawConn, [][]byte, []Iovec) (int, []Iovec, error) {
+	return 0, nil, nil
+}

@@ -348,6 +348,9 @@ func TestWriterReleasesBurstMemory(t *testing.T) {
 }
 
 func TestWriterSteadyStateAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops buffers under the race detector")
+	}
 	w := NewWriter(io.Discard)
 	w.SetChunkSize(4096)
 	video := msg(7, tVideo, 1, 0, make([]byte, 4096))
@@ -479,6 +482,9 @@ func TestReaderUsesCallerBufio(t *testing.T) {
 // TestReaderAllocs: reading costs the Message and its payload, nothing
 // per chunk, also with extended timestamps repeated on every chunk.
 func TestReaderAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops buffers under the race detector")
+	}
 	var msgs []*message.Message
 	for i := range 16 {
 		msgs = append(msgs,

@@ -1,7 +1,6 @@
 package chunk
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -12,10 +11,6 @@ import (
 )
 
 const (
-	// readBufferSize is the size of the bufio.Reader NewReader wraps a
-	// plain io.Reader in. Payload reads at least this large bypass it.
-	readBufferSize = 4096
-
 	// firstAlloc is the most a message's payload buffer is allocated ahead
 	// of the bytes that fill it; messages up to this size get one exact
 	// allocation. Bigger ones double as their bytes arrive.
@@ -49,7 +44,7 @@ type inStream struct {
 // Reader reassembles RTMP messages from a chunk stream. It is not safe for
 // concurrent use.
 type Reader struct {
-	br         *bufio.Reader
+	br         readBuf
 	chunkSize  uint32
 	maxMsg     uint32
 	maxPartial uint64
@@ -62,29 +57,38 @@ type Reader struct {
 	hdr        [15]byte // message header plus extended timestamp
 }
 
-// NewReader returns a Reader that reads chunks from r. If r is a
-// *bufio.Reader it is used as is (so bytes it buffered during the handshake
-// are not lost); any other reader is wrapped in a 4 KiB bufio.Reader, which
-// the Reader needs to look ahead at extended timestamps.
+// NewReader returns a Reader that reads chunks from r. The Reader buffers
+// what it reads (it looks ahead at extended timestamps) in a buffer it
+// borrows only while bytes wait in it: an idle Reader holds none.
 //
 // maxMessageSize bounds the length of one message; a longer declared length
 // fails with ErrLimit before any of its bytes are read. Zero means
 // MaxMessageSize. The declared lengths of all partial messages together
 // may not exceed four times maxMessageSize.
 func NewReader(r io.Reader, maxMessageSize uint32) *Reader {
-	br, ok := r.(*bufio.Reader)
-	if !ok || br.Size() < 16 {
-		br = bufio.NewReaderSize(r, readBufferSize)
-	}
+	return NewReaderBuffered(r, nil, maxMessageSize)
+}
+
+// NewReaderBuffered is NewReader for a stream of which buffered, bytes
+// already read from r (by a handshake's buffered reader), come first.
+func NewReaderBuffered(r io.Reader, buffered []byte, maxMessageSize uint32) *Reader {
 	if maxMessageSize == 0 || maxMessageSize > MaxMessageSize {
 		maxMessageSize = MaxMessageSize
 	}
-	return &Reader{
-		br:         br,
+	rd := &Reader{
 		chunkSize:  DefaultChunkSize,
 		maxMsg:     maxMessageSize,
 		maxPartial: partialFactor * uint64(maxMessageSize),
 	}
+	rd.br.src = r
+	switch {
+	case len(buffered) > pooledReadSize:
+		rd.br.src = io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), r)
+	case len(buffered) > 0:
+		rd.br.buf = readPool.Get().(*[pooledReadSize]byte)
+		rd.br.w = copy(rd.br.buf[:], buffered)
+	}
+	return rd
 }
 
 // ChunkSize returns the chunk size the peer currently writes with.
@@ -394,7 +398,7 @@ func (r *Reader) readFull(p []byte) error {
 
 // read is readFull that also reports how many bytes it read.
 func (r *Reader) read(p []byte) (int, error) {
-	n, err := io.ReadFull(r.br, p)
+	n, err := io.ReadFull(&r.br, p)
 	r.nread += uint64(n)
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF

@@ -88,8 +88,10 @@ func serve(t testing.TB, srv *session.Server, log *slog.Logger) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// StartConn, as rtmphub serve does: a client's session goes on
+		// after the handler returns, until Shutdown.
 		tunnel.Serve(ctx, ln, "rtmp", log, func(ctx context.Context, nc net.Conn, proto string) {
-			srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: proto})
+			srv.StartConn(ctx, nc, session.ConnInfo{Protocol: proto})
 		})
 	}()
 	t.Cleanup(func() {
@@ -98,6 +100,11 @@ func serve(t testing.TB, srv *session.Server, log *slog.Logger) string {
 		case <-done:
 		case <-time.After(5 * time.Second):
 			t.Error("server did not stop")
+		}
+		stop, stopped := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stopped()
+		if err := srv.Shutdown(stop); err != nil {
+			t.Errorf("shutdown: %v", err)
 		}
 	})
 	return "rtmp://" + ln.Addr().String()
