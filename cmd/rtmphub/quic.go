@@ -28,10 +28,17 @@ type handlers struct {
 func connHandlers(cfg *config, gcfg bridge.GatewayConfig, srv *session.Server, log *slog.Logger) (handlers, error) {
 	if cfg.Upstream == "" {
 		return handlers{
-			// StartConn, not ServeConn: the client's goroutine then parks
-			// on a shallow stack (4 KiB a player instead of 8).
+			// A socket: StartConn, not ServeConn, so that the client's
+			// goroutine parks on a shallow stack (4 KiB a player instead
+			// of 8). An RTMPT session ends when its handler returns: it is
+			// served to the end.
 			conn: func(ctx context.Context, nc net.Conn, info tunnel.Info) {
-				srv.StartConn(ctx, nc, session.ConnInfo{Protocol: info.Protocol, RemoteIP: info.RemoteIP, TunnelID: info.TunnelID})
+				ci := session.ConnInfo{Protocol: info.Protocol, RemoteIP: info.RemoteIP, TunnelID: info.TunnelID}
+				if info.TunnelID != "" {
+					srv.ServeConn(ctx, nc, ci)
+					return
+				}
+				srv.StartConn(ctx, nc, ci)
 			},
 			roqr: func(ctx context.Context, rc *rtmpquic.RoQRConn) {
 				srv.ServeTransport(ctx, rc, session.ConnInfo{Protocol: rtmpquic.RoQRProtocol})
