@@ -282,15 +282,7 @@ func (c *Conn) TryWriteMessages(msgs []message.Message) (taken, more bool, err e
 	if err == nil && n < total {
 		// Keep the unwritten tail: the writer's scratch is reused and
 		// payloads may be released, so it is copied.
-		c.pending = make([]byte, 0, total-n)
-		for _, b := range bufs {
-			if n >= len(b) {
-				n -= len(b)
-				continue
-			}
-			c.pending = append(c.pending, b[n:]...)
-			n = 0
-		}
+		c.pending = sockio.AppendUnwritten(make([]byte, 0, total-n), bufs, n)
 	}
 	c.w.Discard()
 	return true, len(c.pending) > 0, err

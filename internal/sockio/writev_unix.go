@@ -29,12 +29,13 @@ func RawConnOf(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-// WritevNow writes bufs with one writev that never waits for the socket
-// to become writable: it returns how many bytes the kernel took, which may
-// be 0 (a full socket buffer) or fewer than asked. iov is scratch space.
-func WritevNow(rc syscall.RawConn, bufs [][]byte, iov []Iovec) (int, []Iovec, error) {
-	iov = iov[:0]
-	for _, b := range bufs {
+// appendIovecs appends to iov the non-empty buffers of bufs, the first
+// from its byte off, at most MaxIovecs in all.
+func appendIovecs(iov []Iovec, bufs [][]byte, off int) []Iovec {
+	for i, b := range bufs {
+		if i == 0 {
+			b = b[off:]
+		}
 		if len(b) == 0 {
 			continue
 		}
@@ -45,6 +46,14 @@ func WritevNow(rc syscall.RawConn, bufs [][]byte, iov []Iovec) (int, []Iovec, er
 		v.SetLen(len(b))
 		iov = append(iov, v)
 	}
+	return iov
+}
+
+// WritevNow writes bufs with one writev that never waits for the socket
+// to become writable: it returns how many bytes the kernel took, which may
+// be 0 (a full socket buffer) or fewer than asked. iov is scratch space.
+func WritevNow(rc syscall.RawConn, bufs [][]byte, iov []Iovec) (int, []Iovec, error) {
+	iov = appendIovecs(iov[:0], bufs, 0)
 	if len(iov) == 0 {
 		return 0, iov, nil
 	}
@@ -93,21 +102,7 @@ func Writev(rc syscall.RawConn, bufs [][]byte, iov []Iovec) (int, []Iovec, error
 			clear(iov[:cap(iov)]) // a later round may have used fewer
 			return total, iov[:0], nil
 		}
-		iov = iov[:0]
-		for i, b := range bufs {
-			if i == 0 {
-				b = b[off:]
-			}
-			if len(b) == 0 {
-				continue
-			}
-			if len(iov) == MaxIovecs {
-				break
-			}
-			v := syscall.Iovec{Base: &b[0]}
-			v.SetLen(len(b))
-			iov = append(iov, v)
-		}
+		iov = appendIovecs(iov[:0], bufs, off)
 		var n int
 		var werr error
 		err := rc.Write(func(fd uintptr) bool {

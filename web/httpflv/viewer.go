@@ -18,11 +18,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rtmphub/rtmphub/flv"
+	"github.com/rtmphub/rtmphub/internal/sockio"
 	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/live"
 	"github.com/rtmphub/rtmphub/session/outqueue"
@@ -188,24 +190,21 @@ type inlineSink struct{ Inline }
 // payloads straight from the stream, and keeps what the socket did not
 // take in v.pending (unfinished).
 func (v *Viewer) tryWrite(in Inline, batch []message.Message) (unfinished bool, err error) {
-	hdrs := v.hdrs[:0]
-	for i := range batch {
-		m := &batch[i]
-		if !flvType(m.Type) || len(m.Payload) > flv.MaxDataSize {
-			continue
-		}
-		hdrs = appendTagHead(hdrs, m)
-	}
+	// Room for every tag's head up front: the iovecs point into hdrs, so
+	// it must not move while it grows.
+	const head = flv.TagHeaderSize + 4
+	hdrs := slices.Grow(v.hdrs[:0], head*len(batch))
 	iov := v.iov[:0]
-	total, h := 0, hdrs
+	total := 0
 	for i := range batch {
 		m := &batch[i]
 		if !flvType(m.Type) || len(m.Payload) > flv.MaxDataSize {
 			continue
 		}
-		iov = append(iov, h[:flv.TagHeaderSize], m.Payload, h[flv.TagHeaderSize:flv.TagHeaderSize+4])
-		h = h[flv.TagHeaderSize+4:]
-		total += flv.TagHeaderSize + len(m.Payload) + 4
+		at := len(hdrs)
+		hdrs = appendTagHead(hdrs, m)
+		iov = append(iov, hdrs[at:at+flv.TagHeaderSize], m.Payload, hdrs[at+flv.TagHeaderSize:at+head])
+		total += head + len(m.Payload)
 	}
 	v.hdrs, v.iov = hdrs, iov
 	defer clear(v.iov) // no payload references kept
@@ -220,14 +219,7 @@ func (v *Viewer) tryWrite(in Inline, batch []message.Message) (unfinished bool, 
 	if n == total {
 		return false, nil
 	}
-	for _, b := range iov {
-		if n >= len(b) {
-			n -= len(b)
-			continue
-		}
-		v.pending = append(v.pending, b[n:]...)
-		n = 0
-	}
+	v.pending = sockio.AppendUnwritten(v.pending, iov, n)
 	return true, nil
 }
 
