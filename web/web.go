@@ -28,6 +28,7 @@ import (
 	"github.com/rtmphub/rtmphub/web/hls"
 	"github.com/rtmphub/rtmphub/web/httpflv"
 	"github.com/rtmphub/rtmphub/web/player"
+	"github.com/rtmphub/rtmphub/web/sdk"
 )
 
 // The protocols viewers are counted under.
@@ -167,6 +168,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// connection that started with one): RTMPT's answer.
 		w.Header().Set("Allow", "POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.URL.Path == sdk.Path {
+		// Before parseTarget, which would take /sdk/... for a player
+		// page of an application called "sdk".
+		sdk.Handler().ServeHTTP(w, r)
 		return
 	}
 	t := parseTarget(r.URL.Path)
