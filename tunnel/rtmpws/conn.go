@@ -48,7 +48,7 @@ type Conn struct {
 	in      chan *[]byte
 	rerr    error // why in was closed; written before it is
 	rdl     *deadline
-	blocked atomic.Bool  // the reader waits for room in in
+	blocked atomic.Bool   // the reader waits for room in in
 	rdone   chan struct{} // the reader goroutine ended
 
 	// writing

@@ -114,5 +114,7 @@ type DialError struct {
 	err    error
 }
 
-func (e *DialError) Error() string { return fmt.Sprintf("rtmpws: upgrade refused (HTTP %d): %v", e.Status, e.err) }
+func (e *DialError) Error() string {
+	return fmt.Sprintf("rtmpws: upgrade refused (HTTP %d): %v", e.Status, e.err)
+}
 func (e *DialError) Unwrap() error { return e.err }
