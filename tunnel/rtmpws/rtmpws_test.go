@@ -256,7 +256,9 @@ func TestBadFramesCloseTheirConnection(t *testing.T) {
 		t.Fatalf("the other connection: %q %v", buf, err)
 	}
 	waitFor(t, func() bool { st := h.Stats(); return st.TextFrames == 1 && st.TooLarge == 1 && st.Open == 1 },
-		func() string { return fmt.Sprintf("stats %+v, want one text frame, one too large, one open", h.Stats()) })
+		func() string {
+			return fmt.Sprintf("stats %+v, want one text frame, one too large, one open", h.Stats())
+		})
 }
 
 func waitFor(t *testing.T, cond func() bool, what func() string) {
