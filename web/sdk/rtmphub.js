@@ -1185,7 +1185,11 @@ export class NetConnection extends EventTarget {
     this._timer = setTimeout(() => this._fail("connect timed out"), this.connectTimeout);
     ws.onopen = () => { if (this._ws === ws) this._sendRaw(handshakeC0C1(Date.now() & 0x7fffffff)); };
     ws.onmessage = (e) => { if (this._ws === ws) this._onData(e.data); };
-    ws.onerror = () => { /* onclose follows and says what happened */ };
+    ws.onerror = () => {
+      // Browsers follow an error with close; node 20's WebSocket does not
+      // when the connection is refused: do not wait for it forever.
+      setTimeout(() => { if (this._ws === ws) this._onSocketClosed({ code: 1006, reason: "WebSocket error" }); }, 1000);
+    };
     ws.onclose = (e) => { if (this._ws === ws) this._onSocketClosed(e); };
   }
 
