@@ -19,7 +19,12 @@
 // every other subscriber gets too, reverts the loser's copy. All
 // subscribers end in the same state. The server changes objects with Set,
 // Delete, Clear and Send; its writes win over clients' in the same
-// interval. Lock holds every change back until Unlock.
+// interval. Only writes a client had not been sent conflict with its
+// change: one that used the object after a write of the interval got the
+// slot's value with the object's state, and its change of that slot
+// replaces it (a script's onAppStart writes, run by the first connect,
+// are usually still in their interval when the first clients use the
+// object). Lock holds every change back until Unlock.
 //
 // Persistence: a persistent object lives in
 // <DataDir>/<app>/sharedobjects/<instance>/<name>.fso (store.go), loaded

@@ -162,3 +162,68 @@ func TestSubscriptionsSync(t *testing.T) {
 		}
 	})
 }
+
+// A slot the server wrote just before members used the object, in the
+// same sync interval (a script's onAppStart, run by the first connect):
+// the members get the value with the object's state, so a change one of
+// them then asks for is made over it, not refused as a conflict with
+// it. It used to be refused (the server "wrote first"): the requester got
+// the server's value back instead of a Success, and every subscriber
+// kept the old value. A member that used the object before the server's
+// write did not see it, and still loses to it.
+func TestChangeOverAWriteSeenAtUse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(t, 100)
+		r := sharedobject.NewRegistry(cfg, "app", "inst", slog.New(slog.NewTextHandler(io.Discard, nil)))
+		so, err := r.Acquire("room", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer so.Release()
+		early := &member{id: 3, t: t}
+		se := sharedobject.NewSubscriptions(r, early, early)
+		handle(t, se, early, "room", message.SOEvent{Type: message.SOUse})
+		equal(t, "early use", early.take(), "room@0 UseSuccess Clear")
+
+		if err := so.Set("topic", "welcome"); err != nil {
+			t.Fatal(err)
+		}
+		a := &member{id: 1, t: t}
+		b := &member{id: 2, amf3: true, t: t}
+		sa := sharedobject.NewSubscriptions(r, a, a)
+		sb := sharedobject.NewSubscriptions(r, b, b)
+		for _, x := range []struct {
+			s *sharedobject.Subscriptions
+			m *member
+		}{{sa, a}, {sb, b}} {
+			handle(t, x.s, x.m, "room", message.SOEvent{Type: message.SOUse})
+			equal(t, "use", x.m.take(), "room@0 UseSuccess Clear Change:topic=welcome")
+		}
+		// Still in the interval of the server's write.
+		handle(t, sa, a, "room", message.SOEvent{Type: message.SORequestChange, Key: "topic", Value: "from a"})
+		// The early member did not see the server's value: its change of
+		// the same slot conflicts with it, and loses.
+		handle(t, se, early, "room", message.SOEvent{Type: message.SORequestChange, Key: "topic", Value: "early"})
+		time.Sleep(cfg.SyncInterval)
+		synctest.Wait()
+		equal(t, "a (changed a slot it had been sent)", a.take(), "room@1 Success:topic")
+		equal(t, "b", b.take(), "room@1 Change:topic=from a")
+		equal(t, "early (lost)", early.take(), "room@1 Change:topic=from a")
+		if v, _ := so.Get("topic"); v != "from a" {
+			t.Errorf("topic = %v, want a's value", v)
+		}
+
+		// The next interval starts afresh: a change of a slot another
+		// member wrote in it, by a member that has not seen it, loses.
+		handle(t, sb, b, "room", message.SOEvent{Type: message.SORequestChange, Key: "topic", Value: "b"})
+		handle(t, sa, a, "room", message.SOEvent{Type: message.SORequestChange, Key: "topic", Value: "a again"})
+		time.Sleep(cfg.SyncInterval)
+		synctest.Wait()
+		equal(t, "b (won)", b.take(), "room@2 Success:topic")
+		equal(t, "a (lost)", a.take(), "room@2 Change:topic=b")
+		equal(t, "early", early.take(), "room@2 Change:topic=b")
+		sa.ReleaseAll()
+		sb.ReleaseAll()
+		se.ReleaseAll()
+	})
+}

@@ -68,6 +68,14 @@ type Object struct {
 	ops     []soOp
 	opIndex map[string]int    // key → its op in ops
 	writers map[string]Member // slot → first writer this interval (nil: the server)
+	// A write conflicts with an earlier one of the interval only when the
+	// writer had not seen it: writes numbers the interval's writes, wrote
+	// is the number of each slot's last write, and seen the number of
+	// the last write that the whole state a member was sent (sendState,
+	// at its use) included.
+	writes  uint64
+	wrote   map[string]uint64
+	seen    map[Member]uint64
 	extra   map[Member][]message.SOEvent
 	deleted map[string]uint32 // deleted slot → version of its deletion (purge.go)
 
@@ -89,6 +97,14 @@ func (so *Object) sendState(c Member) {
 		evs = append(evs, message.SOEvent{Type: message.SOChange, Key: k, Value: so.props[k].v})
 	}
 	send(c, &message.SharedObjectMessage{Name: so.name, Version: so.version, Persistent: so.persistent, Events: evs})
+	if so.writes > 0 {
+		// c now holds this interval's writes so far: a change it asks
+		// for later is made over them, not against them (see request).
+		if so.seen == nil {
+			so.seen = make(map[Member]uint64)
+		}
+		so.seen[c] = so.writes
+	}
 }
 
 func (so *Object) sortedKeysLocked() []string {
@@ -139,10 +155,13 @@ func (so *Object) request(c Member, key string, value any, remove, amf3 bool) {
 	if so.closed {
 		return
 	}
-	if w, ok := so.writers[key]; ok && w != c {
-		// Somebody else wrote this slot first in this interval: the
-		// change is refused; the Change of the winning value (sent to
-		// every subscriber but the winner) reverts the loser's copy.
+	if w, ok := so.writers[key]; ok && w != c && so.wrote[key] > so.seen[c] {
+		// Somebody else wrote this slot first in this interval, and c
+		// had not been sent that value: the change is refused; the
+		// Change of the winning value (sent to every subscriber but the
+		// winner) reverts the loser's copy. A member that used the
+		// object after that write got its value with the object's
+		// state: its change comes after it and replaces it.
 		so.touchLocked(key)
 		return
 	}
@@ -225,6 +244,11 @@ func (so *Object) setLocked(key string, v any, raw []byte, amf3, remove bool) er
 		delete(so.deleted, key)
 	}
 	so.touchLocked(key)
+	if so.wrote == nil {
+		so.wrote = make(map[string]uint64)
+	}
+	so.writes++
+	so.wrote[key] = so.writes
 	return nil
 }
 
@@ -325,6 +349,9 @@ func (so *Object) flushLocked() {
 	clear(so.opIndex)
 	clear(so.writers)
 	clear(so.extra)
+	so.writes = 0
+	clear(so.wrote)
+	clear(so.seen)
 	if so.persistent && so.dirty && so.saveTimer == nil && !so.closed {
 		so.saveTimer = time.AfterFunc(so.reg.cfg.SaveInterval, func() {
 			so.mu.Lock()

@@ -149,6 +149,7 @@ func (r *Registry) release(so *Object, m Member) {
 	if m != nil {
 		delete(so.subs, m)
 		delete(so.extra, m)
+		delete(so.seen, m)
 	} else if so.refs > 0 {
 		so.refs--
 	}
