@@ -274,6 +274,20 @@ func (c *Conn) Write(p []byte) (int, error) {
 			c.Close()
 			return 0, c.opErr("write", os.ErrDeadlineExceeded)
 		}
+		if errors.Is(err, net.ErrClosed) {
+			// The WebSocket sent a close frame: Close's, or one that
+			// coder/websocket sent itself on reading a frame over the
+			// limit, where the reader is about to close with 1009 and log
+			// it. Let it: a caller that gives up on this error and closes
+			// the connection would otherwise close it first, as normal.
+			t := time.NewTimer(closeGrace)
+			select {
+			case <-c.closed:
+			case <-c.rdone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		select {
 		case <-c.closed:
 			err = c.closedErr()
