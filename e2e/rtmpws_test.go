@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -647,4 +648,54 @@ func TestRTMPWSShutdown(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRTMPWSBehindNginx: docs/nginx-rtmpws.conf in front of the HTTP port,
+// terminating TLS with a certificate made here. A client from 127.0.0.2
+// (loopback, but not the proxy's address) connects through wss:// and
+// through plain ws://: the script sees rtmpwss and rtmpws, and the
+// client's own address, which only the trusted proxy's headers carry.
+func TestRTMPWSBehindNginx(t *testing.T) {
+	e2e(t)
+	cert, key := writeTestCert(t)
+	srv := startServer(t, "--trusted-proxies", "127.0.0.1/32")
+	copyApp(t, srv.DataDir, "wsprobe")
+	tlsPort := freeLoopbackPort(t)
+	plain := startNginx(t, "nginx-rtmpws.conf", map[string]string{
+		"server 127.0.0.1:8080;": "server " + srv.RTMPTAddr(t) + ";",
+		"listen 443 ssl;":        fmt.Sprintf("listen 127.0.0.1:%d ssl;", tlsPort),
+		"ssl_certificate     /etc/ssl/rtmphub/fullchain.pem;": "ssl_certificate " + cert + ";",
+		"ssl_certificate_key /etc/ssl/rtmphub/privkey.pem;":   "ssl_certificate_key " + key + ";",
+	})
+	secure := fmt.Sprintf("127.0.0.1:%d", tlsPort)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	d := rtmpws.Dialer{TLSConfig: &tls.Config{RootCAs: certPool(t, cert)}, NetDialer: from}
+	for _, tc := range []struct {
+		addr   string
+		secure bool
+		want   string
+	}{
+		{secure, true, "rtmpwss 127.0.0.2"},
+		{plain, false, "rtmpws 127.0.0.2"},
+	} {
+		c := wsClient(t, ctx, &d, tc.addr, "wsprobe", tc.secure)
+		if got := callString(t, ctx, c, "whoami"); got != tc.want {
+			t.Errorf("through nginx at %s: whoami = %q, want %q", tc.addr, got, tc.want)
+		}
+		res, err := c.Call(ctx, "add", 20.0, 22.0)
+		if err != nil || len(res.Args) == 0 || res.Args[0] != 42.0 {
+			t.Errorf("through nginx at %s: add = %v, %v", tc.addr, res, err)
+		}
+		c.Close()
+	}
+	// The same client straight to the hub is itself, not trusted: its
+	// forged headers are ignored.
+	d.Header = http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-For": {"198.51.100.7"}}
+	c := wsClient(t, ctx, &d, srv.RTMPTAddr(t), "wsprobe", false)
+	if got := callString(t, ctx, c, "whoami"); got != "rtmpws 127.0.0.2" {
+		t.Errorf("straight to the hub with forged headers: whoami = %q, want rtmpws 127.0.0.2", got)
+	}
+	c.Close()
 }
