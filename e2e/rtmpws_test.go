@@ -417,7 +417,7 @@ func goroutines(t testing.TB, debugAddr string) int {
 // the server stays up and its goroutines come back to their count before.
 func TestRTMPWSBadInput(t *testing.T) {
 	e2e(t)
-	srv := startServer(t, "--debug-addr", "127.0.0.1:0", "--rtmpws-max-frame", "65536")
+	srv := startServer(t, "--debug-addr", "127.0.0.1:0", "--rtmpws-max-frame", "65536", "--admin-addr", "127.0.0.1:0")
 	copyApp(t, srv.DataDir, "wsprobe")
 	debugAddr := listenAddr(t, srv, "pprof")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -607,8 +607,75 @@ func TestRTMPWSBadInput(t *testing.T) {
 		t.Errorf("goroutines: %d before the bad clients, %d after", before, after)
 	}
 	t.Logf("goroutines: %d before, %d after", before, after)
+	// After the count: the scrape's kept-alive connection is one more.
+	m := scrapeMetrics(t, "http://"+srv.adminAddr(t))
+	if m["rtmphub_rtmpws_closed_total"] != 2 || m["rtmphub_rtmpws_refused_total"] != 1 || m["rtmphub_rtmpws_connections"] != 1 {
+		t.Errorf("metrics: closed %v (want 2: text, too large), refused %v (want 1: the GET), open %v (want 1: the caller)",
+			m["rtmphub_rtmpws_closed_total"], m["rtmphub_rtmpws_refused_total"], m["rtmphub_rtmpws_connections"])
+	}
 	if c := callString(t, ctx, wsCaller, "whoami"); c != "rtmpws 127.0.0.1" {
 		t.Errorf("WebSocket caller after: %q", c)
+	}
+}
+
+// TestRTMPWSIdleTimeout: --client-idle-timeout applies to a WebSocket
+// client as to any: a silent one gets NetConnection.Connect.IdleTimeout,
+// then the connection closes (the transport's read deadline fires and the
+// core goes on reading, which needs a deadline that leaves the connection
+// usable); a client that keeps calling stays.
+func TestRTMPWSIdleTimeout(t *testing.T) {
+	e2e(t)
+	srv := startServer(t, "--client-idle-timeout", "1s", "--rpc-test-app", "rpc")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var d rtmpws.Dialer
+	silent := wsClient(t, ctx, &d, srv.Addr, "rpc", false)
+	defer silent.Close()
+	busy := wsClient(t, ctx, &d, srv.Addr, "rpc", false)
+	defer busy.Close()
+	start := time.Now()
+	stop := make(chan struct{})
+	busyErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				busyErr <- nil
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			if _, err := busy.Call(ctx, "echo", "x"); err != nil {
+				busyErr <- err
+				return
+			}
+		}
+	}()
+	silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	status := ""
+	for {
+		m, err := silent.ReadMessage()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal("silent WebSocket client not closed within 10s")
+			}
+			break
+		}
+		if m.Type == message.TypeCommandAMF0 || m.Type == message.TypeCommandAMF3 {
+			if cmd, err := message.DecodeCommand(m); err == nil && cmd.Name == "onStatus" {
+				status = fmt.Sprint(cmd.Args)
+			}
+		}
+	}
+	took := time.Since(start)
+	if !strings.Contains(status, "NetConnection.Connect.IdleTimeout") {
+		t.Errorf("silent client got %q before the close, want NetConnection.Connect.IdleTimeout", status)
+	}
+	if took < 900*time.Millisecond || took > 5*time.Second {
+		t.Errorf("silent client closed after %v, want about 1s", took)
+	}
+	close(stop)
+	if err := <-busyErr; err != nil {
+		t.Errorf("the calling client: %v", err)
 	}
 }
 
