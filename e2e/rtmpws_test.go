@@ -530,7 +530,17 @@ func TestRTMPWSBadInput(t *testing.T) {
 			return err
 		}
 		defer ws.CloseNow()
-		ws.Write(ctx, websocket.MessageBinary, make([]byte, 200000))
+		// Valid RTMP in one message of 200 KB, over the 64 KiB limit: a
+		// handshake, then Acknowledgements (16 bytes each), so that the
+		// size, not the content, is what ends it (the server reads a
+		// message as it arrives).
+		big := make([]byte, 1+2*1536, 200000)
+		big[0] = 0x03
+		rand.Read(big[1:])
+		for len(big)+16 <= cap(big) {
+			big = append(big, 0x02, 0, 0, 0, 0, 0, 4, 3, 0, 0, 0, 0, 0, 0, 0, 1)
+		}
+		ws.Write(ctx, websocket.MessageBinary, big)
 		return closedWith(ws, websocket.StatusMessageTooBig, 5*time.Second)
 	})
 	run("handshake never finished", func() error {
