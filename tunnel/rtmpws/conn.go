@@ -40,6 +40,12 @@ type Conn struct {
 	local  net.Addr
 	remote net.Addr
 	log    *slog.Logger // nil: no log lines
+	// maxFrame is the largest message the peer may send (0: any). The
+	// limit is this package's, not coder/websocket's (whose read limit
+	// writes its own close frame from inside a read, racing the rest of
+	// the connection for the first close): a message is counted as it is
+	// read, and the connection closed with 1009 when it passes.
+	maxFrame int64
 
 	// reading
 	rmu     sync.Mutex // one Read at a time
@@ -52,8 +58,9 @@ type Conn struct {
 	rdone   chan struct{} // the reader goroutine ended
 
 	// writing
-	wmu     sync.Mutex
-	writing atomic.Bool
+	wmu     sync.Mutex // one Write at a time
+	wstate  sync.Mutex // writing, wctx and wcancel, between Write and the deadline
+	writing bool
 	wctx    context.Context // cancelled by a write deadline passing during a write
 	wcancel context.CancelFunc
 	wdl     *deadline
@@ -93,15 +100,17 @@ var (
 	errNoPong    = errors.New("rtmpws: no pong from the peer")
 )
 
-func newConn(ws *websocket.Conn, raw net.Conn, log *slog.Logger) *Conn {
+func newConn(ws *websocket.Conn, raw net.Conn, maxFrame int, log *slog.Logger) *Conn {
+	ws.SetReadLimit(-1)
 	c := &Conn{
-		ws:     ws,
-		raw:    raw,
-		log:    log,
-		in:     make(chan *[]byte, inChunks),
-		rdone:  make(chan struct{}),
-		closed: make(chan struct{}),
-		done:   make(chan struct{}),
+		maxFrame: int64(maxFrame),
+		ws:       ws,
+		raw:      raw,
+		log:      log,
+		in:       make(chan *[]byte, inChunks),
+		rdone:    make(chan struct{}),
+		closed:   make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	if raw != nil {
 		c.local, c.remote = raw.LocalAddr(), raw.RemoteAddr()
@@ -112,9 +121,11 @@ func newConn(ws *websocket.Conn, raw net.Conn, log *slog.Logger) *Conn {
 	c.wctx, c.wcancel = context.WithCancel(context.Background())
 	c.rdl = newDeadline(nil)
 	c.wdl = newDeadline(func() {
-		if c.writing.Load() {
+		c.wstate.Lock()
+		if c.writing {
 			c.wcancel() // a frame cut in the middle: the connection ends
 		}
+		c.wstate.Unlock()
 	})
 	go c.readLoop()
 	return c
@@ -137,9 +148,22 @@ func (c *Conn) readLoop() {
 			c.closeWith(websocket.StatusUnsupportedData, "binary frames only", errTextFrame)
 			return
 		}
+		size := int64(0) // bytes of this message so far
 		for {
 			bp := chunks.Get().(*[]byte)
-			n, err := r.Read((*bp)[:chunkSize])
+			buf := (*bp)[:chunkSize]
+			if c.maxFrame > 0 && int64(len(buf)) > c.maxFrame+1-size {
+				buf = buf[:c.maxFrame+1-size] // one byte past the limit tells it
+			}
+			n, err := r.Read(buf)
+			size += int64(n)
+			if c.maxFrame > 0 && size > c.maxFrame {
+				chunks.Put(bp)
+				c.rerr = fmt.Errorf("rtmpws: message over %d bytes", c.maxFrame)
+				c.logf("rtmpws: frame over the size limit, closing the connection (1009)", "limit", c.maxFrame)
+				c.closeWith(websocket.StatusMessageTooBig, "message too big", c.rerr)
+				return
+			}
 			if n > 0 {
 				*bp = (*bp)[:n]
 				if !c.push(bp) {
@@ -153,13 +177,6 @@ func (c *Conn) readLoop() {
 				break
 			}
 			if err != nil {
-				if errors.Is(err, websocket.ErrMessageTooBig) {
-					// coder/websocket has sent the close frame (1009).
-					c.logf("rtmpws: frame over the size limit, closing the connection (1009)", "err", err.Error())
-					c.rerr = fmt.Errorf("rtmpws: %w", err)
-					c.closeWith(websocket.StatusMessageTooBig, "", c.rerr)
-					return
-				}
 				c.rerr = c.readError(err)
 				return
 			}
@@ -262,15 +279,25 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, c.opErr("write", c.closedErr())
 	default:
 	}
-	c.writing.Store(true)
+	c.wstate.Lock()
 	if c.wdl.passed() {
-		c.writing.Store(false)
+		c.wstate.Unlock()
 		return 0, c.opErr("write", os.ErrDeadlineExceeded)
 	}
-	err := c.ws.Write(c.wctx, websocket.MessageBinary, p)
-	c.writing.Store(false)
+	if c.wctx.Err() != nil {
+		// Cancelled by a deadline that passed as the last write ended:
+		// that write went out whole, the connection is fine.
+		c.wctx, c.wcancel = context.WithCancel(context.Background())
+	}
+	c.writing = true
+	ctx := c.wctx
+	c.wstate.Unlock()
+	err := c.ws.Write(ctx, websocket.MessageBinary, p)
+	c.wstate.Lock()
+	c.writing = false
+	c.wstate.Unlock()
 	if err != nil {
-		if c.wctx.Err() != nil {
+		if ctx.Err() != nil {
 			c.Close()
 			return 0, c.opErr("write", os.ErrDeadlineExceeded)
 		}
@@ -317,8 +344,10 @@ func (c *Conn) closeWith(code websocket.StatusCode, reason string, err error) {
 				force.Stop()
 				c.raw.Close()
 			}
-			c.wcancel()
 			<-c.rdone
+			c.wstate.Lock()
+			c.wcancel()
+			c.wstate.Unlock()
 		}()
 	})
 }
