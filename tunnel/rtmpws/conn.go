@@ -25,7 +25,9 @@ import (
 // over in chunks through a channel of a few chunks (back-pressure: a
 // full channel stops it reading the socket). It is also what answers the
 // peer's pings and takes the pongs of keepalive. Read waits on the
-// channel, the read deadline and Close.
+// channel, the read deadline and Close. So a server connection costs one
+// goroutine beside the HTTP handler's and the core's, and keepalive a
+// timer (startKeepalive).
 //
 // Writing: each Write is one binary frame. A write deadline that passes
 // before a Write fails it with a timeout and leaves the connection usable;
@@ -65,6 +67,9 @@ type Conn struct {
 	wcancel context.CancelFunc
 	wdl     *deadline
 
+	pingMu    sync.Mutex // pingTimer and pinging, against closeWith
+	pingTimer *time.Timer
+	pinging   chan struct{}   // closed when the ping under way ends (nil: none)
 	life      context.Context // ends with closeWith
 	endLife   context.CancelFunc
 	closed    chan struct{} // Close was called, or the reader ended for good
@@ -333,6 +338,11 @@ func (c *Conn) closeWith(code websocket.StatusCode, reason string, err error) {
 		c.why.Store(&closeReason{code, reason, err})
 		close(c.closed)
 		c.endLife()
+		c.pingMu.Lock()
+		if c.pingTimer != nil {
+			c.pingTimer.Stop()
+		}
+		c.pingMu.Unlock()
 		go func() {
 			defer close(c.done)
 			var force *time.Timer
@@ -345,6 +355,12 @@ func (c *Conn) closeWith(code websocket.StatusCode, reason string, err error) {
 				c.raw.Close()
 			}
 			<-c.rdone
+			c.pingMu.Lock()
+			pinging := c.pinging
+			c.pingMu.Unlock()
+			if pinging != nil {
+				<-pinging // no ping starts once closed; wait for one under way
+			}
 			c.wstate.Lock()
 			c.wcancel()
 			c.wstate.Unlock()
@@ -375,43 +391,64 @@ func (c *Conn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "websocket", Source: c.local, Addr: c.remote, Err: err}
 }
 
-// keepalive pings the peer every interval and closes the connection when
-// a pong does not come back within timeout. It skips a ping while the
-// reader is held up by a full queue (the pong could not be read then,
-// and the peer is plainly there).
-func (c *Conn) keepalive(interval, timeout time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.closed:
-			return
-		case <-t.C:
-		}
-		if c.blocked.Load() {
-			continue
-		}
+// startKeepalive pings the peer every interval and closes the connection
+// when a pong does not come back within timeout. It costs a timer, not a
+// goroutine, between pings. A ping is skipped while the reader is held up
+// by a full queue (the pong could not be read then, and the peer is
+// plainly there).
+func (c *Conn) startKeepalive(interval, timeout time.Duration) {
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
+	c.pingTimer = time.AfterFunc(interval, func() { c.ping(interval, timeout) })
+}
+
+// ping runs on the keepalive timer's goroutine: one ping, then the timer
+// is armed again unless the connection ended.
+func (c *Conn) ping(interval, timeout time.Duration) {
+	c.pingMu.Lock()
+	select {
+	case <-c.closed:
+		c.pingMu.Unlock()
+		return
+	default:
+	}
+	done := make(chan struct{})
+	c.pinging = done
+	c.pingMu.Unlock()
+	defer close(done)
+	if !c.blocked.Load() {
 		ctx, cancel := context.WithTimeout(c.life, timeout)
 		err := c.ws.Ping(ctx)
 		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 		cancel()
-		if err == nil {
-			continue
-		}
-		select {
-		case <-c.closed:
-			return
-		default:
-		}
-		if timedOut && !c.blocked.Load() {
-			c.logf("rtmpws: no pong, closing the connection", "timeout", timeout.String())
-			c.closeWith(websocket.StatusPolicyViolation, "no pong", errNoPong)
-			return
-		}
-		if !timedOut {
-			return // the connection failed; the reader saw it too
+		if err != nil {
+			select {
+			case <-c.closed:
+				return
+			default:
+			}
+			if !timedOut {
+				return // the connection failed; the reader saw it too
+			}
+			if !c.blocked.Load() {
+				c.logf("rtmpws: no pong, closing the connection", "timeout", timeout.String())
+				c.closeWith(websocket.StatusPolicyViolation, "no pong", errNoPong)
+				return
+			}
 		}
 	}
+	c.pingMu.Lock()
+	select {
+	case <-c.closed:
+	default:
+		c.pingTimer.Reset(interval)
+	}
+	c.pingMu.Unlock()
 }
 
 // wsAddr is the address of a connection whose socket is not known.

@@ -224,7 +224,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	h.stats.accepted.Add(1)
 	if h.cfg.PingInterval > 0 {
-		go c.keepalive(h.cfg.PingInterval, h.cfg.PongTimeout)
+		c.startKeepalive(h.cfg.PingInterval, h.cfg.PongTimeout)
 	}
 
 	h.serve(h.ctx, c, info)
