@@ -95,6 +95,10 @@ func newServerConn(raw net.Conn, br *bufio.Reader, sub string, maxFrame int, log
 // upgrade answers r's WebSocket handshake (already checked by isUpgrade)
 // on the hijacked connection and returns it with its buffered reader.
 func upgrade(w http.ResponseWriter, r *http.Request, offerSub bool) (net.Conn, *bufio.Reader, string, error) {
+	if !r.ProtoAtLeast(1, 1) {
+		http.Error(w, "WebSocket needs HTTP/1.1", http.StatusUpgradeRequired)
+		return nil, nil, "", fmt.Errorf("WebSocket over %s", r.Proto)
+	}
 	key := r.Header.Get("Sec-WebSocket-Key")
 	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
 		http.Error(w, "bad Sec-WebSocket-Key", http.StatusBadRequest)
