@@ -752,3 +752,106 @@ func TestUnmask(t *testing.T) {
 		t.Fatal("unmask in pieces differs from the byte-wise reference")
 	}
 }
+
+// Keepalive, on a pipe in a synctest bubble: a ping every interval; a
+// pong not back within the timeout closes the connection (1008) while the
+// server is waiting in Read, and does not while the server is not reading
+// (a busy core has not read the pong yet); an answered ping keeps it.
+func TestKeepaliveTiming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srvSide, cliSide := net.Pipe()
+		defer cliSide.Close()
+		c := newServerConn(srvSide, bufio.NewReader(srvSide), "", 0, nil)
+		const interval, timeout = 20 * time.Second, 10 * time.Second
+		start := time.Now()
+		c.startKeepalive(interval, timeout)
+
+		// The client side: reads frames; answers pings while answer is set.
+		var answer atomic.Bool
+		answer.Store(true)
+		type seen struct {
+			op byte
+			at time.Duration
+			p  []byte
+		}
+		frames := make(chan seen, 16)
+		go func() {
+			br := bufio.NewReader(cliSide)
+			for {
+				var h [2]byte
+				if _, err := io.ReadFull(br, h[:]); err != nil {
+					close(frames)
+					return
+				}
+				p := make([]byte, h[1]&0x7f)
+				io.ReadFull(br, p)
+				op := h[0] & 0x0f
+				frames <- seen{op, time.Since(start), p}
+				if op == opPing && answer.Load() {
+					cliSide.Write(frame(opPong, true, false, p))
+				}
+			}
+		}()
+		// The server reads all along, as the core does.
+		readDone := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(io.Discard, c)
+			readDone <- err
+		}()
+		for i := 1; i <= 3; i++ {
+			f := <-frames
+			if f.op != opPing || f.at != time.Duration(i)*interval {
+				t.Fatalf("frame %d: op %d at %v, want a ping at %v", i, f.op, f.at, time.Duration(i)*interval)
+			}
+		}
+		answer.Store(false) // the 4th ping goes unanswered
+		f := <-frames
+		if f.op != opPing || f.at != 4*interval {
+			t.Fatalf("op %d at %v, want the 4th ping", f.op, f.at)
+		}
+		f = <-frames
+		if f.op != opClose || binary.BigEndian.Uint16(f.p) != 1008 || f.at != 4*interval+timeout {
+			t.Fatalf("op %d %v at %v, want close 1008 at %v", f.op, f.p, f.at, 4*interval+timeout)
+		}
+		if err := <-readDone; !errors.Is(err, errNoPong) {
+			t.Fatalf("server read ended with %v, want %v", err, errNoPong)
+		}
+	})
+}
+
+// While the server is not reading, a late pong is not held against the
+// client: nobody has read it.
+func TestKeepaliveNotReading(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srvSide, cliSide := net.Pipe()
+		defer cliSide.Close()
+		c := newServerConn(srvSide, bufio.NewReader(srvSide), "", 0, nil)
+		c.startKeepalive(20*time.Second, 10*time.Second)
+		pings := make(chan byte, 16)
+		go func() {
+			br := bufio.NewReader(cliSide)
+			for {
+				var h [2]byte
+				if _, err := io.ReadFull(br, h[:]); err != nil {
+					close(pings)
+					return
+				}
+				io.CopyN(io.Discard, br, int64(h[1]&0x7f))
+				pings <- h[0] & 0x0f
+			}
+		}()
+		if op := <-pings; op != opPing {
+			t.Fatalf("op %d, want a ping", op)
+		}
+		time.Sleep(5 * time.Minute) // no Read, no pong
+		select {
+		case op, ok := <-pings:
+			if !ok || op == opClose {
+				t.Fatal("closed while the server was not reading")
+			}
+		default:
+		}
+		c.Close()
+		synctest.Wait()
+	})
+}
