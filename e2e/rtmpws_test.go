@@ -454,7 +454,7 @@ func TestRTMPWSBadInput(t *testing.T) {
 				}
 				res, err := c.Call(ctx, "add", i, 1.0)
 				if err != nil || len(res.Args) == 0 || res.Args[0] != i+1 {
-					callsDone <- fmt.Errorf("add(%v, 1) = %v, %v", i, res, err)
+					callsDone <- fmt.Errorf("add(%v, 1) = %v: %w", i, res, err)
 					return
 				}
 				callsMu.Lock()
@@ -487,7 +487,7 @@ func TestRTMPWSBadInput(t *testing.T) {
 			}
 			got := websocket.CloseStatus(err)
 			if code != -1 && got != code {
-				return fmt.Errorf("closed with %v (%v), want %v", got, err, code)
+				return fmt.Errorf("closed with %v, want %v: %w", got, code, err)
 			}
 			return nil
 		}

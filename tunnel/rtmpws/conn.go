@@ -234,7 +234,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		if !ok {
 			err := c.rerr
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return 0, io.EOF
 			}
 			return 0, c.opErr("read", err)
