@@ -46,9 +46,12 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// PingInterval is how often the server pings a client, and
 	// PongTimeout how long it waits for the pong before it closes the
-	// connection (1008). Pings also keep reverse proxies, which close
-	// silent connections (nginx after 60s by default), from dropping a
-	// quiet client. Defaults 20s and 20s; a negative PingInterval: none.
+	// connection (1008). A missing pong counts only while the core waits
+	// in Read: pongs are read with the RTMP bytes, and a core that is
+	// busy (or throttled) has simply not read it yet. Pings also keep
+	// reverse proxies, which close silent connections (nginx after 60s by
+	// default), from dropping a quiet client. Defaults 20s and 20s; a
+	// negative PingInterval: none.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
 	// MaxFrame is the largest WebSocket message a client may send; a
