@@ -887,7 +887,8 @@ func TestCloseFrameWhileWriting(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // writing at full speed
 		h.mu.Lock()
 		var c *serverConn
-		for c = range h.conns {
+		for open := range h.conns {
+			c = open // the only one
 		}
 		h.mu.Unlock()
 		c.closeWith(websocket.StatusGoingAway, "server stopping", nil)
