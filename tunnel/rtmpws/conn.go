@@ -3,7 +3,6 @@ package rtmpws
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,17 +14,20 @@ import (
 	"github.com/coder/websocket"
 )
 
-// Conn is a net.Conn over a WebSocket whose binary frames carry a byte
+// Conn is the client's side of RTMP over WebSocket (Dial): a net.Conn
+// over a coder/websocket connection whose binary frames carry the byte
 // stream. coder/websocket's own NetConn is not used: a read deadline that
-// passes during a read closes its connection (the session core uses read
-// deadlines for idle clients and then goes on reading), and its Close
-// waits up to ten seconds for a silent peer.
+// passes during a read closes its connection (an RTMP client may read
+// with a deadline and go on), and its Close waits up to ten seconds for a
+// silent peer.
 //
 // Reading: one goroutine reads frames as they come and hands their bytes
 // over in chunks through a channel of a few chunks (back-pressure: a
 // full channel stops it reading the socket). It is also what answers the
 // peer's pings and takes the pongs of keepalive. Read waits on the
-// channel, the read deadline and Close.
+// channel, the read deadline and Close. Keeping a reader running means
+// the server's pings are answered even while the RTMP client does not
+// read (rtmp/client reads only when asked).
 //
 // Writing: each Write is one binary frame. A write deadline that passes
 // before a Write fails it with a timeout and leaves the connection usable;
@@ -42,24 +44,22 @@ type Conn struct {
 	log    *slog.Logger // nil: no log lines
 
 	// reading
-	rmu     sync.Mutex // one Read at a time
-	cur     []byte     // the rest of the chunk being read
-	curBuf  *[]byte    // cur's buffer, given back when read
-	in      chan *[]byte
-	rerr    error // why in was closed; written before it is
-	rdl     *deadline
-	blocked atomic.Bool   // the reader waits for room in in
-	rdone   chan struct{} // the reader goroutine ended
+	rmu    sync.Mutex // one Read at a time
+	cur    []byte     // the rest of the chunk being read
+	curBuf *[]byte    // cur's buffer, given back when read
+	in     chan *[]byte
+	rerr   error // why in was closed; written before it is
+	rdl    *deadline
+	rdone  chan struct{} // the reader goroutine ended
 
 	// writing
-	wmu     sync.Mutex
-	writing atomic.Bool
+	wmu     sync.Mutex // one Write at a time
+	wstate  sync.Mutex // writing, wctx and wcancel, between Write and the deadline
+	writing bool
 	wctx    context.Context // cancelled by a write deadline passing during a write
 	wcancel context.CancelFunc
 	wdl     *deadline
 
-	life      context.Context // ends with closeWith
-	endLife   context.CancelFunc
 	closed    chan struct{} // Close was called, or the reader ended for good
 	closeOnce sync.Once
 	done      chan struct{} // the socket is closed and every goroutine ended
@@ -94,6 +94,7 @@ var (
 )
 
 func newConn(ws *websocket.Conn, raw net.Conn, log *slog.Logger) *Conn {
+	ws.SetReadLimit(-1)
 	c := &Conn{
 		ws:     ws,
 		raw:    raw,
@@ -108,13 +109,14 @@ func newConn(ws *websocket.Conn, raw net.Conn, log *slog.Logger) *Conn {
 	} else {
 		c.local, c.remote = wsAddr{}, wsAddr{}
 	}
-	c.life, c.endLife = context.WithCancel(context.Background())
 	c.wctx, c.wcancel = context.WithCancel(context.Background())
 	c.rdl = newDeadline(nil)
 	c.wdl = newDeadline(func() {
-		if c.writing.Load() {
+		c.wstate.Lock()
+		if c.writing {
 			c.wcancel() // a frame cut in the middle: the connection ends
 		}
+		c.wstate.Unlock()
 	})
 	go c.readLoop()
 	return c
@@ -153,13 +155,6 @@ func (c *Conn) readLoop() {
 				break
 			}
 			if err != nil {
-				if errors.Is(err, websocket.ErrMessageTooBig) {
-					// coder/websocket has sent the close frame (1009).
-					c.logf("rtmpws: frame over the size limit, closing the connection (1009)", "err", err.Error())
-					c.rerr = fmt.Errorf("rtmpws: %w", err)
-					c.closeWith(websocket.StatusMessageTooBig, "", c.rerr)
-					return
-				}
 				c.rerr = c.readError(err)
 				return
 			}
@@ -174,8 +169,6 @@ func (c *Conn) push(bp *[]byte) bool {
 		return true
 	default:
 	}
-	c.blocked.Store(true)
-	defer c.blocked.Store(false)
 	select {
 	case c.in <- bp:
 		return true
@@ -241,7 +234,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		if !ok {
 			err := c.rerr
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return 0, io.EOF
 			}
 			return 0, c.opErr("read", err)
@@ -262,31 +255,27 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, c.opErr("write", c.closedErr())
 	default:
 	}
-	c.writing.Store(true)
+	c.wstate.Lock()
 	if c.wdl.passed() {
-		c.writing.Store(false)
+		c.wstate.Unlock()
 		return 0, c.opErr("write", os.ErrDeadlineExceeded)
 	}
-	err := c.ws.Write(c.wctx, websocket.MessageBinary, p)
-	c.writing.Store(false)
+	if c.wctx.Err() != nil {
+		// Cancelled by a deadline that passed as the last write ended:
+		// that write went out whole, the connection is fine.
+		c.wctx, c.wcancel = context.WithCancel(context.Background())
+	}
+	c.writing = true
+	ctx := c.wctx
+	c.wstate.Unlock()
+	err := c.ws.Write(ctx, websocket.MessageBinary, p)
+	c.wstate.Lock()
+	c.writing = false
+	c.wstate.Unlock()
 	if err != nil {
-		if c.wctx.Err() != nil {
+		if ctx.Err() != nil {
 			c.Close()
 			return 0, c.opErr("write", os.ErrDeadlineExceeded)
-		}
-		if errors.Is(err, net.ErrClosed) {
-			// The WebSocket sent a close frame: Close's, or one that
-			// coder/websocket sent itself on reading a frame over the
-			// limit, where the reader is about to close with 1009 and log
-			// it. Let it: a caller that gives up on this error and closes
-			// the connection would otherwise close it first, as normal.
-			t := time.NewTimer(closeGrace)
-			select {
-			case <-c.closed:
-			case <-c.rdone:
-			case <-t.C:
-			}
-			t.Stop()
 		}
 		select {
 		case <-c.closed:
@@ -319,7 +308,6 @@ func (c *Conn) closeWith(code websocket.StatusCode, reason string, err error) {
 	c.closeOnce.Do(func() {
 		c.why.Store(&closeReason{code, reason, err})
 		close(c.closed)
-		c.endLife()
 		go func() {
 			defer close(c.done)
 			var force *time.Timer
@@ -331,8 +319,10 @@ func (c *Conn) closeWith(code websocket.StatusCode, reason string, err error) {
 				force.Stop()
 				c.raw.Close()
 			}
-			c.wcancel()
 			<-c.rdone
+			c.wstate.Lock()
+			c.wcancel()
+			c.wstate.Unlock()
 		}()
 	})
 }
@@ -358,45 +348,6 @@ func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
 
 func (c *Conn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "websocket", Source: c.local, Addr: c.remote, Err: err}
-}
-
-// keepalive pings the peer every interval and closes the connection when
-// a pong does not come back within timeout. It skips a ping while the
-// reader is held up by a full queue (the pong could not be read then,
-// and the peer is plainly there).
-func (c *Conn) keepalive(interval, timeout time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.closed:
-			return
-		case <-t.C:
-		}
-		if c.blocked.Load() {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(c.life, timeout)
-		err := c.ws.Ping(ctx)
-		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
-		cancel()
-		if err == nil {
-			continue
-		}
-		select {
-		case <-c.closed:
-			return
-		default:
-		}
-		if timedOut && !c.blocked.Load() {
-			c.logf("rtmpws: no pong, closing the connection", "timeout", timeout.String())
-			c.closeWith(websocket.StatusPolicyViolation, "no pong", errNoPong)
-			return
-		}
-		if !timedOut {
-			return // the connection failed; the reader saw it too
-		}
-	}
 }
 
 // wsAddr is the address of a connection whose socket is not known.
