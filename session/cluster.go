@@ -36,6 +36,39 @@ type Cluster interface {
 	Relay(app, instance, stream, query string) bool
 }
 
+// InstanceOwners is what the core asks of the hubs about application
+// instances: each app/instance has one owner hub at a time (it will run
+// main.asc and hold the shared objects); the other hubs serve their
+// clients as an FMS edge does. Its methods run on a client's reader
+// goroutine (or, InstanceEnded, with the server locked): they answer
+// within a bounded time, and fail open (this hub owns what it cannot ask
+// about) when the cluster cannot be reached.
+type InstanceOwners interface {
+	// OwnInstance is asked when a client connects to the instance on this
+	// hub (authorized, before the application's onConnect): the cluster
+	// makes this hub the owner when no live hub owns it, and answers the
+	// owner's name and whether it is this hub.
+	OwnInstance(app, instance string) (owner string, here bool)
+	// InstanceEnded says the instance ended here (idle: no clients, no
+	// streams, no shared objects): this hub's ownership of it goes. It
+	// must not block.
+	InstanceEnded(app, instance string)
+}
+
+// InstanceLoaded reports whether the instance runs on this hub, and how
+// many clients it has here.
+func (s *Server) InstanceLoaded(app, instance string) (loaded bool, clients int) {
+	s.mu.Lock()
+	in := s.instances[app+"/"+instance]
+	s.mu.Unlock()
+	if in == nil {
+		return false, 0
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return true, len(in.clients)
+}
+
 // pullSource marks a publication made by PublishPull.
 type pullSource struct{ live.Source }
 

@@ -110,6 +110,9 @@ type Config struct {
 	// serve as one (see cluster.go and package cluster); nil: this hub is
 	// alone.
 	Cluster Cluster
+	// Owners, when set, is asked which hub owns each application
+	// instance (see cluster.go); nil: every instance is this hub's.
+	Owners InstanceOwners
 
 	// Application, when set, gives each application instance the
 	// Application that answers its clients' calls (nil: none; calls the

@@ -215,6 +215,13 @@ func (c *Client) connect(cmd *message.Command) error {
 		return reject(desc)
 	}
 
+	if o := c.srv.cfg.Owners; o != nil {
+		// Several hubs: the instance gets an owner (this hub, when no
+		// live hub owns it). Bounded, and this hub when the cluster
+		// cannot be reached.
+		owner, here := o.OwnInstance(app, inst)
+		log.Debug("instance owner", "owner", owner, "here", here)
+	}
 	c.inst = c.srv.instance(app, inst)
 	c.inst.addClient(c)
 	if desc, ai, _ := c.askConnect(cmd.Args); desc != "" {

@@ -273,6 +273,9 @@ func (s *Server) dropInstanceIfIdle(in *Instance) {
 	if s.instances[key] == in {
 		delete(s.instances, key)
 		s.log.Info("instance stopped", "app", in.app, "instance", in.name)
+		if o := s.cfg.Owners; o != nil {
+			o.InstanceEnded(in.app, in.name)
+		}
 		if st, ok := in.appl.(InstanceStopper); ok {
 			st.Stop()
 		}

@@ -21,7 +21,7 @@ func startCluster(cfg *config, log *slog.Logger) (*cluster.Node, error) {
 		return nil, nil
 	}
 	cc := cluster.Config{Servers: splitList(cfg.Cluster), Name: cfg.NodeName, Secret: cfg.ClusterSecret,
-		Advertise: cfg.ClusterAdvertise, Grace: cfg.PublisherGrace, TTL: cfg.ClusterTTL, Log: log.With("component", "cluster")}
+		Advertise: cfg.ClusterAdvertise, Grace: cfg.PublisherGrace, TTL: cfg.ClusterTTL, OwnerTTL: cfg.ClusterOwnerTTL, Log: log.With("component", "cluster")}
 	if cfg.ClusterEmbedded != "" {
 		name := cfg.NodeName
 		if name == "" {
@@ -80,14 +80,17 @@ func advertiseAddr(cfg *config, ln net.Addr) string {
 type clusterCollector struct {
 	n                   *cluster.Node
 	pulls, nodes, total *prometheus.Desc
+	owned, takeovers    *prometheus.Desc
 }
 
 func newClusterCollector(n *cluster.Node) *clusterCollector {
 	d := prometheus.NewDesc
 	return &clusterCollector{n: n,
-		pulls: d("cluster_pulls", "Streams this hub pulls from other hubs now (one upstream connection each; pulls waiting for a hub to publish their stream not counted).", nil, nil),
-		nodes: d("cluster_nodes", "Hubs alive in the cluster, this one included, at the last heartbeat.", nil, nil),
-		total: d("cluster_pulls_started_total", "Pulls this hub started.", nil, nil),
+		pulls:     d("cluster_pulls", "Streams this hub pulls from other hubs now (one upstream connection each; pulls waiting for a hub to publish their stream not counted).", nil, nil),
+		nodes:     d("cluster_nodes", "Hubs alive in the cluster, this one included, at the last heartbeat.", nil, nil),
+		total:     d("cluster_pulls_started_total", "Pulls this hub started.", nil, nil),
+		owned:     d("cluster_instances_owned", "Application instances this hub owns now (holds their lease).", nil, nil),
+		takeovers: d("cluster_instance_takeovers_total", "Application instances this hub took over after their owner's lease lapsed.", nil, nil),
 	}
 }
 
@@ -95,12 +98,16 @@ func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.pulls
 	ch <- c.nodes
 	ch <- c.total
+	ch <- c.owned
+	ch <- c.takeovers
 }
 
 func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.pulls, prometheus.GaugeValue, float64(c.n.PullCount()))
 	ch <- prometheus.MustNewConstMetric(c.nodes, prometheus.GaugeValue, float64(c.n.NodeCount()))
 	ch <- prometheus.MustNewConstMetric(c.total, prometheus.CounterValue, float64(c.n.PullsStarted()))
+	ch <- prometheus.MustNewConstMetric(c.owned, prometheus.GaugeValue, float64(c.n.OwnedCount()))
+	ch <- prometheus.MustNewConstMetric(c.takeovers, prometheus.CounterValue, float64(c.n.Takeovers()))
 }
 
 // clusterStatus answers GET /api/v1/cluster.

@@ -42,6 +42,7 @@ func defaultConfig() *config {
 		RoQRDatagrams:   true,
 		HTTPPlayback:    true,
 		ClusterTTL:      6 * time.Second,
+		ClusterOwnerTTL: 3 * time.Second,
 	}
 	libs := &libraries{
 		session: session.DefaultConfig(),
