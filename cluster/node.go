@@ -104,6 +104,9 @@ type Node struct {
 	nodesKV jetstream.KeyValue
 	strKV   jetstream.KeyValue
 	ownKV   jetstream.KeyValue
+	soKV    jetstream.KeyValue // persistent shared objects (sorelay.go)
+
+	so soRelay // shared objects across hubs (sorelay.go)
 
 	// Application instances (owners.go), under imu.
 	imu       sync.Mutex
@@ -320,6 +323,9 @@ func (n *Node) SetAdvertise(addr string) { n.cfg.Advertise = addr }
 // claims' refresh. Call it once.
 func (n *Node) Attach(h Hub) {
 	n.hub = h
+	if err := n.startSORelay(); err != nil {
+		n.log.Error("cluster: cannot subscribe to this hub's inbox; shared objects are not shared across hubs", "err", err.Error())
+	}
 	n.wg.Add(1)
 	go n.run()
 }
@@ -329,6 +335,9 @@ func (n *Node) Attach(h Hub) {
 // embedded server stops.
 func (n *Node) Close() {
 	n.cancel()
+	if n.so.sub != nil {
+		n.so.sub.Unsubscribe()
+	}
 	n.wg.Wait()
 	n.mu.Lock()
 	pulls := make([]*pull, 0, len(n.pulls))
@@ -408,6 +417,8 @@ func (n *Node) run() {
 			// the heartbeat and the claims' refresh below fill them.
 			if _, _, _, err := n.buckets(); err != nil {
 				n.trouble("making the buckets again", err)
+			} else if _, err := n.soBucket(); err != nil {
+				n.trouble("making the shared objects' bucket again", err)
 			} else {
 				n.rebuild.Store(false)
 			}
@@ -429,7 +440,11 @@ func (n *Node) setup() error {
 	if err != nil {
 		return err
 	}
-	n.nodesKV, n.strKV, n.ownKV = nk, sk, ok
+	sok, err := n.soBucket()
+	if err != nil {
+		return err
+	}
+	n.nodesKV, n.strKV, n.ownKV, n.soKV = nk, sk, ok, sok
 	return nil
 }
 
@@ -461,6 +476,23 @@ func (n *Node) buckets() (nodes, streams, owners jetstream.KeyValue, err error) 
 		return nil, nil, nil, fmt.Errorf("bucket %s: %w", ownersBucket, err)
 	}
 	return nk, sk, ok, nil
+}
+
+// soBucket makes the bucket of persistent shared objects: on disk, no
+// TTL, replicated as the others.
+func (n *Node) soBucket() (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+	defer cancel()
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: soBucket, History: 1,
+		Storage: jetstream.FileStorage, Replicas: n.cfg.Replicas})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", soBucket, err)
+	}
+	return kv, nil
 }
 
 // Ready reports whether the node joined (its buckets are made).

@@ -240,6 +240,7 @@ func (n *Node) runOwners() {
 	for i := 0; ; i++ {
 		if i%2 == 0 {
 			n.renewLeases()
+			n.sweepRemotes()
 		}
 		n.checkFollowed()
 		select {
@@ -326,6 +327,7 @@ func (n *Node) renewLease(id InstanceID) {
 			n.follows[id] = owner
 		}
 		n.imu.Unlock()
+		n.ownerChanged(id)
 	}
 }
 
@@ -364,6 +366,7 @@ func (n *Node) checkFollowed() {
 				n.log.Info("cluster: instance taken over", "instance", id.String(), "from", was)
 				n.addLease(id, rev)
 				cancel()
+				n.ownerChanged(id)
 				continue
 			}
 			found = err == nil
@@ -377,10 +380,14 @@ func (n *Node) checkFollowed() {
 		}
 		if found && owner != was {
 			n.imu.Lock()
-			if n.follows[id] == was {
+			moved := n.follows[id] == was
+			if moved {
 				n.follows[id] = owner
 			}
 			n.imu.Unlock()
+			if moved {
+				n.ownerChanged(id)
+			}
 		}
 	}
 }

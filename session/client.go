@@ -15,7 +15,6 @@ import (
 	"github.com/rtmphub/rtmphub/session/live"
 	"github.com/rtmphub/rtmphub/session/outqueue"
 	"github.com/rtmphub/rtmphub/session/record"
-	"github.com/rtmphub/rtmphub/session/sharedobject"
 	"github.com/rtmphub/rtmphub/session/vod"
 )
 
@@ -62,7 +61,7 @@ type Client struct {
 	rpc       rpcState                    // server-to-client calls (rpc.go)
 	idle      idleState                   // Config.ClientIdleTimeout (idle.go)
 	bwRunning atomic.Bool                 // a bandwidth check runs (bwcheck.go)
-	sos       *sharedobject.Subscriptions // shared objects in use (so_client.go), reader goroutine only
+	sos       soRoute                     // shared objects in use (so_client.go)
 
 	// FMS readAccess / writeAccess (access.go); nil is "/".
 	readACL, writeACL atomic.Pointer[accessList]

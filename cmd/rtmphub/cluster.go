@@ -81,6 +81,7 @@ type clusterCollector struct {
 	n                   *cluster.Node
 	pulls, nodes, total *prometheus.Desc
 	owned, takeovers    *prometheus.Desc
+	soFwd, soDel, bad   *prometheus.Desc
 }
 
 func newClusterCollector(n *cluster.Node) *clusterCollector {
@@ -91,6 +92,9 @@ func newClusterCollector(n *cluster.Node) *clusterCollector {
 		total:     d("cluster_pulls_started_total", "Pulls this hub started.", nil, nil),
 		owned:     d("cluster_instances_owned", "Application instances this hub owns now (holds their lease).", nil, nil),
 		takeovers: d("cluster_instance_takeovers_total", "Application instances this hub took over after their owner's lease lapsed.", nil, nil),
+		soFwd:     d("cluster_so_forwarded_total", "Shared object messages of other hubs' clients this hub applied as their instance's owner.", nil, nil),
+		soDel:     d("cluster_so_delivered_total", "Shared object messages from owner hubs this hub delivered to its clients (one per group of clients).", nil, nil),
+		bad:       d("cluster_bad_messages_total", "Malformed messages from other hubs this hub dropped.", nil, nil),
 	}
 }
 
@@ -100,6 +104,9 @@ func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.total
 	ch <- c.owned
 	ch <- c.takeovers
+	ch <- c.soFwd
+	ch <- c.soDel
+	ch <- c.bad
 }
 
 func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
@@ -108,6 +115,9 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.total, prometheus.CounterValue, float64(c.n.PullsStarted()))
 	ch <- prometheus.MustNewConstMetric(c.owned, prometheus.GaugeValue, float64(c.n.OwnedCount()))
 	ch <- prometheus.MustNewConstMetric(c.takeovers, prometheus.CounterValue, float64(c.n.Takeovers()))
+	ch <- prometheus.MustNewConstMetric(c.soFwd, prometheus.CounterValue, float64(c.n.SOForwarded()))
+	ch <- prometheus.MustNewConstMetric(c.soDel, prometheus.CounterValue, float64(c.n.SODelivered()))
+	ch <- prometheus.MustNewConstMetric(c.bad, prometheus.CounterValue, float64(c.n.SODropped()))
 }
 
 // clusterStatus answers GET /api/v1/cluster.
