@@ -98,7 +98,7 @@ func (n *Node) OwnInstance(app, instance string) (owner string, here bool) {
 		return o, false
 	}
 	n.imu.Unlock()
-	if !n.ready.Load() || !n.nc.IsConnected() {
+	if !n.storeUp() {
 		n.trouble("ownership of "+id.String()+" (this hub serves it)", errDisconnected)
 		n.addLease(id, 0)
 		return n.name, true
@@ -270,7 +270,7 @@ func (n *Node) renewLease(id InstanceID) {
 	if n.releaseIfEnded(id) {
 		return
 	}
-	if !n.nc.IsConnected() {
+	if !n.storeUp() {
 		// This hub keeps serving what it owns; the lease is renewed (or
 		// found taken) when NATS is back.
 		return
@@ -334,7 +334,7 @@ func (n *Node) renewLease(id InstanceID) {
 // checkFollowed looks up the lease of each instance this hub follows:
 // when its owner is gone, a hub with clients of it takes it over.
 func (n *Node) checkFollowed() {
-	if !n.ready.Load() || !n.nc.IsConnected() {
+	if !n.storeUp() {
 		return
 	}
 	n.imu.Lock()
@@ -390,6 +390,14 @@ func (n *Node) checkFollowed() {
 			}
 		}
 	}
+}
+
+// storeUp reports whether the buckets can be asked now: joined, connected,
+// and not waiting for the buckets to be made again after an outage (a
+// restarted server lost them: a request to one would wait for its
+// timeout).
+func (n *Node) storeUp() bool {
+	return n.ready.Load() && n.nc.IsConnected() && !n.rebuild.Load()
 }
 
 // instanceOwner reads id's lease.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -375,4 +378,140 @@ func TestInboxRejectsBadMessages(t *testing.T) {
 	if len(ks) != 0 {
 		t.Errorf("remote clients from bad messages: %v", ks)
 	}
+}
+
+// An owner whose queue for an edge overflows drops it and tells the edge
+// ("reset"), before what it queues next; the edge then uses its clients'
+// objects again, and they get each object's whole state.
+func TestLinkOverflowResyncs(t *testing.T) {
+	na := embedded(t, "a", 3*time.Second)
+	nb := joined(t, "b", na.ClientURL(), 3*time.Second)
+	a, b := startHub(t, "a", na), startHub(t, "b", nb)
+	waitReady(t, na, nb)
+	ca := sessiontest.Dial(t, a.base+"/chat/flood", client.Options{})
+	cb := sessiontest.Dial(t, b.base+"/chat/flood", client.Options{})
+	useSO(t, "a", ca, "s", false)
+	vb := useSO(t, "b", cb, "s", false)
+	ca.SetSO("s", false, 0, kv("x", 7.0))
+	vb.until(5*time.Second, "x", func() bool { return vb.props["x"] == 7.0 })
+
+	// The link's queue, filled past its bound while its goroutine cannot
+	// drain it (a's link to b is held locked meanwhile).
+	na.so.mu.Lock()
+	l := na.so.links["b"]
+	na.so.mu.Unlock()
+	if l == nil {
+		t.Fatal("a has no link to b")
+	}
+	spy := spyInboxKinds(t, na.ClientURL(), "b")
+	junk := message.Message{Type: message.TypeSharedObjectAMF0, ChunkStreamID: message.CSIDSharedOb, Payload: []byte{1}}
+	l.mu.Lock()
+	for range maxLinkItems {
+		l.q = append(l.q, linkItem{InstanceID{"chat", "flood"}, 999999, junk})
+	}
+	l.mu.Unlock()
+	l.push(InstanceID{"chat", "flood"}, 999999, junk) // overflows
+	vb.reset()
+	vb.until(5*time.Second, "the state again", func() bool {
+		return vb.has(message.SOUseSuccess, "") && vb.has(message.SOClear, "") && vb.props["x"] == 7.0
+	})
+	if k := spy.kinds(); len(k) == 0 || k[0] != "reset" {
+		t.Errorf("b's inbox got %v, want a reset first", k)
+	}
+}
+
+type kindSpy struct {
+	mu sync.Mutex
+	k  []string
+}
+
+func (s *kindSpy) kinds() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.k...)
+}
+
+func spyInboxKinds(t *testing.T, url, node string) *kindSpy {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	s := &kindSpy{}
+	_, err = nc.Subscribe(inbox(node), func(m *nats.Msg) {
+		var w soWire
+		if json.Unmarshal(m.Data, &w) == nil {
+			s.mu.Lock()
+			s.k = append(s.k, w.Kind)
+			s.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	return s
+}
+
+// SO change → remote subscriber latency: a client of B changes 1000 slots
+// a second (10 every 10 ms) of an object A owns; a subscriber on C notes
+// when each change arrives. Run with RTMPHUB_SO_BENCH=1 (a few seconds of
+// load: not run by default).
+func TestSOLatencyAcrossHubs(t *testing.T) {
+	if os.Getenv("RTMPHUB_SO_BENCH") == "" {
+		t.Skip("RTMPHUB_SO_BENCH not set")
+	}
+	na := embedded(t, "a", 3*time.Second)
+	nb := joined(t, "b", na.ClientURL(), 3*time.Second)
+	nc := joined(t, "c", na.ClientURL(), 3*time.Second)
+	a, b, c := startHub(t, "a", na), startHub(t, "b", nb), startHub(t, "c", nc)
+	waitReady(t, na, nb, nc)
+	ca := sessiontest.Dial(t, a.base+"/chat/bench", client.Options{})
+	cb := sessiontest.Dial(t, b.base+"/chat/bench", client.Options{})
+	cc := sessiontest.Dial(t, c.base+"/chat/bench", client.Options{})
+	useSO(t, "a", ca, "ticks", false)
+	useSO(t, "b", cb, "ticks", false)
+	vc := useSO(t, "c", cc, "ticks", false)
+	vc.drain(100 * time.Millisecond)
+	const seconds = 5
+	var lat []time.Duration
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), (seconds+5)*time.Second)
+		defer cancel()
+		for len(lat) < seconds*1000 {
+			m, err := cc.ReadSO(ctx, "ticks")
+			if err != nil {
+				return
+			}
+			now := time.Now().UnixMicro()
+			for _, e := range m.Events {
+				if f, ok := e.Value.(float64); ok && e.Type == message.SOChange {
+					lat = append(lat, time.Duration(now-int64(f))*time.Microsecond)
+				}
+			}
+		}
+	}()
+	tk := time.NewTicker(10 * time.Millisecond)
+	for i := range seconds * 100 {
+		<-tk.C
+		evs := make([]message.SOEvent, 10)
+		now := float64(time.Now().UnixMicro())
+		for j := range evs {
+			evs[j] = kv(fmt.Sprintf("k%d", (i*10+j)%200), now)
+		}
+		if err := cb.SetSO("ticks", false, 0, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tk.Stop()
+	<-done
+	if len(lat) < seconds*1000*9/10 {
+		t.Fatalf("c got %d of %d changes", len(lat), seconds*1000)
+	}
+	slices.Sort(lat)
+	t.Logf("SO change on b → subscriber on c, %d changes at 1000/s, sync interval 20 ms: p50 %v p99 %v max %v",
+		len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
 }

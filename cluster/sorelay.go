@@ -330,7 +330,7 @@ func (n *Node) sweepRemotes() {
 		hubs[h] = true
 	}
 	n.so.mu.Unlock()
-	if len(hubs) == 0 || !n.ready.Load() || !n.nc.IsConnected() {
+	if len(hubs) == 0 || !n.storeUp() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
@@ -543,7 +543,7 @@ func soKey(app, instance, name string) string {
 
 func (s soStore) Load(app, instance, name string) ([]byte, bool, error) {
 	n := s.n
-	if !n.ready.Load() || !n.nc.IsConnected() {
+	if !n.storeUp() {
 		return nil, false, errDisconnected
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
@@ -560,7 +560,7 @@ func (s soStore) Load(app, instance, name string) ([]byte, bool, error) {
 
 func (s soStore) Save(app, instance, name string, data []byte) error {
 	n := s.n
-	if !n.ready.Load() || !n.nc.IsConnected() {
+	if !n.storeUp() {
 		return errDisconnected
 	}
 	// Not the node's context: an object unloaded as the hub shuts down is
