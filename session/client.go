@@ -58,10 +58,10 @@ type Client struct {
 	closeOnce sync.Once
 	reason    error
 
-	rpc       rpcState                    // server-to-client calls (rpc.go)
-	idle      idleState                   // Config.ClientIdleTimeout (idle.go)
-	bwRunning atomic.Bool                 // a bandwidth check runs (bwcheck.go)
-	sos       soRoute                     // shared objects in use (so_client.go)
+	rpc       rpcState    // server-to-client calls (rpc.go)
+	idle      idleState   // Config.ClientIdleTimeout (idle.go)
+	bwRunning atomic.Bool // a bandwidth check runs (bwcheck.go)
+	sos       soRoute     // shared objects in use (so_client.go)
 
 	// FMS readAccess / writeAccess (access.go); nil is "/".
 	readACL, writeACL atomic.Pointer[accessList]
