@@ -23,6 +23,11 @@
 //     instance look it up every OwnerTTL/6 and one of them takes it when
 //     it lapsed (its owner died): a new owner within OwnerTTL and a sixth.
 //
+// A fourth bucket, rtmphub_sharedobjects (on disk, no TTL), keeps the
+// persistent shared objects of the hubs' instances; the owner of an
+// instance holds its shared objects, and the other hubs forward their
+// clients' shared object messages to it over core NATS (sorelay.go).
+//
 // Media does not go through NATS: a hub with local readers of a stream
 // published on another hub pulls it once over RTMP from the owner's
 // advertise address (package cluster/pull) and publishes it into its own
