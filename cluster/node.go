@@ -106,7 +106,9 @@ type Node struct {
 	ownKV   jetstream.KeyValue
 	soKV    jetstream.KeyValue // persistent shared objects (sorelay.go)
 
-	so soRelay // shared objects across hubs (sorelay.go)
+	so          soRelay // shared objects across hubs (sorelay.go)
+	soStoreOnce sync.Once
+	soStore     *soStore
 
 	// Application instances (owners.go), under imu.
 	imu       sync.Mutex

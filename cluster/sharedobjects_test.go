@@ -515,3 +515,49 @@ func TestSOLatencyAcrossHubs(t *testing.T) {
 	t.Logf("SO change on b → subscriber on c, %d changes at 1000/s, sync interval 20 ms: p50 %v p99 %v max %v",
 		len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
 }
+
+// Saves are compare-and-set at the revision a hub loaded: a hub that
+// owned an instance before another took it over (a partition, a hub
+// thought dead) cannot overwrite what the new owner saved.
+func TestSOStoreStaleOwnerCannotOverwrite(t *testing.T) {
+	na := embedded(t, "a", 3*time.Second)
+	nb := joined(t, "b", na.ClientURL(), 3*time.Second)
+	na.Attach(&fakeHub{})
+	nb.Attach(&fakeHub{})
+	t.Cleanup(func() { nb.Close(); na.Close() })
+	waitReady(t, na, nb)
+	sa, sb := na.SOStore(), nb.SOStore()
+	if _, found, err := sa.Load("chat", "r", "so"); found || err != nil {
+		t.Fatalf("load: %v %v", found, err)
+	}
+	if err := sa.Save("chat", "r", "so", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.Save("chat", "r", "so", []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	d, found, err := sb.Load("chat", "r", "so")
+	if !found || err != nil || string(d) != "v2" {
+		t.Fatalf("b loaded %q %v %v", d, found, err)
+	}
+	if err := sb.Save("chat", "r", "so", []byte("v3 by b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.Save("chat", "r", "so", []byte("v3 by a")); !errors.Is(err, ErrStaleSave) {
+		t.Fatalf("a's stale save: %v", err)
+	}
+	// Two hubs creating the object at once: one create wins.
+	sa.Load("chat", "r", "new")
+	sb.Load("chat", "r", "new")
+	ea, eb := sa.Save("chat", "r", "new", []byte("a")), sb.Save("chat", "r", "new", []byte("b"))
+	if (ea == nil) == (eb == nil) {
+		t.Fatalf("both or neither created: %v, %v", ea, eb)
+	}
+	d, _, _ = sa.Load("chat", "r", "so")
+	if string(d) != "v3 by b" {
+		t.Fatalf("stored %q", d)
+	}
+	if err := sa.Save("chat", "r", "so", []byte("v4 by a")); err != nil {
+		t.Fatalf("save after a fresh load: %v", err)
+	}
+}

@@ -530,35 +530,67 @@ func (l *hubLink) publish(b []byte) {
 }
 
 // soStore keeps persistent shared objects in the rtmphub_sharedobjects
-// bucket (see sharedobject.Store).
-type soStore struct{ n *Node }
+// bucket (see sharedobject.Store). A save is a compare-and-set at the
+// revision this hub loaded or saved last: a hub that owned an instance
+// during a partition, or after another hub took it over, cannot overwrite
+// what the other owner saved since (its save fails with a log line).
+type soStore struct {
+	n *Node
+
+	mu   sync.Mutex
+	revs map[string]uint64 // key → revision loaded or saved here; 0: absent when loaded
+}
 
 // SOStore is the store of persistent shared objects for the hub's
 // instances (session.Config.SOStore).
-func (n *Node) SOStore() sharedobject.Store { return soStore{n} }
+func (n *Node) SOStore() sharedobject.Store {
+	n.soStoreOnce.Do(func() { n.soStore = &soStore{n: n, revs: make(map[string]uint64)} })
+	return n.soStore
+}
 
 func soKey(app, instance, name string) string {
 	return StreamID{app, instance, name}.key()
 }
 
-func (s soStore) Load(app, instance, name string) ([]byte, bool, error) {
+// maxStoreRevs bounds the revisions remembered (one per persistent
+// object loaded here); past it, the oldest are not told apart: the map is
+// cleared, and a save of an object loaded before is a plain put.
+const maxStoreRevs = 100000
+
+func (s *soStore) Load(app, instance, name string) ([]byte, bool, error) {
 	n := s.n
 	if !n.storeUp() {
 		return nil, false, errDisconnected
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 	defer cancel()
-	e, err := n.soKV.Get(ctx, soKey(app, instance, name))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
+	key := soKey(app, instance, name)
+	e, err := n.soKV.Get(ctx, key)
+	var rev uint64
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
 		return nil, false, err
+	default:
+		rev = e.Revision()
+	}
+	s.mu.Lock()
+	if len(s.revs) >= maxStoreRevs {
+		clear(s.revs)
+	}
+	s.revs[key] = rev
+	s.mu.Unlock()
+	if rev == 0 {
+		return nil, false, nil
 	}
 	return e.Value(), true, nil
 }
 
-func (s soStore) Save(app, instance, name string, data []byte) error {
+// ErrStaleSave refuses a save: another owner saved the object since
+// this hub loaded it.
+var ErrStaleSave = errors.New("cluster: shared object saved by another owner since it was loaded here; this copy is not saved")
+
+func (s *soStore) Save(app, instance, name string, data []byte) error {
 	n := s.n
 	if !n.storeUp() {
 		return errDisconnected
@@ -567,6 +599,28 @@ func (s soStore) Save(app, instance, name string, data []byte) error {
 	// saved too.
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	_, err := n.soKV.Put(ctx, soKey(app, instance, name), data)
-	return err
+	key := soKey(app, instance, name)
+	s.mu.Lock()
+	rev, known := s.revs[key]
+	s.mu.Unlock()
+	var nrev uint64
+	var err error
+	switch {
+	case !known:
+		nrev, err = n.soKV.Put(ctx, key, data)
+	case rev == 0:
+		nrev, err = n.soKV.Create(ctx, key, data)
+	default:
+		nrev, err = n.soKV.Update(ctx, key, data, rev)
+	}
+	if conflict(err) {
+		return ErrStaleSave
+	}
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.revs[key] = nrev
+	s.mu.Unlock()
+	return nil
 }
