@@ -108,7 +108,11 @@ type Node struct {
 
 	so          soRelay // shared objects across hubs (sorelay.go)
 	soStoreOnce sync.Once
-	soStore     *soStore
+	// spawnMu and closing keep goroutines started from callbacks (spawn)
+	// from being added to wg once Close waits for it.
+	spawnMu sync.Mutex
+	closing bool
+	soStore *soStore
 
 	// Application instances (owners.go), under imu.
 	imu       sync.Mutex
@@ -336,6 +340,9 @@ func (n *Node) Attach(h Hub) {
 // are deleted (its streams can be published elsewhere at once), and the
 // embedded server stops.
 func (n *Node) Close() {
+	n.spawnMu.Lock()
+	n.closing = true
+	n.spawnMu.Unlock()
 	n.cancel()
 	if n.so.sub != nil {
 		n.so.sub.Unsubscribe()
@@ -379,6 +386,22 @@ func (n *Node) Close() {
 		n.nc.Close()
 	}
 	n.shutdownEmbedded()
+}
+
+// spawn runs f on a goroutine that Close waits for; false (f not run)
+// once the node is closing.
+func (n *Node) spawn(f func()) bool {
+	n.spawnMu.Lock()
+	defer n.spawnMu.Unlock()
+	if n.closing {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
 }
 
 func (n *Node) shutdownEmbedded() {

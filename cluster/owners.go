@@ -196,12 +196,8 @@ func (n *Node) InstanceEnded(app, instance string) {
 	_, owned := n.leases[id]
 	delete(n.follows, id)
 	n.imu.Unlock()
-	if owned && n.ctx.Err() == nil {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.releaseIfEnded(id)
-		}()
+	if owned {
+		n.spawn(func() { n.releaseIfEnded(id) })
 	}
 }
 

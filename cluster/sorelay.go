@@ -407,8 +407,7 @@ func (n *Node) linkLocked(hub string) *hubLink {
 	if l == nil {
 		l = &hubLink{n: n, hub: hub, subject: inbox(hub), wake: make(chan struct{}, 1), quit: make(chan struct{})}
 		n.so.links[hub] = l
-		n.wg.Add(1)
-		go l.run()
+		n.spawn(l.run)
 	}
 	return l
 }
@@ -459,7 +458,6 @@ func (l *hubLink) push(inst InstanceID, client uint64, m message.Message) {
 }
 
 func (l *hubLink) run() {
-	defer l.n.wg.Done()
 	var spare []linkItem
 	for {
 		select {
