@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -559,5 +561,59 @@ func TestSOStoreStaleOwnerCannotOverwrite(t *testing.T) {
 	}
 	if err := sa.Save("chat", "r", "so", []byte("v4 by a")); err != nil {
 		t.Fatalf("save after a fresh load: %v", err)
+	}
+}
+
+// NATS unreachable: the owner serves its clients' shared objects as
+// before, and a client of a new instance connects and uses a temporary
+// object at once; a persistent object that is not loaded cannot be
+// (its store is NATS) and is refused at once, not after a timeout.
+func TestSharedObjectsNATSDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ns := natsAt(t, port, t.TempDir())
+	url := "nats://127.0.0.1:" + strconv.Itoa(port)
+	na := joined(t, "a", url, 3*time.Second)
+	a := startHub(t, "a", na)
+	waitReady(t, na)
+	ca := sessiontest.Dial(t, a.base+"/chat/room", client.Options{})
+	va := useSO(t, "a", ca, "game", false)
+	vp := useSO(t, "a", ca, "kept", true)
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	sessiontest.Eventually(t, 5*time.Second, "a disconnected", func() bool { return !na.nc.IsConnected() })
+
+	start := time.Now()
+	va.set(false, "x", 1.0)
+	vp.set(true, "y", 2.0)
+	va.until(2*time.Second, "Success", func() bool { return va.has(message.SOSuccess, "x") })
+	vp.until(2*time.Second, "Success", func() bool { return vp.has(message.SOSuccess, "y") })
+	t.Logf("changes applied %v after they were sent, NATS down", time.Since(start).Round(time.Millisecond))
+
+	start = time.Now()
+	cn := sessiontest.Dial(t, a.base+"/chat/other", client.Options{})
+	vn := useSO(t, "new", cn, "fresh", false)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("connect and use with NATS down took %v", d)
+	}
+	vn.set(false, "z", 3.0)
+	vn.until(2*time.Second, "Success", func() bool { return vn.has(message.SOSuccess, "z") })
+	start = time.Now()
+	cn.UseSO("stored", true, 0)
+	v := &soView{t: t, who: "new", c: cn, name: "stored", props: map[string]any{}}
+	v.until(2*time.Second, "a refusal", func() bool {
+		for _, e := range v.events {
+			if e.Type == message.SOStatus && e.Code == "SharedObject.ObjectCreationFailed" {
+				return true
+			}
+		}
+		return false
+	})
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("refusal took %v", d)
 	}
 }

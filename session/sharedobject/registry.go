@@ -124,6 +124,12 @@ func (r *Registry) acquire(name string, persistent bool, m Member, a Access) (*O
 		}
 		path := r.path(name)
 		stored, data, err := r.stored(name, path)
+		if err != nil && !persistent {
+			// A temporary object needs the store only to check that no
+			// persistent one has its name: a store that cannot be reached
+			// (a cluster's, NATS down) does not hold it up.
+			stored, err = false, nil
+		}
 		if err != nil {
 			r.log.Error("loading shared object", "app", r.app, "instance", r.instance, "so", name, "err", err.Error())
 			return nil, &statusError{codeObjectCreationFailed, "Cannot load the shared object."}

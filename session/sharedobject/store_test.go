@@ -45,7 +45,8 @@ func (s *memStore) Save(app, inst, name string, data []byte) error {
 // With a Store, persistent objects are saved to it and loaded from it
 // (another registry, as the next owner of an instance, finds them), never
 // to files; a temporary object of a stored name is refused as with a
-// file; a store that fails refuses the object.
+// file; a store that fails refuses a persistent object, not a temporary
+// one.
 func TestRegistryWithStore(t *testing.T) {
 	st := &memStore{}
 	cfg := testConfig(t, 100)
@@ -81,7 +82,12 @@ func TestRegistryWithStore(t *testing.T) {
 	equal(t, "temporary use of a stored name", m.take(), "scores@0 Status:SharedObject.BadPersistence")
 	st.fail = errors.New("store down")
 	if _, err := r2.Acquire("other", true); err == nil {
-		t.Error("acquired with the store failing")
+		t.Error("acquired a persistent object with the store failing")
+	}
+	if so, err := r2.Acquire("temp", false); err != nil {
+		t.Errorf("temporary object with the store failing: %v", err)
+	} else {
+		so.Release()
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "app")); err == nil {
 		t.Error("a data folder was made")
