@@ -197,7 +197,29 @@ func (n *Node) InstanceEnded(app, instance string) {
 	delete(n.follows, id)
 	n.imu.Unlock()
 	if owned {
-		n.spawn(func() { n.releaseIfEnded(id) })
+		n.spawn(func() {
+			for range 2 {
+				if n.releaseIfEnded(id) {
+					return
+				}
+				// Kept for ownerSettle after a client asked for it: wait
+				// that out once rather than for the renewal loop.
+				n.imu.Lock()
+				var wait time.Duration
+				if l := n.leases[id]; l != nil {
+					wait = ownerSettle - time.Since(l.touched)
+				}
+				n.imu.Unlock()
+				if wait <= 0 {
+					return
+				}
+				select {
+				case <-n.ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		})
 	}
 }
 
