@@ -617,3 +617,39 @@ func TestSharedObjectsNATSDown(t *testing.T) {
 		t.Errorf("refusal took %v", d)
 	}
 }
+
+// An owner that finds its lease taken (as after a partition longer than
+// the TTL, during which another hub took the instance) follows the new
+// owner: its clients' objects move there, and they share them with the
+// new owner's clients.
+func TestOwnerThatLostItsLeaseMovesItsClients(t *testing.T) {
+	na := embedded(t, "a", 3*time.Second)
+	nb := joined(t, "b", na.ClientURL(), 3*time.Second)
+	a, b := startHub(t, "a", na), startHub(t, "b", nb)
+	waitReady(t, na, nb)
+	ca := sessiontest.Dial(t, a.base+"/chat/split", client.Options{})
+	va := useSO(t, "a", ca, "g", false)
+	if _, here := na.InstanceOwner("chat", "split"); !here {
+		t.Fatal("a does not own")
+	}
+	// The partition, as the store saw it: a's lease went, b took one.
+	ctx := sessiontest.Ctx(t, 10*time.Second)
+	if err := na.ownKV.Delete(ctx, InstanceID{"chat", "split"}.key()); err != nil {
+		t.Fatal(err)
+	}
+	cb := sessiontest.Dial(t, b.base+"/chat/split", client.Options{})
+	if o, here := nb.InstanceOwner("chat", "split"); !here {
+		t.Fatalf("b: owner %q", o)
+	}
+	vb := useSO(t, "b", cb, "g", false)
+	va.reset()
+	sessiontest.Eventually(t, 5*time.Second, "a follows b", func() bool {
+		o, here := na.InstanceOwner("chat", "split")
+		return !here && o == "b"
+	})
+	va.until(5*time.Second, "the object from b", func() bool { return va.has(message.SOUseSuccess, "") })
+	va.set(false, "from", "a")
+	vb.until(5*time.Second, "a's change", func() bool { return vb.props["from"] == "a" })
+	vb.set(false, "back", "b")
+	va.until(5*time.Second, "b's change", func() bool { return va.props["back"] == "b" })
+}
