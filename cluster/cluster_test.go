@@ -316,7 +316,7 @@ func startHub(t *testing.T, name string, node *Node) *hub {
 func startHubGrace(t *testing.T, name string, node *Node, grace time.Duration) *hub {
 	t.Helper()
 	log := testLog(t, name+" server")
-	srv := session.NewServer(session.Config{DataDir: t.TempDir(), Cluster: node, Owners: node, SORelay: node, SOStore: node.SOStore(),
+	srv := session.NewServer(session.Config{DataDir: t.TempDir(), Cluster: node, Owners: node, SORelay: node, AppRelay: node, SOStore: node.SOStore(),
 		Authorize: node.Authorizer(nil), SOSyncInterval: 20 * time.Millisecond,
 		PublisherGrace: grace}, log)
 	base := sessiontest.Serve(t, srv)

@@ -107,6 +107,7 @@ type Node struct {
 	soKV    jetstream.KeyValue // persistent shared objects (sorelay.go)
 
 	so          soRelay // shared objects across hubs (sorelay.go)
+	appFwd      atomic.Uint64
 	soStoreOnce sync.Once
 	// spawnMu and closing keep goroutines started from callbacks (spawn)
 	// from being added to wg once Close waits for it.

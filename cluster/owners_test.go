@@ -204,9 +204,11 @@ func TestInstanceOwnerNATSDown(t *testing.T) {
 }
 
 // With real hubs: the first client of an instance makes its hub the
-// owner; a client on another hub finds it; when the owner's instance
-// ends (its last client left), the lease goes and the hub whose clients
-// remain owns the instance.
+// owner; a client on another hub finds it, and is a remote client of the
+// owner's application, which keeps the instance there after the owner's
+// own clients left; when the last client of the instance leaves, the
+// owner's instance ends and its lease goes, and the next client makes its
+// own hub the owner.
 func TestInstanceOwnerWithClients(t *testing.T) {
 	na := embedded(t, "a", 3*time.Second)
 	nb := joined(t, "b", na.ClientURL(), 3*time.Second)
@@ -214,7 +216,6 @@ func TestInstanceOwnerWithClients(t *testing.T) {
 	waitReady(t, na, nb)
 	ca := sessiontest.Dial(t, a.base+"/chat/room1", client.Options{})
 	cb := sessiontest.Dial(t, b.base+"/chat/room1", client.Options{})
-	defer cb.Close()
 	if o, here := na.InstanceOwner("chat", "room1"); !here {
 		t.Fatalf("a: owner %q", o)
 	}
@@ -226,15 +227,21 @@ func TestInstanceOwnerWithClients(t *testing.T) {
 	if len(st.Instances) != 1 || st.Instances[0].Owner != "a" || st.Instances[0].Instance != "room1" {
 		t.Fatalf("status instances %+v", st.Instances)
 	}
+	if na.RemoteClients() != 1 {
+		t.Fatalf("a serves %d remote clients", na.RemoteClients())
+	}
 	ca.Close()
+	time.Sleep(2 * time.Second) // past the settle time and a renewal
+	if _, here := na.InstanceOwner("chat", "room1"); !here {
+		t.Fatal("a let the instance go while b's client is its application's")
+	}
+	cb.Close()
 	left := time.Now()
-	sessiontest.Eventually(t, 10*time.Second, "b owns room1", func() bool {
-		_, here := nb.InstanceOwner("chat", "room1")
-		return here
-	})
-	t.Logf("b owns room1 %v after a's last client left", time.Since(left).Round(10*time.Millisecond))
-	if na.OwnedCount() != 0 {
-		t.Errorf("a still owns %d", na.OwnedCount())
+	sessiontest.Eventually(t, 10*time.Second, "a releases room1", func() bool { return na.OwnedCount() == 0 })
+	t.Logf("a released room1 %v after the last client left", time.Since(left).Round(10*time.Millisecond))
+	sessiontest.Dial(t, b.base+"/chat/room1", client.Options{})
+	if o, here := nb.InstanceOwner("chat", "room1"); !here {
+		t.Fatalf("b: owner %q", o)
 	}
 	st = na.Status(ctx)
 	if len(st.Instances) != 1 || st.Instances[0].Owner != "b" {

@@ -361,6 +361,13 @@ func TestInboxRejectsBadMessages(t *testing.T) {
 		`{"k":"so"}`,
 		`{"k":"gone","f":"x","a":"chat","i":"room","c":7}`,
 		`{"k":"reset","f":"x"}`,
+		`{"k":"open","f":"x"}`,
+		`{"k":"open","f":"x","connect":{"App":"chat","Instance":"room","Type":20,"Payload":"AAAA"}}`,
+		`{"k":"out","f":"x","a":"chat","i":"room","c":1,"m":[{"t":9,"p":"AAAA"}]}`,
+		`{"k":"cmd","f":"x","a":"chat","i":"room","c":1,"m":[{"t":20,"p":"//8="}]}`,
+		`{"k":"ended","f":"x","a":"chat","i":"room","c":424242}`,
+		`{"k":"close","f":"x","a":"chat","i":"room","c":424242}`,
+		`{"k":"cmd","f":1}`,
 	}
 	for _, m := range bad {
 		if err := nc.Publish(inbox("a"), []byte(m)); err != nil {
@@ -368,7 +375,7 @@ func TestInboxRejectsBadMessages(t *testing.T) {
 		}
 	}
 	nc.Flush()
-	sessiontest.Eventually(t, 5*time.Second, "dropped", func() bool { return na.SODropped() >= 6 })
+	sessiontest.Eventually(t, 5*time.Second, "dropped", func() bool { return na.SODropped() >= 10 })
 	// Still serving.
 	c := sessiontest.Dial(t, "rtmp://"+na.cfg.Advertise+"/chat/room", client.Options{})
 	useSO(t, "a", c, "s", false)

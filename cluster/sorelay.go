@@ -110,7 +110,8 @@ type soRelay struct {
 	mu      sync.Mutex
 	remotes map[remoteKey]*remoteClient
 	links   map[string]*hubLink
-	missing map[string]int // hubs with remote clients missing from the membership → sweeps
+	apps    map[remoteKey]*session.Client // remote clients of this hub's applications (apprelay.go)
+	missing map[string]int                // hubs with remote clients missing from the membership → sweeps
 
 	forwarded, delivered, dropped atomic.Uint64
 	badAt                         atomic.Int64 // last "bad message" log (unix nanos)
@@ -144,6 +145,7 @@ func (n *Node) startSORelay() error {
 	n.so.remotes = make(map[remoteKey]*remoteClient)
 	n.so.links = make(map[string]*hubLink)
 	n.so.missing = make(map[string]int)
+	n.so.apps = make(map[remoteKey]*session.Client)
 	sub, err := n.nc.Subscribe(inbox(n.name), n.onInbox)
 	if err != nil {
 		return err
@@ -172,6 +174,9 @@ func (n *Node) onInbox(msg *nats.Msg) {
 	}
 	if w.From == "" || w.From == n.name {
 		n.bad("no sender", "kind", w.Kind)
+		return
+	}
+	if n.onAppWire(msg, w.Kind) {
 		return
 	}
 	switch w.Kind {
@@ -295,8 +300,14 @@ func (n *Node) ownerChanged(id InstanceID) {
 	if sh, ok := n.hub.(SOHub); ok {
 		sh.SOReroute(id.App, id.Instance, false)
 	}
+	if ah, ok := n.hub.(AppHub); ok {
+		// Its clients connect again to the new owner's application: on a
+		// goroutine, as they wait for it.
+		n.spawn(func() { ah.AppReroute(id.App, id.Instance) })
+	}
 	if _, here := n.InstanceOwner(id.App, id.Instance); !here {
 		n.dropRemotes(func(k remoteKey) bool { return k.inst == id })
+		n.closeApps(func(k remoteKey) bool { return k.inst == id }, "this hub no longer owns the instance")
 	}
 }
 
@@ -328,6 +339,9 @@ func (n *Node) sweepRemotes() {
 	}
 	for h := range n.so.links {
 		hubs[h] = true
+	}
+	for k := range n.so.apps {
+		hubs[k.hub] = true
 	}
 	n.so.mu.Unlock()
 	if len(hubs) == 0 || !n.storeUp() {
@@ -364,13 +378,15 @@ func (n *Node) sweepRemotes() {
 	for h := range gone {
 		n.log.Info("cluster: hub left; its clients' shared objects here are released", "hub", h)
 	}
-	n.dropRemotes(func(k remoteKey) bool {
+	sel := func(k remoteKey) bool {
 		if gone[k.hub] {
 			return true
 		}
 		_, here := n.InstanceOwner(k.inst.App, k.inst.Instance)
 		return !here
-	})
+	}
+	n.dropRemotes(sel)
+	n.closeApps(sel, "its hub left, or this hub no longer owns the instance")
 }
 
 // ForwardSO sends a client's shared object message to the owner of its

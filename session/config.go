@@ -121,6 +121,10 @@ type Config struct {
 	// clients whose instance another hub owns (nil: they use this hub's
 	// objects).
 	SORelay SORelay
+	// AppRelay, with Owners, runs the application of an instance another
+	// hub owns there, for this hub's clients (remote.go); nil: every hub
+	// runs its own.
+	AppRelay AppRelay
 	// SOStore, when set, keeps persistent shared objects instead of files
 	// (several hubs: the cluster's store).
 	SOStore sharedobject.Store

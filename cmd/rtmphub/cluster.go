@@ -82,6 +82,7 @@ type clusterCollector struct {
 	pulls, nodes, total *prometheus.Desc
 	owned, takeovers    *prometheus.Desc
 	soFwd, soDel, bad   *prometheus.Desc
+	remote, calls       *prometheus.Desc
 }
 
 func newClusterCollector(n *cluster.Node) *clusterCollector {
@@ -95,6 +96,8 @@ func newClusterCollector(n *cluster.Node) *clusterCollector {
 		soFwd:     d("cluster_so_forwarded_total", "Shared object messages of other hubs' clients this hub applied as their instance's owner.", nil, nil),
 		soDel:     d("cluster_so_delivered_total", "Shared object messages from owner hubs this hub delivered to its clients (one per group of clients).", nil, nil),
 		bad:       d("cluster_bad_messages_total", "Malformed messages from other hubs this hub dropped.", nil, nil),
+		remote:    d("cluster_remote_clients", "Clients of other hubs that this hub's applications serve now (this hub owns their instance).", nil, nil),
+		calls:     d("cluster_forwarded_calls_total", "Calls and call answers of this hub's clients forwarded to the owner of their instance.", nil, nil),
 	}
 }
 
@@ -107,6 +110,8 @@ func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.soFwd
 	ch <- c.soDel
 	ch <- c.bad
+	ch <- c.remote
+	ch <- c.calls
 }
 
 func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
@@ -118,6 +123,8 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.soFwd, prometheus.CounterValue, float64(c.n.SOForwarded()))
 	ch <- prometheus.MustNewConstMetric(c.soDel, prometheus.CounterValue, float64(c.n.SODelivered()))
 	ch <- prometheus.MustNewConstMetric(c.bad, prometheus.CounterValue, float64(c.n.SODropped()))
+	ch <- prometheus.MustNewConstMetric(c.remote, prometheus.GaugeValue, float64(c.n.RemoteClients()))
+	ch <- prometheus.MustNewConstMetric(c.calls, prometheus.CounterValue, float64(c.n.AppForwarded()))
 }
 
 // clusterStatus answers GET /api/v1/cluster.

@@ -37,6 +37,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		libs.session.Cluster = node
 		libs.session.Owners = node
 		libs.session.SORelay = node
+		libs.session.AppRelay = node
 		libs.session.SOStore = node.SOStore()
 		libs.session.Authorize = node.Authorizer(libs.session.Authorize)
 	}
