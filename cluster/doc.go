@@ -26,7 +26,10 @@
 // A fourth bucket, rtmphub_sharedobjects (on disk, no TTL), keeps the
 // persistent shared objects of the hubs' instances; the owner of an
 // instance holds its shared objects, and the other hubs forward their
-// clients' shared object messages to it over core NATS (sorelay.go).
+// clients' shared object messages to it over core NATS (sorelay.go). The
+// owner alone runs the instance's application (main.asc); the other hubs'
+// clients connect to it, call it and are called by it through their hub
+// (apprelay.go).
 //
 // Media does not go through NATS: a hub with local readers of a stream
 // published on another hub pulls it once over RTMP from the owner's
