@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"time"
@@ -67,6 +68,13 @@ func commandType(t uint8) bool {
 func (n *Node) OpenRemote(owner string, r session.RemoteConnect, timeout time.Duration) (session.ConnectDecision, error) {
 	b, _ := json.Marshal(appWire{Kind: "open", From: n.name, Connect: &r})
 	msg, err := n.nc.Request(inbox(owner), b, timeout)
+	if errors.Is(err, nats.ErrNoResponders) {
+		// owner is gone (this hub has not seen it yet): who owns the
+		// instance now? Nobody: this hub takes it.
+		if moved := n.ownerNow(InstanceID{r.App, r.Instance}, owner); moved != nil {
+			return session.ConnectDecision{}, moved
+		}
+	}
 	if err != nil {
 		return session.ConnectDecision{}, err
 	}
@@ -82,6 +90,50 @@ func (n *Node) OpenRemote(owner string, r session.RemoteConnect, timeout time.Du
 		}
 	}
 	return d, nil
+}
+
+// ownerNow looks the lease of id up after its owner (was) did not answer:
+// the owner that moved, or nil when none other can be named now.
+func (n *Node) ownerNow(id InstanceID, was string) *session.OwnerMovedError {
+	if !n.storeUp() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
+	defer cancel()
+	owner, found, err := n.instanceOwner(ctx, id)
+	if err != nil {
+		return nil
+	}
+	if !found {
+		var rev uint64
+		if owner, rev, err = n.takeInstance(ctx, id); err != nil {
+			return nil
+		}
+		if owner == n.name {
+			n.takeovers.Add(1)
+			n.log.Info("cluster: instance taken over", "instance", id.String(), "from", was)
+			n.addLease(id, rev)
+			n.spawn(func() { n.ownerChanged(id) })
+			return &session.OwnerMovedError{Here: true}
+		}
+	}
+	if owner == was {
+		return nil
+	}
+	if owner == n.name {
+		return &session.OwnerMovedError{Here: true}
+	}
+	n.imu.Lock()
+	moved := false
+	if _, owned := n.leases[id]; !owned && n.follows[id] != owner {
+		n.follows[id] = owner
+		moved = true
+	}
+	n.imu.Unlock()
+	if moved {
+		n.spawn(func() { n.ownerChanged(id) })
+	}
+	return &session.OwnerMovedError{Owner: owner}
 }
 
 // ForwardCommand sends a client's command to owner (see

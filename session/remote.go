@@ -38,6 +38,20 @@ type AppRelay interface {
 	CloseRemote(owner, app, instance string, client uint64)
 }
 
+// OwnerMovedError is OpenRemote's answer when the hub asked no longer
+// owns the instance: Owner does, or this hub when Here.
+type OwnerMovedError struct {
+	Owner string
+	Here  bool
+}
+
+func (e *OwnerMovedError) Error() string {
+	if e.Here {
+		return "session: the instance's owner is this hub now"
+	}
+	return "session: the instance's owner is " + e.Owner + " now"
+}
+
 // RemoteConnect is a client's connect as its hub forwards it to the
 // owner: who it is, and its connect command.
 type RemoteConnect struct {
@@ -223,6 +237,7 @@ type appOwner struct {
 	owner    string
 	connect  *message.Command // kept to connect again at a new owner
 	accepted bool             // the client's connect was accepted
+	moving   bool             // a reroute connects it again (AppReroute)
 }
 
 func (c *Client) appOwnerNow() string {
@@ -232,14 +247,33 @@ func (c *Client) appOwnerNow() string {
 }
 
 // openAtOwner asks owner's application to accept the client; "" accepts,
-// else the rejection's description and info object.
+// else the rejection's description and info object. An owner that moved
+// (died, left) is followed once: to the hub that owns the instance now,
+// or to this hub's application when this hub does.
 func (c *Client) openAtOwner(owner string, cmd *message.Command) (string, any) {
 	typ, p, err := message.EncodeCommand(cmd, false)
 	if err != nil {
 		return "Bad connect command.", nil
 	}
-	d, err := c.srv.cfg.AppRelay.OpenRemote(owner, RemoteConnect{App: c.inst.app, Instance: c.inst.name, Client: c.id,
-		IP: c.ip, Protocol: c.info.Protocol, Type: uint8(typ), Payload: p}, c.srv.cfg.CallTimeout+time.Second)
+	r := RemoteConnect{App: c.inst.app, Instance: c.inst.name, Client: c.id,
+		IP: c.ip, Protocol: c.info.Protocol, Type: uint8(typ), Payload: p}
+	d, err := c.srv.cfg.AppRelay.OpenRemote(owner, r, c.srv.cfg.CallTimeout+time.Second)
+	var moved *OwnerMovedError
+	if errors.As(err, &moved) {
+		c.log.Info("the instance's owner moved", "from", owner, "to", cmp.Or(moved.Owner, "this hub"))
+		if moved.Here {
+			c.inst.startApplication()
+			desc, ai, _ := c.askConnect(cmd.Args)
+			if desc == "" {
+				c.remoteApp.mu.Lock()
+				c.remoteApp.owner, c.remoteApp.connect = "", cmd
+				c.remoteApp.mu.Unlock()
+			}
+			return desc, ai
+		}
+		owner = moved.Owner
+		d, err = c.srv.cfg.AppRelay.OpenRemote(owner, r, c.srv.cfg.CallTimeout+time.Second)
+	}
 	if err != nil {
 		c.log.Warn("the instance's owner hub did not answer the connect", "owner", owner, "err", err.Error())
 		return "The application's hub did not answer.", nil
@@ -337,44 +371,76 @@ func (s *Server) AppReroute(app, instance string) {
 	for _, c := range in.Clients() {
 		ra := &c.remoteApp
 		ra.mu.Lock()
-		was, cmd, accepted := ra.owner, ra.connect, ra.accepted
-		ra.mu.Unlock()
-		if !accepted || was == owner {
+		if !ra.accepted || ra.moving || ra.owner == owner {
+			// (One move at a time: two at once would connect it twice
+			// to the same application. The move looks again when done.)
+			ra.mu.Unlock()
 			continue
+		}
+		ra.moving = true
+		ra.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.moveClient(c, in)
+		}()
+	}
+	wg.Wait()
+	if !here {
+		in.stopApplication()
+	}
+}
+
+// moveClient connects c again to the application of in's owner, until it
+// is at the owner's (the owner may change meanwhile: three tries), or
+// disconnects it when that application does not accept it.
+func (s *Server) moveClient(c *Client, in *Instance) {
+	ra := &c.remoteApp
+	defer func() {
+		ra.mu.Lock()
+		ra.moving = false
+		ra.mu.Unlock()
+	}()
+	relay := s.cfg.AppRelay
+	for range 3 {
+		owner, here := s.cfg.Owners.InstanceOwner(in.app, in.name)
+		if here {
+			owner = ""
+		} else if owner == "" {
+			return
+		}
+		ra.mu.Lock()
+		was, cmd := ra.owner, ra.connect
+		ra.mu.Unlock()
+		if was == owner {
+			return
 		}
 		if cmd == nil {
 			// Not kept (it connected before this hub had a cluster):
 			// rebuilt, without its connect arguments.
 			cmd = c.connectCommand()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if was != "" {
-				relay.CloseRemote(was, app, instance, c.id)
+		if was != "" {
+			relay.CloseRemote(was, in.app, in.name, c.id)
+		}
+		var desc string
+		if owner == "" {
+			in.startApplication()
+			desc, _, _ = c.askConnect(cmd.Args)
+			if desc == "" {
+				ra.mu.Lock()
+				ra.owner = ""
+				ra.mu.Unlock()
 			}
-			var desc string
-			if owner == "" {
-				desc, _, _ = c.askConnect(cmd.Args)
-				if desc == "" {
-					ra.mu.Lock()
-					ra.owner = ""
-					ra.mu.Unlock()
-				}
-			} else {
-				desc, _ = c.openAtOwner(owner, cmd)
-			}
-			if desc != "" {
-				c.log.Info("disconnected: the instance's new owner did not accept the client", "owner", owner, "reason", desc)
-				c.close(errors.New("not accepted by the instance's new owner: " + desc))
-				return
-			}
-			c.log.Info("connected again to the instance's new owner", "owner", cmp.Or(owner, "this hub"))
-		}()
-	}
-	wg.Wait()
-	if !here {
-		in.stopApplication()
+		} else {
+			desc, _ = c.openAtOwner(owner, cmd)
+		}
+		if desc != "" {
+			c.log.Info("disconnected: the instance's new owner did not accept the client", "owner", owner, "reason", desc)
+			c.close(errors.New("not accepted by the instance's new owner: " + desc))
+			return
+		}
+		c.log.Info("connected again to the instance's new owner", "owner", cmp.Or(owner, "this hub"))
 	}
 }
 

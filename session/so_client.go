@@ -59,6 +59,7 @@ type soRoute struct {
 	mu     sync.Mutex
 	subs   *sharedobject.Subscriptions // here
 	owner  string                      // the hub the objects are at; "": here
+	inst   *Instance                   // the instance they are of, when at owner
 	remote map[string]bool             // objects used at owner: name → persistent
 }
 
@@ -165,7 +166,7 @@ func (c *Client) rerouteLocked(in *Instance, owner string, force bool) {
 			c.srv.cfg.SORelay.ForwardGone(r.owner, in.app, in.name, c.id)
 		}
 	}
-	r.owner, r.remote = owner, nil
+	r.owner, r.remote, r.inst = owner, nil, in
 	if len(uses) > 0 {
 		c.srv.log.Info("shared objects moved", "client", c.id, "app", in.app, "instance", in.name,
 			"to", cmp.Or(owner, "this hub"), "objects", len(uses), "resync", force)
@@ -205,8 +206,10 @@ func (c *Client) releaseSharedObjects() {
 	if r.subs != nil {
 		r.subs.ReleaseAll()
 	}
-	if r.owner != "" {
-		c.srv.cfg.SORelay.ForwardGone(r.owner, c.inst.app, c.inst.name, c.id)
-		r.owner, r.remote = "", nil
+	if r.owner != "" && r.inst != nil {
+		// (c.inst may be gone: a connect refused after a reroute
+		// pointed the client's objects at the owner.)
+		c.srv.cfg.SORelay.ForwardGone(r.owner, r.inst.app, r.inst.name, c.id)
 	}
+	r.owner, r.remote, r.inst = "", nil, nil
 }
