@@ -56,6 +56,7 @@ func joined(t *testing.T, name, url string, ttl time.Duration) *Node {
 type fakeHub struct {
 	mu        sync.Mutex
 	published map[StreamID]bool
+	instances map[InstanceID]int // clients of loaded instances
 }
 
 func (h *fakeHub) PublishPull(string, string, string, live.Source) (*live.Publication, error) {
@@ -77,6 +78,22 @@ func (h *fakeHub) set(id StreamID, on bool) {
 func (h *fakeHub) PublisherVanished(string, string, string) bool { return false }
 func (h *fakeHub) StreamReaders(string, string, string) int      { return 0 }
 func (h *fakeHub) DropIdleInstance(string, string)               {}
+func (h *fakeHub) InstanceLoaded(app, inst string) (bool, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := h.instances[InstanceID{app, inst}]
+	return k > 0, k
+}
+
+// setClients sets the clients of an instance (0: not loaded).
+func (h *fakeHub) setClients(id InstanceID, k int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.instances == nil {
+		h.instances = make(map[InstanceID]int)
+	}
+	h.instances[id] = k
+}
 
 func waitReady(t *testing.T, ns ...*Node) {
 	t.Helper()
@@ -299,7 +316,8 @@ func startHub(t *testing.T, name string, node *Node) *hub {
 func startHubGrace(t *testing.T, name string, node *Node, grace time.Duration) *hub {
 	t.Helper()
 	log := testLog(t, name+" server")
-	srv := session.NewServer(session.Config{DataDir: t.TempDir(), Cluster: node, Authorize: node.Authorizer(nil),
+	srv := session.NewServer(session.Config{DataDir: t.TempDir(), Cluster: node, Owners: node, SORelay: node, AppRelay: node, SOStore: node.SOStore(),
+		Authorize: node.Authorizer(nil), SOSyncInterval: 20 * time.Millisecond,
 		PublisherGrace: grace}, log)
 	base := sessiontest.Serve(t, srv)
 	node.SetAdvertise(strings.TrimPrefix(base, "rtmp://"))

@@ -15,6 +15,21 @@
 //     come back anywhere within the grace): then the new hub takes it over
 //     with compare-and-set. Every hub watches the bucket, so that its pulls
 //     follow their stream.
+//   - rtmphub_owners: app.instance → the hub that owns the application
+//     instance (owners.go): a lease taken with Create when a client
+//     connects to an instance no live hub owns, renewed with
+//     compare-and-set every OwnerTTL/3 (default TTL 3s), deleted when
+//     the owner's instance ends. The other hubs with clients of the
+//     instance look it up every OwnerTTL/6 and one of them takes it when
+//     it lapsed (its owner died): a new owner within OwnerTTL and a sixth.
+//
+// A fourth bucket, rtmphub_sharedobjects (on disk, no TTL), keeps the
+// persistent shared objects of the hubs' instances; the owner of an
+// instance holds its shared objects, and the other hubs forward their
+// clients' shared object messages to it over core NATS (sorelay.go). The
+// owner alone runs the instance's application (main.asc); the other hubs'
+// clients connect to it, call it and are called by it through their hub
+// (apprelay.go).
 //
 // Media does not go through NATS: a hub with local readers of a stream
 // published on another hub pulls it once over RTMP from the owner's
@@ -33,6 +48,7 @@
 // them: they are in memory) and its heartbeat and claims fill them.
 //
 // The session core knows none of this: it asks a session.Cluster (Node
-// implements it) to claim, release and want streams, and a nil one is a
+// implements it) to claim, release and want streams, and a
+// session.InstanceOwners (Node too) who owns an instance; nil ones are a
 // hub alone.
 package cluster

@@ -39,6 +39,11 @@ type Config struct {
 	// TTL is how long a node's heartbeat and a stream's claim outlive
 	// their last refresh (default 6s); both are refreshed every TTL/3.
 	TTL time.Duration
+	// OwnerTTL is how long an application instance's ownership (its
+	// lease) outlives its owner's last renewal (default 3s): a hub
+	// that died leaves its instances to another hub within about
+	// OwnerTTL and a sixth of it. Renewed every OwnerTTL/3.
+	OwnerTTL time.Duration
 	// Linger keeps a pull this long after its last local reader left
 	// (default 3s).
 	Linger time.Duration
@@ -77,6 +82,7 @@ type Hub interface {
 	PublisherVanished(app, instance, stream string) bool
 	StreamReaders(app, instance, stream string) int
 	DropIdleInstance(app, instance string)
+	InstanceLoaded(app, instance string) (loaded bool, clients int)
 }
 
 // Node is a hub's membership of the cluster. It implements
@@ -97,6 +103,23 @@ type Node struct {
 	ready   atomic.Bool // buckets made
 	nodesKV jetstream.KeyValue
 	strKV   jetstream.KeyValue
+	ownKV   jetstream.KeyValue
+	soKV    jetstream.KeyValue // persistent shared objects (sorelay.go)
+
+	so          soRelay // shared objects across hubs (sorelay.go)
+	appFwd      atomic.Uint64
+	soStoreOnce sync.Once
+	// spawnMu and closing keep goroutines started from callbacks (spawn)
+	// from being added to wg once Close waits for it.
+	spawnMu sync.Mutex
+	closing bool
+	soStore *soStore
+
+	// Application instances (owners.go), under imu.
+	imu       sync.Mutex
+	leases    map[InstanceID]*lease // instances this hub owns
+	follows   map[InstanceID]string // instances used here, owned by another hub → its name
+	takeovers atomic.Uint64
 
 	mu     sync.Mutex
 	claims map[StreamID]uint64 // streams this hub publishes → revision of its claim
@@ -126,6 +149,7 @@ type Node struct {
 const (
 	nodesBucket   = "rtmphub_nodes"
 	streamsBucket = "rtmphub_streams"
+	ownersBucket  = "rtmphub_owners"
 	opTimeout     = 2 * time.Second
 )
 
@@ -140,6 +164,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 6 * time.Second
 	}
+	if cfg.OwnerTTL <= 0 {
+		cfg.OwnerTTL = 3 * time.Second
+	}
 	if cfg.Linger <= 0 {
 		cfg.Linger = 3 * time.Second
 	}
@@ -151,7 +178,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, name: cfg.Name, secret: []byte(cfg.Secret), log: cfg.Log.With("node", cfg.Name),
 		claims: make(map[StreamID]uint64), claimedAt: make(map[StreamID]time.Time), pulls: make(map[StreamID]*pull),
-		missed: make(map[StreamID]struct{}), kick: make(chan struct{}, 1)}
+		missed: make(map[StreamID]struct{}), kick: make(chan struct{}, 1),
+		leases: make(map[InstanceID]*lease), follows: make(map[InstanceID]string)}
 	urls := cfg.Servers
 	if cfg.Embedded != nil {
 		ns, err := startEmbedded(cfg.Name, cfg.Embedded)
@@ -302,6 +330,9 @@ func (n *Node) SetAdvertise(addr string) { n.cfg.Advertise = addr }
 // claims' refresh. Call it once.
 func (n *Node) Attach(h Hub) {
 	n.hub = h
+	if err := n.startSORelay(); err != nil {
+		n.log.Error("cluster: cannot subscribe to this hub's inbox; shared objects are not shared across hubs", "err", err.Error())
+	}
 	n.wg.Add(1)
 	go n.run()
 }
@@ -310,7 +341,13 @@ func (n *Node) Attach(h Hub) {
 // are deleted (its streams can be published elsewhere at once), and the
 // embedded server stops.
 func (n *Node) Close() {
+	n.spawnMu.Lock()
+	n.closing = true
+	n.spawnMu.Unlock()
 	n.cancel()
+	if n.so.sub != nil {
+		n.so.sub.Unsubscribe()
+	}
 	n.wg.Wait()
 	n.mu.Lock()
 	pulls := make([]*pull, 0, len(n.pulls))
@@ -326,10 +363,20 @@ func (n *Node) Close() {
 	for _, p := range pulls {
 		<-p.done
 	}
+	n.imu.Lock()
+	leases := n.leases
+	n.leases = make(map[InstanceID]*lease)
+	n.imu.Unlock()
 	if n.ready.Load() && n.nc.IsConnected() {
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		for id, rev := range claims {
 			n.strKV.Delete(ctx, id.key(), jetstream.LastRevision(rev))
+		}
+		// Another hub may own these instances at once.
+		for id, l := range leases {
+			if l.rev != 0 {
+				n.ownKV.Delete(ctx, id.key(), jetstream.LastRevision(l.rev))
+			}
 		}
 		n.nodesKV.Delete(ctx, nodeKey(n.name))
 		cancel()
@@ -340,6 +387,22 @@ func (n *Node) Close() {
 		n.nc.Close()
 	}
 	n.shutdownEmbedded()
+}
+
+// spawn runs f on a goroutine that Close waits for; false (f not run)
+// once the node is closing.
+func (n *Node) spawn(f func()) bool {
+	n.spawnMu.Lock()
+	defer n.spawnMu.Unlock()
+	if n.closing {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
 }
 
 func (n *Node) shutdownEmbedded() {
@@ -368,8 +431,9 @@ func (n *Node) run() {
 		n.ready.Store(true)
 		n.log.Info("cluster: joined", "advertise", n.cfg.Advertise, "nats", n.nc.ConnectedUrl())
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.watchDirectory()
+	go n.runOwners()
 	t := time.NewTicker(n.cfg.TTL / 3)
 	defer t.Stop()
 	for {
@@ -377,8 +441,10 @@ func (n *Node) run() {
 			// After an outage: the buckets (and so the membership and
 			// the directory) are made again if the server lost them;
 			// the heartbeat and the claims' refresh below fill them.
-			if _, _, err := n.buckets(); err != nil {
+			if _, _, _, err := n.buckets(); err != nil {
 				n.trouble("making the buckets again", err)
+			} else if _, err := n.soBucket(); err != nil {
+				n.trouble("making the shared objects' bucket again", err)
 			} else {
 				n.rebuild.Store(false)
 			}
@@ -396,36 +462,63 @@ func (n *Node) run() {
 }
 
 func (n *Node) setup() error {
-	nk, sk, err := n.buckets()
+	nk, sk, ok, err := n.buckets()
 	if err != nil {
 		return err
 	}
-	n.nodesKV, n.strKV = nk, sk
+	sok, err := n.soBucket()
+	if err != nil {
+		return err
+	}
+	n.nodesKV, n.strKV, n.ownKV, n.soKV = nk, sk, ok, sok
 	return nil
 }
 
 // buckets makes the buckets, or updates them (a bucket that exists is
 // kept as it is).
-func (n *Node) buckets() (nodes, streams jetstream.KeyValue, err error) {
+func (n *Node) buckets() (nodes, streams, owners jetstream.KeyValue, err error) {
 	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 	defer cancel()
 	js, err := jetstream.New(n.nc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	mk := func(bucket string) (jetstream.KeyValue, error) {
-		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, TTL: n.cfg.TTL,
+	mk := func(bucket string, ttl time.Duration) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, TTL: ttl,
 			History: 1, Storage: jetstream.MemoryStorage, Replicas: n.cfg.Replicas})
 	}
-	nk, err := mk(nodesBucket)
+	nk, err := mk(nodesBucket, n.cfg.TTL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bucket %s: %w", nodesBucket, err)
+		return nil, nil, nil, fmt.Errorf("bucket %s: %w", nodesBucket, err)
 	}
-	sk, err := mk(streamsBucket)
+	sk, err := mk(streamsBucket, n.cfg.TTL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bucket %s: %w", streamsBucket, err)
+		return nil, nil, nil, fmt.Errorf("bucket %s: %w", streamsBucket, err)
 	}
-	return nk, sk, nil
+	// Instances' leases: a lease is its bucket's TTL (the age of its last
+	// renewal), as a stream's claim is.
+	ok, err := mk(ownersBucket, n.cfg.OwnerTTL)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("bucket %s: %w", ownersBucket, err)
+	}
+	return nk, sk, ok, nil
+}
+
+// soBucket makes the bucket of persistent shared objects: on disk, no
+// TTL, replicated as the others.
+func (n *Node) soBucket() (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+	defer cancel()
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: soBucket, History: 1,
+		Storage: jetstream.FileStorage, Replicas: n.cfg.Replicas})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", soBucket, err)
+	}
+	return kv, nil
 }
 
 // Ready reports whether the node joined (its buckets are made).

@@ -49,13 +49,22 @@ type PullInfo struct {
 	Started     time.Time `json:"started"`
 }
 
+// InstanceInfo is an application instance's owner, from its lease.
+type InstanceInfo struct {
+	App      string    `json:"app"`
+	Instance string    `json:"instance"`
+	Owner    string    `json:"owner"`
+	Since    time.Time `json:"since"`
+}
+
 // Status is GET /api/v1/cluster.
 type Status struct {
-	Node    string       `json:"node"`
-	Joined  bool         `json:"joined"`
-	Nodes   []NodeInfo   `json:"nodes"`
-	Streams []StreamInfo `json:"streams"`
-	Pulls   []PullInfo   `json:"pulls"`
+	Node      string         `json:"node"`
+	Joined    bool           `json:"joined"`
+	Nodes     []NodeInfo     `json:"nodes"`
+	Streams   []StreamInfo   `json:"streams"`
+	Pulls     []PullInfo     `json:"pulls"`
+	Instances []InstanceInfo `json:"instances"`
 }
 
 // entries reads a bucket's current values.
@@ -131,6 +140,31 @@ func (n *Node) Streams(ctx context.Context) ([]StreamInfo, error) {
 	return out, nil
 }
 
+// Instances lists the application instances that have an owner.
+func (n *Node) Instances(ctx context.Context) ([]InstanceInfo, error) {
+	if !n.ready.Load() {
+		return nil, errors.New("cluster: not joined")
+	}
+	es, err := entries(ctx, n.ownKV)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]InstanceInfo, 0, len(es))
+	for _, e := range es {
+		id, err := parseInstanceKey(e.Key())
+		if err != nil {
+			continue
+		}
+		var r leaseRecord
+		if json.Unmarshal(e.Value(), &r) != nil {
+			continue
+		}
+		out = append(out, InstanceInfo{App: id.App, Instance: id.Instance, Owner: r.Node, Since: r.Since})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].App+"/"+out[i].Instance < out[j].App+"/"+out[j].Instance })
+	return out, nil
+}
+
 // Pulls lists this hub's pulls.
 func (n *Node) Pulls() []PullInfo {
 	n.mu.Lock()
@@ -176,6 +210,7 @@ func (n *Node) Status(ctx context.Context) Status {
 		defer cancel()
 		st.Nodes, _ = n.Nodes(ctx)
 		st.Streams, _ = n.Streams(ctx)
+		st.Instances, _ = n.Instances(ctx)
 	}
 	return st
 }

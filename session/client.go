@@ -15,7 +15,6 @@ import (
 	"github.com/rtmphub/rtmphub/session/live"
 	"github.com/rtmphub/rtmphub/session/outqueue"
 	"github.com/rtmphub/rtmphub/session/record"
-	"github.com/rtmphub/rtmphub/session/sharedobject"
 	"github.com/rtmphub/rtmphub/session/vod"
 )
 
@@ -59,10 +58,13 @@ type Client struct {
 	closeOnce sync.Once
 	reason    error
 
-	rpc       rpcState                    // server-to-client calls (rpc.go)
-	idle      idleState                   // Config.ClientIdleTimeout (idle.go)
-	bwRunning atomic.Bool                 // a bandwidth check runs (bwcheck.go)
-	sos       *sharedobject.Subscriptions // shared objects in use (so_client.go), reader goroutine only
+	rpc       rpcState    // server-to-client calls (rpc.go)
+	idle      idleState   // Config.ClientIdleTimeout (idle.go)
+	bwRunning atomic.Bool // a bandwidth check runs (bwcheck.go)
+	sos       soRoute     // shared objects in use (so_client.go)
+
+	remoteHub string   // on an instance's owner: the hub of this remote client (remote.go)
+	remoteApp appOwner // on the client's hub: the hub whose application serves it (remote.go)
 
 	// FMS readAccess / writeAccess (access.go); nil is "/".
 	readACL, writeACL atomic.Pointer[accessList]
@@ -234,6 +236,9 @@ func (c *Client) cleanup() {
 	}
 	c.closeCalls()
 	c.releaseSharedObjects()
+	if owner := c.appOwnerNow(); owner != "" && c.inst != nil {
+		c.srv.cfg.AppRelay.CloseRemote(owner, c.inst.app, c.inst.name, c.id)
+	}
 	if c.inst != nil {
 		if h, ok := c.inst.application().(DisconnectHandler); ok && c.connected {
 			h.Disconnect(c)

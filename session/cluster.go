@@ -1,7 +1,9 @@
 package session
 
 import (
+	"github.com/rtmphub/rtmphub/rtmp/message"
 	"github.com/rtmphub/rtmphub/session/live"
+	"github.com/rtmphub/rtmphub/session/sharedobject"
 )
 
 // Several hubs serving as one (package cluster): the core asks a Cluster
@@ -34,6 +36,122 @@ type Cluster interface {
 	// hub's players, and its socket keeps TCP_NODELAY, so that Nagle's
 	// delay is not added once per hub on the way.
 	Relay(app, instance, stream, query string) bool
+}
+
+// InstanceOwners is what the core asks of the hubs about application
+// instances: each app/instance has one owner hub at a time (it will run
+// main.asc and hold the shared objects); the other hubs serve their
+// clients as an FMS edge does. Its methods run on a client's reader
+// goroutine (or, InstanceEnded, with the server locked): they answer
+// within a bounded time, and fail open (this hub owns what it cannot ask
+// about) when the cluster cannot be reached.
+type InstanceOwners interface {
+	// OwnInstance is asked when a client connects to the instance on this
+	// hub (authorized, before the application's onConnect): the cluster
+	// makes this hub the owner when no live hub owns it, and answers the
+	// owner's name and whether it is this hub.
+	OwnInstance(app, instance string) (owner string, here bool)
+	// InstanceEnded says the instance ended here (idle: no clients, no
+	// streams, no shared objects): this hub's ownership of it goes. It
+	// must not block.
+	InstanceEnded(app, instance string)
+	// InstanceOwner is the owner as this hub knows it now, without
+	// asking anyone: here when it is this hub (or nobody is known).
+	InstanceOwner(app, instance string) (owner string, here bool)
+}
+
+// SORelay carries the shared object messages of clients whose instance
+// another hub owns to that hub, which holds the objects; it delivers the
+// owner's messages for them with DeliverSO. Its methods are called on a
+// client's reader goroutine and must not block (a message that cannot be
+// sent is dropped with a log line: the client is resynced when the owner
+// changes or asks for it).
+type SORelay interface {
+	// ForwardSO sends a client's shared object message to owner.
+	ForwardSO(owner, app, instance string, c RemoteSO, m message.Message)
+	// ForwardGone says the client no longer uses objects at owner (it
+	// left, or its objects moved): owner releases them.
+	ForwardGone(owner, app, instance string, client uint64)
+}
+
+// RemoteSO is a client of another hub as the owner's objects see it: its
+// id on its hub, its object encoding, and its access to the object its
+// message names (its hub checks its readAccess and writeAccess).
+type RemoteSO struct {
+	Client      uint64
+	AMF3        bool
+	Read, Write bool
+}
+
+// SOSubscriptions returns new subscriptions of m, a client of another
+// hub, to the shared objects of app/instance here (the owner), starting
+// the instance if needed.
+func (s *Server) SOSubscriptions(app, instance string, m sharedobject.Member, a sharedobject.Access) *sharedobject.Subscriptions {
+	return sharedobject.NewSubscriptions(s.instance(app, instance).so, m, a)
+}
+
+// DeliverSO queues an encoded shared object message, from the instance's
+// owner hub, for the listed clients of app/instance here (those gone are
+// skipped).
+func (s *Server) DeliverSO(app, instance string, clients []uint64, m message.Message) {
+	s.mu.Lock()
+	in := s.instances[app+"/"+instance]
+	s.mu.Unlock()
+	if in == nil {
+		return
+	}
+	cs := make([]*Client, 0, len(clients))
+	in.mu.Lock()
+	for _, id := range clients {
+		if c := in.clients[id]; c != nil {
+			cs = append(cs, c)
+		}
+	}
+	in.mu.Unlock()
+	for _, c := range cs {
+		c.send(m)
+	}
+}
+
+// SOReroute moves the shared objects of the instance's clients here to
+// the instance's owner, when it changed; force uses them again at the
+// owner even when it did not (it lost messages for this hub), which sends
+// each client the objects' state.
+func (s *Server) SOReroute(app, instance string, force bool) {
+	s.mu.Lock()
+	in := s.instances[app+"/"+instance]
+	s.mu.Unlock()
+	if in == nil {
+		return
+	}
+	in.mu.Lock()
+	cs := make([]*Client, 0, len(in.clients))
+	for _, c := range in.clients {
+		cs = append(cs, c)
+	}
+	in.mu.Unlock()
+	owner := s.soOwner(in)
+	for _, c := range cs {
+		c.sos.mu.Lock()
+		// Forced only where the objects are at the same owner (one that
+		// lost messages for this hub); here, nothing was lost.
+		c.rerouteLocked(in, owner, force && owner != "" && c.sos.owner == owner)
+		c.sos.mu.Unlock()
+	}
+}
+
+// InstanceLoaded reports whether the instance runs on this hub, and how
+// many clients it has here.
+func (s *Server) InstanceLoaded(app, instance string) (loaded bool, clients int) {
+	s.mu.Lock()
+	in := s.instances[app+"/"+instance]
+	s.mu.Unlock()
+	if in == nil {
+		return false, 0
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return true, len(in.clients)
 }
 
 // pullSource marks a publication made by PublishPull.

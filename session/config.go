@@ -1,6 +1,10 @@
 package session
 
-import "time"
+import (
+	"time"
+
+	"github.com/rtmphub/rtmphub/session/sharedobject"
+)
 
 // Config holds the core's settings. The zero value of a field means its
 // default, filled in by WithDefaults, the one place the defaults live
@@ -110,6 +114,20 @@ type Config struct {
 	// serve as one (see cluster.go and package cluster); nil: this hub is
 	// alone.
 	Cluster Cluster
+	// Owners, when set, is asked which hub owns each application
+	// instance (see cluster.go); nil: every instance is this hub's.
+	Owners InstanceOwners
+	// SORelay, with Owners, forwards the shared object messages of
+	// clients whose instance another hub owns (nil: they use this hub's
+	// objects).
+	SORelay SORelay
+	// AppRelay, with Owners, runs the application of an instance another
+	// hub owns there, for this hub's clients (remote.go); nil: every hub
+	// runs its own.
+	AppRelay AppRelay
+	// SOStore, when set, keeps persistent shared objects instead of files
+	// (several hubs: the cluster's store).
+	SOStore sharedobject.Store
 
 	// Application, when set, gives each application instance the
 	// Application that answers its clients' calls (nil: none; calls the

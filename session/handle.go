@@ -215,9 +215,28 @@ func (c *Client) connect(cmd *message.Command) error {
 		return reject(desc)
 	}
 
-	c.inst = c.srv.instance(app, inst)
+	remoteOwner := ""
+	if o := c.srv.cfg.Owners; o != nil {
+		// Several hubs: the instance gets an owner (this hub, when no
+		// live hub owns it). Bounded, and this hub when the cluster
+		// cannot be reached. Another hub's instance runs its
+		// application there (remote.go).
+		owner, here := o.OwnInstance(app, inst)
+		log.Debug("instance owner", "owner", owner, "here", here)
+		if !here && owner != "" && c.srv.cfg.AppRelay != nil {
+			remoteOwner = owner
+		}
+	}
+	c.inst = c.srv.instanceFor(app, inst, remoteOwner == "")
 	c.inst.addClient(c)
-	if desc, ai, _ := c.askConnect(cmd.Args); desc != "" {
+	var desc string
+	var ai any
+	if remoteOwner != "" {
+		desc, ai = c.openAtOwner(remoteOwner, cmd)
+	} else {
+		desc, ai, _ = c.askConnect(cmd.Args)
+	}
+	if desc != "" {
 		in := c.inst
 		c.inst = nil
 		in.removeClient(c)
@@ -227,6 +246,12 @@ func (c *Client) connect(cmd *message.Command) error {
 	c.connected = true
 	c.t.SetReadDeadline(time.Time{})
 	c.log = log
+	c.remoteApp.mu.Lock()
+	c.remoteApp.accepted = true
+	if c.srv.cfg.Owners != nil && c.remoteApp.connect == nil {
+		c.remoteApp.connect = cmd // to connect again when another hub owns the instance (remote.go)
+	}
+	c.remoteApp.mu.Unlock()
 
 	cfg := c.srv.cfg
 	enc := 0.0

@@ -67,7 +67,7 @@ func (c *Client) idleAfterMessage() {
 	if c.publishTimeout || !c.connected {
 		return
 	}
-	quiet := c.sos == nil || c.sos.Len() == 0
+	quiet := c.soInUse() == 0
 	for _, ns := range c.streams {
 		if ns.pub != nil || ns.player != nil || ns.vod != nil {
 			quiet = false

@@ -18,20 +18,50 @@ type Instance struct {
 	clients map[uint64]*Client
 	streams map[string]*live.Stream
 
-	appl Application            // rpc.go
-	so   *sharedobject.Registry // so_client.go
+	applMu sync.Mutex
+	appl   Application            // rpc.go; under applMu (remote.go starts and stops it)
+	so     *sharedobject.Registry // so_client.go
 }
 
-func newInstance(s *Server, app, name string) *Instance {
+func newInstance(s *Server, app, name string, withApp bool) *Instance {
 	in := &Instance{srv: s, app: app, name: name, clients: make(map[uint64]*Client), streams: make(map[string]*live.Stream)}
 	in.so = sharedobject.NewRegistry(s.soConfig(), app, name, s.log)
-	if s.cfg.Application != nil {
-		in.appl = s.cfg.Application(app, name)
-		if st, ok := in.appl.(InstanceStarter); ok {
-			st.Start(in)
-		}
+	if withApp {
+		in.startApplication()
 	}
 	return in
+}
+
+// startApplication starts the instance's application (main.asc), if the
+// server has one and it is not running.
+func (in *Instance) startApplication() {
+	s := in.srv
+	if s.cfg.Application == nil {
+		return
+	}
+	in.applMu.Lock()
+	if in.appl != nil {
+		in.applMu.Unlock()
+		return
+	}
+	a := s.cfg.Application(in.app, in.name)
+	in.appl = a
+	in.applMu.Unlock()
+	if st, ok := a.(InstanceStarter); ok {
+		st.Start(in)
+	}
+}
+
+// stopApplication stops the instance's application, if running (another
+// hub owns the instance now and runs it).
+func (in *Instance) stopApplication() {
+	in.applMu.Lock()
+	a := in.appl
+	in.appl = nil
+	in.applMu.Unlock()
+	if st, ok := a.(InstanceStopper); ok {
+		st.Stop()
+	}
 }
 
 // App is the application name; Name the instance name.

@@ -85,7 +85,7 @@ func (in *Instance) unload(reason string) {
 	for len(in.Clients()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st, ok := in.appl.(InstanceStopper); ok {
+	if st, ok := in.application().(InstanceStopper); ok {
 		st.Stop()
 	}
 	log.Info("instance stopped", "reason", reason)

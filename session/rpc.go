@@ -76,6 +76,10 @@ func (c *Client) AMF3() bool { return c.amf3 }
 // invoke hands a call nobody in the core answers to the instance's
 // application.
 func (c *Client) invoke(cmd *message.Command) {
+	if owner := c.appOwnerNow(); owner != "" {
+		c.forwardCommand(owner, cmd) // another hub runs the application
+		return
+	}
 	app := c.inst.application()
 	if app == nil {
 		c.sendError(cmd.TransactionID, "NetConnection.Call.Failed", fmt.Sprintf("Method not found (%s).", cmd.Name))
@@ -200,7 +204,9 @@ func (c *Client) Call(method string, args []any, resp func(result any, err error
 	}
 	if r.pending == nil {
 		r.pending = make(map[float64]*pendingCall)
-		r.next = 1
+	}
+	if r.next == 0 {
+		r.next = 1 // a remote client's start higher (remote.go)
 	}
 	// Transaction id 1 is left alone: some clients (python-librtmp) take
 	// any invoke with id 1 for their connect reply.
@@ -247,6 +253,9 @@ func (c *Client) resolve(cmd *message.Command) {
 	delete(r.pending, cmd.TransactionID)
 	r.mu.Unlock()
 	if p == nil {
+		if owner := c.appOwnerNow(); owner != "" && cmd.TransactionID >= remoteCallBase {
+			c.forwardCommand(owner, cmd) // an answer to the owner's application
+		}
 		return // late (timed out) or never asked: ignored
 	}
 	p.timer.Stop()
@@ -271,7 +280,11 @@ func (c *Client) closeCalls() {
 // --- instance ---
 
 // application returns the instance's application, nil if none.
-func (in *Instance) application() Application { return in.appl }
+func (in *Instance) application() Application {
+	in.applMu.Lock()
+	defer in.applMu.Unlock()
+	return in.appl
+}
 
 // Clients returns the connected clients of the instance.
 func (in *Instance) Clients() []*Client {

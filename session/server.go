@@ -223,6 +223,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range clients {
+		if t, ok := c.t.(*remoteTransport); ok {
+			// A client of another hub stays there: its hub connects it
+			// to the instance's next owner (this hub's leases go).
+			t.byHub.Store(true)
+		}
 		c.close(errors.New("server shutting down"))
 	}
 	done := make(chan struct{})
@@ -242,20 +247,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // (script_hook.go); Stop does not wait.
 func (s *Server) stopApplications() {
 	for _, in := range s.allInstances() {
-		if st, ok := in.appl.(InstanceStopper); ok {
+		if st, ok := in.application().(InstanceStopper); ok {
 			st.Stop()
 		}
 	}
 }
 
 // instance returns the running instance app/inst, starting it if needed.
-func (s *Server) instance(app, inst string) *Instance {
+func (s *Server) instance(app, inst string) *Instance { return s.instanceFor(app, inst, true) }
+
+// instanceFor is instance; withApp false does not start the application
+// of an instance it makes (another hub owns it and runs it).
+func (s *Server) instanceFor(app, inst string, withApp bool) *Instance {
 	key := app + "/" + inst
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in := s.instances[key]
 	if in == nil {
-		in = newInstance(s, app, inst)
+		in = newInstance(s, app, inst, withApp)
 		s.instances[key] = in
 		s.log.Info("instance started", "app", app, "instance", inst)
 	}
@@ -273,7 +282,10 @@ func (s *Server) dropInstanceIfIdle(in *Instance) {
 	if s.instances[key] == in {
 		delete(s.instances, key)
 		s.log.Info("instance stopped", "app", in.app, "instance", in.name)
-		if st, ok := in.appl.(InstanceStopper); ok {
+		if o := s.cfg.Owners; o != nil {
+			o.InstanceEnded(in.app, in.name)
+		}
+		if st, ok := in.application().(InstanceStopper); ok {
 			st.Stop()
 		}
 	}

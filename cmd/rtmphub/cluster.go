@@ -21,7 +21,7 @@ func startCluster(cfg *config, log *slog.Logger) (*cluster.Node, error) {
 		return nil, nil
 	}
 	cc := cluster.Config{Servers: splitList(cfg.Cluster), Name: cfg.NodeName, Secret: cfg.ClusterSecret,
-		Advertise: cfg.ClusterAdvertise, Grace: cfg.PublisherGrace, TTL: cfg.ClusterTTL, Log: log.With("component", "cluster")}
+		Advertise: cfg.ClusterAdvertise, Grace: cfg.PublisherGrace, TTL: cfg.ClusterTTL, OwnerTTL: cfg.ClusterOwnerTTL, Log: log.With("component", "cluster")}
 	if cfg.ClusterEmbedded != "" {
 		name := cfg.NodeName
 		if name == "" {
@@ -80,14 +80,24 @@ func advertiseAddr(cfg *config, ln net.Addr) string {
 type clusterCollector struct {
 	n                   *cluster.Node
 	pulls, nodes, total *prometheus.Desc
+	owned, takeovers    *prometheus.Desc
+	soFwd, soDel, bad   *prometheus.Desc
+	remote, calls       *prometheus.Desc
 }
 
 func newClusterCollector(n *cluster.Node) *clusterCollector {
 	d := prometheus.NewDesc
 	return &clusterCollector{n: n,
-		pulls: d("cluster_pulls", "Streams this hub pulls from other hubs now (one upstream connection each; pulls waiting for a hub to publish their stream not counted).", nil, nil),
-		nodes: d("cluster_nodes", "Hubs alive in the cluster, this one included, at the last heartbeat.", nil, nil),
-		total: d("cluster_pulls_started_total", "Pulls this hub started.", nil, nil),
+		pulls:     d("cluster_pulls", "Streams this hub pulls from other hubs now (one upstream connection each; pulls waiting for a hub to publish their stream not counted).", nil, nil),
+		nodes:     d("cluster_nodes", "Hubs alive in the cluster, this one included, at the last heartbeat.", nil, nil),
+		total:     d("cluster_pulls_started_total", "Pulls this hub started.", nil, nil),
+		owned:     d("cluster_instances_owned", "Application instances this hub owns now (holds their lease).", nil, nil),
+		takeovers: d("cluster_instance_takeovers_total", "Application instances this hub took over after their owner's lease lapsed.", nil, nil),
+		soFwd:     d("cluster_so_forwarded_total", "Shared object messages of other hubs' clients this hub applied as their instance's owner.", nil, nil),
+		soDel:     d("cluster_so_delivered_total", "Shared object messages from owner hubs this hub delivered to its clients (one per group of clients).", nil, nil),
+		bad:       d("cluster_bad_messages_total", "Malformed messages from other hubs this hub dropped.", nil, nil),
+		remote:    d("cluster_remote_clients", "Clients of other hubs that this hub's applications serve now (this hub owns their instance).", nil, nil),
+		calls:     d("cluster_forwarded_calls_total", "Calls and call answers of this hub's clients forwarded to the owner of their instance.", nil, nil),
 	}
 }
 
@@ -95,12 +105,26 @@ func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.pulls
 	ch <- c.nodes
 	ch <- c.total
+	ch <- c.owned
+	ch <- c.takeovers
+	ch <- c.soFwd
+	ch <- c.soDel
+	ch <- c.bad
+	ch <- c.remote
+	ch <- c.calls
 }
 
 func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.pulls, prometheus.GaugeValue, float64(c.n.PullCount()))
 	ch <- prometheus.MustNewConstMetric(c.nodes, prometheus.GaugeValue, float64(c.n.NodeCount()))
 	ch <- prometheus.MustNewConstMetric(c.total, prometheus.CounterValue, float64(c.n.PullsStarted()))
+	ch <- prometheus.MustNewConstMetric(c.owned, prometheus.GaugeValue, float64(c.n.OwnedCount()))
+	ch <- prometheus.MustNewConstMetric(c.takeovers, prometheus.CounterValue, float64(c.n.Takeovers()))
+	ch <- prometheus.MustNewConstMetric(c.soFwd, prometheus.CounterValue, float64(c.n.SOForwarded()))
+	ch <- prometheus.MustNewConstMetric(c.soDel, prometheus.CounterValue, float64(c.n.SODelivered()))
+	ch <- prometheus.MustNewConstMetric(c.bad, prometheus.CounterValue, float64(c.n.SODropped()))
+	ch <- prometheus.MustNewConstMetric(c.remote, prometheus.GaugeValue, float64(c.n.RemoteClients()))
+	ch <- prometheus.MustNewConstMetric(c.calls, prometheus.CounterValue, float64(c.n.AppForwarded()))
 }
 
 // clusterStatus answers GET /api/v1/cluster.

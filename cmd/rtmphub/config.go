@@ -122,6 +122,7 @@ type config struct {
 	NodeName         string        `env:"NODE_NAME" help:"this hub's name in the cluster (empty: the host name)"`
 	ClusterAdvertise string        `env:"CLUSTER_ADVERTISE" kind:"address" help:"host:port the other hubs pull this hub's streams from over RTMP (empty: --rtmp-addr's, with an unspecified host replaced by this machine's first non-loopback address)"`
 	ClusterTTL       time.Duration `env:"CLUSTER_TTL" min:"1s" max:"5m" help:"how long a hub's heartbeat and its streams' claims outlive it: a hub that died leaves the cluster, and its streams may be published on another hub, this long after its last refresh (every third of it)"`
+	ClusterOwnerTTL  time.Duration `env:"CLUSTER_OWNER_TTL" min:"1s" max:"5m" help:"how long a hub's ownership of an application instance (its lease, renewed every third of it) outlives the hub: another hub with clients of the instance owns it this long, and at most a sixth more, after the owner died"`
 	ClusterSecret    string        `env:"CLUSTER_SECRET" help:"secret the hubs share: it signs their pulls from one another, which the origin allows in place of its authorization (the edge authorized its players); empty: a pull is authorized as any play"`
 
 	QUICAddr        string        `env:"QUIC_ADDR" off:"" kind:"address" help:"UDP address for RTMP over QUIC: ALPN rtmp-quic (RTMP bytes, one stream per connection) and roqr (whole messages framed on QUIC; the gateway relays them to the origin as chunked RTMP)"`

@@ -45,6 +45,7 @@ func defaultConfig() *config {
 		HTTPPlayback:    true,
 		RTMPWS:          true,
 		ClusterTTL:      6 * time.Second,
+		ClusterOwnerTTL: 3 * time.Second,
 	}
 	libs := &libraries{
 		session: session.DefaultConfig(),

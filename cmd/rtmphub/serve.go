@@ -36,6 +36,10 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if node != nil {
 		defer node.Close()
 		libs.session.Cluster = node
+		libs.session.Owners = node
+		libs.session.SORelay = node
+		libs.session.AppRelay = node
+		libs.session.SOStore = node.SOStore()
 		libs.session.Authorize = node.Authorizer(libs.session.Authorize)
 	}
 	srv := session.NewServer(libs.session, log)

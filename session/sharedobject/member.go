@@ -176,3 +176,12 @@ func sendStatus(c Member, name string, persistent bool, code string) {
 	send(c, &message.SharedObjectMessage{Name: name, Persistent: persistent, Events: []message.SOEvent{
 		{Type: message.SOStatus, Code: code, Level: statusLevelError}}})
 }
+
+// Uses returns the objects the member uses: name → persistent.
+func (s *Subscriptions) Uses() map[string]bool {
+	out := make(map[string]bool, len(s.sos))
+	for name, so := range s.sos {
+		out[name] = so.persistent
+	}
+	return out
+}

@@ -28,6 +28,21 @@ type Config struct {
 	// MaxProperties bounds the slots of one object (and its record of
 	// deleted slots).
 	MaxProperties int
+	// Store, when set, keeps persistent objects instead of files under
+	// DataDir (several hubs: the cluster's store, so that the next owner
+	// of an instance loads them). Optional.
+	Store Store
+}
+
+// Store keeps persistent objects, each as its encoded state (the format
+// of a file, store.go). Its methods are called with the registry locked,
+// or from a save timer: they must answer within a bounded time.
+type Store interface {
+	// Load returns the state of an object; found is false when it has
+	// none.
+	Load(app, instance, name string) (data []byte, found bool, err error)
+	// Save replaces the state of an object.
+	Save(app, instance, name string, data []byte) error
 }
 
 // Status codes sent to a client in Status events, and names' limits.
@@ -108,17 +123,32 @@ func (r *Registry) acquire(name string, persistent bool, m Member, a Access) (*O
 			return nil, &statusError{codeObjectCreationFailed, fmt.Sprintf("Too many shared objects (limit %d).", r.cfg.MaxObjects)}
 		}
 		path := r.path(name)
-		if !persistent && fileExists(path) {
+		stored, data, err := r.stored(name, path)
+		if err != nil && !persistent {
+			// A temporary object needs the store only to check that no
+			// persistent one has its name: a store that cannot be reached
+			// (a cluster's, NATS down) does not hold it up.
+			stored, err = false, nil
+		}
+		if err != nil {
+			r.log.Error("loading shared object", "app", r.app, "instance", r.instance, "so", name, "err", err.Error())
+			return nil, &statusError{codeObjectCreationFailed, "Cannot load the shared object."}
+		}
+		if !persistent && stored {
 			return nil, &statusError{codeBadPersistence, fmt.Sprintf("%s is a persistent shared object.", name)}
 		}
-		if m != nil && !a.MayWrite(name) && !(persistent && fileExists(path)) {
+		if m != nil && !a.MayWrite(name) && !(persistent && stored) {
 			// Creating one takes write access (FMS writeAccess).
 			return nil, &statusError{codeNoWriteAccess, fmt.Sprintf("No write access to create shared object %s.", name)}
 		}
 		so = &Object{reg: r, name: name, persistent: persistent, props: make(map[string]soValue), subs: make(map[Member]struct{})}
 		if persistent {
 			so.path = path
-			if err := so.load(); err != nil {
+			load := so.load
+			if r.cfg.Store != nil {
+				load = func() error { return so.loadData(data) }
+			}
+			if err := load(); err != nil {
 				r.log.Error("loading shared object", "app", r.app, "instance", r.instance, "so", name, "err", err.Error())
 				return nil, &statusError{codeObjectCreationFailed, "Cannot load the shared object."}
 			}
@@ -138,6 +168,16 @@ func (r *Registry) acquire(name string, persistent bool, m Member, a Access) (*O
 	}
 	so.mu.Unlock()
 	return so, nil
+}
+
+// stored reports whether a persistent object name is stored, with its
+// state when it is in a Store.
+func (r *Registry) stored(name, path string) (bool, []byte, error) {
+	if r.cfg.Store == nil {
+		return fileExists(path), nil, nil
+	}
+	data, found, err := r.cfg.Store.Load(r.app, r.instance, name)
+	return found, data, err
 }
 
 // release drops a subscriber (m != nil) or a server reference, and

@@ -76,9 +76,20 @@ func (so *Object) load() error {
 	if err != nil {
 		return err
 	}
+	if err := so.loadData(b); err != nil {
+		return fmt.Errorf("%s: %w", so.path, err)
+	}
+	return nil
+}
+
+// loadData sets the object to its encoded state b (nil: none).
+func (so *Object) loadData(b []byte) error {
+	if b == nil {
+		return nil
+	}
 	ver, props, err := decodeSOFile(b)
 	if err != nil {
-		return fmt.Errorf("%s: %w", so.path, err)
+		return err
 	}
 	so.version, so.savedVer, so.saved = ver, ver, true
 	for k, v := range props {
@@ -174,12 +185,17 @@ func (so *Object) saveNow() error {
 	so.dirty = false
 	so.mu.Unlock()
 
-	err := os.MkdirAll(so.reg.cfg.DataDir, 0o755)
-	if err == nil {
-		err = so.confined()
-	}
-	if err == nil {
-		err = writeFileAtomic(so.path, data)
+	var err error
+	if st := so.reg.cfg.Store; st != nil {
+		err = st.Save(so.reg.app, so.reg.instance, so.name, data)
+	} else {
+		err = os.MkdirAll(so.reg.cfg.DataDir, 0o755)
+		if err == nil {
+			err = so.confined()
+		}
+		if err == nil {
+			err = writeFileAtomic(so.path, data)
+		}
 	}
 	if err != nil {
 		so.mu.Lock()
