@@ -147,3 +147,37 @@ func ClientIP(peer netip.Addr, trusted []netip.Prefix, forwarded, xff []string) 
 	ip, _ := clientIP(peer, trusted, forwarded, xff)
 	return ip
 }
+
+// ForwardedTLS reports whether a trusted proxy (peer) says the client
+// reached it over TLS: the Forwarded header's proto= when there is one,
+// else X-Forwarded-Proto, each read from its last value, the one the
+// nearest proxy wrote (a client can send either header, and a proxy that
+// appends keeps what the client wrote first). From any other peer the
+// headers are not believed.
+func ForwardedTLS(peer netip.Addr, trusted []netip.Prefix, forwarded, xfp []string) bool {
+	if len(trusted) == 0 || !trustedAddr(peer.Unmap(), trusted) {
+		return false
+	}
+	proto := ""
+	if len(forwarded) > 0 {
+		for _, h := range forwarded {
+			for _, elem := range splitQuoted(h, ',') {
+				for _, pair := range splitQuoted(elem, ';') {
+					k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+					if ok && strings.EqualFold(strings.TrimSpace(k), "proto") {
+						proto = strings.Trim(strings.TrimSpace(v), `"`)
+					}
+				}
+			}
+		}
+	} else {
+		for _, h := range xfp {
+			for _, f := range strings.Split(h, ",") {
+				if f = strings.TrimSpace(f); f != "" {
+					proto = f
+				}
+			}
+		}
+	}
+	return strings.EqualFold(proto, "https") || strings.EqualFold(proto, "wss")
+}

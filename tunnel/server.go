@@ -676,6 +676,15 @@ func (c *httpConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// ViaTLS reports whether c, a connection the WebListener handed out (or
+// one an HTTP server hijacked from it), came through TLS: the server
+// sniffs TLS itself, so net/http sees no *tls.Conn and leaves
+// http.Request.TLS nil.
+func ViaTLS(c net.Conn) bool {
+	hc, ok := c.(*httpConn)
+	return ok && hc.secure
+}
+
 // SyscallConn reaches the socket of a WebListener connection on plain TCP,
 // for writes that must never block (an HTTP-FLV viewer's, made by the
 // publisher's goroutine). Other connections have none to give: the HTTP

@@ -79,6 +79,12 @@ type config struct {
 	RTMPTBodyTimeout time.Duration `env:"RTMPT_BODY_TIMEOUT" min:"100ms" help:"longest time for an HTTP request body after its head, plus one second per --rtmpt-min-body-rate bytes received"`
 	RTMPTMinBodyRate byteSize      `env:"RTMPT_MIN_BODY_RATE" help:"bytes a second that earn a slow request body more time than --rtmpt-body-timeout"`
 
+	RTMPWS             bool          `env:"RTMPWS" help:"RTMP over WebSocket at /rtmp on the RTMP, HTTP and TLS ports: binary frames carry the RTMP bytes, handshake included (protocol rtmpws, or rtmpwss over TLS or behind a trusted proxy that says X-Forwarded-Proto: https)"`
+	RTMPWSAllowOrigins string        `env:"RTMPWS_ALLOW_ORIGINS" help:"comma-separated origins (https://example.com) whose pages may open /rtmp; another Origin gets 403 (the hub's own host and requests without Origin are always allowed); * = any"`
+	RTMPWSPing         time.Duration `env:"RTMPWS_PING" off:"0" help:"how often the server pings a WebSocket client (also keeps reverse proxies from closing quiet connections; 0 = never)"`
+	RTMPWSPongTimeout  time.Duration `env:"RTMPWS_PONG_TIMEOUT" min:"1s" help:"close a WebSocket client whose pong has not come back this long after a ping (close code 1008)"`
+	RTMPWSMaxFrame     byteSize      `env:"RTMPWS_MAX_FRAME" min:"4096" max:"16MiB" help:"largest WebSocket message a client may send, bytes; larger closes the connection (1009)"`
+
 	HTTPPlayback     bool          `env:"HTTP_PLAYBACK" help:"serve live streams to browsers on the RTMP, HTTP and TLS ports: /<app>[/<instance>]/<stream>.flv (HTTP-FLV, or WebSocket-FLV when upgraded), .../<stream>/index.m3u8 (LL-HLS) and .../<stream> (a player page); play authorization applies, with the token in the query string"`
 	HTTPAllowOrigins string        `env:"HTTP_ALLOW_ORIGINS" help:"comma-separated origins (https://example.com) whose pages may play streams, for CORS and the WebSocket origin check; * = any"`
 	HLSSegment       time.Duration `env:"HLS_SEGMENT" min:"100ms" max:"1m" help:"shortest HLS segment; a segment ends at the first keyframe after it"`

@@ -10,6 +10,7 @@ import (
 	"github.com/rtmphub/rtmphub/session/script"
 	"github.com/rtmphub/rtmphub/tunnel"
 	"github.com/rtmphub/rtmphub/tunnel/rtmpquic"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpws"
 	"github.com/rtmphub/rtmphub/web"
 )
 
@@ -22,12 +23,13 @@ type libraries struct {
 	script  script.Config
 	gateway bridge.GatewayConfig
 	web     web.Config
+	rtmpws  rtmpws.Config
 }
 
 // defaultConfig is config at its defaults: the libraries' for the rows
 // that configure them, read back through links from their DefaultConfig
 // functions, and the command's own for the rest (the ports it listens on,
-// logging, and --roqr-datagrams, which the server offers while a QUIC
+// logging, --rtmpws and --roqr-datagrams, which the server offers while a QUIC
 // client asks for it).
 func defaultConfig() *config {
 	c := &config{
@@ -41,6 +43,7 @@ func defaultConfig() *config {
 		QUICAddr:        ":1935",
 		RoQRDatagrams:   true,
 		HTTPPlayback:    true,
+		RTMPWS:          true,
 		ClusterTTL:      6 * time.Second,
 	}
 	libs := &libraries{
@@ -50,6 +53,7 @@ func defaultConfig() *config {
 		script:  script.DefaultConfig(),
 		gateway: bridge.DefaultGatewayConfig(),
 		web:     web.DefaultConfig(),
+		rtmpws:  rtmpws.DefaultConfig(),
 	}
 	for _, l := range c.links(libs) {
 		if l.fromLib != nil {
@@ -125,6 +129,11 @@ func (c *config) links(l *libraries) []link {
 		prefixes(&c.TrustedProxies, &t.TrustedProxies),
 		feeds(prefixes(&c.TrustedProxies, &l.web.TrustedProxies)),
 		list(&c.HTTPAllowOrigins, &l.web.AllowOrigins),
+		feeds(prefixes(&c.TrustedProxies, &l.rtmpws.TrustedProxies)),
+		list(&c.RTMPWSAllowOrigins, &l.rtmpws.AllowOrigins),
+		offAtZero(&c.RTMPWSPing, &l.rtmpws.PingInterval),
+		same(&c.RTMPWSPongTimeout, &l.rtmpws.PongTimeout),
+		number(&c.RTMPWSMaxFrame, &l.rtmpws.MaxFrame),
 		same(&c.HLSSegment, &l.web.HLS.SegmentMinDuration),
 		same(&c.HLSPart, &l.web.HLS.PartMinDuration),
 		same(&c.HLSSegments, &l.web.HLS.SegmentCount),

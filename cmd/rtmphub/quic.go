@@ -19,10 +19,13 @@ import (
 
 // handlers are where accepted connections go: the session core, or, in
 // gateway mode (--upstream), the origin. conn takes RTMP byte streams,
-// roqr RoQR clients (messages framed on QUIC).
+// roqr RoQR clients (messages framed on QUIC). served takes RTMP byte
+// streams too, but serves each to its end before it returns: a
+// WebSocket's connection lives as long as its HTTP handler runs.
 type handlers struct {
-	conn tunnel.ConnHandler
-	roqr func(ctx context.Context, rc *rtmpquic.RoQRConn)
+	conn   tunnel.ConnHandler
+	served tunnel.ConnHandler
+	roqr   func(ctx context.Context, rc *rtmpquic.RoQRConn)
 }
 
 func connHandlers(cfg *config, gcfg bridge.GatewayConfig, srv *session.Server, log *slog.Logger) (handlers, error) {
@@ -40,6 +43,9 @@ func connHandlers(cfg *config, gcfg bridge.GatewayConfig, srv *session.Server, l
 				}
 				srv.StartConn(ctx, nc, ci)
 			},
+			served: func(ctx context.Context, nc net.Conn, info tunnel.Info) {
+				srv.ServeConn(ctx, nc, session.ConnInfo{Protocol: info.Protocol, RemoteIP: info.RemoteIP, TunnelID: info.TunnelID})
+			},
 			roqr: func(ctx context.Context, rc *rtmpquic.RoQRConn) {
 				srv.ServeTransport(ctx, rc, session.ConnInfo{Protocol: rtmpquic.RoQRProtocol})
 			},
@@ -51,10 +57,12 @@ func connHandlers(cfg *config, gcfg bridge.GatewayConfig, srv *session.Server, l
 		return handlers{}, fmt.Errorf("%s: %w", cfg.name(&cfg.Upstream), err)
 	}
 	log.Info("gateway mode: every client is forwarded to the upstream", "upstream", gw.Addr(), "proxy_protocol", cfg.UpstreamProxy)
+	serve := func(ctx context.Context, nc net.Conn, info tunnel.Info) {
+		gw.Serve(ctx, nc, info.Protocol, info.RemoteIP)
+	}
 	return handlers{
-		conn: func(ctx context.Context, nc net.Conn, info tunnel.Info) {
-			gw.Serve(ctx, nc, info.Protocol, info.RemoteIP)
-		},
+		conn:   serve,
+		served: serve, // Serve returns when the client has gone
 		roqr: func(ctx context.Context, rc *rtmpquic.RoQRConn) {
 			gw.ServeRoQR(ctx, rc, "")
 		},

@@ -17,6 +17,7 @@ import (
 	"github.com/rtmphub/rtmphub/session"
 	"github.com/rtmphub/rtmphub/session/script"
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpws"
 	"github.com/rtmphub/rtmphub/web"
 )
 
@@ -131,16 +132,29 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	libs.tunnel.Logger = log
 	ts := tunnel.NewServer(libs.tunnel, handler.conn)
 	tc.ts.Store(ts)
+	// The connections whose first request is not RTMPT: /rtmp is RTMP over
+	// WebSocket, in every mode; the rest is the web handler's (streams to
+	// browsers), when it is on.
+	var wsh *rtmpws.Handler
+	if cfg.RTMPWS {
+		libs.rtmpws.Logger = log
+		wsh = rtmpws.New(libs.rtmpws, handler.served)
+		log.Info("rtmp over websocket", "path", rtmpws.Path, "allow_origins", cfg.RTMPWSAllowOrigins)
+	}
+	var webh http.Handler
 	if cfg.HTTPPlayback && cfg.Upstream == "" {
 		libs.web.Log = log
 		wh := web.New(srv, libs.web)
-		wsrv := &http.Server{Handler: wh, ReadHeaderTimeout: libs.tunnel.WithDefaults().HeadTimeout,
+		webh = wh
+		defer wh.Close()
+		wc.h.Store(wh)
+	}
+	if wsh != nil || webh != nil {
+		wsrv := &http.Server{Handler: httpRoutes(wsh, webh), ReadHeaderTimeout: libs.tunnel.WithDefaults().HeadTimeout,
 			IdleTimeout: 60 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 		wln := ts.WebListener()
 		go wsrv.Serve(wln)
-		defer wh.Close()
 		defer wsrv.Close()
-		wc.h.Store(wh)
 	}
 	log.Info("rtmphub started", "version", version(), "data_dir", cfg.DataDir)
 	adm.setReady(true)
@@ -153,6 +167,14 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}()
 	quicDone := serveQUIC(ctx, qln, handler, log)
 	defer func() { cancel(); <-quicDone }()
+	wsDone := make(chan struct{})
+	if wsh != nil {
+		// Its connections end with the server: their handlers' context
+		// ends, and each closes with 1001.
+		context.AfterFunc(ctx, func() { wsh.Close(); close(wsDone) })
+	} else {
+		close(wsDone)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -174,8 +196,32 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	case <-served:
 	case <-sctx.Done():
 	}
+	select {
+	case <-wsDone:
+	case <-sctx.Done():
+	}
 	log.Info("stopped")
 	return nil
+}
+
+// httpRoutes serves the connections the tunnel's WebListener hands out:
+// /rtmp to ws (RTMP over WebSocket), the rest to web. Either may be nil;
+// without web, RTMPT's paths asked with another method than POST get
+// RTMPT's answer (405), and the rest 404.
+func httpRoutes(ws, web http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case ws != nil && r.URL.Path == rtmpws.Path:
+			ws.ServeHTTP(w, r)
+		case web != nil:
+			web.ServeHTTP(w, r)
+		case tunnel.IsRTMPTPath(r.URL.Path):
+			w.Header().Set("Allow", "POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		default:
+			http.NotFound(w, r)
+		}
+	})
 }
 
 // pprofMux serves Go's runtime profiles under /debug/pprof/.
