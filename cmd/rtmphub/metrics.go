@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rtmphub/rtmphub/tunnel"
+	"github.com/rtmphub/rtmphub/tunnel/rtmpws"
 	"github.com/rtmphub/rtmphub/web"
 )
 
@@ -106,4 +107,44 @@ func (c *webCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(n), p)
 	}
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.Refused))
+}
+
+// rtmpwsCollector exports RTMP over WebSocket's counters (rtmpws.Stats)
+// as rtmphub_rtmpws_* metrics; nothing until the handler is set (or when
+// --rtmpws is off).
+type rtmpwsCollector struct {
+	h atomic.Pointer[rtmpws.Handler]
+
+	open, accepted, refused, closed *prometheus.Desc
+}
+
+func newRTMPWSCollector() *rtmpwsCollector {
+	d := prometheus.NewDesc
+	return &rtmpwsCollector{
+		open:     d("rtmpws_connections", "RTMP-over-WebSocket connections open now.", nil, nil),
+		accepted: d("rtmpws_accepted_total", "WebSocket upgrades of /rtmp accepted.", nil, nil),
+		refused:  d("rtmpws_refused_total", "Requests of /rtmp refused: not an upgrade (426), origin not allowed (403), server stopping (503).", nil, nil),
+		closed:   d("rtmpws_closed_total", "RTMP-over-WebSocket connections the server closed for the peer's fault, by reason: text_frame (1003), too_large (1009), no_pong (1008).", []string{"reason"}, nil),
+	}
+}
+
+func (c *rtmpwsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.open, c.accepted, c.refused, c.closed} {
+		ch <- d
+	}
+}
+
+func (c *rtmpwsCollector) Collect(ch chan<- prometheus.Metric) {
+	h := c.h.Load()
+	if h == nil {
+		return
+	}
+	st := h.Stats()
+	k := prometheus.CounterValue
+	ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(st.Open))
+	ch <- prometheus.MustNewConstMetric(c.accepted, k, float64(st.Accepted))
+	ch <- prometheus.MustNewConstMetric(c.refused, k, float64(st.Refused))
+	ch <- prometheus.MustNewConstMetric(c.closed, k, float64(st.TextFrames), "text_frame")
+	ch <- prometheus.MustNewConstMetric(c.closed, k, float64(st.TooLarge), "too_large")
+	ch <- prometheus.MustNewConstMetric(c.closed, k, float64(st.NoPong), "no_pong")
 }

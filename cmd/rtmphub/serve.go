@@ -112,7 +112,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		closeAll()
 		return err
 	}
-	tc, wc := newTunnelCollector(), newWebCollector()
+	tc, wc, wsc := newTunnelCollector(), newWebCollector(), newRTMPWSCollector()
 	httpURL := ""
 	if cfg.HTTPPlayback && cfg.Upstream == "" {
 		// The HTTP port when it is bound, else the RTMP port, which
@@ -122,7 +122,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			httpURL = "https://" + lns[1].Addr().String()
 		}
 	}
-	adm, err := startAdmin(cfg, srv, httpURL, append(collectors, tc, wc), node, log)
+	adm, err := startAdmin(cfg, srv, httpURL, append(collectors, tc, wc, wsc), node, log)
 	if err != nil {
 		closeAll()
 		return err
@@ -139,6 +139,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if cfg.RTMPWS {
 		libs.rtmpws.Logger = log
 		wsh = rtmpws.New(libs.rtmpws, handler.served)
+		wsc.h.Store(wsh)
 		log.Info("rtmp over websocket", "path", rtmpws.Path, "allow_origins", cfg.RTMPWSAllowOrigins)
 	}
 	var webh http.Handler

@@ -70,6 +70,7 @@ type Conn struct {
 type closeReason struct {
 	code   websocket.StatusCode
 	reason string
+	err    error // what Read and Write return from then on
 }
 
 // closeGrace bounds the close handshake: the wait for the peer's close
@@ -133,7 +134,7 @@ func (c *Conn) readLoop() {
 		if typ != websocket.MessageBinary {
 			c.rerr = errTextFrame
 			c.logf("rtmpws: text frame, closing the connection (1003)")
-			c.closeWith(websocket.StatusUnsupportedData, "binary frames only")
+			c.closeWith(websocket.StatusUnsupportedData, "binary frames only", errTextFrame)
 			return
 		}
 		for {
@@ -156,7 +157,7 @@ func (c *Conn) readLoop() {
 					// coder/websocket has sent the close frame (1009).
 					c.logf("rtmpws: frame over the size limit, closing the connection (1009)", "err", err.Error())
 					c.rerr = fmt.Errorf("rtmpws: %w", err)
-					c.closeWith(websocket.StatusMessageTooBig, "")
+					c.closeWith(websocket.StatusMessageTooBig, "", c.rerr)
 					return
 				}
 				c.rerr = c.readError(err)
@@ -193,10 +194,7 @@ func (c *Conn) readError(err error) error {
 	}
 	select {
 	case <-c.closed:
-		if why := c.why.Load(); why != nil && why.code == websocket.StatusPolicyViolation {
-			return errNoPong
-		}
-		return net.ErrClosed
+		return c.closedErr()
 	default:
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
@@ -235,6 +233,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 			case bp, ok = <-c.in:
 			case <-c.rdl.wait():
 				return 0, c.opErr("read", os.ErrDeadlineExceeded)
+			case <-c.closed:
+				// Closed by us (Close, or the peer broke the mapping):
+				// the reader may still be draining the close handshake.
+				return 0, c.opErr("read", c.closedErr())
 			}
 		}
 		if !ok {
@@ -257,7 +259,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	select {
 	case <-c.closed:
-		return 0, c.opErr("write", net.ErrClosed)
+		return 0, c.opErr("write", c.closedErr())
 	default:
 	}
 	c.writing.Store(true)
@@ -274,7 +276,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		}
 		select {
 		case <-c.closed:
-			err = net.ErrClosed
+			err = c.closedErr()
 		default:
 		}
 		return 0, c.opErr("write", err)
@@ -285,14 +287,23 @@ func (c *Conn) Write(p []byte) (int, error) {
 // Close closes the connection with a normal close frame. It does not wait
 // for the peer: Done closes once everything has ended.
 func (c *Conn) Close() error {
-	c.closeWith(websocket.StatusNormalClosure, "")
+	c.closeWith(websocket.StatusNormalClosure, "", nil)
 	return nil
 }
 
-// closeWith starts closing with code (the first call wins).
-func (c *Conn) closeWith(code websocket.StatusCode, reason string) {
+// closedErr is what a closed connection's reads and writes return.
+func (c *Conn) closedErr() error {
+	if why := c.why.Load(); why != nil && why.err != nil {
+		return why.err
+	}
+	return net.ErrClosed
+}
+
+// closeWith starts closing with code (the first call wins); err is what
+// reads and writes return from then on (nil: net.ErrClosed).
+func (c *Conn) closeWith(code websocket.StatusCode, reason string, err error) {
 	c.closeOnce.Do(func() {
-		c.why.Store(&closeReason{code, reason})
+		c.why.Store(&closeReason{code, reason, err})
 		close(c.closed)
 		c.endLife()
 		go func() {
@@ -365,7 +376,7 @@ func (c *Conn) keepalive(interval, timeout time.Duration) {
 		}
 		if timedOut && !c.blocked.Load() {
 			c.logf("rtmpws: no pong, closing the connection", "timeout", timeout.String())
-			c.closeWith(websocket.StatusPolicyViolation, "no pong")
+			c.closeWith(websocket.StatusPolicyViolation, "no pong", errNoPong)
 			return
 		}
 		if !timedOut {

@@ -22,6 +22,9 @@ type Dialer struct {
 	Header http.Header
 	// NoSubprotocol leaves out the offer of the subprotocol "rtmp".
 	NoSubprotocol bool
+	// NetDialer opens the TCP connection (nil: a zero net.Dialer), to set
+	// a local address, say.
+	NetDialer *net.Dialer
 }
 
 // Dial opens a WebSocket to rawURL (ws://host:port/rtmp or wss://...) and
@@ -50,7 +53,10 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 		mu  sync.Mutex
 		raw net.Conn
 	)
-	var nd net.Dialer
+	nd := d.NetDialer
+	if nd == nil {
+		nd = &net.Dialer{}
+	}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := nd.DialContext(ctx, network, addr)

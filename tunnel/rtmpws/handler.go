@@ -158,7 +158,7 @@ func (h *Handler) Close() {
 	h.mu.Unlock()
 	h.cancel()
 	for _, c := range conns {
-		c.closeWith(websocket.StatusGoingAway, "server stopping")
+		c.closeWith(websocket.StatusGoingAway, "server stopping", nil)
 	}
 	h.wg.Wait()
 }
@@ -217,7 +217,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
-		c.closeWith(websocket.StatusGoingAway, "server stopping")
+		c.closeWith(websocket.StatusGoingAway, "server stopping", nil)
 		<-c.done
 		return
 	}
