@@ -28,6 +28,7 @@ import (
 	"github.com/rtmphub/rtmphub/web/hls"
 	"github.com/rtmphub/rtmphub/web/httpflv"
 	"github.com/rtmphub/rtmphub/web/player"
+	"github.com/rtmphub/rtmphub/web/sdk"
 )
 
 // The protocols viewers are counted under.
@@ -173,6 +174,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// connection that started with one): RTMPT's answer.
 		w.Header().Set("Allow", "POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.URL.Path == sdk.Path {
+		// Before parseTarget, which would take /sdk/... for a player
+		// page of an application called "sdk", and before the
+		// application front ends: the hub's own paths win.
+		sdk.Handler().ServeHTTP(w, r)
 		return
 	}
 	if h.servePublic(w, r) {
