@@ -31,6 +31,8 @@ import (
 const (
 	chatStep    = 10 * time.Second // one message, change or call reaching the others
 	chatConnect = 15 * time.Second // a page's connect → connected
+	// netStreamWatch is the window the NetStream test counts frames in.
+	netStreamWatch = 8 * time.Second
 )
 
 // ---------------------------------------------------------------------------
@@ -591,19 +593,24 @@ func TestBrowserNetStreamPlay(t *testing.T) {
 		document.querySelector('video').getVideoPlaybackQuality().totalVideoFrames > 0`, playStartTimeout)
 	t.Logf("playing %v after the page was asked for", time.Since(start).Round(time.Millisecond))
 
+	// The window starts a second into playback, past the start's burst
+	// (the cached GOP), and is long enough that ffmpeg's progress lines
+	// (every 100 ms) and a publisher catching up after a busy moment of
+	// this shared machine weigh a few percent at most.
+	p.waitFor(t, `document.querySelector('video').getVideoPlaybackQuality().totalVideoFrames >= 25`, playStartTimeout)
 	pub0 := pub.Frames()
-	frames, advanced := p.watchPlayback(t, playWatch)
+	frames, advanced := p.watchPlayback(t, netStreamWatch)
 	sent := pub.Frames() - pub0
 	ratio := float64(frames) / float64(max(sent, 1))
 	t.Logf("NETSTREAM frames decoded %d / sent %d = %.3f, currentTime +%.3f s", frames, sent, ratio, advanced)
-	if sent < int(0.9*playFPS*playWatch.Seconds()) {
-		t.Errorf("ffmpeg sent only %d frames in %v", sent, playWatch)
+	if sent < int(0.9*playFPS*netStreamWatch.Seconds()) {
+		t.Errorf("ffmpeg sent only %d frames in %v", sent, netStreamWatch)
 	}
 	if ratio < 0.9 {
 		t.Errorf("decoded %d of the %d frames sent (%.1f%%); want ≥ 90%%", frames, sent, 100*ratio)
 	}
-	if advanced < 0.9*playWatch.Seconds() {
-		t.Errorf("currentTime advanced %.3f s in %v; want ≥ %.2f s", advanced, playWatch, 0.9*playWatch.Seconds())
+	if advanced < 0.9*netStreamWatch.Seconds() {
+		t.Errorf("currentTime advanced %.3f s in %v; want ≥ %.2f s", advanced, netStreamWatch, 0.9*netStreamWatch.Seconds())
 	}
 	var meta map[string]any
 	p.eval(t, `play.meta`, &meta)
