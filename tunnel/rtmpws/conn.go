@@ -25,7 +25,9 @@ import (
 // over in chunks through a channel of a few chunks (back-pressure: a
 // full channel stops it reading the socket). It is also what answers the
 // peer's pings and takes the pongs of keepalive. Read waits on the
-// channel, the read deadline and Close.
+// channel, the read deadline and Close. So a server connection costs one
+// goroutine beside the HTTP handler's and the core's, and keepalive a
+// timer (startKeepalive).
 //
 // Writing: each Write is one binary frame. A write deadline that passes
 // before a Write fails it with a timeout and leaves the connection usable;
@@ -40,6 +42,12 @@ type Conn struct {
 	local  net.Addr
 	remote net.Addr
 	log    *slog.Logger // nil: no log lines
+	// maxFrame is the largest message the peer may send (0: any). The
+	// limit is this package's, not coder/websocket's (whose read limit
+	// writes its own close frame from inside a read, racing the rest of
+	// the connection for the first close): a message is counted as it is
+	// read, and the connection closed with 1009 when it passes.
+	maxFrame int64
 
 	// reading
 	rmu     sync.Mutex // one Read at a time
@@ -52,12 +60,16 @@ type Conn struct {
 	rdone   chan struct{} // the reader goroutine ended
 
 	// writing
-	wmu     sync.Mutex
-	writing atomic.Bool
+	wmu     sync.Mutex // one Write at a time
+	wstate  sync.Mutex // writing, wctx and wcancel, between Write and the deadline
+	writing bool
 	wctx    context.Context // cancelled by a write deadline passing during a write
 	wcancel context.CancelFunc
 	wdl     *deadline
 
+	pingMu    sync.Mutex // pingTimer and pinging, against closeWith
+	pingTimer *time.Timer
+	pinging   chan struct{}   // closed when the ping under way ends (nil: none)
 	life      context.Context // ends with closeWith
 	endLife   context.CancelFunc
 	closed    chan struct{} // Close was called, or the reader ended for good
@@ -93,15 +105,17 @@ var (
 	errNoPong    = errors.New("rtmpws: no pong from the peer")
 )
 
-func newConn(ws *websocket.Conn, raw net.Conn, log *slog.Logger) *Conn {
+func newConn(ws *websocket.Conn, raw net.Conn, maxFrame int, log *slog.Logger) *Conn {
+	ws.SetReadLimit(-1)
 	c := &Conn{
-		ws:     ws,
-		raw:    raw,
-		log:    log,
-		in:     make(chan *[]byte, inChunks),
-		rdone:  make(chan struct{}),
-		closed: make(chan struct{}),
-		done:   make(chan struct{}),
+		maxFrame: int64(maxFrame),
+		ws:       ws,
+		raw:      raw,
+		log:      log,
+		in:       make(chan *[]byte, inChunks),
+		rdone:    make(chan struct{}),
+		closed:   make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	if raw != nil {
 		c.local, c.remote = raw.LocalAddr(), raw.RemoteAddr()
@@ -112,9 +126,11 @@ func newConn(ws *websocket.Conn, raw net.Conn, log *slog.Logger) *Conn {
 	c.wctx, c.wcancel = context.WithCancel(context.Background())
 	c.rdl = newDeadline(nil)
 	c.wdl = newDeadline(func() {
-		if c.writing.Load() {
+		c.wstate.Lock()
+		if c.writing {
 			c.wcancel() // a frame cut in the middle: the connection ends
 		}
+		c.wstate.Unlock()
 	})
 	go c.readLoop()
 	return c
@@ -137,9 +153,22 @@ func (c *Conn) readLoop() {
 			c.closeWith(websocket.StatusUnsupportedData, "binary frames only", errTextFrame)
 			return
 		}
+		size := int64(0) // bytes of this message so far
 		for {
 			bp := chunks.Get().(*[]byte)
-			n, err := r.Read((*bp)[:chunkSize])
+			buf := (*bp)[:chunkSize]
+			if c.maxFrame > 0 && int64(len(buf)) > c.maxFrame+1-size {
+				buf = buf[:c.maxFrame+1-size] // one byte past the limit tells it
+			}
+			n, err := r.Read(buf)
+			size += int64(n)
+			if c.maxFrame > 0 && size > c.maxFrame {
+				chunks.Put(bp)
+				c.rerr = fmt.Errorf("rtmpws: message over %d bytes", c.maxFrame)
+				c.logf("rtmpws: frame over the size limit, closing the connection (1009)", "limit", c.maxFrame)
+				c.closeWith(websocket.StatusMessageTooBig, "message too big", c.rerr)
+				return
+			}
 			if n > 0 {
 				*bp = (*bp)[:n]
 				if !c.push(bp) {
@@ -153,13 +182,6 @@ func (c *Conn) readLoop() {
 				break
 			}
 			if err != nil {
-				if errors.Is(err, websocket.ErrMessageTooBig) {
-					// coder/websocket has sent the close frame (1009).
-					c.logf("rtmpws: frame over the size limit, closing the connection (1009)", "err", err.Error())
-					c.rerr = fmt.Errorf("rtmpws: %w", err)
-					c.closeWith(websocket.StatusMessageTooBig, "", c.rerr)
-					return
-				}
 				c.rerr = c.readError(err)
 				return
 			}
@@ -262,15 +284,25 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, c.opErr("write", c.closedErr())
 	default:
 	}
-	c.writing.Store(true)
+	c.wstate.Lock()
 	if c.wdl.passed() {
-		c.writing.Store(false)
+		c.wstate.Unlock()
 		return 0, c.opErr("write", os.ErrDeadlineExceeded)
 	}
-	err := c.ws.Write(c.wctx, websocket.MessageBinary, p)
-	c.writing.Store(false)
+	if c.wctx.Err() != nil {
+		// Cancelled by a deadline that passed as the last write ended:
+		// that write went out whole, the connection is fine.
+		c.wctx, c.wcancel = context.WithCancel(context.Background())
+	}
+	c.writing = true
+	ctx := c.wctx
+	c.wstate.Unlock()
+	err := c.ws.Write(ctx, websocket.MessageBinary, p)
+	c.wstate.Lock()
+	c.writing = false
+	c.wstate.Unlock()
 	if err != nil {
-		if c.wctx.Err() != nil {
+		if ctx.Err() != nil {
 			c.Close()
 			return 0, c.opErr("write", os.ErrDeadlineExceeded)
 		}
@@ -306,6 +338,11 @@ func (c *Conn) closeWith(code websocket.StatusCode, reason string, err error) {
 		c.why.Store(&closeReason{code, reason, err})
 		close(c.closed)
 		c.endLife()
+		c.pingMu.Lock()
+		if c.pingTimer != nil {
+			c.pingTimer.Stop()
+		}
+		c.pingMu.Unlock()
 		go func() {
 			defer close(c.done)
 			var force *time.Timer
@@ -317,8 +354,16 @@ func (c *Conn) closeWith(code websocket.StatusCode, reason string, err error) {
 				force.Stop()
 				c.raw.Close()
 			}
-			c.wcancel()
 			<-c.rdone
+			c.pingMu.Lock()
+			pinging := c.pinging
+			c.pingMu.Unlock()
+			if pinging != nil {
+				<-pinging // no ping starts once closed; wait for one under way
+			}
+			c.wstate.Lock()
+			c.wcancel()
+			c.wstate.Unlock()
 		}()
 	})
 }
@@ -346,43 +391,64 @@ func (c *Conn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "websocket", Source: c.local, Addr: c.remote, Err: err}
 }
 
-// keepalive pings the peer every interval and closes the connection when
-// a pong does not come back within timeout. It skips a ping while the
-// reader is held up by a full queue (the pong could not be read then,
-// and the peer is plainly there).
-func (c *Conn) keepalive(interval, timeout time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.closed:
-			return
-		case <-t.C:
-		}
-		if c.blocked.Load() {
-			continue
-		}
+// startKeepalive pings the peer every interval and closes the connection
+// when a pong does not come back within timeout. It costs a timer, not a
+// goroutine, between pings. A ping is skipped while the reader is held up
+// by a full queue (the pong could not be read then, and the peer is
+// plainly there).
+func (c *Conn) startKeepalive(interval, timeout time.Duration) {
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
+	c.pingTimer = time.AfterFunc(interval, func() { c.ping(interval, timeout) })
+}
+
+// ping runs on the keepalive timer's goroutine: one ping, then the timer
+// is armed again unless the connection ended.
+func (c *Conn) ping(interval, timeout time.Duration) {
+	c.pingMu.Lock()
+	select {
+	case <-c.closed:
+		c.pingMu.Unlock()
+		return
+	default:
+	}
+	done := make(chan struct{})
+	c.pinging = done
+	c.pingMu.Unlock()
+	defer close(done)
+	if !c.blocked.Load() {
 		ctx, cancel := context.WithTimeout(c.life, timeout)
 		err := c.ws.Ping(ctx)
 		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 		cancel()
-		if err == nil {
-			continue
-		}
-		select {
-		case <-c.closed:
-			return
-		default:
-		}
-		if timedOut && !c.blocked.Load() {
-			c.logf("rtmpws: no pong, closing the connection", "timeout", timeout.String())
-			c.closeWith(websocket.StatusPolicyViolation, "no pong", errNoPong)
-			return
-		}
-		if !timedOut {
-			return // the connection failed; the reader saw it too
+		if err != nil {
+			select {
+			case <-c.closed:
+				return
+			default:
+			}
+			if !timedOut {
+				return // the connection failed; the reader saw it too
+			}
+			if !c.blocked.Load() {
+				c.logf("rtmpws: no pong, closing the connection", "timeout", timeout.String())
+				c.closeWith(websocket.StatusPolicyViolation, "no pong", errNoPong)
+				return
+			}
 		}
 	}
+	c.pingMu.Lock()
+	select {
+	case <-c.closed:
+	default:
+		c.pingTimer.Reset(interval)
+	}
+	c.pingMu.Unlock()
 }
 
 // wsAddr is the address of a connection whose socket is not known.

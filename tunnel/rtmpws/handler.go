@@ -202,7 +202,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("rtmpws: upgrade failed", "remote", remote, "err", err.Error())
 		return
 	}
-	ws.SetReadLimit(int64(h.cfg.MaxFrame))
 	peer := peerAddr(r.RemoteAddr)
 	info := tunnel.Info{Protocol: Protocol}
 	if ip := tunnel.ClientIP(peer, h.cfg.TrustedProxies, r.Header.Values("Forwarded"), r.Header.Values("X-Forwarded-For")); ip.IsValid() && ip != peer.Unmap() {
@@ -213,7 +212,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info.Protocol = ProtocolSecure
 	}
 	log := h.log.With("proto", info.Protocol)
-	c := newConn(ws, hw.conn, log)
+	c := newConn(ws, hw.conn, h.cfg.MaxFrame, log)
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
@@ -225,7 +224,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	h.stats.accepted.Add(1)
 	if h.cfg.PingInterval > 0 {
-		go c.keepalive(h.cfg.PingInterval, h.cfg.PongTimeout)
+		c.startKeepalive(h.cfg.PingInterval, h.cfg.PongTimeout)
 	}
 
 	h.serve(h.ctx, c, info)

@@ -166,6 +166,44 @@ func TestDeadlinesLeaveConnUsable(t *testing.T) {
 	}
 }
 
+// A write deadline that passes during a Write (a peer that reads nothing)
+// ends it with a timeout, and the connection with it: a frame cut in the
+// middle cannot be resumed.
+func TestWriteDeadlineDuringWrite(t *testing.T) {
+	writeErr := make(chan error, 1)
+	_, srv, got := testServer(t, Config{}, func(nc net.Conn) {
+		nc.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+		_, err := nc.Write(make([]byte, 64<<20)) // far more than the sockets hold
+		writeErr <- err
+		if _, err := nc.Write([]byte("x")); err == nil {
+			writeErr <- errors.New("a write after the cut succeeded")
+		}
+		close(writeErr)
+	})
+	ws, _, err := websocket.Dial(ctx5s(t), wsURL(srv), nil) // never reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	recv(t, got)
+	start := time.Now()
+	select {
+	case err := <-writeErr:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("write ended with %v, want a timeout", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("write ended after %v, deadline 200ms", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("write not ended by its deadline within 5s")
+	}
+	for err := range writeErr {
+		t.Error(err)
+	}
+}
+
 func errString(err error) string {
 	if err == nil {
 		return "<nil>"
@@ -229,7 +267,9 @@ func TestBadFramesCloseTheirConnection(t *testing.T) {
 		if err := ws.Write(ctx5s(t), tc.typ, make([]byte, tc.size)); err != nil {
 			t.Fatalf("%s: write: %v", tc.name, err)
 		}
-		_, _, err = ws.Read(ctx5s(t))
+		for err == nil {
+			_, _, err = ws.Read(ctx5s(t)) // the echo of what came before the limit, then the close
+		}
 		if code := websocket.CloseStatus(err); code != tc.code {
 			t.Errorf("%s: closed with %v (%v), want %v", tc.name, code, err, tc.code)
 		}
