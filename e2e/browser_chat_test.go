@@ -439,7 +439,8 @@ func countConnected(srv *server, proto string, enc float64) int {
 // sdkJS imports the library into an expression evaluated in a page.
 const sdkJS = `(async () => { const {NetConnection, SharedObject, NetStream, Responder} = await import("/sdk/rtmphub.js"); %s })()`
 
-// TestBrowserChatRPC: from a page (AMF0 and AMF3), nc.call("add") with a
+// TestBrowserChatRPC: from a page (AMF0 from the HTTP port, AMF3 from the
+// RTMP port), nc.call("add") with a
 // Responder and callAsync return main.asc's result; the script's
 // client.call reaches the page's nc.client method, whose return value
 // reaches the script's Responder (its trace, and lastPong); the script
@@ -451,10 +452,13 @@ func TestBrowserChatRPC(t *testing.T) {
 	b := startBrowser(t)
 	srv := startServer(t)
 	copyApp(t, srv.DataDir, "chat")
-	base := "http://" + srv.RTMPTAddr(t)
+	// AMF0 from the HTTP port; AMF3 from the RTMP port, which serves the
+	// page and the WebSocket too (told apart from RTMP by its first bytes).
+	bases := map[int]string{0: "http://" + srv.RTMPTAddr(t), 3: "http://" + srv.Addr}
 
 	for _, enc := range []int{0, 3} {
 		t.Run(fmt.Sprintf("AMF%d", enc), func(t *testing.T) {
+			base := bases[enc]
 			nick := fmt.Sprintf("dana%d", enc)
 			p := openChat(t, b, base, "rpc", nick, enc, false)
 			var sum float64
