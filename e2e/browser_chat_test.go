@@ -440,13 +440,13 @@ func countConnected(srv *server, proto string, enc float64) int {
 const sdkJS = `(async () => { const {NetConnection, SharedObject, NetStream, Responder} = await import("/sdk/rtmphub.js"); %s })()`
 
 // TestBrowserChatRPC: from a page (AMF0 from the HTTP port, AMF3 from the
-// RTMP port), nc.call("add") with a
-// Responder and callAsync return main.asc's result; the script's
-// client.call reaches the page's nc.client method, whose return value
-// reaches the script's Responder (its trace, and lastPong); the script
-// lists the page in application.clients with protocol rtmpws; and a
-// connect the script rejects shows the script's info object, in the raw
-// info and on the chat page.
+// RTMP port), nc.call("add") with a Responder and callAsync return
+// main.asc's result, and a missing method fails; the script's client.call
+// reaches the page's nc.client method, whose return value reaches the
+// script's Responder (its trace, and lastPong); the script lists the page
+// in application.clients with protocol rtmpws; and a connect the script
+// rejects shows the script's info object, in the raw info and on the chat
+// page.
 func TestBrowserChatRPC(t *testing.T) {
 	e2e(t)
 	b := startBrowser(t)
