@@ -274,7 +274,8 @@ func openChat(t *testing.T, b *browser, base, room, nick string, enc int, typed 
 // each reaches the other two; a topic (SharedObject slot) changed in a
 // page reaches the RTMP client and the other page, and the other way
 // round; a SharedObject send from a page reaches both; the three changing
-// the topic at the same moment end up agreeing, three times over.
+// the topic within a few milliseconds (each client first once) end up
+// agreeing with each other and with the server, the refused ones told so.
 func TestBrowserChatRoom(t *testing.T) {
 	e2e(t)
 	py := pythonWithLibrtmp(t)
@@ -366,21 +367,38 @@ func TestBrowserChatRoom(t *testing.T) {
 	})
 
 	t.Run("Conflict", func(t *testing.T) {
+		// rejectsJS counts the page's refused topic changes (onSync's
+		// "reject", which the chat page shows).
+		const rejectsJS = `chat.messages.filter(m => m.from === "server" && m.text.startsWith("your topic change was overtaken")).length`
+		refusals := 0
 		for round := range 3 {
+			var rejA0, rejB0 int
+			alice.eval(t, rejectsJS, &rejA0)
+			bob.eval(t, rejectsJS, &rejB0)
+			mark := carol.count()
 			vals := map[string]string{}
 			for _, who := range []string{"alice", "bob", "carol"} {
 				vals[who] = fmt.Sprintf("round %d: %s", round, who)
 			}
-			// The three requests leave within a few milliseconds: the
-			// pages' and the RTMP client's cross in flight.
-			var wg sync.WaitGroup
+			// The three requests leave within a few milliseconds (the
+			// server takes the first of a sync interval, 20 ms, and
+			// refuses the others): one client goes first, a different
+			// one each round, and the two others at once right after.
+			set := map[string]func(){"carol": func() { carol.set("topic", vals["carol"]) }}
 			for who, p := range map[string]*page{"alice": alice, "bob": bob} {
 				js, _ := json.Marshal(vals[who])
-				wg.Go(func() {
+				set[who] = func() {
 					_ = p.evalErr(`chat.so.setProperty("topic", `+string(js)+`), true`, nil, evalTimeout)
-				})
+				}
 			}
-			carol.set("topic", vals["carol"])
+			first := []string{"carol", "alice", "bob"}[round]
+			set[first]()
+			var wg sync.WaitGroup
+			for who, f := range set {
+				if who != first {
+					wg.Go(f)
+				}
+			}
 			wg.Wait()
 
 			// Converged: the three hold one of the values, the same as
@@ -406,7 +424,32 @@ func TestBrowserChatRoom(t *testing.T) {
 			// What the pages show agrees with their data.
 			alice.waitTopic(t, final)
 			bob.waitTopic(t, final)
-			t.Logf("round %d: every client holds %q", round, final)
+			// Who was refused: a page by onSync's reject, the RTMP
+			// client by the lack of a success for its request.
+			var rejA, rejB int
+			alice.eval(t, rejectsJS, &rejA)
+			bob.eval(t, rejectsJS, &rejB)
+			var refused []string
+			if rejA > rejA0 {
+				refused = append(refused, "alice")
+			}
+			if rejB > rejB0 {
+				refused = append(refused, "bob")
+			}
+			carol.mu.Lock()
+			if !slices.ContainsFunc(carol.evs[mark:], func(ev map[string]any) bool {
+				return ev["ev"] == "so" && ev["type"] == "success" && ev["key"] == "topic"
+			}) {
+				refused = append(refused, "carol")
+			}
+			carol.mu.Unlock()
+			refusals += len(refused)
+			t.Logf("round %d: %s first; every client holds %q; refused: %v", round, first, final, refused)
+		}
+		// The requests did cross: the server refused some (three rounds
+		// in a row of requests 20 ms apart would be a broken test).
+		if refusals == 0 {
+			t.Errorf("no change was refused in three rounds: the requests never conflicted")
 		}
 	})
 
