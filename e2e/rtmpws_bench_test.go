@@ -102,14 +102,18 @@ func TestRTMPWSBench(t *testing.T) {
 // for window, and returns the calls answered a second, all together.
 func callRate(t *testing.T, ctx context.Context, dial func(context.Context, string) (*client.Conn, error), app, method string, clients int, window time.Duration) float64 {
 	t.Helper()
-	conns := make([]*client.Conn, clients)
-	for i := range conns {
+	conns := make([]*client.Conn, 0, clients)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range clients {
 		c, err := dial(ctx, app)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		conns[i] = c
+		conns = append(conns, c)
 		if _, err := c.Call(ctx, method, 1.0, 2.0); err != nil { // warm up
 			t.Fatal(err)
 		}

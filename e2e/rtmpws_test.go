@@ -454,7 +454,7 @@ func TestRTMPWSBadInput(t *testing.T) {
 				}
 				res, err := c.Call(ctx, "add", i, 1.0)
 				if err != nil || len(res.Args) == 0 || res.Args[0] != i+1 {
-					callsDone <- fmt.Errorf("add(%v, 1) = %v, %v", i, res, err)
+					callsDone <- fmt.Errorf("add(%v, 1) = %v: %w", i, res, err)
 					return
 				}
 				callsMu.Lock()
@@ -487,7 +487,7 @@ func TestRTMPWSBadInput(t *testing.T) {
 			}
 			got := websocket.CloseStatus(err)
 			if code != -1 && got != code {
-				return fmt.Errorf("closed with %v (%v), want %v", got, err, code)
+				return fmt.Errorf("closed with %v, want %v: %w", got, code, err)
 			}
 			return nil
 		}
@@ -775,4 +775,42 @@ func TestRTMPWSBehindNginx(t *testing.T) {
 		t.Errorf("straight to the hub with forged headers: whoami = %q, want rtmpws 127.0.0.2", got)
 	}
 	c.Close()
+}
+
+// TestRTMPWSSettings: /rtmp is served without --http-playback (the other
+// GETs get 404, RTMPT's paths 405 as before), and --rtmpws=false turns it
+// off.
+func TestRTMPWSSettings(t *testing.T) {
+	e2e(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var d rtmpws.Dialer
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	status := func(url string) int {
+		resp, err := hc.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	noWeb := startServer(t, "--http-playback=false")
+	c := wsClient(t, ctx, &d, noWeb.RTMPTAddr(t), "live", false)
+	c.Close()
+	if got := status("http://" + noWeb.Addr + "/live/s.flv"); got != http.StatusNotFound {
+		t.Errorf("--http-playback=false: GET of a stream: %d, want 404", got)
+	}
+	if got := status("http://" + noWeb.Addr + "/open/1"); got != http.StatusMethodNotAllowed {
+		t.Errorf("--http-playback=false: GET of an RTMPT path: %d, want 405", got)
+	}
+
+	off := startServer(t, "--rtmpws=false")
+	if c, err := dialWS(ctx, &d, off.Addr, "live", false); err == nil {
+		c.Close()
+		t.Error("--rtmpws=false: a WebSocket client connected")
+	}
+	if n := logCount(off, "connected", map[string]string{"proto": "rtmpws"}); n != 0 {
+		t.Errorf("--rtmpws=false: %d rtmpws clients logged", n)
+	}
 }

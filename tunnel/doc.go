@@ -11,7 +11,10 @@
 //
 // RTMP over QUIC (the byte-stream mapping and RoQR) is the subpackage
 // rtmpquic; it takes its certificate pins from here (tlspin.go). Serve
-// runs its listener's accept loop as it runs a TCP listener's.
+// runs its listener's accept loop as it runs a TCP listener's. RTMP over
+// WebSocket is the subpackage rtmpws: an http.Handler for /rtmp that cmd
+// mounts on the WebListener; ViaTLS and ForwardedTLS tell it whether a
+// request came over TLS.
 //
 // Where each piece lives:
 //

@@ -3,7 +3,6 @@ package rtmpws
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,19 +14,20 @@ import (
 	"github.com/coder/websocket"
 )
 
-// Conn is a net.Conn over a WebSocket whose binary frames carry a byte
+// Conn is the client's side of RTMP over WebSocket (Dial): a net.Conn
+// over a coder/websocket connection whose binary frames carry the byte
 // stream. coder/websocket's own NetConn is not used: a read deadline that
-// passes during a read closes its connection (the session core uses read
-// deadlines for idle clients and then goes on reading), and its Close
-// waits up to ten seconds for a silent peer.
+// passes during a read closes its connection (an RTMP client may read
+// with a deadline and go on), and its Close waits up to ten seconds for a
+// silent peer.
 //
 // Reading: one goroutine reads frames as they come and hands their bytes
 // over in chunks through a channel of a few chunks (back-pressure: a
 // full channel stops it reading the socket). It is also what answers the
 // peer's pings and takes the pongs of keepalive. Read waits on the
-// channel, the read deadline and Close. So a server connection costs one
-// goroutine beside the HTTP handler's and the core's, and keepalive a
-// timer (startKeepalive).
+// channel, the read deadline and Close. Keeping a reader running means
+// the server's pings are answered even while the RTMP client does not
+// read (rtmp/client reads only when asked).
 //
 // Writing: each Write is one binary frame. A write deadline that passes
 // before a Write fails it with a timeout and leaves the connection usable;
@@ -42,22 +42,15 @@ type Conn struct {
 	local  net.Addr
 	remote net.Addr
 	log    *slog.Logger // nil: no log lines
-	// maxFrame is the largest message the peer may send (0: any). The
-	// limit is this package's, not coder/websocket's (whose read limit
-	// writes its own close frame from inside a read, racing the rest of
-	// the connection for the first close): a message is counted as it is
-	// read, and the connection closed with 1009 when it passes.
-	maxFrame int64
 
 	// reading
-	rmu     sync.Mutex // one Read at a time
-	cur     []byte     // the rest of the chunk being read
-	curBuf  *[]byte    // cur's buffer, given back when read
-	in      chan *[]byte
-	rerr    error // why in was closed; written before it is
-	rdl     *deadline
-	blocked atomic.Bool   // the reader waits for room in in
-	rdone   chan struct{} // the reader goroutine ended
+	rmu    sync.Mutex // one Read at a time
+	cur    []byte     // the rest of the chunk being read
+	curBuf *[]byte    // cur's buffer, given back when read
+	in     chan *[]byte
+	rerr   error // why in was closed; written before it is
+	rdl    *deadline
+	rdone  chan struct{} // the reader goroutine ended
 
 	// writing
 	wmu     sync.Mutex // one Write at a time
@@ -67,11 +60,6 @@ type Conn struct {
 	wcancel context.CancelFunc
 	wdl     *deadline
 
-	pingMu    sync.Mutex // pingTimer and pinging, against closeWith
-	pingTimer *time.Timer
-	pinging   chan struct{}   // closed when the ping under way ends (nil: none)
-	life      context.Context // ends with closeWith
-	endLife   context.CancelFunc
 	closed    chan struct{} // Close was called, or the reader ended for good
 	closeOnce sync.Once
 	done      chan struct{} // the socket is closed and every goroutine ended
@@ -105,24 +93,22 @@ var (
 	errNoPong    = errors.New("rtmpws: no pong from the peer")
 )
 
-func newConn(ws *websocket.Conn, raw net.Conn, maxFrame int, log *slog.Logger) *Conn {
+func newConn(ws *websocket.Conn, raw net.Conn, log *slog.Logger) *Conn {
 	ws.SetReadLimit(-1)
 	c := &Conn{
-		maxFrame: int64(maxFrame),
-		ws:       ws,
-		raw:      raw,
-		log:      log,
-		in:       make(chan *[]byte, inChunks),
-		rdone:    make(chan struct{}),
-		closed:   make(chan struct{}),
-		done:     make(chan struct{}),
+		ws:     ws,
+		raw:    raw,
+		log:    log,
+		in:     make(chan *[]byte, inChunks),
+		rdone:  make(chan struct{}),
+		closed: make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	if raw != nil {
 		c.local, c.remote = raw.LocalAddr(), raw.RemoteAddr()
 	} else {
 		c.local, c.remote = wsAddr{}, wsAddr{}
 	}
-	c.life, c.endLife = context.WithCancel(context.Background())
 	c.wctx, c.wcancel = context.WithCancel(context.Background())
 	c.rdl = newDeadline(nil)
 	c.wdl = newDeadline(func() {
@@ -153,22 +139,9 @@ func (c *Conn) readLoop() {
 			c.closeWith(websocket.StatusUnsupportedData, "binary frames only", errTextFrame)
 			return
 		}
-		size := int64(0) // bytes of this message so far
 		for {
 			bp := chunks.Get().(*[]byte)
-			buf := (*bp)[:chunkSize]
-			if c.maxFrame > 0 && int64(len(buf)) > c.maxFrame+1-size {
-				buf = buf[:c.maxFrame+1-size] // one byte past the limit tells it
-			}
-			n, err := r.Read(buf)
-			size += int64(n)
-			if c.maxFrame > 0 && size > c.maxFrame {
-				chunks.Put(bp)
-				c.rerr = fmt.Errorf("rtmpws: message over %d bytes", c.maxFrame)
-				c.logf("rtmpws: frame over the size limit, closing the connection (1009)", "limit", c.maxFrame)
-				c.closeWith(websocket.StatusMessageTooBig, "message too big", c.rerr)
-				return
-			}
+			n, err := r.Read((*bp)[:chunkSize])
 			if n > 0 {
 				*bp = (*bp)[:n]
 				if !c.push(bp) {
@@ -196,8 +169,6 @@ func (c *Conn) push(bp *[]byte) bool {
 		return true
 	default:
 	}
-	c.blocked.Store(true)
-	defer c.blocked.Store(false)
 	select {
 	case c.in <- bp:
 		return true
@@ -263,7 +234,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		if !ok {
 			err := c.rerr
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return 0, io.EOF
 			}
 			return 0, c.opErr("read", err)
@@ -337,12 +308,6 @@ func (c *Conn) closeWith(code websocket.StatusCode, reason string, err error) {
 	c.closeOnce.Do(func() {
 		c.why.Store(&closeReason{code, reason, err})
 		close(c.closed)
-		c.endLife()
-		c.pingMu.Lock()
-		if c.pingTimer != nil {
-			c.pingTimer.Stop()
-		}
-		c.pingMu.Unlock()
 		go func() {
 			defer close(c.done)
 			var force *time.Timer
@@ -355,12 +320,6 @@ func (c *Conn) closeWith(code websocket.StatusCode, reason string, err error) {
 				c.raw.Close()
 			}
 			<-c.rdone
-			c.pingMu.Lock()
-			pinging := c.pinging
-			c.pingMu.Unlock()
-			if pinging != nil {
-				<-pinging // no ping starts once closed; wait for one under way
-			}
 			c.wstate.Lock()
 			c.wcancel()
 			c.wstate.Unlock()
@@ -389,66 +348,6 @@ func (c *Conn) SetWriteDeadline(t time.Time) error { c.wdl.set(t); return nil }
 
 func (c *Conn) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "websocket", Source: c.local, Addr: c.remote, Err: err}
-}
-
-// startKeepalive pings the peer every interval and closes the connection
-// when a pong does not come back within timeout. It costs a timer, not a
-// goroutine, between pings. A ping is skipped while the reader is held up
-// by a full queue (the pong could not be read then, and the peer is
-// plainly there).
-func (c *Conn) startKeepalive(interval, timeout time.Duration) {
-	c.pingMu.Lock()
-	defer c.pingMu.Unlock()
-	select {
-	case <-c.closed:
-		return
-	default:
-	}
-	c.pingTimer = time.AfterFunc(interval, func() { c.ping(interval, timeout) })
-}
-
-// ping runs on the keepalive timer's goroutine: one ping, then the timer
-// is armed again unless the connection ended.
-func (c *Conn) ping(interval, timeout time.Duration) {
-	c.pingMu.Lock()
-	select {
-	case <-c.closed:
-		c.pingMu.Unlock()
-		return
-	default:
-	}
-	done := make(chan struct{})
-	c.pinging = done
-	c.pingMu.Unlock()
-	defer close(done)
-	if !c.blocked.Load() {
-		ctx, cancel := context.WithTimeout(c.life, timeout)
-		err := c.ws.Ping(ctx)
-		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
-		cancel()
-		if err != nil {
-			select {
-			case <-c.closed:
-				return
-			default:
-			}
-			if !timedOut {
-				return // the connection failed; the reader saw it too
-			}
-			if !c.blocked.Load() {
-				c.logf("rtmpws: no pong, closing the connection", "timeout", timeout.String())
-				c.closeWith(websocket.StatusPolicyViolation, "no pong", errNoPong)
-				return
-			}
-		}
-	}
-	c.pingMu.Lock()
-	select {
-	case <-c.closed:
-	default:
-		c.pingTimer.Reset(interval)
-	}
-	c.pingMu.Unlock()
 }
 
 // wsAddr is the address of a connection whose socket is not known.

@@ -8,7 +8,10 @@ import (
 // deadline is one direction's deadline of a Conn: a channel that is
 // closed when it passes, and made anew when the deadline is moved after
 // that, so that a deadline that passed leaves the connection usable once
-// it is moved (as a socket's does).
+// it is moved (as a socket's does). It is tunnel/internal/deadline's
+// Deadline plus a callback when it passes: a write deadline passing
+// during a write must cancel that write's context at once (coder/websocket
+// waits on a context, not on a channel), without a goroutine per write.
 type deadline struct {
 	mu       sync.Mutex
 	ch       chan struct{} // closed once the deadline passed

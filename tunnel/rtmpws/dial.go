@@ -93,7 +93,7 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, error) {
 		ws.CloseNow()
 		return nil, errors.New("rtmpws: no socket under the WebSocket")
 	}
-	return newConn(ws, c, 0, nil), nil // the server's messages are as large as it likes
+	return newConn(ws, c, nil), nil
 }
 
 // DialFunc returns a dial function for rtmp/client's Options.Dial: it

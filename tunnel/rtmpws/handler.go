@@ -1,7 +1,6 @@
 package rtmpws
 
 import (
-	"bufio"
 	"context"
 	"log/slog"
 	"net"
@@ -47,9 +46,12 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// PingInterval is how often the server pings a client, and
 	// PongTimeout how long it waits for the pong before it closes the
-	// connection (1008). Pings also keep reverse proxies, which close
-	// silent connections (nginx after 60s by default), from dropping a
-	// quiet client. Defaults 20s and 20s; a negative PingInterval: none.
+	// connection (1008). A missing pong counts only while the core waits
+	// in Read: pongs are read with the RTMP bytes, and a core that is
+	// busy (or throttled) has simply not read it yet. Pings also keep
+	// reverse proxies, which close silent connections (nginx after 60s by
+	// default), from dropping a quiet client. Defaults 20s and 20s; a
+	// negative PingInterval: none.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
 	// MaxFrame is the largest WebSocket message a client may send; a
@@ -104,7 +106,7 @@ type Handler struct {
 
 	mu      sync.Mutex
 	closing bool
-	conns   map[*Conn]struct{}
+	conns   map[*serverConn]struct{}
 	wg      sync.WaitGroup
 
 	stats struct{ accepted, refused, textFrames, tooLarge, noPong atomic.Uint64 }
@@ -113,7 +115,7 @@ type Handler struct {
 // New returns a handler that serves every WebSocket with serve.
 func New(cfg Config, serve tunnel.ConnHandler) *Handler {
 	cfg = cfg.WithDefaults()
-	h := &Handler{cfg: cfg, log: cfg.Logger, serve: serve, origins: make(map[string]bool), conns: make(map[*Conn]struct{})}
+	h := &Handler{cfg: cfg, log: cfg.Logger, serve: serve, origins: make(map[string]bool), conns: make(map[*serverConn]struct{})}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	for _, o := range cfg.AllowOrigins {
 		if o = strings.TrimSpace(o); o == "*" {
@@ -151,7 +153,7 @@ func (h *Handler) Stats() Stats {
 func (h *Handler) Close() {
 	h.mu.Lock()
 	h.closing = true
-	conns := make([]*Conn, 0, len(h.conns))
+	conns := make([]*serverConn, 0, len(h.conns))
 	for c := range h.conns {
 		conns = append(conns, c)
 	}
@@ -190,13 +192,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	defer h.wg.Done()
 
-	hw := &hijackWriter{ResponseWriter: w}
-	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
-		Subprotocols: []string{Subprotocol},
-		// The origin was checked above, by this package's rules.
-		InsecureSkipVerify: true,
-		CompressionMode:    websocket.CompressionDisabled,
-	})
+	raw, br, sub, err := upgrade(w, r, true)
 	if err != nil {
 		h.stats.refused.Add(1)
 		h.log.Debug("rtmpws: upgrade failed", "remote", remote, "err", err.Error())
@@ -207,17 +203,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ip := tunnel.ClientIP(peer, h.cfg.TrustedProxies, r.Header.Values("Forwarded"), r.Header.Values("X-Forwarded-For")); ip.IsValid() && ip != peer.Unmap() {
 		info.RemoteIP = ip.String()
 	}
-	if r.TLS != nil || tunnel.ViaTLS(hw.conn) ||
+	if r.TLS != nil || tunnel.ViaTLS(raw) ||
 		tunnel.ForwardedTLS(peer, h.cfg.TrustedProxies, r.Header.Values("Forwarded"), r.Header.Values("X-Forwarded-Proto")) {
 		info.Protocol = ProtocolSecure
 	}
-	log := h.log.With("proto", info.Protocol)
-	c := newConn(ws, hw.conn, h.cfg.MaxFrame, log)
+	c := newServerConn(raw, br, sub, h.cfg.MaxFrame, h.log.With("proto", info.Protocol))
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
 		c.closeWith(websocket.StatusGoingAway, "server stopping", nil)
-		<-c.done
+		c.drain()
 		return
 	}
 	h.conns[c] = struct{}{}
@@ -229,8 +224,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	h.serve(h.ctx, c, info)
 
+	// The core is done with the connection: close it, and read what the
+	// peer still sends until its close frame (at most closeGrace).
 	c.Close()
-	<-c.done
+	c.drain()
 	switch why := c.why.Load(); {
 	case why == nil:
 	case why.code == websocket.StatusUnsupportedData:
@@ -286,23 +283,3 @@ func peerAddr(remote string) netip.Addr {
 	a, _ := netip.ParseAddr(host)
 	return a.Unmap()
 }
-
-// hijackWriter keeps the connection coder/websocket hijacks: its socket,
-// which a peer that does not answer our close frame gets closed under it,
-// and whether it came through TLS.
-type hijackWriter struct {
-	http.ResponseWriter
-	conn net.Conn
-}
-
-func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := w.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, http.ErrNotSupported
-	}
-	c, brw, err := hj.Hijack()
-	w.conn = c
-	return c, brw, err
-}
-
-func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

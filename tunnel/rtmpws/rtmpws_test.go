@@ -1,8 +1,10 @@
 package rtmpws
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,7 +96,7 @@ func TestEchoThroughDialedConn(t *testing.T) {
 		if noSub {
 			wantSub = ""
 		}
-		if sub := s.conn.(*Conn).Subprotocol(); sub != wantSub || c.Subprotocol() != wantSub {
+		if sub := s.conn.(interface{ Subprotocol() string }).Subprotocol(); sub != wantSub || c.Subprotocol() != wantSub {
 			t.Errorf("subprotocol server %q client %q, want %q", sub, c.Subprotocol(), wantSub)
 		}
 		// Frame boundaries mean nothing: bytes written in pieces come back
@@ -529,4 +532,326 @@ func TestForwardedTLS(t *testing.T) {
 	if tunnel.ForwardedTLS(netip.MustParseAddr("10.0.0.2"), trusted, nil, []string{"https"}) {
 		t.Error("believed an untrusted peer")
 	}
+}
+
+// rawClient is a WebSocket client written here frame by frame, to send
+// what a well-behaved library never would.
+type rawClient struct {
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, srv *httptest.Server) *rawClient {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", strings.TrimPrefix(srv.URL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(nc, "GET "+Path+" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RFC 6455's own example key and answer.
+	if resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("upgrade: %d %v", resp.StatusCode, resp.Header)
+	}
+	return &rawClient{nc, br}
+}
+
+// frame encodes one client frame: masked (unless unmasked), fin or not.
+func frame(op byte, fin, unmasked bool, payload []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	out := []byte{b0}
+	mbit := byte(0x80)
+	if unmasked {
+		mbit = 0
+	}
+	switch n := len(payload); {
+	case n <= 125:
+		out = append(out, mbit|byte(n))
+	case n <= 0xffff:
+		out = append(out, mbit|126, byte(n>>8), byte(n))
+	default:
+		out = append(out, mbit|127)
+		out = binary.BigEndian.AppendUint64(out, uint64(n))
+	}
+	if unmasked {
+		return append(out, payload...)
+	}
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	out = append(out, key[:]...)
+	for i, b := range payload {
+		out = append(out, b^key[i%4])
+	}
+	return out
+}
+
+// readFrame reads one server frame (servers never mask).
+func (c *rawClient) readFrame(t *testing.T) (op byte, payload []byte) {
+	t.Helper()
+	var h [2]byte
+	if _, err := io.ReadFull(c.br, h[:]); err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	n := int(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var e [2]byte
+		io.ReadFull(c.br, e[:])
+		n = int(binary.BigEndian.Uint16(e[:]))
+	case 127:
+		var e [8]byte
+		io.ReadFull(c.br, e[:])
+		n = int(binary.BigEndian.Uint64(e[:]))
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(c.br, payload); err != nil {
+		t.Fatalf("read payload: %v", err)
+	}
+	return h[0] & 0x0f, payload
+}
+
+// A message in several frames, with a ping between two of them, arrives
+// whole; the ping gets its pong. A frame cut anywhere, its header too, by
+// the server's read deadline arrives whole once the rest comes.
+func TestFramingFragmentsPingsAndCutHeaders(t *testing.T) {
+	type readResult struct {
+		b   []byte
+		err error
+	}
+	reads := make(chan readResult, 16)
+	_, srv, got := testServer(t, Config{}, func(nc net.Conn) {
+		buf := make([]byte, 64<<10)
+		for {
+			nc.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+			n, err := nc.Read(buf)
+			if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				reads <- readResult{nil, err} // a timeout: read again
+				continue
+			}
+			reads <- readResult{append([]byte(nil), buf[:n]...), err}
+			if err != nil {
+				return
+			}
+		}
+	})
+	c := dialRaw(t, srv)
+	recv(t, got)
+	collect := func(want int) []byte {
+		var all []byte
+		for len(all) < want {
+			select {
+			case r := <-reads:
+				if r.err != nil && !errors.Is(r.err, os.ErrDeadlineExceeded) {
+					t.Fatalf("server read: %v", r.err)
+				}
+				all = append(all, r.b...)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("server got %d of %d bytes", len(all), want)
+			}
+		}
+		return all
+	}
+	var w bytes.Buffer
+	w.Write(frame(opBinary, false, false, []byte("hello, ")))
+	w.Write(frame(opPing, true, false, []byte("p1")))
+	w.Write(frame(opCont, false, false, bytes.Repeat([]byte("x"), 300)))
+	w.Write(frame(opCont, true, false, []byte("world")))
+	c.nc.Write(w.Bytes())
+	if all := collect(312); string(all) != "hello, "+strings.Repeat("x", 300)+"world" {
+		t.Fatalf("fragmented message arrived as %q", all)
+	}
+	if op, p := c.readFrame(t); op != opPong || string(p) != "p1" {
+		t.Fatalf("ping answered with op %d %q", op, p)
+	}
+	// One frame of 70000 bytes (a 64-bit length) sent a byte, then a few,
+	// with pauses longer than the server's read deadline in its header.
+	big := make([]byte, 70000)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	f := frame(opBinary, true, false, big)
+	for _, cut := range []int{1, 2, 5, 9, 13, 14} {
+		prev := 0
+		if cut > 1 {
+			prev = []int{0, 1, 2, 5, 9, 13}[slices.Index([]int{1, 2, 5, 9, 13, 14}, cut)]
+		}
+		c.nc.Write(f[prev:cut])
+		time.Sleep(60 * time.Millisecond)
+	}
+	c.nc.Write(f[14:])
+	if all := collect(len(big)); !bytes.Equal(all, big) {
+		t.Fatalf("frame cut in its header arrived changed (%d bytes)", len(all))
+	}
+}
+
+// Frames that break RFC 6455 close the connection with 1002.
+func TestFramingViolations(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+	}{
+		{"unmasked", frame(opBinary, true, true, []byte("abc"))},
+		{"reserved bit", func() []byte { f := frame(opBinary, true, false, []byte("abc")); f[0] |= 0x40; return f }()},
+		{"continuation first", frame(opCont, true, false, []byte("abc"))},
+		{"fragmented ping", frame(opPing, false, false, []byte("abc"))},
+		{"unknown opcode", frame(0x3, true, false, []byte("abc"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			readErr := make(chan error, 1)
+			_, srv, got := testServer(t, Config{}, func(nc net.Conn) {
+				_, err := io.Copy(io.Discard, nc)
+				readErr <- err
+			})
+			c := dialRaw(t, srv)
+			recv(t, got)
+			c.nc.Write(tc.raw)
+			op, p := c.readFrame(t)
+			if op != opClose || len(p) < 2 || binary.BigEndian.Uint16(p) != 1002 {
+				t.Errorf("got op %d %v, want a close frame 1002", op, p)
+			}
+			select {
+			case err := <-readErr:
+				if err == nil {
+					t.Error("the handler's read ended cleanly")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the handler's read did not end")
+			}
+		})
+	}
+}
+
+func TestUnmask(t *testing.T) {
+	key := [4]byte{1, 2, 3, 4}
+	data := make([]byte, 1000)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	want := make([]byte, len(data))
+	for i, b := range data {
+		want[i] = b ^ key[i%4]
+	}
+	// In pieces of odd sizes: the key rotates across calls.
+	got := append([]byte(nil), data...)
+	k := key
+	for p, n := got, 1; len(p) > 0; n += 3 {
+		m := min(n, len(p))
+		unmask(p[:m], &k)
+		p = p[m:]
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("unmask in pieces differs from the byte-wise reference")
+	}
+}
+
+// Keepalive, on a pipe in a synctest bubble: a ping every interval; a
+// pong not back within the timeout closes the connection (1008) while the
+// server is waiting in Read, and does not while the server is not reading
+// (a busy core has not read the pong yet); an answered ping keeps it.
+func TestKeepaliveTiming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srvSide, cliSide := net.Pipe()
+		defer cliSide.Close()
+		c := newServerConn(srvSide, bufio.NewReader(srvSide), "", 0, nil)
+		const interval, timeout = 20 * time.Second, 10 * time.Second
+		start := time.Now()
+		c.startKeepalive(interval, timeout)
+
+		// The client side: reads frames; answers pings while answer is set.
+		var answer atomic.Bool
+		answer.Store(true)
+		type seen struct {
+			op byte
+			at time.Duration
+			p  []byte
+		}
+		frames := make(chan seen, 16)
+		go func() {
+			br := bufio.NewReader(cliSide)
+			for {
+				var h [2]byte
+				if _, err := io.ReadFull(br, h[:]); err != nil {
+					close(frames)
+					return
+				}
+				p := make([]byte, h[1]&0x7f)
+				io.ReadFull(br, p)
+				op := h[0] & 0x0f
+				frames <- seen{op, time.Since(start), p}
+				if op == opPing && answer.Load() {
+					cliSide.Write(frame(opPong, true, false, p))
+				}
+			}
+		}()
+		// The server reads all along, as the core does.
+		readDone := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(io.Discard, c)
+			readDone <- err
+		}()
+		for i := 1; i <= 3; i++ {
+			f := <-frames
+			if f.op != opPing || f.at != time.Duration(i)*interval {
+				t.Fatalf("frame %d: op %d at %v, want a ping at %v", i, f.op, f.at, time.Duration(i)*interval)
+			}
+		}
+		answer.Store(false) // the 4th ping goes unanswered
+		f := <-frames
+		if f.op != opPing || f.at != 4*interval {
+			t.Fatalf("op %d at %v, want the 4th ping", f.op, f.at)
+		}
+		f = <-frames
+		if f.op != opClose || binary.BigEndian.Uint16(f.p) != 1008 || f.at != 4*interval+timeout {
+			t.Fatalf("op %d %v at %v, want close 1008 at %v", f.op, f.p, f.at, 4*interval+timeout)
+		}
+		if err := <-readDone; !errors.Is(err, errNoPong) {
+			t.Fatalf("server read ended with %v, want %v", err, errNoPong)
+		}
+	})
+}
+
+// While the server is not reading, a late pong is not held against the
+// client: nobody has read it.
+func TestKeepaliveNotReading(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srvSide, cliSide := net.Pipe()
+		defer cliSide.Close()
+		c := newServerConn(srvSide, bufio.NewReader(srvSide), "", 0, nil)
+		c.startKeepalive(20*time.Second, 10*time.Second)
+		pings := make(chan byte, 16)
+		go func() {
+			br := bufio.NewReader(cliSide)
+			for {
+				var h [2]byte
+				if _, err := io.ReadFull(br, h[:]); err != nil {
+					close(pings)
+					return
+				}
+				io.CopyN(io.Discard, br, int64(h[1]&0x7f))
+				pings <- h[0] & 0x0f
+			}
+		}()
+		if op := <-pings; op != opPing {
+			t.Fatalf("op %d, want a ping", op)
+		}
+		time.Sleep(5 * time.Minute) // no Read, no pong
+		select {
+		case op, ok := <-pings:
+			if !ok || op == opClose {
+				t.Fatal("closed while the server was not reading")
+			}
+		default:
+		}
+		c.Close()
+		synctest.Wait()
+	})
 }
