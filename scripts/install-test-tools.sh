@@ -4,8 +4,9 @@
 # tools the end-to-end tests drive: ffmpeg (with ffprobe), rtmpdump, nginx
 # with its RTMP and stream modules, python3-librtmp, tshark, GStreamer's
 # gst-launch-1.0 with rtmp2src and rtmp2sink, Debian's chromium (headless,
-# for the browser playback tests) with a font for its screenshots, and
-# nats-server and haproxy (a load balancer in front of clustered hubs).
+# for the browser playback tests) with a font for its screenshots,
+# nats-server and haproxy (a load balancer in front of clustered hubs), and
+# node (the JavaScript client library's tests, web/sdk).
 # Only what is missing is
 # installed; when everything is present this does nothing and returns at
 # once. With the argument golangci-lint, only the linter is installed (what
@@ -78,6 +79,11 @@ have_pkg fonts-dejavu-core || missing+=(fonts-dejavu-core)
 { have_cmd nats-server || have_pkg nats-server; } || missing+=(nats-server)
 # haproxy too (its Debian config listens nowhere; the test runs its own).
 { have_cmd haproxy || have_pkg haproxy; } || missing+=(haproxy)
+# node runs web/sdk's tests (node --test). Its hub test
+# (e2e TestSDKNodeAgainstHub) needs node >= 20 for a WebSocket client;
+# Debian 12's nodejs is 18, so there the test says so and fails in CI:
+# install a newer nodejs (Debian 13, or NodeSource) instead.
+have_cmd node || missing+=(nodejs)
 
 if ((${#missing[@]} == 0)); then
 	echo "test tools: all present"

@@ -269,6 +269,7 @@ func TestBadPathsAndMethods(t *testing.T) {
 		{"POST", "/live/x.flv", 405},
 		{"GET", "/open/1", 405}, // RTMPT's paths are RTMPT's
 		{"GET", "/idle/ABCDEFGH12345678/3", 405},
+		{"GET", "/sdk/rtmphub.js", 200}, // the JavaScript library, not a player page
 	} {
 		req, _ := http.NewRequest(tc.method, httpBase+tc.path, nil)
 		resp, err := http.DefaultClient.Do(req)

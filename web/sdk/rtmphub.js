@@ -1185,7 +1185,11 @@ export class NetConnection extends EventTarget {
     this._timer = setTimeout(() => this._fail("connect timed out"), this.connectTimeout);
     ws.onopen = () => { if (this._ws === ws) this._sendRaw(handshakeC0C1(Date.now() & 0x7fffffff)); };
     ws.onmessage = (e) => { if (this._ws === ws) this._onData(e.data); };
-    ws.onerror = () => { /* onclose follows and says what happened */ };
+    ws.onerror = () => {
+      // Browsers follow an error with close; node 20's WebSocket does not
+      // when the connection is refused: do not wait for it forever.
+      setTimeout(() => { if (this._ws === ws) this._onSocketClosed({ code: 1006, reason: "WebSocket error" }); }, 1000);
+    };
     ws.onclose = (e) => { if (this._ws === ws) this._onSocketClosed(e); };
   }
 
@@ -1400,7 +1404,9 @@ export class NetConnection extends EventTarget {
       // As Flash: Rejected, then Closed when the connection goes.
       this._rejected = true;
       this._state = "rejected";
+      const ws = this._ws;
       dispatchStatus(this, i);
+      if (this._ws !== ws) return; // the page connected again from its handler
       this._shutdown(null, true);
       dispatchStatus(this, info("status", "NetConnection.Connect.Closed", "Connection closed."));
     }
@@ -1724,6 +1730,7 @@ export class FLVRemuxer {
     this.pending.unshift(tag);
     this.pendingBytes += tag.length;
     if (hasVideo || hasAudio) return this.decide(!!hasAudio, !!hasVideo);
+    if (this.pendingBytes > this.maxPending) return this.decide(this.seenAudio, this.seenVideo || !this.seenAudio);
     return [];
   }
   /** media(type, timestamp, payload): bytes to emit now (maybe none). */
@@ -1795,7 +1802,9 @@ export class NetStream extends EventTarget {
     this._flv = null;
     this._flvQueue = [];
     this._flvQueued = 0;
-    this._bytes = 0;
+    this._seq = {}; // the last audio (8) and video (9) sequence headers
+    this._md = null;
+    this._waitKey = false;
     nc.call("createStream", new Responder((id) => {
       if (this._closed || typeof id !== "number") return;
       this.streamId = id;
@@ -1808,7 +1817,15 @@ export class NetStream extends EventTarget {
 
   /** attach(videoElement): where play() shows the stream (through mpegts.js). */
   attach(video) {
+    const late = !this.video && !this._flv && (this._md || this._seq[8] || this._seq[9]);
     this.video = video;
+    if (late) {
+      // Attached while playing: start from what a decoder needs first
+      // (metadata, sequence headers), then the next keyframe.
+      this._waitKey = !!this._seq[9];
+      if (this._md) this._emit(this._remuxer().metadata(this._md));
+      for (const t of [9, 8]) if (this._seq[t]) this._emit(this._remuxer().media(t, this._seq[t].timestamp, this._seq[t].payload));
+    }
     if (this._flv && this._flv.flags && !this._player) this._startPlayer();
   }
 
@@ -1869,7 +1886,10 @@ export class NetStream extends EventTarget {
     let [name, ...args] = vals;
     if (name === "@setDataFrame" && typeof args[0] === "string") [name, ...args] = args;
     if (typeof name !== "string") return;
-    if (name === "onMetaData") this._emit(this._remuxer().metadata(args[0]));
+    if (name === "onMetaData") {
+      this._md = args[0];
+      if (this.video) this._emit(this._remuxer().metadata(args[0]));
+    }
     if (name === "onStatus" && args[0] && typeof args[0] === "object") { dispatchStatus(this, args[0]); return; }
     const c = this.client || this;
     if (typeof c[name] === "function") callSafe(this, c[name], c, args);
@@ -1879,7 +1899,17 @@ export class NetStream extends EventTarget {
   }
   _onMedia(m) {
     if (m.type === MessageType.AGGREGATE) { for (const x of splitAggregate(m)) this._onMedia(x); return; }
-    this._emit(this._remuxer().media(m.type, m.timestamp, m.payload));
+    const p = m.payload;
+    if (p.length < 2) return;
+    if (isSequenceHeader(m.type, p)) this._seq[m.type] = m;
+    // Without a video element nothing is remuxed (attach() starts from the
+    // sequence headers kept above).
+    if (!this.video) return;
+    if (this._waitKey) {
+      if (m.type !== MessageType.VIDEO || ((p[0] >> 4) & 7) !== 1) return;
+      this._waitKey = false;
+    }
+    this._emit(this._remuxer().media(m.type, m.timestamp, p));
   }
   _remuxer() {
     if (!this._flv) {
@@ -1907,6 +1937,9 @@ export class NetStream extends EventTarget {
   }
   _resetMedia() {
     this._destroyPlayer();
+    this._seq = {};
+    this._md = null;
+    this._waitKey = false;
     this._flv = null;
     this._flvQueue = [];
     this._flvQueued = 0;
@@ -1966,6 +1999,20 @@ export class NetStream extends EventTarget {
       try { p.pause(); p.unload(); p.detachMediaElement(); p.destroy(); } catch { /* already torn down */ }
     }
   }
+}
+
+// isSequenceHeader: an AVC/HEVC decoder configuration record (legacy or
+// enhanced RTMP header) or an AAC AudioSpecificConfig.
+function isSequenceHeader(type, p) {
+  if (type === MessageType.VIDEO) {
+    if (p[0] & 0x80) return (p[0] & 0x0f) === 0; // ExHeader, PacketTypeSequenceStart
+    return ((p[0] & 0x0f) === 7 || (p[0] & 0x0f) === 12) && p[1] === 0;
+  }
+  if (type === MessageType.AUDIO) {
+    if ((p[0] >> 4) === 9) return (p[0] & 0x0f) === 0;
+    return (p[0] >> 4) === 10 && p[1] === 0;
+  }
+  return false;
 }
 
 /** Where NetStream loads mpegts.js from: the hub that served this module. */

@@ -311,16 +311,67 @@ test("NetStream: createStream, play, statuses, data handlers, media to FLV, clos
   srv.sendData(["onStatus", { code: "NetStream.Data.Start" }], 7);
   srv.sendData(["@setDataFrame", "onMetaData", amf.ecmaArray({ width: 640, videocodecid: 7 })], 7);
   srv.sendData(["onCuePoint", { name: "c1" }], 7);
-  srv.sendMessage({ csid: 6, type: 9, streamId: 7, timestamp: 40, payload: Uint8Array.of(0x17, 0, 0, 0, 0) });
+  srv.sendMessage({ csid: 6, type: 9, streamId: 7, timestamp: 0, payload: Uint8Array.of(0x17, 0, 0, 0, 0, 0xaa) }); // AVC sequence header
+  srv.sendMessage({ csid: 6, type: 9, streamId: 7, timestamp: 40, payload: Uint8Array.of(0x27, 1, 0, 0, 0, 0xbb) });
   await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(statuses, ["NetStream.Play.Reset", "NetStream.Play.Start", "NetStream.Data.Start"]);
   assert.deepEqual(md.map((m) => m.width), [640]);
   assert.deepEqual(cues, [{ name: "c1" }]);
-  // No video element attached: the FLV bytes wait (bounded), header first.
-  assert.equal(Buffer.from(ns._flvQueue[0]).toString("hex"), "464c5601010000000900000000");
-  assert.equal(ns._flvQueue[1][0], 18);
-  assert.equal(ns._flvQueue[2][0], 9);
+  // No video element yet: nothing is remuxed.
+  assert.equal(ns._flvQueue.length, 0);
+  // A stand-in for mpegts.js (window.mpegts): its player instantiates the
+  // customLoader and collects what the loader hands it.
+  const got = [];
+  let source = null, config = null, calls = [];
+  globalThis.mpegts = {
+    createPlayer(ds, cfg) {
+      source = ds; config = cfg;
+      let loader;
+      return {
+        attachMediaElement(v) { calls.push(["attach", v.id]); },
+        load() {
+          loader = new cfg.customLoader(null, cfg);
+          loader.onDataArrival = (buf, start, end) => got.push([new Uint8Array(buf), start, end]);
+          loader.open({ url: ds.url });
+          calls.push(["load", loader.status]);
+        },
+        play() { calls.push(["play"]); return Promise.resolve(); },
+        pause() {}, unload() { loader.abort(); calls.push(["unload"]); }, detachMediaElement() {}, destroy() { loader.destroy(); calls.push(["destroy"]); },
+      };
+    },
+  };
+  try {
+    // Attached late: metadata and the sequence header first, then media
+    // from the next keyframe on.
+    ns.attach({ id: "v" });
+    await new Promise((r) => setTimeout(r, 10));
+    srv.sendMessage({ csid: 6, type: 9, streamId: 7, timestamp: 80, payload: Uint8Array.of(0x27, 1, 0, 0, 0, 0xcc) });
+    srv.sendMessage({ csid: 6, type: 9, streamId: 7, timestamp: 120, payload: Uint8Array.of(0x17, 1, 0, 0, 0, 0xdd) });
+    srv.sendMessage({ csid: 6, type: 9, streamId: 7, timestamp: 160, payload: Uint8Array.of(0x27, 1, 0, 0, 0, 0xee) });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual([source.type, source.isLive, source.hasAudio, source.hasVideo], ["flv", true, false, true]);
+    assert.equal(typeof config.customLoader, "function");
+    assert.deepEqual(calls, [["attach", "v"], ["load", 2], ["play"]]);
+    const bytes = Buffer.concat(got.map(([b]) => b));
+    // Offsets run on without gaps.
+    let off = 0;
+    for (const [b, start, end] of got) { assert.equal(start, off); off += b.length; assert.equal(end, off); }
+    const flv = bytes.toString("hex");
+    assert.ok(flv.startsWith("464c5601010000000900000000"), flv.slice(0, 40));
+    const tags = [];
+    for (let o = 13; o < bytes.length;) {
+      const size = bytes.readUIntBE(o + 1, 3);
+      tags.push([bytes[o], bytes.readUIntBE(o + 4, 3), bytes.subarray(o + 11, o + 11 + size).toString("hex")]);
+      assert.equal(bytes.readUInt32BE(o + 11 + size), 11 + size, "previous tag size");
+      o += 15 + size;
+    }
+    assert.equal(tags[0][0], 18, "onMetaData first");
+    assert.deepEqual(tags.slice(1), [[9, 0, "1700000000aa"], [9, 120, "1701000000dd"], [9, 160, "2701000000ee"]]);
+  } finally {
+    delete globalThis.mpegts;
+  }
   ns.close();
+  assert.deepEqual(calls.slice(-2), [["unload"], ["destroy"]]);
   const del = await srv.command("deleteStream");
   assert.deepEqual(del.vals, ["deleteStream", 0, null, 7]);
   assert.equal(del.streamId, 0);
