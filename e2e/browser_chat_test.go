@@ -275,8 +275,8 @@ func openChat(t *testing.T, b *browser, base, room, nick string, enc int, typed 
 // page reaches the RTMP client and the other page, and the other way
 // round; a SharedObject send from a page reaches both; the three changing
 // the topic within a few milliseconds (each client first once) end up
-// agreeing with each other and with the server, which took the first of
-// each round and refused the others.
+// agreeing with each other and with the server, which refuses all but
+// one change of a slot in a sync interval (it must have refused some).
 func TestBrowserChatRoom(t *testing.T) {
 	e2e(t)
 	py := pythonWithLibrtmp(t)
