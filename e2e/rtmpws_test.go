@@ -390,6 +390,23 @@ func TestRTMPWSConnectionLimitPerIP(t *testing.T) {
 	}
 }
 
+// TestRTMPWSHTTPConnLimitPerIP: a WebSocket is an HTTP connection of
+// its address for --rtmpt-max-conns-per-ip, as RTMPT's and the players'.
+func TestRTMPWSHTTPConnLimitPerIP(t *testing.T) {
+	e2e(t)
+	srv := startServer(t, "--rtmpt-max-conns-per-ip", "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var d rtmpws.Dialer
+	c := wsClient(t, ctx, &d, srv.Addr, "live", false)
+	defer c.Close()
+	_, err := dialWS(ctx, &d, srv.Addr, "live", false)
+	var de *rtmpws.DialError
+	if !errors.As(err, &de) || de.Status != http.StatusTooManyRequests {
+		t.Errorf("second WebSocket from the address: %v, want a 429", err)
+	}
+}
+
 // goroutines reads the server's goroutine count from its pprof endpoint.
 func goroutines(t testing.TB, debugAddr string) int {
 	t.Helper()

@@ -855,3 +855,52 @@ func TestKeepaliveNotReading(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// A connection closed while its writer is busy (a player being sent
+// video) still gets its close frame: the writer sends it when its write
+// ends. Without it the client would see 1006, an abnormal closure.
+func TestCloseFrameWhileWriting(t *testing.T) {
+	h, srv, got := testServer(t, Config{}, func(nc net.Conn) {
+		p := make([]byte, 1<<10)
+		for {
+			if _, err := nc.Write(p); err != nil {
+				return
+			}
+		}
+	})
+	for range 5 {
+		ws, _, err := websocket.Dial(ctx5s(t), wsURL(srv), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws.SetReadLimit(-1)
+		recv(t, got)
+		readDone := make(chan error, 1)
+		go func() {
+			for {
+				if _, _, err := ws.Read(ctx5s(t)); err != nil {
+					readDone <- err
+					return
+				}
+			}
+		}()
+		time.Sleep(20 * time.Millisecond) // writing at full speed
+		h.mu.Lock()
+		var c *serverConn
+		for open := range h.conns {
+			c = open // the only one
+		}
+		h.mu.Unlock()
+		c.closeWith(websocket.StatusGoingAway, "server stopping", nil)
+		select {
+		case err := <-readDone:
+			if code := websocket.CloseStatus(err); code != websocket.StatusGoingAway {
+				t.Fatalf("client saw %v (%v), want 1001", code, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("client not closed")
+		}
+		ws.CloseNow()
+		waitFor(t, func() bool { return h.Stats().Open == 0 }, func() string { return fmt.Sprintf("%+v", h.Stats()) })
+	}
+}

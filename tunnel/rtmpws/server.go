@@ -59,6 +59,10 @@ type serverConn struct {
 	wmu  sync.Mutex
 	wbuf []byte // header and payload, for one write system call
 	werr error  // sticky: a frame was cut
+	// closePayload is the close frame's, set when closing starts;
+	// closeSent once it went out (under wmu).
+	closePayload []byte
+	closeSent    bool
 
 	// keepalive
 	pingMu     sync.Mutex
@@ -302,6 +306,9 @@ func (c *serverConn) control(op byte, payload []byte) error {
 		}
 		// Our answer, unless we sent ours first; then the socket goes.
 		c.closeWith(reply, "", nil)
+		c.wmu.Lock()
+		c.sendCloseLocked()
+		c.wmu.Unlock()
 		c.closeRaw()
 		switch code {
 		case websocket.StatusNormalClosure, websocket.StatusGoingAway, websocket.StatusNoStatusRcvd:
@@ -363,10 +370,24 @@ func (c *serverConn) writeFrame(op byte, p []byte) error {
 	defer c.wmu.Unlock()
 	select {
 	case <-c.closed:
+		// The close frame goes out now if the writer was busy when
+		// closing started.
+		c.sendCloseLocked()
 		return c.opErr("write", c.closedErr())
 	default:
 	}
 	return c.writeFrameLocked(op, p)
+}
+
+// sendCloseLocked writes the close frame once closing has started, if it
+// has not gone out yet; wmu is held.
+func (c *serverConn) sendCloseLocked() {
+	if c.closeSent || c.closePayload == nil {
+		return
+	}
+	c.closeSent = true
+	c.raw.SetWriteDeadline(time.Now().Add(closeGrace))
+	c.writeFrameLocked(opClose, c.closePayload)
 }
 
 // writeFrameLocked writes one frame; wmu is held.
@@ -433,6 +454,9 @@ func (c *serverConn) closedErr() error {
 func (c *serverConn) closeWith(code websocket.StatusCode, reason string, err error) {
 	c.closeOnce.Do(func() {
 		c.why.Store(&closeReason{code, reason, err})
+		if code != websocket.StatusAbnormalClosure {
+			c.closePayload = append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
+		}
 		close(c.closed)
 		c.pingMu.Lock()
 		if c.pingTimer != nil {
@@ -440,11 +464,11 @@ func (c *serverConn) closeWith(code websocket.StatusCode, reason string, err err
 		}
 		c.grace = time.AfterFunc(closeGrace, c.closeRaw)
 		c.pingMu.Unlock()
-		if code != websocket.StatusAbnormalClosure && c.wmu.TryLock() {
-			payload := binary.BigEndian.AppendUint16(nil, uint16(code))
-			payload = append(payload, reason...)
-			c.raw.SetWriteDeadline(time.Now().Add(closeGrace))
-			c.writeFrameLocked(opClose, payload)
+		// A busy writer sends it when its write ends (writeFrame), and
+		// drain when the core is done; a writer stuck on a full socket
+		// never does, and the socket goes after closeGrace.
+		if c.wmu.TryLock() {
+			c.sendCloseLocked()
 			c.wmu.Unlock()
 		}
 	})
@@ -454,6 +478,9 @@ func (c *serverConn) closeWith(code websocket.StatusCode, reason string, err err
 // close frame, the end of the stream or closeGrace, then closes the
 // socket. It is for when nobody else reads any more (the core is done).
 func (c *serverConn) drain() {
+	c.wmu.Lock()
+	c.sendCloseLocked()
+	c.wmu.Unlock()
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	c.raw.SetReadDeadline(time.Now().Add(closeGrace))
