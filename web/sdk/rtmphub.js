@@ -1071,6 +1071,22 @@ function dispatchStatus(target, info) {
   try { target.dispatchEvent(new NetStatusEvent(info)); } catch (err) { reportAsync(null, err); }
 }
 
+// handlerOf returns client[name] if it is a function the peer may call.
+// When the client object is the library's own object (the default), its
+// built-in methods (close, connect, setProperty, addEventListener...) are
+// not handlers: a peer's so.send("close") must not close everyone's object.
+function handlerOf(client, self, name) {
+  if (typeof name !== "string" || name === "constructor") return null;
+  const fn = client[name];
+  if (typeof fn !== "function") return null;
+  if (client === self) {
+    for (let p = Object.getPrototypeOf(self); p; p = Object.getPrototypeOf(p)) {
+      if (Object.prototype.hasOwnProperty.call(p, name)) return null;
+    }
+  }
+  return fn;
+}
+
 function info(level, code, description, extra) { return Object.assign({ level, code, description }, extra || {}); }
 
 /**
@@ -1416,8 +1432,8 @@ export class NetConnection extends EventTarget {
   // sends its return value (or a promise's) back when the server asked.
   _serverCall(name, tx, args) {
     const client = this.client || this;
-    let fn = client[name];
-    if (typeof fn !== "function" && (name === "onBWDone" || name === "onBWCheck")) {
+    let fn = handlerOf(client, this, name);
+    if (!fn && (name === "onBWDone" || name === "onBWCheck")) {
       // The hub's bandwidth check calls these; Flash apps defined them, a
       // page need not.
       fn = name === "onBWCheck" ? () => 0 : () => undefined;
@@ -1660,8 +1676,8 @@ export class SharedObject extends EventTarget {
   }
   _invoke(handler, args) {
     const c = this.client || this;
-    const fn = c[handler];
-    if (typeof fn !== "function") { reportAsync(this, new Error(`SharedObject ${this.name}: no handler ${handler}`)); return; }
+    const fn = handlerOf(c, this, handler);
+    if (!fn) { reportAsync(this, new Error(`SharedObject ${this.name}: no handler ${handler}`)); return; }
     callSafe(this, fn, c, args);
   }
 }
@@ -1880,7 +1896,9 @@ export class NetStream extends EventTarget {
       if (i && typeof i === "object") dispatchStatus(this, i);
       return;
     }
-    this._invoke(name, args);
+    const c = this.client || this;
+    const fn = handlerOf(c, this, name);
+    if (fn) callSafe(this, fn, c, args);
   }
   _onData(vals) {
     let [name, ...args] = vals;
@@ -1892,7 +1910,8 @@ export class NetStream extends EventTarget {
     }
     if (name === "onStatus" && args[0] && typeof args[0] === "object") { dispatchStatus(this, args[0]); return; }
     const c = this.client || this;
-    if (typeof c[name] === "function") callSafe(this, c[name], c, args);
+    const fn = handlerOf(c, this, name);
+    if (fn) callSafe(this, fn, c, args);
     else if (name !== "|RtmpSampleAccess" && name !== "onMetaData" && name !== "onPlayStatus") {
       reportAsync(this, new Error(`NetStream: no handler ${name} on the client object`));
     }

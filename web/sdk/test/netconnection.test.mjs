@@ -117,6 +117,13 @@ for (const enc of [0, 3]) {
       assert.equal(r.vals[1], 7);
       assert.equal(r.vals[3].code, "NetConnection.Call.Failed");
       assert.match(r.vals[3].description, /kaput/);
+      // The default client is the NetConnection: its own methods are not
+      // the server's to call.
+      nc.client = nc;
+      srv.sendCommand(["call", 10, null, "x", null]);
+      r = await srv.command("_error");
+      assert.equal(r.vals[3].description, "Method not found (call).");
+      nc.client = { ping(x) { return x + 1; }, later(x) { return Promise.resolve(x * 2); }, boom() { throw new Error("kaput"); } };
       srv.sendCommand(["nosuch", 8, null]);
       r = await srv.command("_error");
       assert.equal(r.vals[3].description, "Method not found (nosuch).");
@@ -130,7 +137,7 @@ for (const enc of [0, 3]) {
       const st = waitStatus(nc, "NetConnection.Connect.ReconnectRequest");
       srv.sendCommand(["onStatus", 0, null, { level: "status", code: "NetConnection.Connect.ReconnectRequest" }]);
       await st;
-      assert.equal(errors.length, 2, "boom and nosuch reported");
+      assert.equal(errors.length, 3, "boom, call and nosuch reported");
     } finally { console.error = origError; }
     nc.close();
   });
@@ -276,6 +283,18 @@ for (const enc of [0, 3]) {
     srv.sendSO({ name: "room", version: 9, events: [{ type: SOEvent.SEND_MESSAGE, handler: "msg", args: ["ann", "hello"] }] }, amf3);
     await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(msgs, [[true, "ann", "hello"]]);
+    // A peer's send of a built-in method name is no handler: the object
+    // stays subscribed (a missing handler is an asyncError event).
+    const asyncErrors = [];
+    so.addEventListener("asyncError", (e) => asyncErrors.push(e.error.message));
+    const origError = console.error;
+    console.error = () => {};
+    srv.sendSO({ name: "room", version: 9, events: [{ type: SOEvent.SEND_MESSAGE, handler: "close", args: [] }, { type: SOEvent.SEND_MESSAGE, handler: "setProperty", args: ["x", 1] }] }, amf3);
+    await new Promise((r) => setTimeout(r, 10));
+    console.error = origError;
+    assert.equal(so._connected, true);
+    assert.equal(asyncErrors.length, 2);
+    assert.equal("x" in so.data, false);
     // Status: a netStatus event.
     const st = waitStatus(so, "SharedObject.NoWriteAccess");
     srv.sendSO({ name: "room", version: 9, events: [{ type: SOEvent.STATUS, code: "SharedObject.NoWriteAccess", level: "error" }] }, amf3);
@@ -311,12 +330,13 @@ test("NetStream: createStream, play, statuses, data handlers, media to FLV, clos
   srv.sendData(["onStatus", { code: "NetStream.Data.Start" }], 7);
   srv.sendData(["@setDataFrame", "onMetaData", amf.ecmaArray({ width: 640, videocodecid: 7 })], 7);
   srv.sendData(["onCuePoint", { name: "c1" }], 7);
+  srv.sendCommand(["onCuePoint", 0, null, { name: "c2" }], { streamId: 7 }); // a command on the stream reaches the client too
   srv.sendMessage({ csid: 6, type: 9, streamId: 7, timestamp: 0, payload: Uint8Array.of(0x17, 0, 0, 0, 0, 0xaa) }); // AVC sequence header
   srv.sendMessage({ csid: 6, type: 9, streamId: 7, timestamp: 40, payload: Uint8Array.of(0x27, 1, 0, 0, 0, 0xbb) });
   await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(statuses, ["NetStream.Play.Reset", "NetStream.Play.Start", "NetStream.Data.Start"]);
   assert.deepEqual(md.map((m) => m.width), [640]);
-  assert.deepEqual(cues, [{ name: "c1" }]);
+  assert.deepEqual(cues, [{ name: "c1" }, { name: "c2" }]);
   // No video element yet: nothing is remuxed.
   assert.equal(ns._flvQueue.length, 0);
   // A stand-in for mpegts.js (window.mpegts): its player instantiates the
