@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -45,21 +46,25 @@ except Exception as e:
 func copyApp(t *testing.T, dataDir, app string) {
 	t.Helper()
 	src := filepath.Join("testdata", "apps", app)
-	ents, err := os.ReadDir(src)
+	// Walked, not os.CopyFS: a test may copy an application over one it
+	// copied before. Subfolders (a front end's public/) come along.
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		dst := filepath.Join(dataDir, app, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(dataDir, app), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dataDir, app, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

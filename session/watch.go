@@ -42,6 +42,10 @@ var ErrNotLive = errors.New("session: stream not live")
 // an RTMP client could not use either.
 var ErrBadName = errors.New("session: bad stream name")
 
+// ValidAppName reports whether an RTMP client may name the application
+// app, for the other transports that name applications in their paths.
+func ValidAppName(app string) bool { return appNameRE.MatchString(app) && app != ".." }
+
 // Check reports ErrBadName for names an RTMP client could not use, and
 // makes an empty Instance _definst_.
 func (req *WatchRequest) Check() error {

@@ -14,6 +14,9 @@ import (
 //	/<app>[/<instance>]/<stream>              the player page
 //	/.rtmphub/...                             the page's scripts
 //
+// A file of the application's front end (<data>/<app>/public/, public.go)
+// answers before any of these.
+//
 // The first element is the application, the last the stream (for HLS, the
 // one before the file), and what lies between the instance (_definst_ when
 // nothing does), as in an RTMP URL. A stream whose name has a slash cannot

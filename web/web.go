@@ -51,6 +51,9 @@ type Config struct {
 	// and query) is not asked about again: an HLS player makes several
 	// requests a second. Default 10s; negative asks every time.
 	AuthCache time.Duration
+	// DataDir is the applications folder, whose <app>/public/ folders
+	// are served at /<app>/ (public.go). Default: the core's.
+	DataDir string
 	// HLS tunes the LL-HLS muxers.
 	HLS hls.Config
 	Log *slog.Logger
@@ -110,6 +113,9 @@ var protoNames = [numProtos]string{ProtoHTTPFLV, ProtoWSFLV, ProtoHLS}
 // New returns the handler of srv's streams.
 func New(srv *session.Server, cfg Config) *Handler {
 	cfg = cfg.WithDefaults()
+	if cfg.DataDir == "" {
+		cfg.DataDir = srv.Config().DataDir
+	}
 	h := &Handler{srv: srv, cfg: cfg, log: cfg.Log, origins: make(map[string]bool), assets: player.Assets()}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.anyOrig = len(cfg.AllowOrigins) == 0
@@ -172,8 +178,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Path == sdk.Path {
 		// Before parseTarget, which would take /sdk/... for a player
-		// page of an application called "sdk".
+		// page of an application called "sdk", and before the
+		// application front ends: the hub's own paths win.
 		sdk.Handler().ServeHTTP(w, r)
+		return
+	}
+	if h.servePublic(w, r) {
 		return
 	}
 	t := parseTarget(r.URL.Path)

@@ -85,6 +85,7 @@ func (c *config) links(l *libraries) []link {
 	return []link{
 		same(&c.DataDir, &s.DataDir),
 		feeds(same(&c.DataDir, &l.script.DataDir)),
+		feeds(same(&c.DataDir, &l.web.DataDir)),
 		same(&c.StrictApps, &s.StrictApps),
 		number(&c.MaxConnections, &s.MaxConnections),
 		number(&c.MaxMessageSize, &s.MaxMessageSize),
