@@ -19,8 +19,10 @@ import (
 // server). The rules:
 //
 //   - only a regular file that exists there answers; any other path falls
-//     through to the stream routes (the player page of /<app>/<stream>,
-//     HTTP-FLV, HLS), so a front end can shadow a route only with a file;
+//     through to the stream routes (the player page of /<app>/<stream>),
+//     so a front end can shadow a route only with a file; media paths
+//     (*.flv, the HLS playlists and segments) are always streams and are
+//     never looked up here;
 //   - /<app>/ and any /<app>/<dir>/ serve that folder's index.html; a
 //     folder named without its slash is redirected to it (the page's
 //     relative links need it); folders are never listed;

@@ -183,10 +183,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sdk.Handler().ServeHTTP(w, r)
 		return
 	}
-	if h.servePublic(w, r) {
+	t := parseTarget(r.URL.Path)
+	// Media paths (.flv, the HLS files) are always streams: they do not
+	// look for a front end file first, which would cost an HLS viewer's
+	// several requests a second a folder lookup each.
+	if t.kind != kindFLV && t.kind != kindHLS && t.kind != kindAsset && h.servePublic(w, r) {
 		return
 	}
-	t := parseTarget(r.URL.Path)
 	switch t.kind {
 	case kindNone:
 		http.NotFound(w, r)
