@@ -181,7 +181,7 @@ func (a *App) Stop() {
 			a.callApp("onAppStop")
 		}
 		for _, st := range a.sos {
-			st.so.SetChangeHook(nil)
+			st.so.SetSyncHook(nil)
 			st.so.SetSendHook(nil)
 			st.so.Release()
 		}

@@ -139,27 +139,29 @@ func (a *App) setupSharedObject() {
 				delete(a.sos, k)
 			}
 		}
-		st.so.SetChangeHook(nil)
+		st.so.SetSyncHook(nil)
 		st.so.SetSendHook(nil)
 		st.so.Release()
 		return vm.ToValue(true)
 	})
 }
 
-// hookSO routes clients' changes to onSync and clients' sends to the
+// hookSO routes the clients' changes the object made to onSync and clients' sends to the
 // object's handler methods, on the loop.
 func (a *App) hookSO(st *soState) {
-	st.so.SetChangeHook(func(ch *sharedobject.Change) error {
-		key, val, remove := ch.Key, ch.Value, ch.Remove
+	// Only the changes the object made, once made, with their values
+	// (a change that lost to another one of its sync interval, or broke a
+	// limit, is not one), in the order made: the SyncHook is told them
+	// off the object's lock, and queues them to the loop in that order.
+	st.so.SetSyncHook(func(s sharedobject.Synced) {
 		var old any
-		if v, ok := st.so.Get(key); ok {
-			old = v
+		if s.HadOld {
+			old = s.Old
 		}
-		err := a.l.postWait(func() { a.onSync(st, key, old, val, remove) }, time.Second)
+		err := a.l.postWait(func() { a.onSync(st, s.Key, old, s.Value, s.Remove) }, time.Second)
 		if err != nil {
 			a.log.Warn("onSync not run", "so", st.so.Name(), "err", err)
 		}
-		return nil
 	})
 	st.so.SetSendHook(func(_ sharedobject.Member, handler string, args []any) {
 		if soBuiltins[handler] {

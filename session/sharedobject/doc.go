@@ -40,5 +40,11 @@
 //
 // Locks: Registry before Object before a member's queue (Member.SendSO is
 // called with an Object locked). Nothing calls out to application code
-// (change and send hooks) with either held.
+// (change, sync and send hooks) with either held.
+//
+// Hooks: a ChangeHook decides on a client's change before the object
+// does (it may reject or modify it; the change may still lose to another
+// one of its interval); a SyncHook is told of the changes the object
+// made, in the order made, with their values, never of refused ones (a
+// script's onSync hears those); a SendHook is told of clients' sends.
 package sharedobject

@@ -113,8 +113,7 @@ func (s *Subscriptions) Handle(m *message.Message) error {
 				so.request(c, ev.Key, ev.Value, false, amf3)
 			}
 		case message.SOSendMessage:
-			if so != nil {
-				so.Send(ev.Handler, ev.Args...)
+			if so != nil && so.Send(ev.Handler, ev.Args...) == nil {
 				so.callSendHook(c, ev.Handler, ev.Args)
 			}
 		default:

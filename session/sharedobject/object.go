@@ -29,8 +29,29 @@ type Change struct {
 
 // ChangeHook decides on a client's change: nil accepts it (as modified
 // by the hook, if so), an error rejects it: the client's slot is reverted
-// to the current value. It runs on the client's reader goroutine.
+// to the current value. It runs on the client's reader goroutine, before
+// the object decides between simultaneous changes: a change the hook
+// accepts may still be refused (see SyncHook for the changes made).
 type ChangeHook func(ch *Change) error
+
+// Synced is a client's change the object made: its slot's value before
+// (Old, HadOld) and after (Value, or Remove), as the hooks left it.
+type Synced struct {
+	Member Member
+	Key    string
+	Value  any
+	Remove bool
+	Old    any
+	HadOld bool
+}
+
+// SyncHook is told of clients' changes the object accepted, never of
+// refused ones (a conflict lost in the sync interval, a limit, a
+// ChangeHook's rejection), in the order they were made. It is called
+// without the object's lock, on the reader goroutine of one of the
+// clients whose changes it reports; calls do not overlap. It may use the
+// object, but must not block for long: it holds up clients' changes.
+type SyncHook func(s Synced)
 
 // soValue is a slot value with its AMF encoding, as kept on disk.
 type soValue struct {
@@ -63,6 +84,9 @@ type Object struct {
 	closed  bool
 	hook    ChangeHook
 	sendHk  SendHook
+	syncHk  SyncHook
+	synced  []Synced   // accepted changes not yet told to syncHk (deliverSynced)
+	syncMu  sync.Mutex // held while telling syncHk, so that it hears changes in order
 	locked  int
 	timer   *time.Timer
 	ops     []soOp
@@ -150,10 +174,18 @@ func (so *Object) request(c Member, key string, value any, remove, amf3 bool) {
 			return
 		}
 	}
+	if so.apply(c, key, ch, raw, amf3) {
+		so.deliverSynced()
+	}
+}
+
+// apply makes a change a ChangeHook accepted, unless it conflicts or
+// breaks a limit; it reports whether a SyncHook has it to hear.
+func (so *Object) apply(c Member, key string, ch *Change, raw []byte, amf3 bool) bool {
 	so.mu.Lock()
 	defer so.mu.Unlock()
 	if so.closed {
-		return
+		return false
 	}
 	if w, ok := so.writers[key]; ok && w != c && so.wrote[key] > so.seen[c] {
 		// Somebody else wrote this slot first in this interval, and c
@@ -163,18 +195,56 @@ func (so *Object) request(c Member, key string, value any, remove, amf3 bool) {
 		// object after that write got its value with the object's
 		// state: its change comes after it and replaces it.
 		so.touchLocked(key)
-		return
+		return false
 	}
+	old, had := so.props[key]
 	if err := so.setLocked(key, ch.Value, raw, amf3, ch.Remove); err != nil {
 		c.Logger().Info("shared object change refused", "so", so.name, "key", key, "reason", err.Error())
 		so.revertLocked(c, key, codeNoWriteAccess)
-		return
+		return false
 	}
 	if ch.Modified {
 		so.writers[key] = nil // everyone, the requester too, gets the new value
 	} else {
 		so.writers[key] = c
 	}
+	if so.syncHk == nil {
+		return false
+	}
+	// Queued under the lock, in the order the changes are made; told
+	// after it (deliverSynced).
+	so.synced = append(so.synced, Synced{Member: c, Key: key, Value: ch.Value, Remove: ch.Remove, Old: old.v, HadOld: had})
+	return true
+}
+
+// deliverSynced tells the SyncHook the accepted changes queued so far,
+// in order, without the object's lock: syncMu keeps the calls in order
+// and apart (a change queued while another goroutine tells is told by
+// that goroutine, or by this one after it).
+func (so *Object) deliverSynced() {
+	so.syncMu.Lock()
+	defer so.syncMu.Unlock()
+	for {
+		so.mu.Lock()
+		batch, h := so.synced, so.syncHk
+		so.synced = nil
+		so.mu.Unlock()
+		if len(batch) == 0 || h == nil {
+			return
+		}
+		for _, s := range batch {
+			so.safeSyncHook(h, s)
+		}
+	}
+}
+
+func (so *Object) safeSyncHook(h SyncHook, s Synced) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.Member.Logger().Error("shared object sync hook panicked", "so", so.name, "panic", fmt.Sprint(r))
+		}
+	}()
+	h(s)
 }
 
 func safeHook(c Member, hook ChangeHook, ch *Change) (err error) {
@@ -540,6 +610,17 @@ func (so *Object) Flush() error {
 func (so *Object) SetChangeHook(h ChangeHook) {
 	so.mu.Lock()
 	so.hook = h
+	so.mu.Unlock()
+}
+
+// SetSyncHook installs the hook told of the clients' changes the object
+// made (nil removes it, and drops the changes not yet told).
+func (so *Object) SetSyncHook(h SyncHook) {
+	so.mu.Lock()
+	so.syncHk = h
+	if h == nil {
+		so.synced = nil
+	}
 	so.mu.Unlock()
 }
 
