@@ -18,8 +18,8 @@ import (
 // processes on Debian's nats-server: the first client of chat/room makes
 // its hub the owner; a change of a persistent shared object by a client
 // of B reaches A and C; the owner is killed with SIGKILL, again and again
-// (a new hub takes its place each time; 3 rounds, RTMPHUB_E2E_KILL_ROUNDS
-// for more): another hub owns the instance
+// (a new hub takes its place each time; 20 rounds, about 80 s with -race,
+// RTMPHUB_E2E_KILL_ROUNDS to change it): another hub owns the instance
 // within the owner TTL, the clients of the other hubs get the object's
 // state from it without reconnecting, the value written more than the
 // save interval before the kill intact, and they go on changing it.
@@ -118,7 +118,7 @@ func roomOwner(t *testing.T, s *server) string {
 func TestClusterSharedObjects(t *testing.T) {
 	e2e(t)
 	url := startNATS(t)
-	rounds := 3 // RTMPHUB_E2E_KILL_ROUNDS=20 for the loop
+	rounds := 20
 	if n, err := strconv.Atoi(os.Getenv("RTMPHUB_E2E_KILL_ROUNDS")); err == nil && n > 0 {
 		rounds = n
 	}
