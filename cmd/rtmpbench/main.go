@@ -3,6 +3,10 @@
 // loopback and reports delivered Mbps, server CPU and RSS per player, and
 // time to first frame. It can start rtmphub and nginx-rtmp itself and
 // measure both in one run, so the report compares them.
+// With -server cluster it starts two rtmphub processes joined over NATS and
+// compares players on an edge hub with players on the origin, with
+// publisher → player latency measured from send times stamped into the
+// video frames.
 package main
 
 import (
