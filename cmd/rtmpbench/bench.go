@@ -29,13 +29,14 @@ type benchConfig struct {
 	readTimeout  time.Duration
 	readBuf      int
 	batch        time.Duration // stream time a player lets the kernel buffer before waking it
+	probes       int           // RTMP players per step that measure latency (stamp.go); 0: none, the publisher stamps nothing
 	server       serverConfig
 }
 
 // step is one measurement: a fresh server of a kind, its players all of
 // one protocol.
 type step struct {
-	server   string // kindRtmphub, kindNginx or kindExternal
+	server   string // kindRtmphub, kindNginx, kindExternal, kindClusterOrigin or kindClusterEdge
 	protocol string // protoRTMP, protoHTTPFLV or protoHLS
 	players  int
 }
@@ -60,7 +61,7 @@ type stepResult struct {
 	DeliveredMbps float64 `json:"delivered_mbps"` // bytes all players received in the window
 	MinPlayerPct  float64 `json:"min_player_pct"` // slowest streaming player vs the bitrate
 
-	ServerCPUPct    float64 `json:"server_cpu_pct,omitempty"` // % of one core
+	ServerCPUPct    float64 `json:"server_cpu_pct,omitempty"` // % of one core, the hub serving the players in a cluster step
 	RSSIdleKiB      int64   `json:"rss_idle_kib,omitempty"`
 	RSSBaseKiB      int64   `json:"rss_base_kib,omitempty"` // publisher only
 	RSSEndKiB       int64   `json:"rss_end_kib,omitempty"`
@@ -68,6 +69,15 @@ type stepResult struct {
 
 	TTFF latencyStats `json:"ttff_ms"` // play → first video message
 	TTFK latencyStats `json:"ttfk_ms"` // play → first keyframe
+
+	// Cluster steps: the other hub (in an edge step the origin, which
+	// then serves only the edge's pull; in an origin step the idle edge).
+	PeerCPUPct    float64 `json:"peer_cpu_pct,omitempty"`
+	PeerRSSEndKiB int64   `json:"peer_rss_end_kib,omitempty"`
+	// With latency probes: publisher write → probe read of the stamped
+	// video frames read within the window, over all probes.
+	Probes int       `json:"probes,omitempty"`
+	Lag    *lagStats `json:"lag_ms,omitempty"`
 
 	ToolCPUPct  float64 `json:"tool_cpu_pct"`  // this process, % of one core
 	HostBusyPct float64 `json:"host_busy_pct"` // whole machine, % of all cores
@@ -165,7 +175,7 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		log.Printf("%v: "+format, append([]any{st}, args...)...)
 	}
 
-	srv, err := startServer(ctx, st.server, &cfg.server)
+	srv, peer, pubSrv, err := startStepServers(ctx, &cfg.server, st.server)
 	if err != nil {
 		return fail(fmt.Errorf("start: %w", err))
 	}
@@ -173,8 +183,17 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		if err := srv.stop(); err != nil {
 			logf("%v", err)
 		}
+		if peer != nil {
+			if err := peer.stop(); err != nil {
+				logf("%v", err)
+			}
+		}
 	}()
-	logf("server %v", srv)
+	if peer != nil {
+		logf("server %v (players), peer %v, publisher on %v", srv, peer, pubSrv.kind)
+	} else {
+		logf("server %v", srv)
+	}
 	rss := func() int64 {
 		if srv.pid == 0 {
 			return 0
@@ -187,9 +206,14 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 	}
 	res.RSSIdleKiB = rss()
 
-	pub, err := startPublisher(ctx, srv.addr, benchApp, benchStream, cfg.plan, cfg.setupTimeout)
+	probes := map[int]bool{}
+	if st.protocol == protoRTMP {
+		probes = probeIndexes(n, cfg.probes)
+	}
+	res.Probes = len(probes)
+	pub, err := startPublisher(ctx, pubSrv.addr, benchApp, benchStream, cfg.plan, cfg.setupTimeout, len(probes) > 0)
 	if err != nil {
-		return fail(srv.fail(err))
+		return fail(pubSrv.fail(err))
 	}
 	defer pub.stop()
 	if !sleepCtx(ctx, cfg.settle) {
@@ -211,15 +235,30 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		defer pcfg.http.CloseIdleConnections()
 	}
 	players := make([]player, n)
+	for i := range players {
+		players[i].probe = probes[i]
+	}
 	pctx, stopPlayers := context.WithCancel(ctx)
 	defer stopPlayers()
 	var running, ready sync.WaitGroup
 	ready.Add(n)
 	rampStart := time.Now()
+	first := 0
+	if peer != nil {
+		// The first player, retried until it streams: the edge learns of
+		// the stream and reaches the origin through NATS, which may take a
+		// moment after the hubs joined.
+		if err := firstPlayer(ctx, pctx, &players[0], pcfg, &running, cfg.setupTimeout+20*time.Second); err != nil {
+			return fail(srv.fail(err))
+		}
+		ready.Done()
+		first = 1
+		rampStart = time.Now()
+	}
 	interval := time.Duration(float64(time.Second) / cfg.rampRate)
-	started := 0
-	for i := range players {
-		if d := time.Until(rampStart.Add(time.Duration(i) * interval)); d > 0 && !sleepCtx(ctx, d) {
+	started := first
+	for i := first; i < n; i++ {
+		if d := time.Until(rampStart.Add(time.Duration(i-first) * interval)); d > 0 && !sleepCtx(ctx, d) {
 			break
 		}
 		running.Go(func() { players[i].run(pctx, pcfg, ready.Done) })
@@ -250,10 +289,15 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		startState[i] = players[i].state.Load()
 		startBytes[i] = players[i].bytes.Load()
 	}
-	var cpu0 time.Duration
+	var cpu0, peerCPU0 time.Duration
 	if srv.pid != 0 {
 		if cpu0, err = processCPU(srv.pid); err != nil {
 			return fail(srv.fail(fmt.Errorf("server cpu: %w", err)))
+		}
+	}
+	if peer != nil {
+		if peerCPU0, err = processCPU(peer.pid); err != nil {
+			return fail(peer.fail(fmt.Errorf("peer cpu: %w", err)))
 		}
 	}
 	tool0 := selfCPU()
@@ -263,11 +307,20 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 	if !sleepCtx(ctx, cfg.duration) {
 		return fail(ctx.Err())
 	}
-	window := time.Since(t0)
-	var cpu1 time.Duration
+	t1 := time.Now()
+	window := t1.Sub(t0)
+	var cpu1, peerCPU1 time.Duration
 	if srv.pid != 0 {
 		if cpu1, err = processCPU(srv.pid); err != nil {
 			return fail(srv.fail(fmt.Errorf("server cpu: %w", err)))
+		}
+	}
+	if peer != nil {
+		if peerCPU1, err = processCPU(peer.pid); err != nil {
+			return fail(peer.fail(fmt.Errorf("peer cpu: %w", err)))
+		}
+		if res.PeerRSSEndKiB, err = processRSS(peer.pid); err != nil {
+			logf("peer rss: %v", err)
 		}
 	}
 	tool1 := selfCPU()
@@ -296,6 +349,7 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 	perPlayerExpected := float64(cfg.plan.Bitrate) / 8 * window.Seconds()
 	res.MinPlayerPct = -1
 	var ttff, ttfk []time.Duration
+	var lags []lagSample
 	var errs []string
 	for i := range players {
 		p := &players[i]
@@ -319,6 +373,9 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		if st == playerDropped {
 			res.Dropped++
 		}
+		if p.probe {
+			lags = append(lags, p.lagSamples()...)
+		}
 		if p.ttff > 0 && startState[i] != playerFailed && startState[i] != playerStarting {
 			ttff = append(ttff, p.ttff)
 		}
@@ -335,6 +392,10 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 	res.DeliveredMbps = float64(total) * 8 / window.Seconds() / 1e6
 	res.TTFF = summarize(ttff)
 	res.TTFK = summarize(ttfk)
+	if res.Probes > 0 {
+		lag := summarizeLag(lags, t0, t1)
+		res.Lag = &lag
+	}
 	res.PlayerErrors = countErrors(errs)
 	if srv.pid != 0 {
 		res.ServerCPUPct = cpuPercent(cpu1-cpu0, window)
@@ -342,12 +403,15 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 			res.RSSPerPlayerKiB = float64(res.RSSEndKiB-res.RSSBaseKiB) / float64(res.OK)
 		}
 	}
+	if peer != nil {
+		res.PeerCPUPct = cpuPercent(peerCPU1-peerCPU0, window)
+	}
 	res.ToolCPUPct = cpuPercent(tool1-tool0, window)
 	if hostErr == nil && hostErr1 == nil && host1.Total > host0.Total {
 		res.HostBusyPct = 100 * float64(host1.Busy-host0.Busy) / float64(host1.Total-host0.Total)
 		res.HostCPUs = host1.CPUs
 		if srv.pid != 0 {
-			res.OtherCPUPct = max(0, res.HostBusyPct*float64(res.HostCPUs)-res.ServerCPUPct-res.ToolCPUPct)
+			res.OtherCPUPct = max(0, res.HostBusyPct*float64(res.HostCPUs)-res.ServerCPUPct-res.PeerCPUPct-res.ToolCPUPct)
 		}
 	}
 	res.PublisherLateMs = float64(pub.maxLate.Load()) / 1e6
@@ -356,7 +420,42 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 	}
 	res.Warnings = stepWarnings(&res)
 	logf("done: %.2f of %.2f Mbps, server cpu %.1f%%, tool cpu %.1f%%, others %.0f%%", res.DeliveredMbps, res.ExpectedMbps, res.ServerCPUPct, res.ToolCPUPct, res.OtherCPUPct)
+	if res.Lag != nil {
+		logf("latency p50 %.1f ms, p99 %.1f ms (%d frames, %d probes); peer cpu %.1f%%", res.Lag.P50, res.Lag.P99, res.Lag.N, res.Probes, res.PeerCPUPct)
+	}
 	return res
+}
+
+// firstPlayer starts p and waits until it streams, starting it again
+// (after half a second) each time it fails to, until timeout. Its
+// goroutine joins running.
+func firstPlayer(ctx, pctx context.Context, p *player, cfg *playerConfig, running *sync.WaitGroup, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	probe := p.probe
+	for attempt := 1; ; attempt++ {
+		*p = player{probe: probe}
+		readyc := make(chan struct{})
+		done := make(chan struct{})
+		running.Go(func() {
+			defer close(done)
+			p.run(pctx, cfg, func() { close(readyc) })
+		})
+		select {
+		case <-readyc:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if p.state.Load() == playerStreaming {
+			return nil
+		}
+		<-done
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the first player did not stream within %v (%d attempts): %w", timeout, attempt, p.err)
+		}
+		if !sleepCtx(ctx, 500*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
 }
 
 // rcvLowat is the SO_RCVLOWAT that lets batch worth of a stream of bitrate

@@ -3,6 +3,10 @@
 // loopback and reports delivered Mbps, server CPU and RSS per player, and
 // time to first frame. It can start rtmphub and nginx-rtmp itself and
 // measure both in one run, so the report compares them.
+// With -server cluster it starts two rtmphub processes joined over NATS and
+// compares players on an edge hub with players on the origin, with
+// publisher → player latency measured from send times stamped into the
+// video frames.
 package main
 
 import (
@@ -34,6 +38,8 @@ Examples (from the module root):
   go run ./cmd/rtmpbench -server addr=127.0.0.1:1935 -server-pid 1234 -players 50
   # HTTP-FLV viewers against RTMP players of the same rtmphub, with a ratio row
   go run ./cmd/rtmpbench -server rtmphub -protocol rtmp,http-flv -players 100,1000
+  # a player on an edge hub vs on the origin: two hubs in one cluster
+  go run ./cmd/rtmpbench -server cluster -players 100,1000 -bitrate 232k
   # on a shared host: higher priority, and wait for other work to calm down
   go run ./cmd/rtmpbench -server both -nice -10 -wait-idle 30 -wait-idle-max 2m -out bench/r.json
 
@@ -47,6 +53,22 @@ Servers (-server):
             stop parsing after the first keyframe and cannot answer pings
   both      rtmphub and nginx, one after the other for each player count,
             with a ratio row rtmphub/nginx
+  cluster   two rtmphub processes (-rtmphub-args, then --node-name
+            rtmpbench-a|b, --cluster-secret, --cluster-embedded,
+            --cluster-route-addr, --cluster-routes) joined into one cluster
+            by their embedded NATS servers, each started once it logs
+            "cluster: joined". The publisher is always on hub A. For each
+            player count two steps, each on a fresh cluster: "origin", the
+            players on A; "edge", the players on B, which pulls the stream
+            once from A over RTMP and fans it out. The first player is
+            retried until it streams (the edge may take a moment to learn
+            of the stream), then the others ramp up. CPU%, RSS are the hub
+            serving the players; peer% is the other hub's CPU (in an edge
+            step the origin serving only the pull, in an origin step the
+            idle edge). The ratio row edge/origin divides CPU, RSS and
+            CPU/pl, shows added latency (edge − origin, ms) in the lag
+            columns, and (edge+origin)/(origin+edge) of both hubs' CPU in
+            the peer% column. Latency probes are on (-latency-probes)
   addr=H:P  an already running server (not restarted between steps); CPU
             and RSS only with -server-pid
 
@@ -96,7 +118,22 @@ do not pay for a player wakeup per message. After -warmup the window of
   tool%     this process's CPU over the window, % of one core (the players
             and the publisher share the machine with the server)
   other%    CPU the rest of the machine used in the window (host busy −
-            server − tool), % of one core; large values spoil the run
+            server − peer − tool), % of one core; large values spoil the run
+
+With latency probes (-latency-probes K > 0, RTMP players only; the
+default with -server cluster) the publisher stamps each video frame with
+the wall-clock time it writes it (after the NAL header: "RBTS" and the Unix
+time in ns; the shared frame is copied, never modified), and K of the N
+players, spread over the connect order, parse every message without
+SO_RCVLOWAT and note read time − stamp for each frame (one machine, one
+clock: valid over loopback; it includes the tool's own scheduling delay,
+the same for every step). The table then has more columns:
+
+  CPU/pl    CPU% / streaming players
+  peer%     cluster steps: the other hub's CPU over the window
+  lag p50, p99, max
+            publisher write → probe read of the stamped frames read in the
+            window, over all probes (ms)
 
 Runs on one host take turns (an flock on $TMPDIR/rtmpbench.lock): two at
 once would spoil each other's numbers. The server and the tool share the host, and over loopback part of the
@@ -116,7 +153,7 @@ func main() {
 
 func run() error {
 	var (
-		serverFlag   = flag.String("server", "both", "rtmphub, nginx, both, or addr=host:port")
+		serverFlag   = flag.String("server", "both", "rtmphub, nginx, both, cluster, or addr=host:port")
 		protoFlag    = flag.String("protocol", protoRTMP, "players' protocol: rtmp, http-flv or hls, or several comma-separated (each player count runs with each, e.g. rtmp,http-flv)")
 		serverPID    = flag.Int("server-pid", 0, "with -server addr=: the server's pid, for CPU and RSS")
 		playersFlag  = flag.String("players", "100,500,2000", "player counts to run, comma-separated")
@@ -143,6 +180,7 @@ func run() error {
 		idleBusy     = flag.Float64("wait-idle", 0, "before each step wait (up to -wait-idle-max) until the host is less than this % busy; 0: don't wait")
 		idleMax      = flag.Duration("wait-idle-max", 10*time.Minute, "longest wait for an idle host per step")
 		cpuProfile   = flag.String("cpuprofile", "", "write this process's CPU profile (the players' and the publisher's side) to this file")
+		probesFlag   = flag.Int("latency-probes", -1, "RTMP players per step that parse every message and measure publisher → player latency from send times the publisher stamps into the video frames (-1: 10 with -server cluster, else 0; 0: none)")
 		niceness     = flag.Int("nice", 0, "run the tool and the servers it starts at this nice value (e.g. -10 on a shared host; needs root to go below 0)")
 	)
 	flag.Usage = func() {
@@ -218,11 +256,20 @@ func run() error {
 		kinds = []string{s}
 	case s == "both":
 		kinds = []string{kindRtmphub, kindNginx}
+	case s == kindCluster:
+		kinds = []string{kindClusterOrigin, kindClusterEdge}
 	case strings.HasPrefix(s, "addr="):
 		cfg.server.externalAddr = strings.TrimPrefix(s, "addr=")
 		kinds = []string{kindExternal}
 	default:
-		return fmt.Errorf("bad -server %q: want rtmphub, nginx, both or addr=host:port", s)
+		return fmt.Errorf("bad -server %q: want rtmphub, nginx, both, cluster or addr=host:port", s)
+	}
+	cfg.probes = *probesFlag
+	if cfg.probes < 0 {
+		cfg.probes = 0
+		if *serverFlag == kindCluster {
+			cfg.probes = 10
+		}
 	}
 	protocols, err := parseProtocols(*protoFlag, kinds)
 	if err != nil {
@@ -267,7 +314,7 @@ func run() error {
 
 	for _, k := range kinds {
 		switch k {
-		case kindRtmphub:
+		case kindRtmphub, kindClusterOrigin, kindClusterEdge:
 			if cfg.server.rtmphubBin == "" {
 				log.Printf("building ./cmd/rtmphub")
 				if cfg.server.rtmphubBin, err = buildRtmphub(ctx, tmp); err != nil {
@@ -288,7 +335,7 @@ func run() error {
 	rep := &report{
 		Started: time.Now(), Stream: formatBitrate(bitrate), Plan: plan,
 		Warmup: warmup.String(), Duration: duration.String(), Ramp: ramp, HostCPUs: host.CPUs,
-		RcvLowat: rcvLowat(bitrate, *batch, *readBuf),
+		RcvLowat: rcvLowat(bitrate, *batch, *readBuf), Probes: cfg.probes,
 	}
 	log.Printf("%v", plan)
 	for _, st := range steps {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -47,6 +48,19 @@ type player struct {
 	ttfk time.Duration // play or GET sent → first keyframe (coded data, not a header)
 	// Set before state becomes playerFailed or playerDropped.
 	err error
+
+	// probe: an RTMP player that parses every message, without
+	// SO_RCVLOWAT, and notes the latency of each stamped video frame.
+	probe bool
+	lagMu sync.Mutex
+	lags  []lagSample
+}
+
+// lagSamples returns a copy of the probe's samples so far.
+func (p *player) lagSamples() []lagSample {
+	p.lagMu.Lock()
+	defer p.lagMu.Unlock()
+	return slices.Clone(p.lags)
 }
 
 // playerConfig is what every player of a step shares.
@@ -109,6 +123,9 @@ func (p *player) runRTMP(ctx context.Context, cfg *playerConfig, ready func()) e
 		return err
 	}
 	p.streaming(ready)
+	if p.probe {
+		return p.probeLag(c, cfg)
+	}
 	// Bytes the chunk reader buffered past the keyframe were counted when
 	// they were read; the reader itself is not needed any more.
 	c.r = nil
@@ -127,6 +144,37 @@ func (p *player) runRTMP(ctx context.Context, cfg *playerConfig, ready func()) e
 		}
 	}
 	return p.count(c.conn, cfg, ack)
+}
+
+// probeLag reads and parses messages until the connection ends, noting
+// receive time − the publisher's stamp of each stamped video frame. Bytes
+// are counted by the connection's counting reader, acknowledgements and
+// pings answered by readMessage.
+func (p *player) probeLag(c *clientConn, cfg *playerConfig) error {
+	for {
+		if err := c.conn.SetReadDeadline(time.Now().Add(cfg.readTimeout)); err != nil {
+			return err
+		}
+		m, err := c.readMessage()
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				return errors.New("server closed the connection")
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				return fmt.Errorf("no data for %v", cfg.readTimeout)
+			}
+			return err
+		}
+		if m.Type != message.TypeVideo {
+			continue
+		}
+		now := time.Now()
+		if sent, ok := readStamp(m.Payload); ok {
+			p.lagMu.Lock()
+			p.lags = append(p.lags, lagSample{at: now, lag: now.Sub(sent)})
+			p.lagMu.Unlock()
+		}
+	}
 }
 
 // setup connects, creates a stream, plays the bench stream and reads until

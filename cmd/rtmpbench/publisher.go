@@ -25,6 +25,7 @@ type publisher struct {
 	payloads streamPayloads
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	stamp    bool // write the send time into each video frame (stamp.go)
 
 	sent    atomic.Uint64 // media payload bytes sent
 	maxLate atomic.Int64  // worst lateness of a frame behind its due time, ns
@@ -35,12 +36,13 @@ type publisher struct {
 
 // startPublisher connects, publishes stream name in app and starts sending
 // media. It returns once the server has answered NetStream.Publish.Start.
-func startPublisher(ctx context.Context, addr, app, name string, plan streamPlan, timeout time.Duration) (*publisher, error) {
+// With stamp, each video frame carries the time it was sent (stamp.go).
+func startPublisher(ctx context.Context, addr, app, name string, plan streamPlan, timeout time.Duration, stamp bool) (*publisher, error) {
 	c, err := dialRTMP(ctx, addr, timeout, nil)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
-	p := &publisher{c: c, plan: plan, payloads: buildPayloads(plan)}
+	p := &publisher{c: c, plan: plan, payloads: buildPayloads(plan), stamp: stamp}
 	if err := p.setup(addr, app, name); err != nil {
 		c.conn.Close()
 		return nil, fmt.Errorf("publisher: %w", err)
@@ -171,6 +173,9 @@ func (p *publisher) sendLoop(ctx context.Context) {
 			return
 		}
 		m := p.payloads.message(kind, ts, p.streamID)
+		if p.stamp && m.Type == message.TypeVideo {
+			m.Payload = stampFrame(m.Payload, time.Now())
+		}
 		if err := p.send(m); err != nil {
 			if ctx.Err() == nil {
 				p.fail(err)

@@ -19,6 +19,7 @@ type report struct {
 	Ramp     float64      `json:"ramp_per_sec"`
 	HostCPUs int          `json:"host_cpus"`
 	RcvLowat int          `json:"player_rcvlowat"` // SO_RCVLOWAT of counting players, 0 = default
+	Probes   int          `json:"latency_probes,omitempty"`
 	Results  []stepResult `json:"results"`
 }
 
@@ -41,12 +42,28 @@ TTFF = play or GET sent → first video message or tag, key = → first keyframe
 of the machine (host busy − server − tool, % of one core): large values mean the run competed with something else.
 
 `)
+	extra := r.hasExtra()
+	if extra {
+		fmt.Fprintf(w, `CPU/pl = CPU%% / streaming players; peer%% = the cluster's other hub's CPU (edge step: the origin, serving the pull);
+lag = publisher write → player read of stamped video frames in the window, %d probe players (ms); in an edge/origin row: edge − origin (ms),
+and peer%% = both hubs' CPU, edge step over origin step.
+
+`, r.Probes)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "players\tserver\tproto\tok/fail/drop\tMbps got\texpected\tmin%\tCPU%\tRSS base\tRSS/pl\tTTFF p50\tp95\tmax\tkey p50\tp95\ttool%\tother%\t")
+	head := "players\tserver\tproto\tok/fail/drop\tMbps got\texpected\tmin%\tCPU%\tRSS base\tRSS/pl\tTTFF p50\tp95\tmax\tkey p50\tp95\ttool%\tother%\t"
+	if extra {
+		head += "CPU/pl\tpeer%\tlag p50\tp99\tmax\t"
+	}
+	fmt.Fprintln(tw, head)
 	for i, res := range r.Results {
-		fmt.Fprintln(tw, resultRow(res))
+		row := resultRow(res)
+		if extra {
+			row += extraCols(res)
+		}
+		fmt.Fprintln(tw, row)
 		if i+1 == len(r.Results) || r.Results[i+1].Players != res.Players {
-			for _, row := range r.ratioRows(res.Players) {
+			for _, row := range r.ratioRows(res.Players, extra) {
 				fmt.Fprintln(tw, row)
 			}
 		}
@@ -67,6 +84,53 @@ of the machine (host busy − server − tool, % of one core): large values mean
 		}
 	}
 	return nil
+}
+
+// hasExtra says whether the table has the columns of latency probes and
+// cluster steps.
+func (r *report) hasExtra() bool {
+	for _, res := range r.Results {
+		if res.Lag != nil || isClusterKind(res.Server) {
+			return true
+		}
+	}
+	return false
+}
+
+// extraCols are a result's cells in the columns hasExtra adds.
+func extraCols(r stepResult) string {
+	if r.WindowSec == 0 {
+		return "\t\t\t\t\t"
+	}
+	cpuPl := "-"
+	if r.OK > 0 && r.RSSEndKiB > 0 {
+		cpuPl = fmt.Sprintf("%.3f", r.ServerCPUPct/float64(r.OK))
+	}
+	peer := "-"
+	if isClusterKind(r.Server) {
+		peer = fmt.Sprintf("%.1f", r.PeerCPUPct)
+	}
+	lag := []string{"-", "-", "-"}
+	if r.Lag != nil && r.Lag.N > 0 {
+		lag = []string{formatMs(r.Lag.P50), formatMs(r.Lag.P99), formatMs(r.Lag.Max)}
+	}
+	return strings.Join(append([]string{cpuPl, peer}, lag...), "\t") + "\t"
+}
+
+// cpuPerPlayer is CPU% per streaming player, 0 when unknown.
+func (r *stepResult) cpuPerPlayer() float64 {
+	if r.OK == 0 {
+		return 0
+	}
+	return r.ServerCPUPct / float64(r.OK)
+}
+
+// lagDiff prints a − b in ms, signed.
+func lagDiff(a, b *lagStats, f func(*lagStats) float64) string {
+	if a == nil || b == nil || a.N == 0 || b.N == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%+.1f", f(a)-f(b))
 }
 
 func resultRow(r stepResult) string {
@@ -125,13 +189,16 @@ func compared(a, b *stepResult) (server, proto string, ok bool) {
 		return "rtmphub/nginx", a.protocol(), true
 	case a.Server == b.Server && a.protocol() != protoRTMP && b.protocol() == protoRTMP:
 		return a.Server, a.protocol() + "/rtmp", true
+	case a.Server == kindClusterEdge && b.Server == kindClusterOrigin && a.protocol() == b.protocol():
+		return "edge/origin", a.protocol(), true
 	}
 	return "", "", false
 }
 
 // ratioRows are the ratio rows of a player count: one for each pair of
-// results compared() pairs, a's value divided by b's.
-func (r *report) ratioRows(players int) []string {
+// results compared() pairs, a's value divided by b's; with extra, also
+// the cells of hasExtra's columns (latencies as differences).
+func (r *report) ratioRows(players int, extra bool) []string {
 	var rows []string
 	for i := range r.Results {
 		a := &r.Results[i]
@@ -162,10 +229,28 @@ func (r *report) ratioRows(players int) []string {
 				ratio(a.TTFK.P95, b.TTFK.P95),
 				"",
 				"",
-			}, "\t")+"\t")
+			}, "\t")+"\t"+ratioExtra(a, b, extra))
 		}
 	}
 	return rows
+}
+
+// ratioExtra are a ratio row's cells in hasExtra's columns.
+func ratioExtra(a, b *stepResult, extra bool) string {
+	if !extra {
+		return ""
+	}
+	peer := ""
+	if isClusterKind(a.Server) && isClusterKind(b.Server) {
+		peer = ratio(a.ServerCPUPct+a.PeerCPUPct, b.ServerCPUPct+b.PeerCPUPct)
+	}
+	return strings.Join([]string{
+		ratio(a.cpuPerPlayer(), b.cpuPerPlayer()),
+		peer,
+		lagDiff(a.Lag, b.Lag, func(l *lagStats) float64 { return l.P50 }),
+		lagDiff(a.Lag, b.Lag, func(l *lagStats) float64 { return l.P99 }),
+		lagDiff(a.Lag, b.Lag, func(l *lagStats) float64 { return l.Max }),
+	}, "\t") + "\t"
 }
 
 func ratio(a, b float64) string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -251,6 +252,9 @@ func TestCompared(t *testing.T) {
 		{r(kindRtmphub, protoHTTPFLV), r(kindNginx, protoRTMP), "", ""},
 		{r(kindNginx, protoRTMP), r(kindRtmphub, protoRTMP), "", ""},
 		{r(kindRtmphub, protoRTMP), r(kindRtmphub, protoRTMP), "", ""},
+		{r(kindClusterEdge, protoRTMP), r(kindClusterOrigin, protoRTMP), "edge/origin", "rtmp"},
+		{r(kindClusterOrigin, protoRTMP), r(kindClusterEdge, protoRTMP), "", ""},
+		{r(kindClusterEdge, protoHTTPFLV), r(kindClusterOrigin, protoRTMP), "", ""},
 	} {
 		server, proto, ok := compared(tc.a, tc.b)
 		if ok != (tc.server != "") || server != tc.server || proto != tc.proto {
@@ -261,5 +265,53 @@ func TestCompared(t *testing.T) {
 	other.Players = 20
 	if _, _, ok := compared(r(kindRtmphub, protoRTMP), other); ok {
 		t.Error("compared different player counts")
+	}
+}
+
+func TestWriteTableCluster(t *testing.T) {
+	rep := sampleReport()
+	var buf bytes.Buffer
+	if err := rep.writeTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "lag p50") || strings.Contains(buf.String(), "peer%") {
+		t.Errorf("a run without probes or a cluster has the extra columns:\n%s", buf.String())
+	}
+
+	o, e := rep.Results[0], rep.Results[0]
+	o.Server, e.Server = kindClusterOrigin, kindClusterEdge
+	o.ServerCPUPct, o.PeerCPUPct, o.Probes = 10, 1, 10
+	e.ServerCPUPct, e.PeerCPUPct, e.Probes = 12, 2, 10
+	o.Lag = &lagStats{N: 5000, P50: 1.0, P95: 3, P99: 5.0, Max: 9}
+	e.Lag = &lagStats{N: 5000, P50: 2.5, P95: 4, P99: 8.0, Max: 20}
+	rep.Results, rep.Probes = []stepResult{o, e}, 10
+	buf.Reset()
+	if err := rep.writeTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"lag p50", "peer%", "CPU/pl",
+		"edge/origin",
+		"0.100", // origin CPU/pl: 10% / 100 players
+		"0.120",
+		"1.20×", // CPU and CPU/pl 12 vs 10
+		"1.27×", // both hubs: (12+2)/(10+1)
+		"+1.5",  // lag p50 2.5 − 1.0
+		"+3.0",  // p99
+		"+11.0", // max
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	var widths []int
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.TrimSpace(l); strings.HasPrefix(f, "100") || strings.HasPrefix(f, "players") {
+			widths = append(widths, utf8.RuneCountInString(l))
+		}
+	}
+	if len(widths) != 4 || slices.Min(widths) != slices.Max(widths) {
+		t.Errorf("rows of unequal width %v:\n%s", widths, out)
 	}
 }

@@ -60,7 +60,7 @@ func startServer(ctx context.Context, kind string, cfg *serverConfig) (*serverPr
 		}
 		return s, nil
 	case kindRtmphub:
-		return startRtmphub(ctx, cfg)
+		return startRtmphub(ctx, cfg, "rtmphub", nil, "")
 	case kindNginx:
 		return startNginx(ctx, cfg)
 	}
@@ -178,12 +178,16 @@ type listeningLine struct {
 	Addr      string `json:"addr"`
 }
 
-func startRtmphub(ctx context.Context, cfg *serverConfig) (*serverProc, error) {
-	dir, err := os.MkdirTemp(cfg.tmpRoot, "rtmphub-")
+// startRtmphub starts rtmphub with cfg.rtmphubArgs and then extra, names
+// it kind in reports and waits until it accepts RTMP connections and, when
+// waitMsg is not empty, has logged a line with that msg (within
+// cfg.startTimeout, or a minute if that is longer).
+func startRtmphub(ctx context.Context, cfg *serverConfig, kind string, extra []string, waitMsg string) (*serverProc, error) {
+	dir, err := os.MkdirTemp(cfg.tmpRoot, kind+"-")
 	if err != nil {
 		return nil, err
 	}
-	s := &serverProc{kind: kindRtmphub, dir: dir, log: filepath.Join(dir, "rtmphub.log")}
+	s := &serverProc{kind: kind, dir: dir, log: filepath.Join(dir, "rtmphub.log")}
 	data := filepath.Join(dir, "data")
 	if err := os.Mkdir(data, 0o755); err != nil {
 		return nil, err
@@ -202,12 +206,20 @@ func startRtmphub(ctx context.Context, cfg *serverConfig) (*serverProc, error) {
 		a = strings.ReplaceAll(a, "{datadir}", data)
 		args[i] = strings.ReplaceAll(a, "{addr}", fixedAddr)
 	}
+	args = append(args, extra...)
 	addrc := make(chan string, 1)
-	var once sync.Once
+	waitc := make(chan struct{})
+	var once, waitOnce sync.Once
 	onLine := func(line string) {
 		var l listeningLine
-		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" && l.Transport == "rtmp" && l.Addr != "" {
+		if json.Unmarshal([]byte(line), &l) != nil {
+			return
+		}
+		if l.Msg == "listening" && l.Transport == "rtmp" && l.Addr != "" {
 			once.Do(func() { addrc <- l.Addr })
+		}
+		if waitMsg != "" && l.Msg == waitMsg {
+			waitOnce.Do(func() { close(waitc) })
 		}
 	}
 	if err := s.exec(cfg.rtmphubBin, args, onLine); err != nil {
@@ -233,6 +245,22 @@ func startRtmphub(ctx context.Context, cfg *serverConfig) (*serverProc, error) {
 	if err := waitAccepting(ctx, s.addr, cfg.startTimeout, s.exited); err != nil {
 		s.stop()
 		return nil, s.fail(fmt.Errorf("rtmphub: %w", err))
+	}
+	if waitMsg != "" {
+		d := max(cfg.startTimeout, time.Minute)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-waitc:
+		case <-s.exited:
+			return nil, s.fail(fmt.Errorf("rtmphub exited before logging %q: %v", waitMsg, s.waitErr)) //nolint:errorlint // see above
+		case <-t.C:
+			s.stop()
+			return nil, s.fail(fmt.Errorf("rtmphub logged no %q within %v", waitMsg, d))
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		}
 	}
 	return s, nil
 }
