@@ -59,14 +59,13 @@ func eventsOf(t *testing.T, c *client.Conn) string {
 	return s
 }
 
+// waitEvents waits until the application's record ends with want.
 func waitEvents(t *testing.T, c *client.Conn, what, want string) {
 	t.Helper()
 	var got string
-	sessiontest.Eventually(t, 10*time.Second, what, func() bool {
-		got = eventsOf(t, c)
-		return strings.HasSuffix(got, want)
-	})
-	_ = got
+	if !sessiontest.Poll(10*time.Second, func() bool { got = eventsOf(t, c); return strings.HasSuffix(got, want) }) {
+		t.Fatalf("%s: events %q, want them to end with %q", what, got, want)
+	}
 }
 
 // A client of hub B publishing in an instance A owns: A's main.asc hears
@@ -189,4 +188,3 @@ func (r *mediaCount) Queue(*live.Packet, uint32, bool) bool {
 }
 func (r *mediaCount) Flush()            {}
 func (r *mediaCount) Notify(live.Event) {}
-
