@@ -21,8 +21,10 @@ import (
 //     connect; the owner makes it a remote client (session.AcceptRemote),
 //     whose onConnect decides, and answers the decision.
 //   - "cmd": a remote client's call, or its answer to the application's
-//     call; "close": it left. Handled on the owner's inbox goroutine, in
-//     order: no goroutine per remote client.
+//     call; "stream": it started or stopped publishing a live stream (the
+//     application's onPublish, onUnpublish); "close": it left. Handled on
+//     the owner's inbox goroutine, in order: no goroutine per remote
+//     client.
 //   - "out" (owner to hub): commands for the client (answers to its calls,
 //     the application's calls, broadcasts); "ended": the application
 //     disconnected it.
@@ -52,6 +54,8 @@ type appWire struct {
 	Inst    string                 `json:"i,omitempty"`
 	Client  uint64                 `json:"c,omitempty"`
 	Msgs    []wireMsg              `json:"m,omitempty"`
+	Stream  string                 `json:"s,omitempty"` // "stream": its name
+	Pub     bool                   `json:"pub,omitempty"`
 }
 
 type wireMsg struct {
@@ -155,10 +159,20 @@ func (n *Node) CloseRemote(owner, app, instance string, client uint64) {
 	}
 }
 
+// ForwardStream says a client started or stopped publishing a live
+// stream (see session.AppRelay).
+func (n *Node) ForwardStream(owner, app, instance string, client uint64, stream string, publishing bool) {
+	b, _ := json.Marshal(appWire{Kind: "stream", From: n.name, App: app, Inst: instance, Client: client,
+		Stream: stream, Pub: publishing})
+	if err := n.nc.Publish(inbox(owner), b); err != nil {
+		n.trouble("forwarding a stream event", err)
+	}
+}
+
 // onAppWire handles the application kinds of the inbox; false: not one.
 func (n *Node) onAppWire(msg *nats.Msg, kind string) bool {
 	switch kind {
-	case "open", "cmd", "close", "out", "ended":
+	case "open", "cmd", "stream", "close", "out", "ended":
 	default:
 		return false
 	}
@@ -189,6 +203,15 @@ func (n *Node) onAppWire(msg *nats.Msg, kind string) bool {
 			}
 			c.HandleRemote(&message.Message{Type: message.Type(m.Type), ChunkStreamID: message.CSIDCommand, Payload: m.Payload})
 		}
+	case "stream":
+		n.so.mu.Lock()
+		c := n.so.apps[remoteKey{w.From, InstanceID{w.App, w.Inst}, w.Client}]
+		n.so.mu.Unlock()
+		if c == nil {
+			n.log.Debug("cluster: stream event of an unknown remote client", "hub", w.From, "client", w.Client)
+			return true
+		}
+		c.StreamFromHub(w.Stream, w.Pub)
 	case "close":
 		key := remoteKey{w.From, InstanceID{w.App, w.Inst}, w.Client}
 		n.so.mu.Lock()

@@ -39,11 +39,17 @@ Client.prototype.news = function (m) { application.broadcastMsg("news", m); retu
 // script's trace lines.
 func scriptHub(t *testing.T, name string, node *Node) (*hub, *sessiontest.LogBuffer) {
 	t.Helper()
+	return scriptHubASC(t, name, node, gameASC)
+}
+
+// scriptHubASC is scriptHub with asc for game's main.asc.
+func scriptHubASC(t *testing.T, name string, node *Node, asc string) (*hub, *sessiontest.LogBuffer) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "game"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "game", "main.asc"), []byte(gameASC), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "game", "main.asc"), []byte(asc), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logs := &sessiontest.LogBuffer{}

@@ -28,8 +28,10 @@
 // instance holds its shared objects, and the other hubs forward their
 // clients' shared object messages to it over core NATS (sorelay.go). The
 // owner alone runs the instance's application (main.asc); the other hubs'
-// clients connect to it, call it and are called by it through their hub
-// (apprelay.go).
+// clients connect to it, call it and are called by it through their hub,
+// whose stream events (a client's publish and unpublish: onPublish,
+// onUnpublish) it hears too (apprelay.go). A hub that only pulls a stream
+// of an instance runs no application for it.
 //
 // Media does not go through NATS: a hub with local readers of a stream
 // published on another hub pulls it once over RTMP from the owner's

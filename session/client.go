@@ -239,6 +239,9 @@ func (c *Client) cleanup() {
 	if owner := c.appOwnerNow(); owner != "" && c.inst != nil {
 		c.srv.cfg.AppRelay.CloseRemote(owner, c.inst.app, c.inst.name, c.id)
 	}
+	if c.remoteHub != "" && c.inst != nil {
+		c.endRemoteStreams() // onUnpublish before onDisconnect (remote.go)
+	}
 	if c.inst != nil {
 		if h, ok := c.inst.application().(DisconnectHandler); ok && c.connected {
 			h.Disconnect(c)

@@ -163,7 +163,9 @@ type pullSource struct{ live.Source }
 // false for it), and a client's publish of the name takes it over only
 // when the cluster lets the client claim the name.
 func (s *Server) PublishPull(app, instance, stream string, src live.Source) (*live.Publication, error) {
-	in := s.instance(app, instance)
+	// Not the application: a pull is no client of the instance, whose
+	// owner runs it (a client connecting here starts it, handle.go).
+	in := s.instanceFor(app, instance, false)
 	var p *live.Publication
 	var err error
 	in.withStream(stream, func(st *live.Stream) {

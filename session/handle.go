@@ -228,6 +228,11 @@ func (c *Client) connect(cmd *message.Command) error {
 		}
 	}
 	c.inst = c.srv.instanceFor(app, inst, remoteOwner == "")
+	if remoteOwner == "" {
+		// (The instance may be here already without its application:
+		// another hub owned it, or only a pull or a reader used it.)
+		c.inst.startApplication()
+	}
 	c.inst.addClient(c)
 	var desc string
 	var ai any
@@ -402,9 +407,7 @@ func (c *Client) publish(msid uint32, cmd *message.Command) error {
 	c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
 	c.sendStatus(msid, levelStatus, "NetStream.Publish.Start", name+" is now published.", name)
 	c.log.Info("publish", "stream", name, "type", typ, "takeover", ns.pub.TookOver())
-	if h, ok := c.inst.application().(StreamHandler); ok {
-		h.Publish(c, name)
-	}
+	c.streamEvent(name, true) // onPublish, here or on the instance's owner (remote.go)
 	c.accessLog("publish", "stream", name, "allowed", true, "type", typ)
 	if record, appendTo := recordType(typ); record {
 		ns.rec = c.startRecording(msid, ns.pub.Stream(), name, appendTo)
@@ -525,9 +528,7 @@ func (c *Client) closeNetStream(ns *netStream, graceful bool) {
 		}
 		c.log.Info("unpublish", "stream", name, "graceful", graceful)
 		if c.inst != nil {
-			if h, ok := c.inst.application().(StreamHandler); ok {
-				h.Unpublish(c, name)
-			}
+			c.streamEvent(name, false)
 		}
 		reason := "unpublished"
 		if !graceful {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,11 @@ type AppRelay interface {
 	// CloseRemote says the client left (or its owner changed): owner
 	// ends its remote client.
 	CloseRemote(owner, app, instance string, client uint64)
+	// ForwardStream says the client started (publishing) or stopped
+	// publishing the live stream name: owner runs the application's
+	// onPublish or onUnpublish for its remote client. In order with the
+	// client's other messages to owner.
+	ForwardStream(owner, app, instance string, client uint64, stream string, publishing bool)
 }
 
 // OwnerMovedError is OpenRemote's answer when the hub asked no longer
@@ -187,6 +193,7 @@ func (c *Client) connectRemote(cmd *message.Command, r RemoteConnect) ConnectDec
 		return ConnectDecision{Description: fmt.Sprintf("Invalid application name (%s).", get("app"))}
 	}
 	c.inst = c.srv.instance(app, inst)
+	c.inst.startApplication() // (it may be here without it: a pull's instance)
 	c.inst.addClient(c)
 	if desc, ai, _ := c.askConnect(cmd.Args); desc != "" {
 		in := c.inst
@@ -220,6 +227,42 @@ func (c *Client) HandleRemote(m *message.Message) {
 	}
 }
 
+// StreamFromHub runs the application's onPublish (publishing) or
+// onUnpublish for a remote client whose hub says it started or stopped
+// publishing the live stream name, with the stream object a client of
+// this hub gets. What the hub says twice (a reroute tells the streams
+// again) is told once; nothing is told after the client ended. It never
+// blocks; the caller serializes a client's messages.
+func (c *Client) StreamFromHub(name string, publishing bool) {
+	if c.remoteHub == "" || name == "" || len(name) > maxStreamNameLen {
+		return
+	}
+	ra := &c.remoteApp
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	if ra.ended || c.inst == nil || slices.Contains(ra.published, name) == publishing ||
+		(publishing && len(ra.published) >= maxStreamsPerClient) {
+		return
+	}
+	ra.published = trackPublished(ra.published, name, publishing)
+	c.tellApplication("", name, publishing)
+}
+
+// endRemoteStreams runs onUnpublish for the streams a remote client
+// published when it ends (its hub said it left, or the hub is gone),
+// before onDisconnect, as for a client of this hub whose connection
+// dropped.
+func (c *Client) endRemoteStreams() {
+	ra := &c.remoteApp
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	ra.ended = true
+	for _, name := range ra.published {
+		c.tellApplication("", name, false)
+	}
+	ra.published = nil
+}
+
 // CloseFromHub ends a remote client whose hub says it left.
 func (c *Client) CloseFromHub(reason string) {
 	if t, ok := c.t.(*remoteTransport); ok {
@@ -238,6 +281,13 @@ type appOwner struct {
 	connect  *message.Command // kept to connect again at a new owner
 	accepted bool             // the client's connect was accepted
 	moving   bool             // a reroute connects it again (AppReroute)
+	// published are the live streams the client publishes, in the
+	// order it started them (with a cluster only): on its hub, its own
+	// publications, told again to each new owner's application; on the
+	// owner, what its hub said, unpublished for the application when
+	// the remote client ends. ended: the remote client ended (owner).
+	published []string
+	ended     bool
 }
 
 func (c *Client) appOwnerNow() string {
@@ -265,9 +315,7 @@ func (c *Client) openAtOwner(owner string, cmd *message.Command) (string, any) {
 			c.inst.startApplication()
 			desc, ai, _ := c.askConnect(cmd.Args)
 			if desc == "" {
-				c.remoteApp.mu.Lock()
-				c.remoteApp.owner, c.remoteApp.connect = "", cmd
-				c.remoteApp.mu.Unlock()
+				c.setAppOwner("", cmd)
 			}
 			return desc, ai
 		}
@@ -284,10 +332,74 @@ func (c *Client) openAtOwner(owner string, cmd *message.Command) (string, any) {
 		}
 		return d.Description, d.Info
 	}
-	c.remoteApp.mu.Lock()
-	c.remoteApp.owner, c.remoteApp.connect = owner, cmd
-	c.remoteApp.mu.Unlock()
+	c.setAppOwner(owner, cmd)
 	return "", nil
+}
+
+// setAppOwner makes owner's application ("": this hub's) the client's,
+// cmd (when not nil) its connect to use at the next owner, and tells
+// that application of the streams the client publishes (onPublish), as
+// when it started them: a new owner learns of them when its clients are
+// rerouted to it.
+func (c *Client) setAppOwner(owner string, cmd *message.Command) {
+	ra := &c.remoteApp
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	ra.owner = owner
+	if cmd != nil {
+		ra.connect = cmd
+	}
+	for _, name := range ra.published {
+		c.tellApplication(owner, name, true)
+	}
+}
+
+// streamEvent tells the application of the client's instance, on this
+// hub or on its owner, that the client started (publishing) or stopped
+// publishing the live stream name: FMS's application.onPublish and
+// onUnpublish. With a cluster, the client's publications are kept to
+// tell the next owner's application.
+func (c *Client) streamEvent(name string, publishing bool) {
+	if c.srv.cfg.Owners == nil || c.srv.cfg.AppRelay == nil {
+		c.tellApplication("", name, publishing)
+		return
+	}
+	ra := &c.remoteApp
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	ra.published = trackPublished(ra.published, name, publishing)
+	c.tellApplication(ra.owner, name, publishing)
+}
+
+// tellApplication runs onPublish or onUnpublish for c in the application
+// of owner ("": this hub's). It never blocks.
+func (c *Client) tellApplication(owner, name string, publishing bool) {
+	if owner != "" {
+		c.srv.cfg.AppRelay.ForwardStream(owner, c.inst.app, c.inst.name, c.id, name, publishing)
+		return
+	}
+	h, ok := c.inst.application().(StreamHandler)
+	if !ok {
+		return
+	}
+	if publishing {
+		h.Publish(c, name)
+	} else {
+		h.Unpublish(c, name)
+	}
+}
+
+// trackPublished adds name to (publishing) or removes it from the names
+// published.
+func trackPublished(names []string, name string, publishing bool) []string {
+	i := slices.Index(names, name)
+	switch {
+	case publishing && i < 0:
+		return append(names, name)
+	case !publishing && i >= 0:
+		return slices.Delete(names, i, i+1)
+	}
+	return names
 }
 
 // forwardCommand sends a call of the client, or its answer to the
@@ -428,9 +540,7 @@ func (s *Server) moveClient(c *Client, in *Instance) {
 			in.startApplication()
 			desc, _, _ = c.askConnect(cmd.Args)
 			if desc == "" {
-				ra.mu.Lock()
-				ra.owner = ""
-				ra.mu.Unlock()
+				c.setAppOwner("", nil)
 			}
 		} else {
 			desc, _ = c.openAtOwner(owner, cmd)

@@ -44,6 +44,7 @@ func (e *elsewhere) OpenRemote(string, session.RemoteConnect, time.Duration) (se
 }
 func (e *elsewhere) ForwardCommand(string, string, string, uint64, message.Message) {}
 func (e *elsewhere) CloseRemote(string, string, string, uint64)                     {}
+func (e *elsewhere) ForwardStream(string, string, string, uint64, string, bool)     {}
 
 // A client whose connect waits for the owner's application while its
 // hub reroutes the instance's shared objects (the owner changed), and

@@ -57,7 +57,9 @@ type DisconnectHandler interface {
 
 // StreamHandler is told when one of the instance's clients starts and
 // stops publishing a live stream (FMS's application.onPublish and
-// onUnpublish). It must not block.
+// onUnpublish): notifications, the publication has started. With a
+// cluster, the instance's owner is told of the clients of every hub
+// (their remote clients, remote.go). It must not block.
 type StreamHandler interface {
 	Publish(c *Client, name string)
 	Unpublish(c *Client, name string)

@@ -130,7 +130,7 @@ func (s *Server) Watch(req WatchRequest, r live.Reader, opt live.ReaderOptions) 
 	if cl := s.cfg.Cluster; cl != nil && (in == nil || !in.liveNow(req.Stream)) {
 		pulled = cl.Want(req.App, req.Instance, req.Stream, req.Query, false)
 		if pulled && in == nil {
-			in = s.instance(req.App, req.Instance)
+			in = s.instanceFor(req.App, req.Instance, false) // a reader is no client: no application (cluster.go)
 		}
 	}
 	if in == nil {
