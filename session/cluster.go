@@ -94,9 +94,7 @@ func (s *Server) SOSubscriptions(app, instance string, m sharedobject.Member, a 
 // owner hub, for the listed clients of app/instance here (those gone are
 // skipped).
 func (s *Server) DeliverSO(app, instance string, clients []uint64, m message.Message) {
-	s.mu.Lock()
-	in := s.instances[app+"/"+instance]
-	s.mu.Unlock()
+	in := s.loadedInstance(app, instance)
 	if in == nil {
 		return
 	}
@@ -118,9 +116,7 @@ func (s *Server) DeliverSO(app, instance string, clients []uint64, m message.Mes
 // owner even when it did not (it lost messages for this hub), which sends
 // each client the objects' state.
 func (s *Server) SOReroute(app, instance string, force bool) {
-	s.mu.Lock()
-	in := s.instances[app+"/"+instance]
-	s.mu.Unlock()
+	in := s.loadedInstance(app, instance)
 	if in == nil {
 		return
 	}
@@ -143,9 +139,7 @@ func (s *Server) SOReroute(app, instance string, force bool) {
 // InstanceLoaded reports whether the instance runs on this hub, and how
 // many clients it has here.
 func (s *Server) InstanceLoaded(app, instance string) (loaded bool, clients int) {
-	s.mu.Lock()
-	in := s.instances[app+"/"+instance]
-	s.mu.Unlock()
+	in := s.loadedInstance(app, instance)
 	if in == nil {
 		return false, 0
 	}
@@ -218,9 +212,7 @@ func (s *Server) liveStream(app, instance, stream string) *live.Stream {
 	if instance == "" {
 		instance = "_definst_"
 	}
-	s.mu.Lock()
-	in := s.instances[app+"/"+instance]
-	s.mu.Unlock()
+	in := s.loadedInstance(app, instance)
 	if in == nil {
 		return nil
 	}
@@ -232,10 +224,16 @@ func (s *Server) liveStream(app, instance, stream string) *live.Stream {
 // DropIdleInstance unloads the instance when nothing uses it any more (a
 // pull's instance, which no client of this hub may have connected to).
 func (s *Server) DropIdleInstance(app, instance string) {
-	s.mu.Lock()
-	in := s.instances[app+"/"+instance]
-	s.mu.Unlock()
+	in := s.loadedInstance(app, instance)
 	if in != nil {
 		s.dropInstanceIfIdle(in)
 	}
+}
+
+// loadedInstance returns the instance app/instance when it is loaded
+// here, nil otherwise; unlike instance, it never creates one.
+func (s *Server) loadedInstance(app, instance string) *Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.instances[app+"/"+instance]
 }

@@ -444,9 +444,7 @@ func (s *Server) CloseRemoteEnded(app, instance string, client uint64) {
 }
 
 func (s *Server) instanceClient(app, instance string, id uint64) *Client {
-	s.mu.Lock()
-	in := s.instances[app+"/"+instance]
-	s.mu.Unlock()
+	in := s.loadedInstance(app, instance)
 	if in == nil {
 		return nil
 	}
@@ -466,9 +464,7 @@ func (s *Server) AppReroute(app, instance string) {
 	if o == nil || relay == nil {
 		return
 	}
-	s.mu.Lock()
-	in := s.instances[app+"/"+instance]
-	s.mu.Unlock()
+	in := s.loadedInstance(app, instance)
 	if in == nil {
 		return
 	}
