@@ -16,17 +16,7 @@ var partURI = regexp.MustCompile(`#EXT-X-PART:[^\n]*URI="([^"]+)"`)
 func TestPartsFromBytes(t *testing.T) {
 	// A complete part is answered from a copy of gohlslib's bytes, with
 	// its length; the copies of parts well behind the edge are dropped.
-	tags := testTags(t, "av")
-	head, tail := splitTags(tags, 2500)
-	e := newEnv(t, Config{})
-	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
-	e.waitMuxer()
-	e.feed(head, 0)
-	if r := <-res; r[0] != http.StatusOK {
-		t.Fatalf("index.m3u8: %v", r)
-	}
-	e.waitSegments("video1_stream.m3u8", 1)
-	_, pl := get(t, e.url("video1_stream.m3u8"), 5*time.Second)
+	e, tail, pl := atLiveEdge(t, false)
 	parts := partURI.FindAllStringSubmatch(pl, -1)
 	if len(parts) == 0 {
 		t.Fatalf("no parts:\n%s", pl)

@@ -190,15 +190,15 @@ func splitTags(tags []*flv.Tag, ms uint32) (before, after []*flv.Tag) {
 	return tags, nil
 }
 
-var (
-	mediaSequence = regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`)
-	preloadURI    = regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"`)
-)
-
-func TestBlockingReloadAndPreloadHint(t *testing.T) {
-	tags := testTags(t, "av")
-	head, tail := splitTags(tags, 2500)
-	e := newEnv(t, Config{})
+// atLiveEdge starts a muxer, feeds it the first 2.5 s of the test clip
+// and returns the environment, the rest of the clip and the video
+// playlist once it lists a segment. settle lets the muxer take all that
+// was fed first, so that the playlist ends where the feed did (the tests
+// that ask for the next part need that).
+func atLiveEdge(t *testing.T, settle bool) (e *env, tail []*flv.Tag, pl string) {
+	t.Helper()
+	head, tail := splitTags(testTags(t, "av"), 2500)
+	e = newEnv(t, Config{})
 	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
 	e.waitMuxer()
 	e.feed(head, 0)
@@ -206,15 +206,35 @@ func TestBlockingReloadAndPreloadHint(t *testing.T) {
 		t.Fatalf("index.m3u8: %v", r)
 	}
 	e.waitSegments("video1_stream.m3u8", 1)
-	time.Sleep(100 * time.Millisecond) // let the muxer take all of head
-	_, pl := get(t, e.url("video1_stream.m3u8"), 5*time.Second)
+	if settle {
+		time.Sleep(100 * time.Millisecond) // let the muxer take all of head
+	}
+	_, pl = get(t, e.url("video1_stream.m3u8"), 5*time.Second)
+	return e, tail, pl
+}
 
-	// The next part: the segment after the last listed one (gaps and
-	// segments count), part index = parts listed after the last segment.
-	seq, _ := strconv.Atoi(mediaSequence.FindStringSubmatch(pl)[1])
-	entries := strings.Count(pl, "#EXTINF:")
+// nextPart is the part after the last one media playlist pl lists: its
+// segment is the one after the last listed (gaps and segments count),
+// its index the number of parts listed after the last segment.
+func nextPart(t *testing.T, pl string) (msn, part int) {
+	t.Helper()
+	m := mediaSequence.FindStringSubmatch(pl)
+	if m == nil {
+		t.Fatalf("no media sequence in\n%s", pl)
+	}
+	seq, _ := strconv.Atoi(m[1])
 	last := pl[strings.LastIndex(pl, "#EXTINF:"):]
-	msn, part := seq+entries, strings.Count(last, "#EXT-X-PART:")
+	return seq + strings.Count(pl, "#EXTINF:"), strings.Count(last, "#EXT-X-PART:")
+}
+
+var (
+	mediaSequence = regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`)
+	preloadURI    = regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"`)
+)
+
+func TestBlockingReloadAndPreloadHint(t *testing.T) {
+	e, tail, pl := atLiveEdge(t, true)
+	msn, part := nextPart(t, pl)
 	hint := preloadURI.FindStringSubmatch(pl)[1]
 
 	// A client that gives up on a blocking reload leaves a goroutine in

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -147,21 +146,8 @@ func TestManyBlockingReloadsOfOnePart(t *testing.T) {
 	// answered before the part exists, all are answered (with the same
 	// bytes per playlist and query) once it does, and nothing is left
 	// behind.
-	tags := testTags(t, "av")
-	head, tail := splitTags(tags, 2500)
-	e := newEnv(t, Config{})
-	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
-	e.waitMuxer()
-	e.feed(head, 0)
-	if r := <-res; r[0] != http.StatusOK {
-		t.Fatalf("index.m3u8: %v", r)
-	}
-	e.waitSegments("video1_stream.m3u8", 1)
-	time.Sleep(100 * time.Millisecond) // let the muxer take all of head
-	_, pl := get(t, e.url("video1_stream.m3u8"), 5*time.Second)
-	seq, _ := strconv.Atoi(mediaSequence.FindStringSubmatch(pl)[1])
-	last := pl[strings.LastIndex(pl, "#EXTINF:"):]
-	msn, part := seq+strings.Count(pl, "#EXTINF:"), strings.Count(last, "#EXT-X-PART:")
+	e, tail, pl := atLiveEdge(t, true)
+	msn, part := nextPart(t, pl)
 	hint := preloadURI.FindStringSubmatch(pl)[1]
 
 	const n = 300
@@ -246,20 +232,8 @@ func TestManyBlockingReloadsOfOnePart(t *testing.T) {
 func TestBlockingReloadLeftByItsClient(t *testing.T) {
 	// A client that gives up on a blocking reload is answered at once and
 	// leaves nothing waiting.
-	tags := testTags(t, "av")
-	head, _ := splitTags(tags, 2500)
-	e := newEnv(t, Config{})
-	res := asyncGet(t, e.url("index.m3u8"), 15*time.Second)
-	e.waitMuxer()
-	e.feed(head, 0)
-	if r := <-res; r[0] != http.StatusOK {
-		t.Fatalf("index.m3u8: %v", r)
-	}
-	e.waitSegments("video1_stream.m3u8", 1)
-	time.Sleep(100 * time.Millisecond) // let the muxer take all of head
-	_, pl := get(t, e.url("video1_stream.m3u8"), 5*time.Second)
-	seq, _ := strconv.Atoi(mediaSequence.FindStringSubmatch(pl)[1])
-	msn := seq + strings.Count(pl, "#EXTINF:")
+	e, _, pl := atLiveEdge(t, true)
+	msn, _ := nextPart(t, pl)
 	before := goroutinesIn("web/hls.")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
