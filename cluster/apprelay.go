@@ -189,9 +189,7 @@ func (n *Node) onAppWire(msg *nats.Msg, kind string) bool {
 	case "open":
 		n.openRemote(ah, msg, &w)
 	case "cmd":
-		n.so.mu.Lock()
-		c := n.so.apps[remoteKey{w.From, InstanceID{w.App, w.Inst}, w.Client}]
-		n.so.mu.Unlock()
+		c := n.remoteClient(w.key())
 		if c == nil {
 			n.log.Debug("cluster: call of an unknown remote client", "hub", w.From, "client", w.Client)
 			return true
@@ -204,16 +202,14 @@ func (n *Node) onAppWire(msg *nats.Msg, kind string) bool {
 			c.HandleRemote(&message.Message{Type: message.Type(m.Type), ChunkStreamID: message.CSIDCommand, Payload: m.Payload})
 		}
 	case "stream":
-		n.so.mu.Lock()
-		c := n.so.apps[remoteKey{w.From, InstanceID{w.App, w.Inst}, w.Client}]
-		n.so.mu.Unlock()
+		c := n.remoteClient(w.key())
 		if c == nil {
 			n.log.Debug("cluster: stream event of an unknown remote client", "hub", w.From, "client", w.Client)
 			return true
 		}
 		c.StreamFromHub(w.Stream, w.Pub)
 	case "close":
-		key := remoteKey{w.From, InstanceID{w.App, w.Inst}, w.Client}
+		key := w.key()
 		n.so.mu.Lock()
 		c := n.so.apps[key]
 		delete(n.so.apps, key)
@@ -346,3 +342,16 @@ func (n *Node) RemoteClients() int {
 }
 
 func (n *Node) AppForwarded() uint64 { return n.appFwd.Load() }
+
+// key names the remote client a message of another hub is about.
+func (w *appWire) key() remoteKey {
+	return remoteKey{w.From, InstanceID{w.App, w.Inst}, w.Client}
+}
+
+// remoteClient is the remote client of this hub's application that key
+// names, nil when there is none (it ended, or never was).
+func (n *Node) remoteClient(key remoteKey) *session.Client {
+	n.so.mu.Lock()
+	defer n.so.mu.Unlock()
+	return n.so.apps[key]
+}
