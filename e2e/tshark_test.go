@@ -23,32 +23,14 @@ func TestTsharkDissectsSession(t *testing.T) {
 	dir := t.TempDir()
 	pcap := filepath.Join(dir, "session.pcapng")
 
-	capture := startProc(t, 2*time.Minute, "tshark", "-n", "-i", "lo", "-f", fmt.Sprintf("tcp port %d", srv.Port), "-w", pcap)
-	if !sessiontest.Poll(30*time.Second, func() bool {
-		return strings.Contains(capture.Stderr.String(), "Capturing on") || capture.exited()
-	}) || capture.exited() {
-		msg := fmt.Sprintf("tshark did not start capturing on lo (exited %v):\n%s", capture.exited(), capture.Stderr.String())
-		if !inCI() && (strings.Contains(msg, "ermission") || strings.Contains(msg, "Operation not permitted")) {
-			t.Skip(msg)
-		}
-		t.Fatal(msg)
-	}
+	capture := startCapture(t, srv.Port, pcap)
 
 	pub := startPublisher(t, srv.URL("cap"), pubOpts{Seconds: 4, GOP: 25})
 	pub.waitFrames(t, 25, 20*time.Second)
 	player := startFFmpegPlayer(t, "ffmpeg player", srv.URL("cap"), filepath.Join(dir, "play.md5"), nil)
 	pub.finish(t, 40*time.Second)
 	awaitPlayerEnd(t, player, 15*time.Second)
-	time.Sleep(300 * time.Millisecond) // let the last segments reach the capture
-
-	capture.signal(syscall.SIGINT)
-	if !capture.wait(15 * time.Second) {
-		t.Fatalf("tshark did not stop on SIGINT")
-	}
-	t.Logf("tshark: %s", strings.TrimSpace(capture.Stderr.String()))
-	if st, err := os.Stat(pcap); err != nil || st.Size() == 0 {
-		t.Fatalf("no capture written: %v", err)
-	}
+	stopCapture(t, capture, pcap)
 
 	decodeAs := fmt.Sprintf("tcp.port==%d,rtmpt", srv.Port)
 	read := func(filter string, extra ...string) string {
@@ -72,5 +54,38 @@ func TestTsharkDissectsSession(t *testing.T) {
 	}
 	if read("rtmpt.video.data") == "" || read("rtmpt.audio.data") == "" {
 		t.Errorf("tshark found no dissected audio/video messages")
+	}
+}
+
+// startCapture starts tshark capturing TCP port on loopback into pcap,
+// and waits until it captures; it skips the test where capturing is not
+// permitted (outside CI).
+func startCapture(t *testing.T, port int, pcap string) *proc {
+	t.Helper()
+	capture := startProc(t, 2*time.Minute, "tshark", "-n", "-i", "lo", "-f", fmt.Sprintf("tcp port %d", port), "-w", pcap)
+	if !sessiontest.Poll(30*time.Second, func() bool {
+		return strings.Contains(capture.Stderr.String(), "Capturing on") || capture.exited()
+	}) || capture.exited() {
+		msg := fmt.Sprintf("tshark did not start capturing on lo (exited %v):\n%s", capture.exited(), capture.Stderr.String())
+		if !inCI() && (strings.Contains(msg, "ermission") || strings.Contains(msg, "Operation not permitted")) {
+			t.Skip(msg)
+		}
+		t.Fatal(msg)
+	}
+	return capture
+}
+
+// stopCapture ends a capture started by startCapture, after letting the
+// last segments reach it, and checks that it wrote something.
+func stopCapture(t *testing.T, capture *proc, pcap string) {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond)
+	capture.signal(syscall.SIGINT)
+	if !capture.wait(15 * time.Second) {
+		t.Fatalf("tshark did not stop on SIGINT")
+	}
+	t.Logf("tshark: %s", strings.TrimSpace(capture.Stderr.String()))
+	if st, err := os.Stat(pcap); err != nil || st.Size() == 0 {
+		t.Fatalf("no capture written: %v", err)
 	}
 }

@@ -81,8 +81,9 @@ func (c *Conn) writev(bufs [][]byte, block bool) (n int, err error) {
 }
 
 // maxKeptIovecs is the largest writev scratch put back in iovPool; a join
-// burst grows one past it.
-const maxKeptIovecs = 64
+// burst grows one past it. (A merged write's window fits: see
+// chunk.Writer's maxKeptSegments.)
+const maxKeptIovecs = 128
 
 // Accept runs the server handshake on nc and returns the connection. The
 // caller sets a deadline on nc to bound the handshake.

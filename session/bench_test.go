@@ -85,7 +85,7 @@ func BenchmarkFanout(b *testing.B) {
 			players := make([]*Client, n)
 			for i := range players {
 				c := newClient(srv, bc.tr(), ConnInfo{Protocol: "rtmp"}, srv.log)
-				c.playLive(st, 1, nil)
+				c.playLive(st, 1, true, nil)
 				players[i] = c
 			}
 			video := make([]byte, 724)

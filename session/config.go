@@ -64,6 +64,13 @@ type Config struct {
 	// system calls per player). Negative disables merging; 0 means the
 	// default.
 	WriteMerge time.Duration
+	// MergedWrite is the merged-write window for large audiences (0:
+	// off): a live player's media waits up to this long and leaves in one
+	// write per window, a few system calls a second per player instead of
+	// one per video frame, for that much more latency (see
+	// live.Config.MergedWrite). Relays to other hubs, recorders and
+	// muxers are not held.
+	MergedWrite time.Duration
 
 	// TCPNoDelay keeps TCP_NODELAY on for live players too. By default a
 	// client that starts playing a live stream gets Nagle's algorithm back

@@ -478,10 +478,15 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		c.accessLog("play", "stream", name, "allowed", true, "recorded", true)
 		return nil
 	}
-	if cl := c.srv.cfg.Cluster; cl == nil || !cl.Relay(c.app, c.inst.name, name, streamQuery(raw)) {
+	// A relay to another hub's players is written as it comes: neither
+	// Nagle's delay nor the merged-write window is added once per hub on
+	// the way.
+	cl := c.srv.cfg.Cluster
+	relay := cl != nil && cl.Relay(c.app, c.inst.name, name, streamQuery(raw))
+	if !relay {
 		c.mediaSocket()
 	}
-	if cl := c.srv.cfg.Cluster; cl != nil && !c.inst.liveNow(name) {
+	if cl != nil && !c.inst.liveNow(name) {
 		// Another hub may publish it, now or later: the cluster pulls it
 		// here.
 		app, inst, q := c.app, c.inst.name, streamQuery(raw)
@@ -491,7 +496,7 @@ func (c *Client) play(msid uint32, cmd *message.Command) error {
 		// The replies are queued with the stream locked, so that no media
 		// can come between them and the player's first packets.
 		ns.name = name
-		ns.player = c.playLive(st, msid, func() {
+		ns.player = c.playLive(st, msid, !relay, func() {
 			c.send(*message.UserControl{Event: message.UCStreamBegin, StreamID: msid}.Message())
 			if reset {
 				c.sendStatus(msid, levelStatus, "NetStream.Play.Reset", "Playing and resetting "+name+".", name)

@@ -22,13 +22,20 @@ func (c *Config) liveConfig() live.Config {
 		NoGOPCache:       c.DisableGOPCache,
 		GOPCacheMaxBytes: c.GOPCacheMaxBytes,
 		WriteMerge:       c.WriteMerge,
+		MergedWrite:      c.MergedWrite,
 	}
 }
 
 // queueLimits bounds a player's outbound queue: a client's, or a
 // server-side player's.
 func (c *Config) queueLimits() outqueue.Limits {
-	return outqueue.Limits{Media: c.PlayerQueue, MediaBytes: c.PlayerQueueBytes, Hard: hardQueueLimit}
+	lim := outqueue.Limits{Media: c.PlayerQueue, MediaBytes: c.PlayerQueueBytes, Hard: hardQueueLimit}
+	if c.MergedWrite > 0 {
+		// A window's messages in every write: 64 hold a second of 60 fps
+		// video with its audio. (2.5 KiB a batch; the queue keeps two.)
+		lim.KeepBatch = 64
+	}
+	return lim
 }
 
 // newStream makes the instance's live stream name.
@@ -73,10 +80,11 @@ type player struct {
 	sub  live.Subscription // its state in the stream (see live.Stream.Attach)
 }
 
-// playLive attaches a player on stream msid of c to st.
-func (c *Client) playLive(st *live.Stream, msid uint32, prelude func()) *live.Subscription {
+// playLive attaches a player on stream msid of c to st; merge lets its
+// media wait for the merged-write window (Config.MergedWrite).
+func (c *Client) playLive(st *live.Stream, msid uint32, merge bool, prelude func()) *live.Subscription {
 	pl := &player{c: c, msid: msid}
-	return st.Attach(&pl.sub, pl, live.ReaderOptions{Log: c.log, Prelude: prelude})
+	return st.Attach(&pl.sub, pl, live.ReaderOptions{Log: c.log, Prelude: prelude, Merge: merge})
 }
 
 // streamMessage is pkt as an RTMP message on stream msid.

@@ -97,7 +97,9 @@ func (h *Handler) serveFLV(w http.ResponseWriter, r *http.Request, t target) {
 		v.Stop(errClosing)
 		return
 	}
-	_, d, err := h.srv.Watch(req, v, live.ReaderOptions{})
+	// A viewer is a player of the audience: its media may wait for the
+	// merged-write window, when one is set.
+	_, d, err := h.srv.Watch(req, v, live.ReaderOptions{Merge: true})
 	detach = d
 	close(ready)
 	if err != nil {

@@ -53,6 +53,7 @@ type config struct {
 	StallTimeout     time.Duration `env:"STALL_TIMEOUT" help:"disconnect a client whose writes stall this long"`
 	GOPCache         bool          `env:"GOP_CACHE" help:"start players at the last keyframe"`
 	WriteMerge       time.Duration `env:"WRITE_MERGE" off:"0" max:"1s" help:"longest wait of audio for the next video frame to share a write (0 = write every message at once)"`
+	MergedWrite      time.Duration `env:"MERGED_WRITE" off:"0" min:"10ms" max:"2s" help:"merged-write window for large audiences: a live player's media waits up to this long and leaves in one write (e.g. 100ms-350ms: far less CPU per player, that much more latency; 0 = off)"`
 	TCPNoDelay       bool          `env:"TCP_NODELAY" help:"keep TCP_NODELAY for live players; off gives their sockets Nagle back: less CPU, at most a round trip of latency (other clients always keep TCP_NODELAY)"`
 	ChunkSize        int           `env:"CHUNK_SIZE" min:"128" max:"65536" help:"outgoing RTMP chunk size"`
 	StrictApps       bool          `env:"STRICT_APPS" help:"accept only applications that have a folder in the data dir, as FMS"`

@@ -96,6 +96,7 @@ func (c *config) links(l *libraries) []link {
 		feeds(same(&c.StallTimeout, &l.gateway.StallTimeout)),
 		negated(&c.GOPCache, &s.DisableGOPCache),
 		offAtZero(&c.WriteMerge, &s.WriteMerge),
+		same(&c.MergedWrite, &s.MergedWrite),
 		same(&c.TCPNoDelay, &s.TCPNoDelay),
 		number(&c.ChunkSize, &s.OutChunkSize),
 		offAtZero(&c.PublisherGrace, &s.PublisherGrace),

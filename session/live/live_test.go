@@ -21,6 +21,7 @@ type countingReader struct {
 
 	mu      sync.Mutex // Flush and the grace timer's Notify run on timer goroutines
 	flushes int
+	flushAt []time.Time // when each Flush came
 	events  []Event
 
 	// When set, flushed and notified get a value per Flush and Notify, so
@@ -82,6 +83,7 @@ func (r *countingReader) Queue(p *Packet, ts uint32, force bool) bool {
 func (r *countingReader) Flush() {
 	r.mu.Lock()
 	r.flushes++
+	r.flushAt = append(r.flushAt, time.Now())
 	r.mu.Unlock()
 	select {
 	case r.flushed <- struct{}{}:
@@ -336,5 +338,75 @@ func TestPauseAndReceiveVideo(t *testing.T) {
 	f.inter()
 	if len(r.got) != 5 {
 		t.Fatal("a closed subscription got a packet")
+	}
+}
+
+// TestMergedWriteHoldsMediaForTheWindow: in merged-write mode a reader
+// that allows it gets everything of a window in one flush, at most the
+// window after the first message waited; a reader that does not (a
+// relay, a recorder) still gets every video frame at once; a joining
+// reader gets its burst at once.
+func TestMergedWriteHoldsMediaForTheWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const window = 300 * time.Millisecond
+		st, _ := newStream(Config{Takeover: time.Second, WriteMerge: 50 * time.Millisecond, MergedWrite: window})
+		p, _ := st.Publish(&source{}, PublishOptions{})
+		f := &frames{p: p}
+		f.headers()
+		f.key()
+		merged := &countingReader{room: 100}
+		st.AddReader(merged, ReaderOptions{Merge: true})
+		if merged.flushCount() != 1 || merged.kinds() != "meta9 vseq1 aseq2 key3 " {
+			t.Fatalf("join burst: %d flushes, got %q; want one flush of the headers and the cached keyframe", merged.flushCount(), merged.kinds())
+		}
+		relay := &countingReader{room: 100}
+		st.AddReader(relay, ReaderOptions{})
+		relayFlushes := relay.flushCount()
+
+		// 25 fps video with audio between the frames, for over a window.
+		start := time.Now()
+		for i := range 20 {
+			f.audio()
+			f.inter()
+			if relay.flushCount() != relayFlushes+i+1 {
+				t.Fatalf("frame %d: the relay was flushed %d times, want once per video frame", i, relay.flushCount()-relayFlushes)
+			}
+			time.Sleep(40 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		merged.mu.Lock()
+		defer merged.mu.Unlock()
+		var flushedAt []time.Duration
+		for _, at := range merged.flushAt[1:] {
+			flushedAt = append(flushedAt, at.Sub(start))
+		}
+		// The window opens with the first message that waits (at 0) and
+		// closes 300 ms later; the next opens at the next frame (320 ms).
+		want := []time.Duration{window, 320*time.Millisecond + window, 640*time.Millisecond + window}
+		if fmt.Sprint(flushedAt) != fmt.Sprint(want) {
+			t.Fatalf("merged reader flushed at %v, want %v", flushedAt, want)
+		}
+		if len(merged.got) != 4+40 || merged.kinds()[len(merged.kinds())-len(relay.kinds()):] != relay.kinds() {
+			t.Fatalf("merged reader got %d messages (%q), want the 4 of its join and all 40 sent, as the relay got them", len(merged.got), merged.kinds())
+		}
+	})
+}
+
+// TestMergedWriteOffByDefault: a reader that allows merging is flushed
+// per video frame when the stream has no merged-write window.
+func TestMergedWriteOffByDefault(t *testing.T) {
+	st, _ := newStream(Config{Takeover: time.Second, WriteMerge: 50 * time.Millisecond})
+	p, _ := st.Publish(&source{}, PublishOptions{})
+	f := &frames{p: p}
+	f.key()
+	r := &countingReader{room: 100}
+	st.AddReader(r, ReaderOptions{Merge: true})
+	flushes := r.flushCount()
+	for range 5 {
+		f.audio()
+		f.inter()
+	}
+	if r.flushCount() != flushes+5 {
+		t.Fatalf("flushed %d times for 5 video frames, want 5", r.flushCount()-flushes)
 	}
 }

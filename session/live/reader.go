@@ -53,6 +53,12 @@ type ReaderOptions struct {
 	// cached one (a recording started mid-stream starts at the moment it
 	// was asked for). Metadata and sequence headers still come first.
 	NoBurst bool
+	// Merge lets the reader's media wait for the stream's merged-write
+	// window (Config.MergedWrite), when it is set: a player of a large
+	// audience. Readers that feed something else (a relay to another
+	// hub, a recorder, a muxer) leave it false and get every frame as it
+	// comes.
+	Merge bool
 }
 
 // Subscription is one Reader's attachment to a stream, and the policy of
@@ -70,6 +76,7 @@ type Subscription struct {
 	skipping bool   // queue overflowed: drop media up to the next keyframe
 	paused   bool
 	pending  bool // media queued since the reader was last flushed
+	merge    bool // ReaderOptions.Merge
 
 	receiveAudio, receiveVideo bool
 
@@ -116,7 +123,7 @@ func (st *Stream) Attach(sub *Subscription, r Reader, opt ReaderOptions) *Subscr
 	if log == nil {
 		log = st.opt.Log
 	}
-	*sub = Subscription{stream: st, r: r, log: log, receiveAudio: true, receiveVideo: true}
+	*sub = Subscription{stream: st, r: r, log: log, merge: opt.Merge, receiveAudio: true, receiveVideo: true}
 	st.readers = append(st.readers, sub)
 	st.joinLocked(sub, !opt.NoBurst)
 	return sub

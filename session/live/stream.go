@@ -36,6 +36,12 @@ type Config struct {
 	// WriteMerge is the longest time audio and data wait for the next
 	// video frame, so that both leave in one write; 0 or less: no wait.
 	WriteMerge time.Duration
+	// MergedWrite is the merged-write window for large audiences (SRS's
+	// mw_latency): when set, media for the readers that allow it
+	// (ReaderOptions.Merge) waits on the stream up to this long, and each
+	// of them gets everything of the window in one write, a few writes a
+	// second instead of one per video frame. 0 or less: off.
+	MergedWrite time.Duration
 }
 
 // Options are what a Stream needs from its owner.
@@ -267,35 +273,54 @@ func (st *Stream) writePacket(p *Publication, ts uint32, pkt *Packet, seqKey str
 	st.write(readers)
 }
 
-// flushLocked returns the readers that took media, to be flushed now by
-// write (after the stream is unlocked, so that the writes never hold up
-// joins), or, for messages that may wait (audio, data), arms the merge
-// timer and returns nil.
+// flushLocked returns the readers whose queued media is to be written now
+// by write (after the stream is unlocked, so that the writes never hold
+// up joins), and arms the flush timer for the media that may wait: all
+// of it when now is false (audio and data wait up to Config.WriteMerge
+// for the next video frame), and, in merged-write mode, that of the
+// readers that allow it, up to Config.MergedWrite.
 func (st *Stream) flushLocked(now bool) []Reader {
-	if !now {
-		if !st.flushArmed {
-			st.flushArmed = true
-			if st.flushTimer == nil {
-				st.flushTimer = time.AfterFunc(st.cfg.WriteMerge, st.flushDeferred)
-			} else {
-				st.flushTimer.Reset(st.cfg.WriteMerge)
-			}
-		}
+	merged := st.cfg.MergedWrite > 0
+	if !now && !merged {
+		st.armFlush(st.cfg.WriteMerge)
 		return nil
 	}
 	readers := st.flushList[:0]
 	st.flushList = nil
+	waiting := false
 	for _, sub := range st.readers {
-		if sub.pending {
+		switch {
+		case !sub.pending:
+		case !now || merged && sub.merge:
+			waiting = true
+		default:
 			sub.pending = false
 			readers = append(readers, sub.r)
 		}
 	}
-	if st.flushArmed {
+	switch {
+	case waiting:
+		st.armFlush(max(st.cfg.MergedWrite, st.cfg.WriteMerge))
+	case st.flushArmed:
 		st.flushArmed = false
 		st.flushTimer.Stop()
 	}
 	return readers
+}
+
+// armFlush makes the flush timer write every reader's pending media
+// within d, unless it is armed already: a window starts with the first
+// message that waits in it, so none waits longer than d.
+func (st *Stream) armFlush(d time.Duration) {
+	if st.flushArmed {
+		return
+	}
+	st.flushArmed = true
+	if st.flushTimer == nil {
+		st.flushTimer = time.AfterFunc(d, st.flushDeferred)
+	} else {
+		st.flushTimer.Reset(d)
+	}
 }
 
 // write flushes readers and gives the list back for reuse.
@@ -314,11 +339,21 @@ func (st *Stream) write(readers []Reader) {
 	st.mu.Unlock()
 }
 
+// flushDeferred is the flush timer's: every reader's pending media goes.
 func (st *Stream) flushDeferred() {
 	st.mu.Lock()
-	var readers []Reader
-	if st.flushArmed {
-		readers = st.flushLocked(true)
+	if !st.flushArmed {
+		st.mu.Unlock()
+		return
+	}
+	st.flushArmed = false
+	readers := st.flushList[:0]
+	st.flushList = nil
+	for _, sub := range st.readers {
+		if sub.pending {
+			sub.pending = false
+			readers = append(readers, sub.r)
+		}
 	}
 	st.mu.Unlock()
 	st.write(readers)

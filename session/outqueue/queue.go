@@ -32,15 +32,20 @@ type Limits struct {
 	// Hard is how many messages beyond Media Send accepts: a client that
 	// lets more pile up is not reading.
 	Hard int
+	// KeepBatch is the largest batch (in messages) whose memory the queue
+	// keeps for the next one; 0: DefaultKeepBatch. A player whose media
+	// waits for a merged-write window gets a window's messages per batch,
+	// and would otherwise allocate a batch per write.
+	KeepBatch int
 }
 
 // ErrOverflow is what Send returns (wrapped, with the count) when the
 // queue holds more than Media+Hard messages.
 var ErrOverflow = errors.New("outbound queue overflow")
 
-// maxKeptBatch is the largest batch (in messages) kept for reuse; a join
-// burst grows one past it, and that memory is given back.
-const maxKeptBatch = 16
+// DefaultKeepBatch is the largest batch (in messages) kept for reuse by
+// default; a join burst grows one past it, and that memory is given back.
+const DefaultKeepBatch = 16
 
 // Queue is an outbound queue. Its zero value is not usable; see New.
 type Queue struct {
@@ -75,6 +80,9 @@ func New(lim Limits, wake func()) *Queue {
 // player's queue for every message, and one object less per player
 // keeps them closer in the cache (see live.Stream.Attach).
 func (q *Queue) Init(lim Limits, wake func()) {
+	if lim.KeepBatch <= 0 {
+		lim.KeepBatch = DefaultKeepBatch
+	}
 	q.lim, q.wake = lim, wake
 }
 
@@ -218,7 +226,7 @@ func (q *Queue) Release() {
 // keepLocked keeps a written batch's memory for the next one, unless a
 // burst made it large.
 func (q *Queue) keepLocked(batch []message.Message) {
-	if batch != nil && cap(batch) <= maxKeptBatch {
+	if batch != nil && cap(batch) <= q.lim.KeepBatch {
 		q.spare = batch[:0]
 	}
 }

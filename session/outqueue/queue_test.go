@@ -167,7 +167,7 @@ func TestWrittenBatchesAreReusedUnlessLarge(t *testing.T) {
 	if b, _ := q.Next(next); &b[:1][0] != &small[:1][0] {
 		t.Error("a small batch's memory was not reused")
 	}
-	for range maxKeptBatch + 1 {
+	for range DefaultKeepBatch + 1 {
 		q.QueueMedia(msg(1), true)
 	}
 	big, _ := q.Next(nil)
