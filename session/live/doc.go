@@ -24,5 +24,8 @@
 // (Reader.Queue); once the stream is unlocked, the readers that took
 // media are flushed (Reader.Flush) on the publisher's goroutine, and
 // audio and data wait up to Config.WriteMerge for the next video frame so
-// that both leave in one write.
+// that both leave in one write. In merged-write mode (Config.MergedWrite,
+// for large audiences) the media of the readers that allow it
+// (ReaderOptions.Merge) waits for the stream's window instead, and the
+// stream's timer flushes them all once per window.
 package live
