@@ -22,6 +22,7 @@ type fakeCluster struct {
 	mu       sync.Mutex
 	claimErr error
 	want     bool
+	relay    string // the play query of another hub's pull
 	calls    []string
 }
 
@@ -51,7 +52,7 @@ func (f *fakeCluster) Claim(app, inst, stream string) error {
 func (f *fakeCluster) Released(app, inst, stream string) {
 	f.note("released " + app + "/" + inst + "/" + stream)
 }
-func (f *fakeCluster) Relay(string, string, string, string) bool { return false }
+func (f *fakeCluster) Relay(_, _, _, query string) bool { return f.relay != "" && query == f.relay }
 
 func (f *fakeCluster) Want(app, inst, stream, query string, waits bool) bool {
 	f.note(fmt.Sprintf("want %s/%s/%s?%s %v", app, inst, stream, query, waits))
@@ -186,3 +187,50 @@ func TestClusterWantAndPull(t *testing.T) {
 }
 
 func clientOpts() client.Options { return client.Options{} }
+
+// In merged-write mode a player's media waits for the window, and leaves
+// in one burst; another hub's pull (a relay to its players) gets every
+// message at once, so the window is not paid once per hub.
+func TestMergedWriteHoldsPlayersNotRelays(t *testing.T) {
+	const window = 1500 * time.Millisecond
+	fc := &fakeCluster{relay: "pulltoken=x"}
+	base, _, _ := startServer(t, session.Config{Cluster: fc, MergedWrite: window})
+	pub := sessiontest.Publish(t, base+"/live", "cam", "live")
+	pub.Header(t, nil)
+	pub.Frames(t, 0, 1, 25) // a keyframe: the players' join burst
+	pub.Sync(t)
+	player, pmsid := sessiontest.Play(t, base+"/live", "cam")
+	relay, rmsid := sessiontest.Play(t, base+"/live", "cam?pulltoken=x")
+	for _, c := range []struct {
+		c    *client.Conn
+		msid uint32
+	}{{player, pmsid}, {relay, rmsid}} {
+		// The join burst: data, metadata, sequence headers, then the
+		// cached keyframe and its audio.
+		for m := sessiontest.NextMedia(t, c.c, c.msid); m.Type != message.TypeAudio || m.Timestamp != 20; {
+			m = sessiontest.NextMedia(t, c.c, c.msid)
+		}
+	}
+
+	start := time.Now()
+	pub.Frames(t, 1, 11, 25)
+	pub.Sync(t)
+	for i := range 20 {
+		if m := sessiontest.NextMedia(t, relay, rmsid); i == 0 && m.Type != message.TypeVideo {
+			t.Fatalf("relay: first message after the burst is %v, want video", m.Type)
+		}
+	}
+	if took := time.Since(start); took > window*2/3 {
+		t.Fatalf("the relay got the 20 messages after %v: held for the window", took)
+	}
+	sessiontest.NextMedia(t, player, pmsid)
+	first := time.Since(start)
+	for range 19 {
+		sessiontest.NextMedia(t, player, pmsid)
+	}
+	last := time.Since(start)
+	t.Logf("relay: all at once; player: first after %v, last after %v", first.Round(time.Millisecond), last.Round(time.Millisecond))
+	if first < window*2/3 || last-first > window/3 {
+		t.Fatalf("player got the messages from %v to %v, want them in one burst about %v after they were sent", first, last, window)
+	}
+}

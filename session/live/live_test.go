@@ -389,6 +389,22 @@ func TestMergedWriteHoldsMediaForTheWindow(t *testing.T) {
 		if len(merged.got) != 4+40 || merged.kinds()[len(merged.kinds())-len(relay.kinds()):] != relay.kinds() {
 			t.Fatalf("merged reader got %d messages (%q), want the 4 of its join and all 40 sent, as the relay got them", len(merged.got), merged.kinds())
 		}
+
+		// Audio with no video after it: the relay's waits the write-merge
+		// window (50 ms), the merging reader's its own window.
+		merged.mu.Unlock()
+		f.audio()
+		queued := time.Now()
+		time.Sleep(time.Second)
+		merged.mu.Lock()
+		relay.mu.Lock()
+		defer relay.mu.Unlock()
+		if at := relay.flushAt[len(relay.flushAt)-1].Sub(queued); at != 50*time.Millisecond {
+			t.Errorf("the relay's last audio left after %v, want the 50 ms write-merge window", at)
+		}
+		if at := merged.flushAt[len(merged.flushAt)-1].Sub(queued); at != window {
+			t.Errorf("the merging reader's last audio left after %v, want the %v window", at, window)
+		}
 	})
 }
 
@@ -408,5 +424,47 @@ func TestMergedWriteOffByDefault(t *testing.T) {
 	}
 	if r.flushCount() != flushes+5 {
 		t.Fatalf("flushed %d times for 5 video frames, want 5", r.flushCount()-flushes)
+	}
+}
+
+// TestUnpublishFlushesWaitingMedia: media waiting for a merge window is
+// flushed before readers hear that the stream ended (an HTTP-FLV viewer
+// ends its body then, and would lose it).
+func TestUnpublishFlushesWaitingMedia(t *testing.T) {
+	for _, cfg := range []Config{
+		{Takeover: time.Second, WriteMerge: 50 * time.Millisecond, MergedWrite: time.Hour},
+		{Takeover: time.Second, WriteMerge: time.Hour},
+	} {
+		st, _ := newStream(cfg)
+		p, _ := st.Publish(&source{}, PublishOptions{})
+		f := &frames{p: p}
+		f.key()
+		r := &notingReader{countingReader: countingReader{room: 100}}
+		st.AddReader(r, ReaderOptions{Merge: true})
+		f.audio()
+		p.Close(true)
+		if got := fmt.Sprint(r.log); got != "[flush unpublished]" {
+			t.Errorf("merged write %v, write merge %v: reader heard %s after the join, want the waiting media flushed first", cfg.MergedWrite, cfg.WriteMerge, got)
+		}
+	}
+}
+
+// notingReader notes Flush and Notify after its join, in order.
+type notingReader struct {
+	countingReader
+	joined bool
+	log    []string
+}
+
+func (r *notingReader) Flush() {
+	if r.joined {
+		r.log = append(r.log, "flush")
+	}
+	r.joined = true
+}
+
+func (r *notingReader) Notify(ev Event) {
+	if ev == Unpublished {
+		r.log = append(r.log, "unpublished")
 	}
 }

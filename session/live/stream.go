@@ -87,7 +87,10 @@ type Stream struct {
 	// next video frame so that both leave in one write per reader.
 	flushTimer *time.Timer
 	flushArmed bool
-	flushList  []Reader // reused by flushLocked and write
+	flushAt    time.Time // when the armed timer fires
+	quickDue   time.Time // audio of readers that do not merge waits until then (zero: none waits)
+	mergeDue   time.Time // the merged-write window ends then (zero: none waits)
+	flushList  []Reader  // reused by flushLocked and write
 }
 
 // New makes the stream called name.
@@ -192,6 +195,9 @@ func (st *Stream) endOrphan() {
 // of the publication; readers stay attached for a republish, as in FMS.
 func (st *Stream) endLocked() {
 	for _, sub := range st.readers {
+		// What waits for a merge window goes first: a reader may end
+		// when it hears of the end (an HTTP-FLV viewer's body does).
+		sub.flush()
 		sub.r.Notify(Unpublished)
 		sub.unpublished()
 	}
@@ -275,51 +281,84 @@ func (st *Stream) writePacket(p *Publication, ts uint32, pkt *Packet, seqKey str
 
 // flushLocked returns the readers whose queued media is to be written now
 // by write (after the stream is unlocked, so that the writes never hold
-// up joins), and arms the flush timer for the media that may wait: all
-// of it when now is false (audio and data wait up to Config.WriteMerge
-// for the next video frame), and, in merged-write mode, that of the
-// readers that allow it, up to Config.MergedWrite.
+// up joins), and arms the flush timer for the media that waits: audio and
+// data up to Config.WriteMerge for the next video frame (now is false),
+// and, in merged-write mode, the media of the readers that allow it up
+// to Config.MergedWrite after the first of their window.
 func (st *Stream) flushLocked(now bool) []Reader {
 	merged := st.cfg.MergedWrite > 0
 	if !now && !merged {
-		st.armFlush(st.cfg.WriteMerge)
+		st.schedule(true, false) // (no need to look at the readers)
 		return nil
 	}
 	readers := st.flushList[:0]
 	st.flushList = nil
-	waiting := false
+	quick, merge := false, false
 	for _, sub := range st.readers {
 		switch {
 		case !sub.pending:
-		case !now || merged && sub.merge:
-			waiting = true
+		case merged && sub.merge:
+			merge = true
+		case !now:
+			quick = true
 		default:
 			sub.pending = false
 			readers = append(readers, sub.r)
 		}
 	}
-	switch {
-	case waiting:
-		st.armFlush(max(st.cfg.MergedWrite, st.cfg.WriteMerge))
-	case st.flushArmed:
-		st.flushArmed = false
-		st.flushTimer.Stop()
+	st.schedule(quick, merge)
+	if len(readers) == 0 {
+		st.flushList = readers
+		return nil
 	}
 	return readers
 }
 
-// armFlush makes the flush timer write every reader's pending media
-// within d, unless it is armed already: a window starts with the first
-// message that waits in it, so none waits longer than d.
-func (st *Stream) armFlush(d time.Duration) {
-	if st.flushArmed {
+// schedule arms the flush timer for the earliest media that waits:
+// quick, the audio of readers that do not merge (due Config.WriteMerge
+// after it came), and merge, that of readers that do (due
+// Config.MergedWrite after the first of the window); it stops the timer
+// when nothing waits.
+func (st *Stream) schedule(quick, merge bool) {
+	if !quick {
+		st.quickDue = time.Time{}
+	}
+	if !merge {
+		st.mergeDue = time.Time{}
+	}
+	if !quick && !merge {
+		if st.flushArmed {
+			st.flushArmed = false
+			st.flushTimer.Stop()
+		}
 		return
 	}
-	st.flushArmed = true
+	var now time.Time
+	if quick && st.quickDue.IsZero() {
+		now = time.Now()
+		st.quickDue = now.Add(st.cfg.WriteMerge)
+	}
+	if merge && st.mergeDue.IsZero() {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		st.mergeDue = now.Add(st.cfg.MergedWrite)
+	}
+	due := st.mergeDue
+	if quick && (due.IsZero() || st.quickDue.Before(due)) {
+		due = st.quickDue
+	}
+	if st.flushArmed && due.Equal(st.flushAt) {
+		return
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	st.flushAt, st.flushArmed = due, true
 	if st.flushTimer == nil {
-		st.flushTimer = time.AfterFunc(d, st.flushDeferred)
+		st.flushTimer = time.AfterFunc(due.Sub(now), st.flushDeferred)
 	} else {
-		st.flushTimer.Reset(d)
+		st.flushTimer.Reset(due.Sub(now))
 	}
 }
 
@@ -339,7 +378,8 @@ func (st *Stream) write(readers []Reader) {
 	st.mu.Unlock()
 }
 
-// flushDeferred is the flush timer's: every reader's pending media goes.
+// flushDeferred is the flush timer's: the media of readers that do not
+// merge goes, and that of readers that do once their window is over.
 func (st *Stream) flushDeferred() {
 	st.mu.Lock()
 	if !st.flushArmed {
@@ -347,14 +387,22 @@ func (st *Stream) flushDeferred() {
 		return
 	}
 	st.flushArmed = false
+	merged := st.cfg.MergedWrite > 0
+	windowOver := !st.mergeDue.IsZero() && !time.Now().Before(st.mergeDue)
 	readers := st.flushList[:0]
 	st.flushList = nil
+	merge := false
 	for _, sub := range st.readers {
-		if sub.pending {
+		switch {
+		case !sub.pending:
+		case merged && sub.merge && !windowOver:
+			merge = true // an early run: the timer was moved for quick media
+		default:
 			sub.pending = false
 			readers = append(readers, sub.r)
 		}
 	}
+	st.schedule(false, merge)
 	st.mu.Unlock()
 	st.write(readers)
 }
