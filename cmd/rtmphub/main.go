@@ -1,14 +1,5 @@
 // Command rtmphub is the rtmphub server: a Flash Media Server successor
 // for RTMP clients. Subcommands: serve (the default), version, help.
-
-// The runtime sets GOMAXPROCS from the CPU limit of the process's cgroup
-// at start; updatemaxprocs=0 keeps it from reading the limit again every
-// second (sched_getaffinity and a read of cpu.max from sysmon), which
-// woke an idle hub once a second: a hub's limit changes only with a
-// restart here. GODEBUG=updatemaxprocs=1 in the environment turns it
-// back on (a container whose CPU limit is resized in place).
-//
-//go:debug updatemaxprocs=0
 package main
 
 import (
