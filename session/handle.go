@@ -251,12 +251,15 @@ func (c *Client) connect(cmd *message.Command) error {
 	c.connected = true
 	c.t.SetReadDeadline(time.Time{})
 	c.log = log
-	c.remoteApp.mu.Lock()
-	c.remoteApp.accepted = true
-	if c.srv.cfg.Owners != nil && c.remoteApp.connect == nil {
-		c.remoteApp.connect = cmd // to connect again when another hub owns the instance (remote.go)
+	if c.srv.cfg.Owners != nil {
+		ra := &c.cluster().app
+		ra.mu.Lock()
+		if ra.connect == nil {
+			ra.connect = cmd // to connect again when another hub owns the instance (remote.go)
+		}
+		ra.mu.Unlock()
 	}
-	c.remoteApp.mu.Unlock()
+	c.accepted.Store(true) // after connect is kept: a reroute may read it once accepted
 
 	cfg := c.srv.cfg
 	enc := 0.0

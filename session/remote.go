@@ -151,7 +151,7 @@ func (s *Server) AcceptRemote(hub string, r RemoteConnect, out RemoteOut) (*Clie
 	}
 	t := &remoteTransport{out: out, addr: &net.TCPAddr{IP: net.ParseIP(r.IP)}, done: make(chan struct{})}
 	c := newClient(s, t, ConnInfo{Protocol: r.Protocol, RemoteIP: r.IP}, s.log.With("hub", hub, "hub_client", r.Client))
-	c.remoteHub = hub
+	c.cluster().hub = hub // before the client is shared
 	c.rpc.next = remoteCallBase
 	s.mu.Lock()
 	s.clients[c.id] = c
@@ -234,10 +234,10 @@ func (c *Client) HandleRemote(m *message.Message) {
 // again) is told once; nothing is told after the client ended. It never
 // blocks; the caller serializes a client's messages.
 func (c *Client) StreamFromHub(name string, publishing bool) {
-	if c.remoteHub == "" || name == "" || len(name) > maxStreamNameLen {
+	if c.remoteHub() == "" || name == "" || len(name) > maxStreamNameLen {
 		return
 	}
-	ra := &c.remoteApp
+	ra := &c.cluster().app
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	if ra.ended || c.inst == nil || slices.Contains(ra.published, name) == publishing ||
@@ -253,7 +253,7 @@ func (c *Client) StreamFromHub(name string, publishing bool) {
 // before onDisconnect, as for a client of this hub whose connection
 // dropped.
 func (c *Client) endRemoteStreams() {
-	ra := &c.remoteApp
+	ra := &c.cluster().app
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	ra.ended = true
@@ -276,11 +276,10 @@ func (c *Client) CloseFromHub(reason string) {
 // appOwner is the hub whose application serves the client ("": this
 // hub's). It changes when the instance's owner does.
 type appOwner struct {
-	mu       sync.Mutex
-	owner    string
-	connect  *message.Command // kept to connect again at a new owner
-	accepted bool             // the client's connect was accepted
-	moving   bool             // a reroute connects it again (AppReroute)
+	mu      sync.Mutex
+	owner   string
+	connect *message.Command // kept to connect again at a new owner
+	moving  bool             // a reroute connects it again (AppReroute)
 	// published are the live streams the client publishes, in the
 	// order it started them (with a cluster only): on its hub, its own
 	// publications, told again to each new owner's application; on the
@@ -291,9 +290,37 @@ type appOwner struct {
 }
 
 func (c *Client) appOwnerNow() string {
-	c.remoteApp.mu.Lock()
-	defer c.remoteApp.mu.Unlock()
-	return c.remoteApp.owner
+	cl := c.cl.Load()
+	if cl == nil {
+		return ""
+	}
+	cl.app.mu.Lock()
+	defer cl.app.mu.Unlock()
+	return cl.app.owner
+}
+
+// clientCluster is a client's state that only a cluster needs.
+type clientCluster struct {
+	hub string   // on an instance's owner: the hub of this remote client; set before the client is shared
+	app appOwner // on the client's hub: the hub whose application serves it
+}
+
+// cluster is c's cluster state, made at first use (any goroutine: the
+// first to store it wins).
+func (c *Client) cluster() *clientCluster {
+	if cl := c.cl.Load(); cl != nil {
+		return cl
+	}
+	c.cl.CompareAndSwap(nil, new(clientCluster))
+	return c.cl.Load()
+}
+
+// remoteHub is the hub of a remote client, "" for a client of this hub.
+func (c *Client) remoteHub() string {
+	if cl := c.cl.Load(); cl != nil {
+		return cl.hub
+	}
+	return ""
 }
 
 // openAtOwner asks owner's application to accept the client; "" accepts,
@@ -342,7 +369,7 @@ func (c *Client) openAtOwner(owner string, cmd *message.Command) (string, any) {
 // when it started them: a new owner learns of them when its clients are
 // rerouted to it.
 func (c *Client) setAppOwner(owner string, cmd *message.Command) {
-	ra := &c.remoteApp
+	ra := &c.cluster().app
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	ra.owner = owner
@@ -364,7 +391,7 @@ func (c *Client) streamEvent(name string, publishing bool) {
 		c.tellApplication("", name, publishing)
 		return
 	}
-	ra := &c.remoteApp
+	ra := &c.cluster().app
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	ra.published = trackPublished(ra.published, name, publishing)
@@ -477,9 +504,12 @@ func (s *Server) AppReroute(app, instance string) {
 	}
 	var wg sync.WaitGroup
 	for _, c := range in.Clients() {
-		ra := &c.remoteApp
+		if !c.accepted.Load() {
+			continue
+		}
+		ra := &c.cluster().app
 		ra.mu.Lock()
-		if !ra.accepted || ra.moving || ra.owner == owner {
+		if ra.moving || ra.owner == owner {
 			// (One move at a time: two at once would connect it twice
 			// to the same application. The move looks again when done.)
 			ra.mu.Unlock()
@@ -503,7 +533,7 @@ func (s *Server) AppReroute(app, instance string) {
 // is at the owner's (the owner may change meanwhile: three tries), or
 // disconnects it when that application does not accept it.
 func (s *Server) moveClient(c *Client, in *Instance) {
-	ra := &c.remoteApp
+	ra := &c.cluster().app
 	defer func() {
 		ra.mu.Lock()
 		ra.moving = false

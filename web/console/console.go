@@ -10,10 +10,10 @@
 package console
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"time"
 )
@@ -30,8 +30,10 @@ const (
 	PathCSS   = "/console/console.css"
 )
 
+// file is one embedded file, read from the binary for each request, not
+// kept (see the player's assets).
 type file struct {
-	data  []byte
+	name  string
 	ctype string
 	etag  string
 }
@@ -48,7 +50,7 @@ var files = func() map[string]file {
 			panic("console: " + err.Error())
 		}
 		sum := sha256.Sum256(b)
-		m[p] = file{data: b, ctype: f.ctype, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+		m[p] = file{name: f.name, ctype: f.ctype, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
 	}
 	return m
 }()
@@ -86,6 +88,12 @@ func Handler() http.Handler {
 			h.Set("Referrer-Policy", "no-referrer")
 			h.Set("X-Frame-Options", "SAMEORIGIN")
 		}
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.data))
+		ef, err := staticFS.Open(f.name)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		defer ef.Close()
+		http.ServeContent(w, r, "", time.Time{}, ef.(io.ReadSeeker)) // an embedded file seeks
 	})
 }
