@@ -188,10 +188,13 @@ type Server struct {
 	closing  bool
 	sessions map[string]*rtmptSession
 	perIP    map[string]int
-	conns    map[*httpConn]struct{} // open HTTP connections
-	connsIP  map[netip.Addr]int     // open HTTP connections per client address (connIPKey)
-	sessWG   sync.WaitGroup         // one per running session core
-	directWG sync.WaitGroup         // one per connection served by serveDirect
+	// janitorWake tells the janitor, asleep while there is no session,
+	// that the first one opened (one pending signal at most).
+	janitorWake chan struct{}
+	conns       map[*httpConn]struct{} // open HTTP connections
+	connsIP     map[netip.Addr]int     // open HTTP connections per client address (connIPKey)
+	sessWG      sync.WaitGroup         // one per running session core
+	directWG    sync.WaitGroup         // one per connection served by serveDirect
 
 	readTimeout time.Duration // between requests
 	lim         limits
@@ -232,14 +235,15 @@ type Stats struct {
 func NewServer(cfg Config, h ConnHandler) *Server {
 	cfg = cfg.WithDefaults()
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		handler:  h,
-		vln:      newConnQueue(),
-		sessions: make(map[string]*rtmptSession),
-		perIP:    make(map[string]int),
-		conns:    make(map[*httpConn]struct{}),
-		connsIP:  make(map[netip.Addr]int),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		handler:     h,
+		vln:         newConnQueue(),
+		sessions:    make(map[string]*rtmptSession),
+		perIP:       make(map[string]int),
+		conns:       make(map[*httpConn]struct{}),
+		janitorWake: make(chan struct{}, 1),
+		connsIP:     make(map[netip.Addr]int),
 	}
 	s.tlsFailed.log = cfg.Logger
 	s.cuts.log = cfg.Logger
