@@ -346,7 +346,10 @@ func (dc *directConn) sendContinue() {
 // writes every 40 ms).
 const (
 	handBackWait = 120 * time.Millisecond
-	streamGap    = 100 * time.Millisecond
+	// maxReplyMerge bounds Config.ReplyMerge below handBackWait, so that
+	// the writers of a streaming session keep reading its polls.
+	maxReplyMerge = 100 * time.Millisecond
+	streamGap     = 100 * time.Millisecond
 	// quietSend: no /send body for this long before a hand-off.
 	quietSend = 500 * time.Millisecond
 )

@@ -46,6 +46,13 @@ type Config struct {
 	// the reply the core is about to write (the handshake, a command
 	// result), saving the client a poll. Default 3ms; negative disables.
 	SendLinger time.Duration
+	// ReplyMerge is how long the bytes written for a streaming session
+	// (a player, see handOff) may wait for more before the client's poll
+	// takes them: one reply then carries two or three video frames
+	// instead of one, and every reply costs the server a read of the
+	// poll and a write. Default 50ms, at most maxReplyMerge; negative
+	// answers at every write.
+	ReplyMerge time.Duration
 	// SessionTimeout closes an RTMPT session that received no request for
 	// this long; its core sees the client disconnect. Default 15s.
 	SessionTimeout time.Duration
@@ -117,6 +124,10 @@ func (c Config) WithDefaults() Config {
 	} else if c.HoldTime < 0 {
 		c.HoldTime = 0
 	}
+	if c.ReplyMerge == 0 {
+		c.ReplyMerge = 50 * time.Millisecond
+	}
+	c.ReplyMerge = min(max(c.ReplyMerge, 0), maxReplyMerge)
 	if c.SendLinger == 0 {
 		c.SendLinger = 3 * time.Millisecond
 	} else if c.SendLinger < 0 {
