@@ -69,6 +69,9 @@ type directConn struct {
 	werr     error
 
 	rq requestReader // reads the requests, owned by the reading goroutine
+	// The writers' parse of idle polls (see takePollLocked), under the
+	// lock of the session whose reader the connection is.
+	polls idlePollCache
 
 	// Of the request being read (see dcReader): the socket reads made
 	// for it, and whether its head deadline is armed.

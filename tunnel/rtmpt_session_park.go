@@ -125,7 +125,7 @@ func (ss *rtmptSession) takePollLocked(now time.Time) {
 		}
 		dc.rbuf = dc.rbuf[:n]
 	}
-	seq, used, ok := parseIdlePoll(dc.rbuf, ss.id)
+	seq, used, ok := dc.polls.parse(dc.rbuf, ss.id)
 	if !ok || seq != ss.next || seq != ss.maxSeen+1 {
 		ss.handBackLocked()
 		return
