@@ -132,6 +132,9 @@ func (ss *rtmptSession) takePollLocked(now time.Time) {
 	}
 	dc.rbuf = dc.rbuf[:copy(dc.rbuf, dc.rbuf[used:])]
 	dc.lastTake.Store(now.UnixNano())
+	if dc.handTimer != nil {
+		dc.handTimer.Reset(handBackWait)
+	}
 	ss.srv.stats.requests.Add(1)
 	ss.srv.stats.writerPolls.Add(1)
 	ss.lastReq.Store(now.UnixNano())
