@@ -256,9 +256,8 @@ func (ss *rtmptSession) noteWriteLocked(now time.Time) {
 // mergedLocked reports whether the pending bytes of a streaming session
 // have waited Config.ReplyMerge for more, or are enough to send anyway
 // (mergeEnough): its writer then takes the client's poll. Until then the
-// poll stays unread in its socket; should no write come, the
-// connection's goroutine takes reading back within handBackWait and
-// answers it (see handOff).
+// poll stays unread in its socket; should no write come, the hand timer
+// takes it within handBackWait of the last take (handExpired).
 func (ss *rtmptSession) mergedLocked(now time.Time) bool {
 	d := ss.srv.cfg.ReplyMerge
 	return d <= 0 || now.Sub(ss.outSince) >= d || ss.pendingLocked() >= mergeEnough
