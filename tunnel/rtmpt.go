@@ -212,6 +212,12 @@ func (s *Server) openSession(peer netip.AddrPort, local net.Addr, secure bool, f
 	info.TunnelID = id
 	ss := newRTMPTSession(s, id, ipKey, info, local, remote)
 	s.sessions[id] = ss
+	if len(s.sessions) == 1 {
+		select {
+		case s.janitorWake <- struct{}{}:
+		default:
+		}
+	}
 	s.perIP[ipKey]++
 	s.sessWG.Add(1)
 	s.mu.Unlock()
@@ -250,13 +256,26 @@ func (s *Server) removeSession(ss *rtmptSession) {
 }
 
 // janitor closes sessions that received no request for the session
-// timeout, checking a few times per timeout.
+// timeout, checking a few times per timeout. With no session it sleeps
+// until one opens: an idle hub has no reason to wake for RTMPT.
 func (s *Server) janitor(ctx context.Context) {
 	period := min(max(s.cfg.SessionTimeout/4, 10*time.Millisecond), time.Second)
 	t := time.NewTicker(period)
 	defer t.Stop()
 	var stale []*rtmptSession
 	for {
+		s.mu.Lock()
+		empty := len(s.sessions) == 0
+		s.mu.Unlock()
+		if empty {
+			t.Stop()
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.janitorWake:
+			}
+			t.Reset(period)
+		}
 		select {
 		case <-ctx.Done():
 			return

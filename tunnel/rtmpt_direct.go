@@ -69,6 +69,9 @@ type directConn struct {
 	werr     error
 
 	rq requestReader // reads the requests, owned by the reading goroutine
+	// The writers' parse of idle polls (see takePollLocked), under the
+	// lock of the session whose reader the connection is.
+	polls idlePollCache
 
 	// Of the request being read (see dcReader): the socket reads made
 	// for it, and whether its head deadline is armed.
@@ -84,6 +87,11 @@ type directConn struct {
 	rbuf     []byte
 	wake     chan struct{}
 	lastTake atomic.Int64
+	// The session whose reader the connection is or was last, and the
+	// timer that hands reading back when its writers take no poll (see
+	// handOff); handTimer is set and reset under that session's lock.
+	handSS    atomic.Pointer[rtmptSession]
+	handTimer *time.Timer
 }
 
 // respond writes one reply. It never blocks.
@@ -346,17 +354,22 @@ func (dc *directConn) sendContinue() {
 // writes every 40 ms).
 const (
 	handBackWait = 120 * time.Millisecond
-	streamGap    = 100 * time.Millisecond
+	// maxReplyMerge bounds Config.ReplyMerge below handBackWait, so that
+	// the writers of a streaming session keep reading its polls.
+	maxReplyMerge = 100 * time.Millisecond
+	streamGap     = 100 * time.Millisecond
 	// quietSend: no /send body for this long before a hand-off.
 	quietSend = 500 * time.Millisecond
 )
 
 // handOff leaves reading the connection's requests to the goroutines that
 // write for the session whose poll it parked, and waits until one of them
-// hands it back, or until they have taken nothing for handBackWait. While
-// the session streams (two writes less than streamGap apart), the poll
-// after each reply is read and answered by the writer of the next frame,
-// and the connection's goroutine sleeps.
+// hands it back, or until they have taken nothing for handBackWait (the
+// hand timer, handExpired). While the session streams (two writes less
+// than streamGap apart), the poll after each reply is read and answered by
+// the writer of the next frame, and the connection's goroutine sleeps:
+// each take pushes the hand timer back, so nothing wakes for the
+// connection while its session streams.
 func (dc *directConn) handOff(ss *rtmptSession) {
 	ss.mu.Lock()
 	// Only a streaming session's writer comes back soon enough, by itself:
@@ -369,33 +382,49 @@ func (dc *directConn) handOff(ss *rtmptSession) {
 	}
 	ss.handBackLocked() // the client polls on this connection now
 	ss.reader = dc
+	dc.handSS.Store(ss)
 	dc.lastTake.Store(time.Now().UnixNano())
+	if dc.handTimer == nil {
+		dc.handTimer = time.AfterFunc(handBackWait, dc.handExpired)
+	} else {
+		dc.handTimer.Reset(handBackWait)
+	}
 	ss.mu.Unlock()
 	setRcvLowat(dc.rc, handOffLowat)
 	defer setRcvLowat(dc.rc, 1) // before the connection's goroutine reads again
-	t := time.NewTimer(handBackWait)
-	defer t.Stop()
-	for {
-		select {
-		case <-dc.wake:
-			return // handed back: ss.reader is no longer dc
-		case <-t.C:
-			if idle := time.Since(time.Unix(0, dc.lastTake.Load())); idle < handBackWait {
-				t.Reset(handBackWait - idle)
-				continue
-			}
-			ss.mu.Lock()
-			if ss.reader == dc {
-				ss.reader = nil
-			}
-			ss.mu.Unlock()
-			select {
-			case <-dc.wake: // a hand-back that crossed the timer
-			default:
-			}
-			return
-		}
+	<-dc.wake                   // handed back (handBackLocked): ss.reader is no longer dc
+	ss.mu.Lock()
+	dc.handTimer.Stop()
+	ss.mu.Unlock()
+}
+
+// handExpired is the hand timer's: the writers of the session have taken
+// no poll for handBackWait. With bytes pending (held by Config.ReplyMerge)
+// it takes the poll itself; otherwise it hands reading back, and the
+// connection's goroutine parks the poll for its hold.
+func (dc *directConn) handExpired() {
+	ss := dc.handSS.Load()
+	if ss == nil {
+		return
 	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.reader != dc {
+		return
+	}
+	now := time.Now()
+	if idle := now.Sub(time.Unix(0, dc.lastTake.Load())); idle < handBackWait {
+		dc.handTimer.Reset(handBackWait - idle)
+		return
+	}
+	if ss.pendingLocked() > 0 {
+		ss.takePollLocked(now) // answers, or hands back
+		if ss.reader == dc {
+			dc.handTimer.Reset(handBackWait)
+		}
+		return
+	}
+	ss.handBackLocked()
 }
 
 // serveDirectRequest answers one request as serveRTMPT does; false ends

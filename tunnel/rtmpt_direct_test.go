@@ -212,3 +212,65 @@ func TestDirectBadRequests(t *testing.T) {
 		nc.Close()
 	}
 }
+
+// While a session streams, its bytes wait up to ReplyMerge for more, so a
+// reply carries several writes; bytes written just before the stream
+// pauses still go out, within the hand timer's handBackWait.
+func TestDirectReplyMerge(t *testing.T) {
+	for _, merge := range []time.Duration{-1, 50 * time.Millisecond} {
+		t.Run("merge="+merge.String(), func(t *testing.T) {
+			const blocks = 80
+			lastWrite := make(chan time.Time, 1)
+			addr, _ := testServer(t, Config{ReplyMerge: merge}, func(ctx context.Context, nc net.Conn, _ Info) {
+				defer nc.Close()
+				go io.Copy(io.Discard, nc)
+				block := make([]byte, 100)
+				for i := range blocks {
+					time.Sleep(10 * time.Millisecond)
+					if _, err := nc.Write(block); err != nil {
+						return
+					}
+					if i == blocks-1 {
+						lastWrite <- time.Now()
+					}
+				}
+				<-ctx.Done()
+			})
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(nc)
+			io.WriteString(nc, post("/open/1", "\x00"))
+			sid := strings.TrimSpace(string(readReplies(t, br, 1)[0].body))
+			got, withData, late := 0, 0, 0
+			for seq := 0; got < blocks*100; seq++ {
+				io.WriteString(nc, post("/idle/"+sid+"/"+strconv.Itoa(seq), "\x00"))
+				r := readReplies(t, br, 1)[0]
+				if r.status() != 200 {
+					t.Fatalf("poll %d: status %d", seq, r.status())
+				}
+				if n := len(r.body) - 1; n > 0 {
+					got += n
+					withData++
+					if got > blocks*100/2 && n/100 >= 3 {
+						late++ // a merged reply, once the session streams
+					}
+				}
+			}
+			arrived := time.Now()
+			if wait := arrived.Sub(<-lastWrite); wait > handBackWait+250*time.Millisecond {
+				t.Errorf("the last block arrived %v after it was written", wait)
+			}
+			if merge > 0 && late == 0 {
+				t.Errorf("%d replies carried %d blocks, none of the later ones three or more", withData, blocks)
+			}
+			if merge < 0 && late > 2 {
+				t.Errorf("without merging, %d replies carried three blocks or more", late)
+			}
+			t.Logf("%d blocks in %d replies with data", blocks, withData)
+		})
+	}
+}

@@ -255,3 +255,54 @@ func parseIdlePoll(b []byte, sid string) (seq uint64, n int, ok bool) {
 	}
 	return seq, n, true
 }
+
+// idlePollCache keeps the header block of the last idle poll of a
+// connection that parseIdlePoll accepted. A client words its polls the
+// same every time but for the sequence number, so a poll whose header
+// block is the same bytes is taken with one comparison instead of being
+// parsed again (the parse was a tenth of a writer's cost per poll,
+// syscalls excepted, at 1000 players).
+type idlePollCache struct{ head []byte }
+
+// parse is parseIdlePoll, with the header block compared to the last one
+// accepted before it is parsed.
+func (c *idlePollCache) parse(b []byte, sid string) (seq uint64, n int, ok bool) {
+	if len(c.head) > 0 {
+		if seq, line, ok := parseIdleLine(b, sid); ok {
+			if rest := b[line:]; len(rest) > len(c.head) && bytes.Equal(rest[:len(c.head)], c.head) {
+				return seq, line + len(c.head) + 1, true
+			}
+		}
+	}
+	if seq, n, ok = parseIdlePoll(b, sid); ok {
+		if _, line, lok := parseIdleLine(b, sid); lok && line <= n-1 {
+			c.head = append(c.head[:0], b[line:n-1]...)
+		}
+	}
+	return seq, n, ok
+}
+
+// parseIdleLine parses the request line "POST /idle/<sid>/<seq> HTTP/1.1"
+// at the start of b, as parseIdlePoll does, and returns the sequence
+// number and the length of the line with its CRLF.
+func parseIdleLine(b []byte, sid string) (seq uint64, n int, ok bool) {
+	p, found := bytes.CutPrefix(b, []byte("POST /idle/"))
+	if !found {
+		return 0, 0, false
+	}
+	p, found = bytes.CutPrefix(p, []byte(sid))
+	if !found || len(p) < 2 || p[0] != '/' {
+		return 0, 0, false
+	}
+	p = p[1:]
+	digits := 0
+	for digits < len(p) && p[digits] >= '0' && p[digits] <= '9' {
+		seq = seq*10 + uint64(p[digits]-'0')
+		digits++
+	}
+	if digits == 0 || digits > 15 || !bytes.HasPrefix(p[digits:], []byte(" HTTP/1.1\r\n")) {
+		return 0, 0, false
+	}
+	n = len(b) - len(p) + digits + len(" HTTP/1.1\r\n")
+	return seq, n, true
+}

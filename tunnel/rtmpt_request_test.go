@@ -108,6 +108,31 @@ func TestParseIdlePoll(t *testing.T) {
 		if _, _, good := parseIdlePoll([]byte(bad), sid); good {
 			t.Errorf("taken: %q", bad)
 		}
+		// The cache of a connection whose last poll was ok takes no
+		// more than the parser does.
+		var c idlePollCache
+		if _, _, good := c.parse([]byte(ok), sid); !good {
+			t.Fatal("cache: ok not taken")
+		}
+		if _, _, good := c.parse([]byte(bad), sid); good {
+			t.Errorf("cache took: %q", bad)
+		}
+	}
+	var c idlePollCache
+	for _, tc := range []struct {
+		req string
+		seq uint64
+	}{
+		{ok, 42},
+		{strings.Replace(ok, "/42 ", "/43 ", 1), 43}, // the same header block
+		{strings.Replace(ok, "/42 ", "/1234567 ", 1), 1234567},
+		{strings.Replace(ok, "Host: x", "Host: yy", 1), 42}, // another one, parsed
+		{strings.Replace(ok, "Host: x", "Host: yy", 1), 42},
+	} {
+		seq, n, good := c.parse([]byte(tc.req+"POST"), sid)
+		if !good || seq != tc.seq || n != len(tc.req) {
+			t.Errorf("cache: %q: %d %d %v", tc.req, seq, n, good)
+		}
 	}
 }
 
@@ -124,6 +149,13 @@ func FuzzParseIdlePoll(f *testing.F) {
 			data = data[:1024]
 		}
 		seq, n, ok := parseIdlePoll(data, fuzzSID)
+		// The writers' cache, warmed by the same bytes (its fast path
+		// then), takes what the parser takes.
+		var c idlePollCache
+		c.parse(data, fuzzSID)
+		if cseq, cn, cok := c.parse(data, fuzzSID); cok != ok || ok && (cseq != seq || cn != n) {
+			t.Fatalf("%q: cache %d %d %v, parser %d %d %v", data, cseq, cn, cok, seq, n, ok)
+		}
 		if !ok {
 			return
 		}

@@ -101,8 +101,9 @@ type rtmptSession struct {
 	parkTimer *time.Timer // answers the parked poll when its hold ends
 	reader    *directConn // reads this session's next poll when bytes are written (see handOff)
 	// When the core last wrote, and the time before; when the client last
-	// sent data (see handOff).
-	lastWrite, prevWrite, lastBody time.Time
+	// sent data (see handOff); when out last went from empty to holding
+	// bytes (see Config.ReplyMerge).
+	lastWrite, prevWrite, lastBody, outSince time.Time
 
 	bytesIn, bytesOut uint64
 }
@@ -176,16 +177,18 @@ func (ss *rtmptSession) Write(p []byte) (int, error) {
 		}
 		if room := limit - ss.pendingLocked(); room > 0 {
 			k := min(room, len(p))
+			now := time.Now()
 			if ss.out == nil {
 				ss.out = ss.newOutLocked(k)
+				ss.outSince = now
 			}
 			ss.out = append(ss.out, p[:k]...)
 			p, n = p[k:], n+k
 			ss.outSig.fire()
-			ss.noteWriteLocked()
+			ss.noteWriteLocked(now)
 			ss.answerParkedLocked()
-			if ss.reader != nil && ss.pendingLocked() > 0 {
-				ss.takePollLocked()
+			if ss.reader != nil && ss.pendingLocked() > 0 && ss.mergedLocked(now) {
+				ss.takePollLocked(now)
 			}
 			continue
 		}
@@ -223,8 +226,10 @@ func (ss *rtmptSession) TryWriteBuffers(bufs [][]byte) (int, error) {
 	if room <= 0 {
 		return 0, nil
 	}
+	now := time.Now()
 	if ss.out == nil {
 		ss.out = ss.newOutLocked(room)
+		ss.outSince = now
 	}
 	n := 0
 	for _, b := range bufs {
@@ -235,19 +240,32 @@ func (ss *rtmptSession) TryWriteBuffers(bufs [][]byte) (int, error) {
 		}
 	}
 	ss.outSig.fire()
-	ss.noteWriteLocked()
+	ss.noteWriteLocked(now)
 	ss.answerParkedLocked()
-	if ss.reader != nil && ss.pendingLocked() > 0 {
-		ss.takePollLocked()
+	if ss.reader != nil && ss.pendingLocked() > 0 && ss.mergedLocked(now) {
+		ss.takePollLocked(now)
 	}
 	return n, nil
 }
 
 // noteWriteLocked keeps the times of the core's last two writes.
-func (ss *rtmptSession) noteWriteLocked() {
-	now := time.Now()
+func (ss *rtmptSession) noteWriteLocked(now time.Time) {
 	ss.prevWrite, ss.lastWrite = ss.lastWrite, now
 }
+
+// mergedLocked reports whether the pending bytes of a streaming session
+// have waited Config.ReplyMerge for more, or are enough to send anyway
+// (mergeEnough): its writer then takes the client's poll. Until then the
+// poll stays unread in its socket; should no write come, the hand timer
+// takes it within handBackWait of the last take (handExpired).
+func (ss *rtmptSession) mergedLocked(now time.Time) bool {
+	d := ss.srv.cfg.ReplyMerge
+	return d <= 0 || now.Sub(ss.outSince) >= d || ss.pendingLocked() >= mergeEnough
+}
+
+// mergeEnough is a reply's worth of bytes that goes at once: about a
+// second of a 500 kbps stream.
+const mergeEnough = 64 << 10
 
 // Close ends the session on the server's side. Bytes written before it
 // are still handed to the client's next polls; the session leaves the

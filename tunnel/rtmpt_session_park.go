@@ -106,7 +106,7 @@ func (ss *rtmptSession) handBackLocked() {
 // and, when it is the session's next idle poll, answers it at once. Any
 // other outcome (nothing there yet, a partial or other request) hands
 // reading back. ss.mu is held.
-func (ss *rtmptSession) takePollLocked() {
+func (ss *rtmptSession) takePollLocked(now time.Time) {
 	dc := ss.reader
 	if len(dc.rbuf) == 0 {
 		if cap(dc.rbuf) == 0 {
@@ -125,16 +125,19 @@ func (ss *rtmptSession) takePollLocked() {
 		}
 		dc.rbuf = dc.rbuf[:n]
 	}
-	seq, used, ok := parseIdlePoll(dc.rbuf, ss.id)
+	seq, used, ok := dc.polls.parse(dc.rbuf, ss.id)
 	if !ok || seq != ss.next || seq != ss.maxSeen+1 {
 		ss.handBackLocked()
 		return
 	}
 	dc.rbuf = dc.rbuf[:copy(dc.rbuf, dc.rbuf[used:])]
-	dc.lastTake.Store(time.Now().UnixNano())
+	dc.lastTake.Store(now.UnixNano())
+	if dc.handTimer != nil {
+		dc.handTimer.Reset(handBackWait)
+	}
 	ss.srv.stats.requests.Add(1)
 	ss.srv.stats.writerPolls.Add(1)
-	ss.lastReq.Store(time.Now().UnixNano())
+	ss.lastReq.Store(now.UnixNano())
 	ss.forgetReadLocked(dc.hc, seq)
 	ss.maxSeen = seq
 	ss.applied = true

@@ -628,3 +628,35 @@ func TestLazyDeadline(t *testing.T) {
 		t.Fatalf("clearing: %v", applied)
 	}
 }
+
+// The janitor sleeps while there is no session, and a session opened
+// meanwhile still ends after the timeout of silence.
+func TestJanitorSleepsWithoutSessions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ended := make(chan time.Time, 1)
+		s := NewServer(Config{SessionTimeout: 2 * time.Second, HoldTime: -1, SendLinger: -1},
+			func(_ context.Context, c net.Conn, _ Info) {
+				io.Copy(io.Discard, c)
+				ended <- time.Now()
+			})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		s.runCtx = ctx
+		go s.janitor(ctx)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		start := time.Now()
+		addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+		if _, status := s.openSession(addr.AddrPort(), addr, false, nil, nil); status != 200 {
+			t.Fatalf("open: %d", status)
+		}
+		took := (<-ended).Sub(start)
+		if took < 2*time.Second || took > 3*time.Second {
+			t.Fatalf("silent session ended after %v, want about 2s", took)
+		}
+		// Empty again: asleep until the next session.
+		time.Sleep(time.Minute)
+		cancel()
+		s.sessWG.Wait()
+	})
+}

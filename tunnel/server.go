@@ -46,6 +46,13 @@ type Config struct {
 	// the reply the core is about to write (the handshake, a command
 	// result), saving the client a poll. Default 3ms; negative disables.
 	SendLinger time.Duration
+	// ReplyMerge is how long the bytes written for a streaming session
+	// (a player, see handOff) may wait for more before the client's poll
+	// takes them: one reply then carries two or three video frames
+	// instead of one, and every reply costs the server a read of the
+	// poll and a write. Default 50ms, at most maxReplyMerge; negative
+	// answers at every write.
+	ReplyMerge time.Duration
 	// SessionTimeout closes an RTMPT session that received no request for
 	// this long; its core sees the client disconnect. Default 15s.
 	SessionTimeout time.Duration
@@ -117,6 +124,10 @@ func (c Config) WithDefaults() Config {
 	} else if c.HoldTime < 0 {
 		c.HoldTime = 0
 	}
+	if c.ReplyMerge == 0 {
+		c.ReplyMerge = 50 * time.Millisecond
+	}
+	c.ReplyMerge = min(max(c.ReplyMerge, 0), maxReplyMerge)
 	if c.SendLinger == 0 {
 		c.SendLinger = 3 * time.Millisecond
 	} else if c.SendLinger < 0 {
@@ -188,10 +199,13 @@ type Server struct {
 	closing  bool
 	sessions map[string]*rtmptSession
 	perIP    map[string]int
-	conns    map[*httpConn]struct{} // open HTTP connections
-	connsIP  map[netip.Addr]int     // open HTTP connections per client address (connIPKey)
-	sessWG   sync.WaitGroup         // one per running session core
-	directWG sync.WaitGroup         // one per connection served by serveDirect
+	// janitorWake tells the janitor, asleep while there is no session,
+	// that the first one opened (one pending signal at most).
+	janitorWake chan struct{}
+	conns       map[*httpConn]struct{} // open HTTP connections
+	connsIP     map[netip.Addr]int     // open HTTP connections per client address (connIPKey)
+	sessWG      sync.WaitGroup         // one per running session core
+	directWG    sync.WaitGroup         // one per connection served by serveDirect
 
 	readTimeout time.Duration // between requests
 	lim         limits
@@ -232,14 +246,15 @@ type Stats struct {
 func NewServer(cfg Config, h ConnHandler) *Server {
 	cfg = cfg.WithDefaults()
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		handler:  h,
-		vln:      newConnQueue(),
-		sessions: make(map[string]*rtmptSession),
-		perIP:    make(map[string]int),
-		conns:    make(map[*httpConn]struct{}),
-		connsIP:  make(map[netip.Addr]int),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		handler:     h,
+		vln:         newConnQueue(),
+		sessions:    make(map[string]*rtmptSession),
+		perIP:       make(map[string]int),
+		conns:       make(map[*httpConn]struct{}),
+		janitorWake: make(chan struct{}, 1),
+		connsIP:     make(map[netip.Addr]int),
 	}
 	s.tlsFailed.log = cfg.Logger
 	s.cuts.log = cfg.Logger

@@ -89,6 +89,13 @@ Players (-protocol):
             sections and parts (playlists not counted); TTFF = index.m3u8
             asked → first part in, key = the same when it is INDEPENDENT.
             rtmphub or addr= only
+  rtmpt     RTMP tunnelled in HTTP POST polls on the RTMP address, as
+            librtmp (rtmpdump) plays rtmpt://: one keep-alive connection,
+            /open/1, each write a pipelined /send, back-to-back /idle polls
+            when nothing is outstanding, the interval byte ignored; then
+            connect, createStream, play and counting as an RTMP player
+            (RTMP bytes of the replies). Each player dials from its own
+            127.1.x.y source address (per-address limits). rtmphub or addr=
   a,b       each player count with each protocol, one after the other (a
             fresh server each), with a ratio row b/rtmp when one is rtmp
 
@@ -154,7 +161,7 @@ func main() {
 func run() error {
 	var (
 		serverFlag   = flag.String("server", "both", "rtmphub, nginx, both, cluster, or addr=host:port")
-		protoFlag    = flag.String("protocol", protoRTMP, "players' protocol: rtmp, http-flv or hls, or several comma-separated (each player count runs with each, e.g. rtmp,http-flv)")
+		protoFlag    = flag.String("protocol", protoRTMP, "players' protocol: rtmp, http-flv, hls or rtmpt, or several comma-separated (each player count runs with each, e.g. rtmp,http-flv)")
 		serverPID    = flag.Int("server-pid", 0, "with -server addr=: the server's pid, for CPU and RSS")
 		playersFlag  = flag.String("players", "100,500,2000", "player counts to run, comma-separated")
 		bitrateFlag  = flag.String("bitrate", "232k", "stream bitrate (media payload), e.g. 232k, 1.5M")
@@ -392,9 +399,9 @@ func parseProtocols(s string, kinds []string) ([]string, error) {
 	for p := range strings.SplitSeq(s, ",") {
 		p = strings.TrimSpace(p)
 		switch p {
-		case protoRTMP, protoHTTPFLV, protoHLS:
+		case protoRTMP, protoHTTPFLV, protoHLS, protoRTMPT:
 		default:
-			return nil, fmt.Errorf("bad -protocol %q: want rtmp, http-flv or hls, or a comma-separated list of them", p)
+			return nil, fmt.Errorf("bad -protocol %q: want rtmp, http-flv, hls or rtmpt, or a comma-separated list of them", p)
 		}
 		if slices.Contains(protos, p) {
 			return nil, fmt.Errorf("-protocol %q lists %s twice", s, p)

@@ -85,6 +85,8 @@ func (p *player) run(ctx context.Context, cfg *playerConfig, ready func()) {
 		err = p.runFLV(ctx, cfg, readyOnce)
 	case protoHLS:
 		err = p.runHLS(ctx, cfg, readyOnce)
+	case protoRTMPT:
+		err = p.runRTMPT(ctx, cfg, readyOnce)
 	default:
 		err = p.runRTMP(ctx, cfg, readyOnce)
 	}

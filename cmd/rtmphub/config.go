@@ -67,6 +67,7 @@ type config struct {
 	TLSAddr          string        `env:"TLS_ADDR" off:"" kind:"address" help:"TCP address for RTMPS/RTMPTS when a certificate is set"`
 	TrustedProxies   string        `env:"TRUSTED_PROXIES" kind:"cidrs" help:"comma-separated CIDRs of reverse proxies whose X-Forwarded-For / Forwarded headers name the client"`
 	RTMPTHold        time.Duration `env:"RTMPT_HOLD" off:"0" max:"10s" why:"librtmp gives up on a reply after 30s" help:"longest time an RTMPT idle poll waits for data before an empty reply (0 = answer at once)"`
+	RTMPTReplyMerge  time.Duration `env:"RTMPT_REPLY_MERGE" off:"0" max:"100ms" why:"a streaming session's writers stop reading its polls after 120ms" help:"how long bytes for a streaming RTMPT player may wait for more before its poll takes them: fewer, fuller replies (0 = a reply per write)"`
 	RTMPTTimeout     time.Duration `env:"RTMPT_TIMEOUT" min:"1s" help:"close an RTMPT session that sends no request for this long"`
 	RTMPTMaxSessions int           `env:"RTMPT_MAX_SESSIONS" help:"RTMPT sessions at once"`
 	RTMPTMaxPerIP    int           `env:"RTMPT_MAX_PER_IP" help:"RTMPT sessions at once from one client address"`

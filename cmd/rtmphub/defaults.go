@@ -116,6 +116,7 @@ func (c *config) links(l *libraries) []link {
 		same(&c.ClientIdleTimeout, &s.ClientIdleTimeout),       // off at 0 in both
 
 		offAtZero(&c.RTMPTHold, &t.HoldTime),
+		offAtZero(&c.RTMPTReplyMerge, &t.ReplyMerge),
 		same(&c.RTMPTTimeout, &t.SessionTimeout),
 		number(&c.RTMPTMaxSessions, &t.MaxSessions),
 		number(&c.RTMPTMaxPerIP, &t.MaxSessionsPerIP),

@@ -8,6 +8,7 @@ package deadline
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,10 +20,24 @@ type Deadline struct {
 	mu    sync.Mutex
 	timer *time.Timer
 	ch    chan struct{} // closed when the deadline has passed
+	// cur is ch for Wait and Expired, read without the lock: an RTMPT
+	// session checks its write deadline at every write of every frame.
+	cur atomic.Pointer[chan struct{}]
 }
 
 // New returns a Deadline that is not set.
-func New() *Deadline { return &Deadline{ch: make(chan struct{})} }
+func New() *Deadline {
+	d := &Deadline{}
+	d.renew()
+	return d
+}
+
+// renew gives the deadline a fresh channel; d.mu is held (or d is new).
+func (d *Deadline) renew() {
+	ch := make(chan struct{})
+	d.ch = ch
+	d.cur.Store(&ch)
+}
 
 // Set moves the deadline to t; the zero time means none. The channel is
 // replaced only once it has been closed, so a goroutine waiting on it while
@@ -42,13 +57,13 @@ func (d *Deadline) Set(t time.Time) {
 	}
 	if t.IsZero() {
 		if closed {
-			d.ch = make(chan struct{})
+			d.renew()
 		}
 		return
 	}
 	if dur := time.Until(t); dur > 0 {
 		if closed {
-			d.ch = make(chan struct{})
+			d.renew()
 		}
 		ch := d.ch
 		d.timer = time.AfterFunc(dur, func() { close(ch) })
@@ -60,11 +75,7 @@ func (d *Deadline) Set(t time.Time) {
 }
 
 // Wait returns a channel closed once the deadline has passed.
-func (d *Deadline) Wait() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.ch
-}
+func (d *Deadline) Wait() <-chan struct{} { return *d.cur.Load() }
 
 // Expired reports whether the deadline has passed.
 func (d *Deadline) Expired() bool {
