@@ -50,7 +50,13 @@ type stepResult struct {
 	Server   string `json:"server"`
 	Protocol string `json:"protocol"`
 	Players  int    `json:"players"`
+	Round    int    `json:"round,omitempty"` // with -rounds: 1, 2, ...
 	Error    string `json:"error,omitempty"`
+	// ServerCPUs is the Cpus_allowed_list of the server's process (and
+	// PeerCPUs the cluster peer's), read at the start: the pinning as the
+	// kernel applied it.
+	ServerCPUs string `json:"server_cpus_allowed,omitempty"`
+	PeerCPUs   string `json:"peer_cpus_allowed,omitempty"`
 
 	OK      int `json:"ok"`      // streaming when the window started
 	Failed  int `json:"failed"`  // never got to streaming
@@ -61,11 +67,14 @@ type stepResult struct {
 	DeliveredMbps float64 `json:"delivered_mbps"` // bytes all players received in the window
 	MinPlayerPct  float64 `json:"min_player_pct"` // slowest streaming player vs the bitrate
 
-	ServerCPUPct    float64 `json:"server_cpu_pct,omitempty"` // % of one core, the hub serving the players in a cluster step
-	RSSIdleKiB      int64   `json:"rss_idle_kib,omitempty"`
-	RSSBaseKiB      int64   `json:"rss_base_kib,omitempty"` // publisher only
-	RSSEndKiB       int64   `json:"rss_end_kib,omitempty"`
-	RSSPerPlayerKiB float64 `json:"rss_per_player_kib,omitempty"`
+	ServerCPUPct float64 `json:"server_cpu_pct,omitempty"` // % of one core, the hub serving the players in a cluster step
+	// CPUUsPerPlayerSec is server CPU seconds / (streaming players ×
+	// window seconds), in µs: the unit the issue's targets are stated in.
+	CPUUsPerPlayerSec float64 `json:"cpu_us_per_player_sec,omitempty"`
+	RSSIdleKiB        int64   `json:"rss_idle_kib,omitempty"`
+	RSSBaseKiB        int64   `json:"rss_base_kib,omitempty"` // publisher only
+	RSSEndKiB         int64   `json:"rss_end_kib,omitempty"`
+	RSSPerPlayerKiB   float64 `json:"rss_per_player_kib,omitempty"`
 
 	TTFF latencyStats `json:"ttff_ms"` // play → first video message
 	TTFK latencyStats `json:"ttfk_ms"` // play → first keyframe
@@ -189,10 +198,18 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 			}
 		}
 	}()
+	if srv.pid != 0 {
+		if res.ServerCPUs, err = processCPUs(srv.pid); err != nil {
+			logf("server cpus: %v", err)
+		}
+	}
 	if peer != nil {
+		if res.PeerCPUs, err = processCPUs(peer.pid); err != nil {
+			logf("peer cpus: %v", err)
+		}
 		logf("server %v (players), peer %v, publisher on %v", srv, peer, pubSrv.kind)
 	} else {
-		logf("server %v", srv)
+		logf("server %v, CPUs %s", srv, res.ServerCPUs)
 	}
 	rss := func() int64 {
 		if srv.pid == 0 {
@@ -399,6 +416,9 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 	res.PlayerErrors = countErrors(errs)
 	if srv.pid != 0 {
 		res.ServerCPUPct = cpuPercent(cpu1-cpu0, window)
+		if res.OK > 0 {
+			res.CPUUsPerPlayerSec = (cpu1 - cpu0).Seconds() * 1e6 / (float64(res.OK) * window.Seconds())
+		}
 		if res.OK > 0 && res.RSSEndKiB > 0 {
 			res.RSSPerPlayerKiB = float64(res.RSSEndKiB-res.RSSBaseKiB) / float64(res.OK)
 		}
@@ -419,7 +439,7 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		res.Error = "publisher: " + pubErr.Error()
 	}
 	res.Warnings = stepWarnings(&res)
-	logf("done: %.2f of %.2f Mbps, server cpu %.1f%%, tool cpu %.1f%%, others %.0f%%", res.DeliveredMbps, res.ExpectedMbps, res.ServerCPUPct, res.ToolCPUPct, res.OtherCPUPct)
+	logf("done: %.2f of %.2f Mbps, server cpu %.1f%% (%.1f µs/pl·s), tool cpu %.1f%%, others %.0f%%", res.DeliveredMbps, res.ExpectedMbps, res.ServerCPUPct, res.CPUUsPerPlayerSec, res.ToolCPUPct, res.OtherCPUPct)
 	if res.Lag != nil {
 		logf("latency p50 %.1f ms, p99 %.1f ms (%d frames, %d probes); peer cpu %.1f%%", res.Lag.P50, res.Lag.P99, res.Lag.N, res.Probes, res.PeerCPUPct)
 	}

@@ -153,7 +153,7 @@ func main() {
 
 func run() error {
 	var (
-		serverFlag   = flag.String("server", "both", "rtmphub, nginx, both, cluster, or addr=host:port")
+		serverFlag   = flag.String("server", "both", "rtmphub, nginx, both, aa (rtmphub against itself), cluster, or addr=host:port")
 		protoFlag    = flag.String("protocol", protoRTMP, "players' protocol: rtmp, http-flv or hls, or several comma-separated (each player count runs with each, e.g. rtmp,http-flv)")
 		serverPID    = flag.Int("server-pid", 0, "with -server addr=: the server's pid, for CPU and RSS")
 		playersFlag  = flag.String("players", "100,500,2000", "player counts to run, comma-separated")
@@ -182,6 +182,10 @@ func run() error {
 		cpuProfile   = flag.String("cpuprofile", "", "write this process's CPU profile (the players' and the publisher's side) to this file")
 		probesFlag   = flag.Int("latency-probes", -1, "RTMP players per step that parse every message and measure publisher → player latency from send times the publisher stamps into the video frames (-1: 10 with -server cluster, else 0; 0: none)")
 		niceness     = flag.Int("nice", 0, "run the tool and the servers it starts at this nice value (e.g. -10 on a shared host; needs root to go below 0)")
+		pinFlag      = flag.Bool("pin", true, "pin every server the tool starts to one CPU and the tool to another (the first two this process may use; only when there are two or more); -pin=false: leave placement to the kernel")
+		serverCPUs   = flag.String("server-cpus", "", "with -pin: the servers' CPUs, e.g. 0 or 0-1 (with -tool-cpus)")
+		toolCPUs     = flag.String("tool-cpus", "", "with -pin: the tool's CPUs, e.g. 1 (with -server-cpus)")
+		roundsFlag   = flag.Int("rounds", 1, "run the whole list of steps this many times, interleaved (round 1: every step, round 2: every step, ...), then print medians and spread over the rounds")
 	)
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usageText)
@@ -190,6 +194,21 @@ func run() error {
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (see -h)", flag.Args())
+	}
+	// First, before the runtime starts more threads: every later thread
+	// inherits the affinity of the one that starts it.
+	pin, err := planPinning(*pinFlag, *serverCPUs, *toolCPUs)
+	if err != nil {
+		return fmt.Errorf("-pin: %w", err)
+	}
+	if pin.on() {
+		if err := pinSelf(pin.Tool); err != nil {
+			return fmt.Errorf("-pin: %w", err)
+		}
+		log.Printf("%v", pin)
+	}
+	if *roundsFlag < 1 {
+		return fmt.Errorf("-rounds %d: want at least 1", *roundsFlag)
 	}
 	if os.Getenv("GOGC") == "" {
 		// The players' heap is small and churns (HLS: thousands of
@@ -248,6 +267,7 @@ func run() error {
 			nginxModule:  *nginxModule,
 			externalPID:  *serverPID,
 			startTimeout: 15 * time.Second,
+			cpus:         pin.Server,
 		},
 	}
 	var kinds []string
@@ -256,13 +276,15 @@ func run() error {
 		kinds = []string{s}
 	case s == "both":
 		kinds = []string{kindRtmphub, kindNginx}
+	case s == "aa", s == "rtmphub,rtmphub":
+		kinds = []string{kindRtmphubA, kindRtmphubB}
 	case s == kindCluster:
 		kinds = []string{kindClusterOrigin, kindClusterEdge}
 	case strings.HasPrefix(s, "addr="):
 		cfg.server.externalAddr = strings.TrimPrefix(s, "addr=")
 		kinds = []string{kindExternal}
 	default:
-		return fmt.Errorf("bad -server %q: want rtmphub, nginx, both, cluster or addr=host:port", s)
+		return fmt.Errorf("bad -server %q: want rtmphub, nginx, both, aa, cluster or addr=host:port", s)
 	}
 	cfg.probes = *probesFlag
 	if cfg.probes < 0 {
@@ -314,7 +336,7 @@ func run() error {
 
 	for _, k := range kinds {
 		switch k {
-		case kindRtmphub, kindClusterOrigin, kindClusterEdge:
+		case kindRtmphub, kindRtmphubA, kindRtmphubB, kindClusterOrigin, kindClusterEdge:
 			if cfg.server.rtmphubBin == "" {
 				log.Printf("building ./cmd/rtmphub")
 				if cfg.server.rtmphubBin, err = buildRtmphub(ctx, tmp); err != nil {
@@ -336,29 +358,37 @@ func run() error {
 		Started: time.Now(), Stream: formatBitrate(bitrate), Plan: plan,
 		Warmup: warmup.String(), Duration: duration.String(), Ramp: ramp, HostCPUs: host.CPUs,
 		RcvLowat: rcvLowat(bitrate, *batch, *readBuf), Probes: cfg.probes,
+		Pinning: pin, Rounds: *roundsFlag,
 	}
 	log.Printf("%v", plan)
-	for _, st := range steps {
-		if ctx.Err() != nil {
-			break
-		}
-		if *idleBusy > 0 {
-			busy, err := waitIdle(ctx, *idleBusy, *idleMax)
-			switch {
-			case ctx.Err() != nil:
-				continue
-			case err != nil:
-				log.Printf("waiting for an idle host: %v", err)
-			case busy >= *idleBusy:
-				log.Printf("host still %.0f%% busy after %v; running anyway", busy, *idleMax)
+	for round := 1; round <= *roundsFlag; round++ {
+		for _, st := range steps {
+			if ctx.Err() != nil {
+				break
 			}
+			if *roundsFlag > 1 {
+				log.Printf("round %d of %d: %v", round, *roundsFlag, st)
+			}
+			if *idleBusy > 0 {
+				busy, err := waitIdle(ctx, *idleBusy, *idleMax)
+				switch {
+				case ctx.Err() != nil:
+					continue
+				case err != nil:
+					log.Printf("waiting for an idle host: %v", err)
+				case busy >= *idleBusy:
+					log.Printf("host still %.0f%% busy after %v; running anyway", busy, *idleMax)
+				}
+			}
+			res := runStep(ctx, cfg, st)
+			res.Round = round
+			if res.Error != "" {
+				log.Printf("%v: %s", st, res.Error)
+			}
+			rep.Results = append(rep.Results, res)
 		}
-		res := runStep(ctx, cfg, st)
-		if res.Error != "" {
-			log.Printf("%v: %s", st, res.Error)
-		}
-		rep.Results = append(rep.Results, res)
 	}
+	rep.Summary = summarizeRounds(rep.Results)
 
 	if *outFile != "" {
 		f, err := os.Create(*outFile)
