@@ -29,6 +29,7 @@ type benchConfig struct {
 	readTimeout  time.Duration
 	readBuf      int
 	batch        time.Duration // stream time a player lets the kernel buffer before waking it
+	readPool     bool          // count streaming RTMP and HTTP-FLV players from one goroutine (readpool.go)
 	probes       int           // RTMP players per step that measure latency (stamp.go); 0: none, the publisher stamps nothing
 	server       serverConfig
 }
@@ -250,6 +251,10 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 	if st.protocol == protoHLS {
 		pcfg.http = newHLSClient(n, cfg.setupTimeout)
 		defer pcfg.http.CloseIdleConnections()
+	}
+	if cfg.readPool && cfg.batch > 0 {
+		pcfg.pool = newReadPool(cfg.batch, cfg.readTimeout)
+		defer pcfg.pool.close()
 	}
 	players := make([]player, n)
 	for i := range players {

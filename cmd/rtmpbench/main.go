@@ -42,6 +42,10 @@ Examples (from the module root):
   go run ./cmd/rtmpbench -server cluster -players 100,1000 -bitrate 232k
   # on a shared host: higher priority, and wait for other work to calm down
   go run ./cmd/rtmpbench -server both -nice -10 -wait-idle 30 -wait-idle-max 2m -out bench/r.json
+  # rtmphub against nginx-rtmp, 3 interleaved rounds, medians and spread
+  go run ./cmd/rtmpbench -server both -players 1000,3000 -rounds 3 -nice -10 -wait-idle 40 -wait-idle-max 1m
+  # the noise of the method: one rtmphub against itself
+  go run ./cmd/rtmpbench -server aa -players 1000 -rounds 3
 
 Servers (-server):
   rtmphub   builds ./cmd/rtmphub (or runs -rtmphub-bin) with -rtmphub-args and
@@ -53,6 +57,9 @@ Servers (-server):
             stop parsing after the first keyframe and cannot answer pings
   both      rtmphub and nginx, one after the other for each player count,
             with a ratio row rtmphub/nginx
+  aa        (or rtmphub,rtmphub) the same rtmphub command twice per player
+            count, labelled A and B, with a ratio row B/A: an A/A run, to
+            show how far two measurements of one server differ
   cluster   two rtmphub processes (-rtmphub-args, then --node-name
             rtmpbench-a|b, --cluster-secret, --cluster-embedded,
             --cluster-route-addr, --cluster-routes) joined into one cluster
@@ -110,6 +117,8 @@ do not pay for a player wakeup per message. After -warmup the window of
   expected  players × bitrate (media payload)
   min%      the slowest player's bytes vs the stream bitrate
   CPU%      server utime+stime over the window, % of one core
+  µs/pl·s   server CPU seconds / (streaming players × window seconds), in
+            µs: what one player costs the server per second of streaming
   RSS base  server VmRSS with the publisher only; RSS/pl = (VmRSS at the
             end of the window − RSS base) / streaming players
   TTFF      play (or GET) sent → first video message or tag (p50/p95/max,
@@ -134,6 +143,25 @@ the same for every step). The table then has more columns:
   lag p50, p99, max
             publisher write → probe read of the stamped frames read in the
             window, over all probes (ms)
+
+Pinning (-pin, on by default when this process may use two or more
+CPUs): every server process the tool starts (rtmphub, nginx, both cluster
+hubs) runs on one CPU (-server-cpus, default the first allowed) and the
+tool, players and publisher, on another (-tool-cpus, default the second).
+The servers' affinity is set on the thread that forks them, so it holds
+from their first instruction and a Go server's runtime sizes GOMAXPROCS to
+it (1); the tool pins all its threads at start and sets its GOMAXPROCS to
+match. The header and the JSON say how the servers were placed, with the
+kernel's Cpus_allowed_list of each server. -pin=false leaves placement to
+the kernel (the old behaviour: server and tool float over all cores).
+
+Rounds (-rounds N): the whole list of steps runs N times, interleaved
+(round 1: every step, round 2: every step, ...), each round printed as a
+table; then a summary, each cell the median and [min–max] over the
+rounds, of CPU%, µs/pl·s, RSS/pl, Mbps got, tool%, other% and, with
+probes, lag p50 and p99; a ratio row's cells are the median and spread of
+each round's own ratio (lag: of each round's difference), not ratios of
+medians.
 
 Runs on one host take turns (an flock on $TMPDIR/rtmpbench.lock): two at
 once would spoil each other's numbers. The server and the tool share the host, and over loopback part of the
@@ -185,6 +213,7 @@ func run() error {
 		pinFlag      = flag.Bool("pin", true, "pin every server the tool starts to one CPU and the tool to another (the first two this process may use; only when there are two or more); -pin=false: leave placement to the kernel")
 		serverCPUs   = flag.String("server-cpus", "", "with -pin: the servers' CPUs, e.g. 0 or 0-1 (with -tool-cpus)")
 		toolCPUs     = flag.String("tool-cpus", "", "with -pin: the tool's CPUs, e.g. 1 (with -server-cpus)")
+		readPool     = flag.Bool("read-pool", true, "count streaming RTMP and HTTP-FLV players from one goroutine that reads every socket once per -batch, instead of a goroutine per player woken by SO_RCVLOWAT (about 3× cheaper for the tool); -read-pool=false: a goroutine each")
 		roundsFlag   = flag.Int("rounds", 1, "run the whole list of steps this many times, interleaved (round 1: every step, round 2: every step, ...), then print medians and spread over the rounds")
 	)
 	flag.Usage = func() {
@@ -259,7 +288,7 @@ func run() error {
 
 	cfg := &benchConfig{
 		plan: plan, players: players, duration: *duration, warmup: *warmup, settle: *settle,
-		rampRate: ramp, setupTimeout: *setupTimeout, readTimeout: *readTimeout, readBuf: *readBuf, batch: *batch,
+		rampRate: ramp, setupTimeout: *setupTimeout, readTimeout: *readTimeout, readBuf: *readBuf, batch: *batch, readPool: *readPool,
 		server: serverConfig{
 			rtmphubBin:   *rtmphubBin,
 			rtmphubArgs:  strings.Fields(*rtmphubArgs),
@@ -358,7 +387,7 @@ func run() error {
 		Started: time.Now(), Stream: formatBitrate(bitrate), Plan: plan,
 		Warmup: warmup.String(), Duration: duration.String(), Ramp: ramp, HostCPUs: host.CPUs,
 		RcvLowat: rcvLowat(bitrate, *batch, *readBuf), Probes: cfg.probes,
-		Pinning: pin, Rounds: *roundsFlag,
+		Pinning: pin, Rounds: *roundsFlag, ReadPool: *readPool && *batch > 0,
 	}
 	log.Printf("%v", plan)
 	for round := 1; round <= *roundsFlag; round++ {

@@ -22,6 +22,7 @@ type report struct {
 	RcvLowat int          `json:"player_rcvlowat"` // SO_RCVLOWAT of counting players, 0 = default
 	Probes   int          `json:"latency_probes,omitempty"`
 	Pinning  pinning      `json:"pinning"`
+	ReadPool bool         `json:"read_pool,omitempty"` // counting players read by one goroutine (readpool.go)
 	Rounds   int          `json:"rounds,omitempty"`
 	Results  []stepResult `json:"results"` // all rounds, in the order run; Round says which
 	// Summary is over the rounds: per (server, protocol, players), then per
@@ -40,8 +41,12 @@ func (r *report) writeJSON(w io.Writer) error {
 // (see ratioRows).
 func (r *report) writeTable(w io.Writer) error {
 	fmt.Fprintf(w, "%s\n", r.Plan)
-	fmt.Fprintf(w, "window %s after %s warmup; players connect at %g/s, read with SO_RCVLOWAT %d; host has %d CPUs; %v\n",
-		r.Duration, r.Warmup, r.Ramp, max(1, r.RcvLowat), r.HostCPUs, r.Pinning)
+	reads := fmt.Sprintf("read with SO_RCVLOWAT %d", max(1, r.RcvLowat))
+	if r.ReadPool {
+		reads = "read by one goroutine every -batch once streaming"
+	}
+	fmt.Fprintf(w, "window %s after %s warmup; players connect at %g/s, %s; host has %d CPUs; %v\n",
+		r.Duration, r.Warmup, r.Ramp, reads, r.HostCPUs, r.Pinning)
 	if cpus := r.allowedCPUs(); cpus != "" {
 		fmt.Fprintf(w, "servers' Cpus_allowed_list as the kernel reported it: %s\n", cpus)
 	}
