@@ -106,11 +106,15 @@ headers, then keyframes every -gop and inter frames at -fps plus AAC frames
 at 44100/1024 per second, paced in real time), lets it run -settle, then
 connects the players at -ramp. A player connects, creates a stream, plays,
 parses messages until the first keyframe and from then on only counts
-bytes, acknowledging per the server's window; while counting it asks the
-kernel (SO_RCVLOWAT) to wake it once -batch of the stream is buffered, so
-2000 players cost the host little and, over loopback, the server's sends
-do not pay for a player wakeup per message. After -warmup the window of
--duration is measured:
+bytes, acknowledging per the server's window. Counting players are read
+by one goroutine (-read-pool) that reads each socket once every -batch of
+the stream (RTMP acknowledgements are written by it too), so thousands of
+players cost one timer wakeup per -batch and, over loopback, the server's
+sends do not pay for a player wakeup per message; with -read-pool=false
+each player has its goroutine, woken by the kernel (SO_RCVLOWAT) once
+-batch of the stream is buffered. At 3000 players of 232 kbps the tool
+needed about 36% of its core. After -warmup the window of -duration is
+measured:
 
   Mbps got  bytes all players received in the window (RTMP chunk headers,
             FLV tag headers included, so a few % over the media rate) / window
@@ -213,7 +217,7 @@ func run() error {
 		pinFlag      = flag.Bool("pin", true, "pin every server the tool starts to one CPU and the tool to another (the first two this process may use; only when there are two or more); -pin=false: leave placement to the kernel")
 		serverCPUs   = flag.String("server-cpus", "", "with -pin: the servers' CPUs, e.g. 0 or 0-1 (with -tool-cpus)")
 		toolCPUs     = flag.String("tool-cpus", "", "with -pin: the tool's CPUs, e.g. 1 (with -server-cpus)")
-		readPool     = flag.Bool("read-pool", true, "count streaming RTMP and HTTP-FLV players from one goroutine that reads every socket once per -batch, instead of a goroutine per player woken by SO_RCVLOWAT (about 3× cheaper for the tool); -read-pool=false: a goroutine each")
+		readPool     = flag.Bool("read-pool", true, "count streaming RTMP and HTTP-FLV players from one goroutine that reads every socket once per -batch, instead of a goroutine per player woken by SO_RCVLOWAT; -read-pool=false: a goroutine each")
 		roundsFlag   = flag.Int("rounds", 1, "run the whole list of steps this many times, interleaved (round 1: every step, round 2: every step, ...), then print medians and spread over the rounds")
 	)
 	flag.Usage = func() {
