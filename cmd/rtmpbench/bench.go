@@ -31,6 +31,7 @@ type benchConfig struct {
 	batch        time.Duration // stream time a player lets the kernel buffer before waking it
 	readPool     bool          // count streaming RTMP and HTTP-FLV players from one goroutine (readpool.go)
 	probes       int           // RTMP players per step that measure latency (stamp.go); 0: none, the publisher stamps nothing
+	toolCores    int           // CPUs the tool is pinned to; 0: not pinned
 	server       serverConfig
 }
 
@@ -89,8 +90,9 @@ type stepResult struct {
 	Probes int       `json:"probes,omitempty"`
 	Lag    *lagStats `json:"lag_ms,omitempty"`
 
-	ToolCPUPct  float64 `json:"tool_cpu_pct"`  // this process, % of one core
-	HostBusyPct float64 `json:"host_busy_pct"` // whole machine, % of all cores
+	ToolCPUPct  float64 `json:"tool_cpu_pct"`         // this process, % of one core
+	ToolCores   int     `json:"tool_cores,omitempty"` // CPUs the tool was pinned to
+	HostBusyPct float64 `json:"host_busy_pct"`        // whole machine, % of all cores
 	HostCPUs    int     `json:"host_cpus"`
 	// OtherCPUPct is the CPU the rest of the machine used in the window
 	// (host busy minus server minus tool), % of one core: when it is large
@@ -432,6 +434,7 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		res.PeerCPUPct = cpuPercent(peerCPU1-peerCPU0, window)
 	}
 	res.ToolCPUPct = cpuPercent(tool1-tool0, window)
+	res.ToolCores = cfg.toolCores
 	if hostErr == nil && hostErr1 == nil && host1.Total > host0.Total {
 		res.HostBusyPct = 100 * float64(host1.Busy-host0.Busy) / float64(host1.Total-host0.Total)
 		res.HostCPUs = host1.CPUs
@@ -499,6 +502,9 @@ func stepWarnings(r *stepResult) []string {
 	var w []string
 	if r.OtherCPUPct > 25 {
 		w = append(w, fmt.Sprintf("other processes used %.0f%% of a core during the window; the server and players competed with them", r.OtherCPUPct))
+	}
+	if r.ToolCores > 0 && r.ToolCPUPct > 70*float64(r.ToolCores) {
+		w = append(w, fmt.Sprintf("the tool used %.0f%% of its %d pinned core(s): players and probes may have read late", r.ToolCPUPct, r.ToolCores))
 	}
 	if r.PublisherLateMs > 100 {
 		w = append(w, fmt.Sprintf("the publisher fell up to %.0f ms behind real time", r.PublisherLateMs))

@@ -205,7 +205,7 @@ func run() error {
 		setupTimeout = flag.Duration("setup-timeout", 10*time.Second, "bound on dial through first keyframe, per player and for the publisher")
 		readTimeout  = flag.Duration("read-timeout", 10*time.Second, "a streaming player with no data for this long counts as dropped")
 		readBuf      = flag.Int("read-buf", 16<<10, "player read buffer, bytes")
-		batch        = flag.Duration("batch", 100*time.Millisecond, "once counting, a player is woken when this much of the stream is buffered (SO_RCVLOWAT, at most -read-buf/2); 0: on every segment")
+		batch        = flag.Duration("batch", 100*time.Millisecond, "once counting, a player is read every this much of the stream (-read-pool; without it the kernel wakes the player when this much is buffered, SO_RCVLOWAT, at most -read-buf/2); 0: on every segment, a goroutine each")
 		jsonOut      = flag.Bool("json", false, "print the report as JSON on stdout instead of a table")
 		outFile      = flag.String("out", "", "also write the JSON report to this file")
 		keepTmp      = flag.Bool("keep-tmp", false, "keep the temporary directory (server configs and logs)")
@@ -302,6 +302,7 @@ func run() error {
 			startTimeout: 15 * time.Second,
 			cpus:         pin.Server,
 		},
+		toolCores: len(pin.Tool),
 	}
 	var kinds []string
 	switch s := *serverFlag; {

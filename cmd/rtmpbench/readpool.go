@@ -32,13 +32,22 @@ type readPool struct {
 
 	mu      sync.Mutex
 	members map[int]*pooled // by fd
+	// Members are read in poolPhases groups, one group each interval /
+	// poolPhases, so a tick's reads (about a third of the tool's core at
+	// 3000 players) are not one burst that delays the probes and the
+	// publisher sharing the core.
+	phases  [poolPhases]map[int]*pooled
+	next    int // phase of the next member
 	stopped bool
 	done    chan struct{}
 }
 
+const poolPhases = 10
+
 // pooled is one player's socket in the pool.
 type pooled struct {
 	fd        int
+	phase     int
 	bytes     *atomic.Uint64
 	ackWindow uint64 // RTMP: acknowledge each time this many bytes came; 0: never
 	lastAck   uint64
@@ -48,6 +57,9 @@ type pooled struct {
 
 func newReadPool(interval, readTimeout time.Duration) *readPool {
 	rp := &readPool{interval: interval, readTimeout: readTimeout, members: map[int]*pooled{}, done: make(chan struct{})}
+	for i := range rp.phases {
+		rp.phases[i] = map[int]*pooled{}
+	}
 	go rp.run()
 	return rp
 }
@@ -98,7 +110,10 @@ func (rp *readPool) count(ctx context.Context, conn net.Conn, bytes *atomic.Uint
 		syscall.Close(fd)
 		return errors.New("stopped")
 	}
+	m.phase = rp.next
+	rp.next = (rp.next + 1) % poolPhases
 	rp.members[fd] = m
+	rp.phases[m.phase][fd] = m
 	rp.mu.Unlock()
 	select {
 	case err := <-m.end:
@@ -116,15 +131,16 @@ func (rp *readPool) count(ctx context.Context, conn net.Conn, bytes *atomic.Uint
 // remove closes a member's socket and tells its player why; rp.mu is held.
 func (rp *readPool) remove(fd int, m *pooled, why error) {
 	delete(rp.members, fd)
+	delete(rp.phases[m.phase], fd)
 	syscall.Close(fd)
 	m.end <- why
 }
 
 func (rp *readPool) run() {
-	t := time.NewTicker(rp.interval)
+	t := time.NewTicker(max(rp.interval/poolPhases, time.Millisecond))
 	defer t.Stop()
 	buf := make([]byte, 64<<10)
-	for {
+	for phase := 0; ; phase = (phase + 1) % poolPhases {
 		select {
 		case <-rp.done:
 			return
@@ -132,7 +148,7 @@ func (rp *readPool) run() {
 		}
 		rp.mu.Lock()
 		now := time.Now()
-		for fd, m := range rp.members {
+		for fd, m := range rp.phases[phase] {
 			if err := m.read(buf, now, rp.readTimeout); err != nil {
 				rp.remove(fd, m, err)
 			}

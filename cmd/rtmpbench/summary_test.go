@@ -184,3 +184,18 @@ func TestFormatUs(t *testing.T) {
 		}
 	}
 }
+
+func TestToolWarning(t *testing.T) {
+	r := stepResult{OK: 10, MinPlayerPct: 100, ToolCPUPct: 65, ToolCores: 1}
+	if w := stepWarnings(&r); len(w) != 0 {
+		t.Errorf("tool at 65%% of its core warned: %q", w)
+	}
+	r.ToolCPUPct = 80
+	if w := stepWarnings(&r); len(w) != 1 || !strings.Contains(w[0], "80% of its 1 pinned core") {
+		t.Errorf("tool at 80%% of its core: %q", w)
+	}
+	r.ToolCores = 0 // not pinned: the tool may use more than a core
+	if w := stepWarnings(&r); len(w) != 0 {
+		t.Errorf("unpinned tool warned: %q", w)
+	}
+}
