@@ -88,6 +88,9 @@ and peer%% = both hubs' CPU, edge step over origin step.
 	}
 	for _, res := range r.Results {
 		name := res.Server + " " + res.protocol()
+		if res.Round > 0 && r.Rounds > 1 {
+			name = fmt.Sprintf("round %d, %s", res.Round, name)
+		}
 		if res.Error != "" {
 			fmt.Fprintf(w, "\n%s, %d players: ERROR %s\n", name, res.Players, res.Error)
 		}
