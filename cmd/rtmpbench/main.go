@@ -113,7 +113,8 @@ players cost one timer wakeup per -batch and, over loopback, the server's
 sends do not pay for a player wakeup per message; with -read-pool=false
 each player has its goroutine, woken by the kernel (SO_RCVLOWAT) once
 -batch of the stream is buffered. At 3000 players of 232 kbps the tool
-needed about 36% of its core. After -warmup the window of -duration is
+needed 42% of its core with rtmphub and 52-68% with nginx-rtmp (more,
+smaller segments to receive). After -warmup the window of -duration is
 measured:
 
   Mbps got  bytes all players received in the window (RTMP chunk headers,
