@@ -99,3 +99,46 @@ func TestReadPoolStop(t *testing.T) {
 		t.Errorf("server read %v, want EOF", err)
 	}
 }
+
+// An HTTP-FLV player counted by the pool: it counts what follows the
+// keyframe, is stopped by its context, and sees a server's close as a drop.
+func TestFLVPlayerPooled(t *testing.T) {
+	body, _ := flvJoin(t)
+	addr, _ := serveOnce(t, append([]byte(flvHead), body...), body[len(body)-30:])
+	cfg := testPlayerConfig(addr)
+	cfg.pool = newReadPool(5*time.Millisecond, 5*time.Second)
+	defer cfg.pool.close()
+	var p player
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan struct{})
+	go func() { p.run(ctx, cfg, func() { close(ready) }); close(done) }()
+	select {
+	case <-ready:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not ready")
+	}
+	want := uint64(len(flvHead) + len(body) + 300)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.bytes.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := p.bytes.Load(); n < want {
+		t.Errorf("counted %d bytes, want at least %d", n, want)
+	}
+	cancel()
+	<-done
+	if st := p.state.Load(); st != playerStopped {
+		t.Errorf("state %d after the stop, err %v", st, p.err)
+	}
+
+	addr, _ = serveOnce(t, append([]byte(flvHead), body...), nil)
+	cfg = testPlayerConfig(addr)
+	cfg.pool = newReadPool(5*time.Millisecond, 5*time.Second)
+	defer cfg.pool.close()
+	var q player
+	q.run(context.Background(), cfg, func() {})
+	if st := q.state.Load(); st != playerDropped || q.err == nil || q.err.Error() != "server closed the connection" {
+		t.Errorf("state %d, err %v; want dropped, server closed the connection", st, q.err)
+	}
+}
