@@ -29,7 +29,9 @@ type benchConfig struct {
 	readTimeout  time.Duration
 	readBuf      int
 	batch        time.Duration // stream time a player lets the kernel buffer before waking it
+	readPool     bool          // count streaming RTMP and HTTP-FLV players from one goroutine (readpool.go)
 	probes       int           // RTMP players per step that measure latency (stamp.go); 0: none, the publisher stamps nothing
+	toolCores    int           // CPUs the tool is pinned to; 0: not pinned
 	server       serverConfig
 }
 
@@ -50,7 +52,13 @@ type stepResult struct {
 	Server   string `json:"server"`
 	Protocol string `json:"protocol"`
 	Players  int    `json:"players"`
+	Round    int    `json:"round,omitempty"` // with -rounds: 1, 2, ...
 	Error    string `json:"error,omitempty"`
+	// ServerCPUs is the Cpus_allowed_list of the server's process (and
+	// PeerCPUs the cluster peer's), read at the start: the pinning as the
+	// kernel applied it.
+	ServerCPUs string `json:"server_cpus_allowed,omitempty"`
+	PeerCPUs   string `json:"peer_cpus_allowed,omitempty"`
 
 	OK      int `json:"ok"`      // streaming when the window started
 	Failed  int `json:"failed"`  // never got to streaming
@@ -61,11 +69,14 @@ type stepResult struct {
 	DeliveredMbps float64 `json:"delivered_mbps"` // bytes all players received in the window
 	MinPlayerPct  float64 `json:"min_player_pct"` // slowest streaming player vs the bitrate
 
-	ServerCPUPct    float64 `json:"server_cpu_pct,omitempty"` // % of one core, the hub serving the players in a cluster step
-	RSSIdleKiB      int64   `json:"rss_idle_kib,omitempty"`
-	RSSBaseKiB      int64   `json:"rss_base_kib,omitempty"` // publisher only
-	RSSEndKiB       int64   `json:"rss_end_kib,omitempty"`
-	RSSPerPlayerKiB float64 `json:"rss_per_player_kib,omitempty"`
+	ServerCPUPct float64 `json:"server_cpu_pct,omitempty"` // % of one core, the hub serving the players in a cluster step
+	// CPUUsPerPlayerSec is server CPU seconds / (streaming players ×
+	// window seconds), in µs: the unit the issue's targets are stated in.
+	CPUUsPerPlayerSec float64 `json:"cpu_us_per_player_sec,omitempty"`
+	RSSIdleKiB        int64   `json:"rss_idle_kib,omitempty"`
+	RSSBaseKiB        int64   `json:"rss_base_kib,omitempty"` // publisher only
+	RSSEndKiB         int64   `json:"rss_end_kib,omitempty"`
+	RSSPerPlayerKiB   float64 `json:"rss_per_player_kib,omitempty"`
 
 	TTFF latencyStats `json:"ttff_ms"` // play → first video message
 	TTFK latencyStats `json:"ttfk_ms"` // play → first keyframe
@@ -79,8 +90,9 @@ type stepResult struct {
 	Probes int       `json:"probes,omitempty"`
 	Lag    *lagStats `json:"lag_ms,omitempty"`
 
-	ToolCPUPct  float64 `json:"tool_cpu_pct"`  // this process, % of one core
-	HostBusyPct float64 `json:"host_busy_pct"` // whole machine, % of all cores
+	ToolCPUPct  float64 `json:"tool_cpu_pct"`         // this process, % of one core
+	ToolCores   int     `json:"tool_cores,omitempty"` // CPUs the tool was pinned to
+	HostBusyPct float64 `json:"host_busy_pct"`        // whole machine, % of all cores
 	HostCPUs    int     `json:"host_cpus"`
 	// OtherCPUPct is the CPU the rest of the machine used in the window
 	// (host busy minus server minus tool), % of one core: when it is large
@@ -189,10 +201,18 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 			}
 		}
 	}()
+	if srv.pid != 0 {
+		if res.ServerCPUs, err = processCPUs(srv.pid); err != nil {
+			logf("server cpus: %v", err)
+		}
+	}
 	if peer != nil {
+		if res.PeerCPUs, err = processCPUs(peer.pid); err != nil {
+			logf("peer cpus: %v", err)
+		}
 		logf("server %v (players), peer %v, publisher on %v", srv, peer, pubSrv.kind)
 	} else {
-		logf("server %v", srv)
+		logf("server %v, CPUs %s", srv, res.ServerCPUs)
 	}
 	rss := func() int64 {
 		if srv.pid == 0 {
@@ -233,6 +253,10 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 	if st.protocol == protoHLS {
 		pcfg.http = newHLSClient(n, cfg.setupTimeout)
 		defer pcfg.http.CloseIdleConnections()
+	}
+	if cfg.readPool && cfg.batch > 0 {
+		pcfg.pool = newReadPool(cfg.batch, cfg.readTimeout)
+		defer pcfg.pool.close()
 	}
 	players := make([]player, n)
 	for i := range players {
@@ -399,6 +423,9 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 	res.PlayerErrors = countErrors(errs)
 	if srv.pid != 0 {
 		res.ServerCPUPct = cpuPercent(cpu1-cpu0, window)
+		if res.OK > 0 {
+			res.CPUUsPerPlayerSec = (cpu1 - cpu0).Seconds() * 1e6 / (float64(res.OK) * window.Seconds())
+		}
 		if res.OK > 0 && res.RSSEndKiB > 0 {
 			res.RSSPerPlayerKiB = float64(res.RSSEndKiB-res.RSSBaseKiB) / float64(res.OK)
 		}
@@ -407,6 +434,7 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		res.PeerCPUPct = cpuPercent(peerCPU1-peerCPU0, window)
 	}
 	res.ToolCPUPct = cpuPercent(tool1-tool0, window)
+	res.ToolCores = cfg.toolCores
 	if hostErr == nil && hostErr1 == nil && host1.Total > host0.Total {
 		res.HostBusyPct = 100 * float64(host1.Busy-host0.Busy) / float64(host1.Total-host0.Total)
 		res.HostCPUs = host1.CPUs
@@ -419,7 +447,7 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		res.Error = "publisher: " + pubErr.Error()
 	}
 	res.Warnings = stepWarnings(&res)
-	logf("done: %.2f of %.2f Mbps, server cpu %.1f%%, tool cpu %.1f%%, others %.0f%%", res.DeliveredMbps, res.ExpectedMbps, res.ServerCPUPct, res.ToolCPUPct, res.OtherCPUPct)
+	logf("done: %.2f of %.2f Mbps, server cpu %.1f%% (%.1f µs/pl·s), tool cpu %.1f%%, others %.0f%%", res.DeliveredMbps, res.ExpectedMbps, res.ServerCPUPct, res.CPUUsPerPlayerSec, res.ToolCPUPct, res.OtherCPUPct)
 	if res.Lag != nil {
 		logf("latency p50 %.1f ms, p99 %.1f ms (%d frames, %d probes); peer cpu %.1f%%", res.Lag.P50, res.Lag.P99, res.Lag.N, res.Probes, res.PeerCPUPct)
 	}
@@ -474,6 +502,9 @@ func stepWarnings(r *stepResult) []string {
 	var w []string
 	if r.OtherCPUPct > 25 {
 		w = append(w, fmt.Sprintf("other processes used %.0f%% of a core during the window; the server and players competed with them", r.OtherCPUPct))
+	}
+	if r.ToolCores > 0 && r.ToolCPUPct > 70*float64(r.ToolCores) {
+		w = append(w, fmt.Sprintf("the tool used %.0f%% of its %d pinned core(s): players and probes may have read late", r.ToolCPUPct, r.ToolCores))
 	}
 	if r.PublisherLateMs > 100 {
 		w = append(w, fmt.Sprintf("the publisher fell up to %.0f ms behind real time", r.PublisherLateMs))

@@ -49,6 +49,9 @@ func (p *player) runFLV(ctx context.Context, cfg *playerConfig, ready func()) er
 		return err
 	}
 	p.streaming(ready)
+	if cfg.pool != nil {
+		return cfg.pool.count(ctx, conn, &p.bytes, 0, 0)
+	}
 	return p.count(conn, cfg, nil)
 }
 

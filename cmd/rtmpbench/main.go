@@ -42,6 +42,10 @@ Examples (from the module root):
   go run ./cmd/rtmpbench -server cluster -players 100,1000 -bitrate 232k
   # on a shared host: higher priority, and wait for other work to calm down
   go run ./cmd/rtmpbench -server both -nice -10 -wait-idle 30 -wait-idle-max 2m -out bench/r.json
+  # rtmphub against nginx-rtmp, 3 interleaved rounds, medians and spread
+  go run ./cmd/rtmpbench -server both -players 1000,3000 -rounds 3 -nice -10 -wait-idle 40 -wait-idle-max 1m
+  # the noise of the method: one rtmphub against itself
+  go run ./cmd/rtmpbench -server aa -players 1000 -rounds 3
 
 Servers (-server):
   rtmphub   builds ./cmd/rtmphub (or runs -rtmphub-bin) with -rtmphub-args and
@@ -53,6 +57,9 @@ Servers (-server):
             stop parsing after the first keyframe and cannot answer pings
   both      rtmphub and nginx, one after the other for each player count,
             with a ratio row rtmphub/nginx
+  aa        (or rtmphub,rtmphub) the same rtmphub command twice per player
+            count, labelled A and B, with a ratio row B/A: an A/A run, to
+            show how far two measurements of one server differ
   cluster   two rtmphub processes (-rtmphub-args, then --node-name
             rtmpbench-a|b, --cluster-secret, --cluster-embedded,
             --cluster-route-addr, --cluster-routes) joined into one cluster
@@ -106,17 +113,24 @@ headers, then keyframes every -gop and inter frames at -fps plus AAC frames
 at 44100/1024 per second, paced in real time), lets it run -settle, then
 connects the players at -ramp. A player connects, creates a stream, plays,
 parses messages until the first keyframe and from then on only counts
-bytes, acknowledging per the server's window; while counting it asks the
-kernel (SO_RCVLOWAT) to wake it once -batch of the stream is buffered, so
-2000 players cost the host little and, over loopback, the server's sends
-do not pay for a player wakeup per message. After -warmup the window of
--duration is measured:
+bytes, acknowledging per the server's window. Counting players are read
+by one goroutine (-read-pool) that reads each socket once every -batch of
+the stream (RTMP acknowledgements are written by it too), so thousands of
+players cost one timer wakeup per -batch and, over loopback, the server's
+sends do not pay for a player wakeup per message; with -read-pool=false
+each player has its goroutine, woken by the kernel (SO_RCVLOWAT) once
+-batch of the stream is buffered. At 3000 players of 232 kbps the tool
+needed 42% of its core with rtmphub and 52-68% with nginx-rtmp (more,
+smaller segments to receive). After -warmup the window of -duration is
+measured:
 
   Mbps got  bytes all players received in the window (RTMP chunk headers,
             FLV tag headers included, so a few % over the media rate) / window
   expected  players × bitrate (media payload)
   min%      the slowest player's bytes vs the stream bitrate
   CPU%      server utime+stime over the window, % of one core
+  µs/pl·s   server CPU seconds / (streaming players × window seconds), in
+            µs: what one player costs the server per second of streaming
   RSS base  server VmRSS with the publisher only; RSS/pl = (VmRSS at the
             end of the window − RSS base) / streaming players
   TTFF      play (or GET) sent → first video message or tag (p50/p95/max,
@@ -142,6 +156,25 @@ the same for every step). The table then has more columns:
             publisher write → probe read of the stamped frames read in the
             window, over all probes (ms)
 
+Pinning (-pin, on by default when this process may use two or more
+CPUs): every server process the tool starts (rtmphub, nginx, both cluster
+hubs) runs on one CPU (-server-cpus, default the first allowed) and the
+tool, players and publisher, on another (-tool-cpus, default the second).
+The servers' affinity is set on the thread that forks them, so it holds
+from their first instruction and a Go server's runtime sizes GOMAXPROCS to
+it (1); the tool pins all its threads at start and sets its GOMAXPROCS to
+match. The header and the JSON say how the servers were placed, with the
+kernel's Cpus_allowed_list of each server. -pin=false leaves placement to
+the kernel (the old behaviour: server and tool float over all cores).
+
+Rounds (-rounds N): the whole list of steps runs N times, interleaved
+(round 1: every step, round 2: every step, ...), each round printed as a
+table; then a summary, each cell the median and [min–max] over the
+rounds, of CPU%, µs/pl·s, RSS/pl, Mbps got, tool%, other% and, with
+probes, lag p50 and p99; a ratio row's cells are the median and spread of
+each round's own ratio (lag: of each round's difference), not ratios of
+medians.
+
 Runs on one host take turns (an flock on $TMPDIR/rtmpbench.lock): two at
 once would spoil each other's numbers. The server and the tool share the host, and over loopback part of the
 receiving side's kernel work is charged to the sender: compare servers
@@ -160,7 +193,7 @@ func main() {
 
 func run() error {
 	var (
-		serverFlag   = flag.String("server", "both", "rtmphub, nginx, both, cluster, or addr=host:port")
+		serverFlag   = flag.String("server", "both", "rtmphub, nginx, both, aa (rtmphub against itself), cluster, or addr=host:port")
 		protoFlag    = flag.String("protocol", protoRTMP, "players' protocol: rtmp, http-flv, hls or rtmpt, or several comma-separated (each player count runs with each, e.g. rtmp,http-flv)")
 		serverPID    = flag.Int("server-pid", 0, "with -server addr=: the server's pid, for CPU and RSS")
 		playersFlag  = flag.String("players", "100,500,2000", "player counts to run, comma-separated")
@@ -180,7 +213,7 @@ func run() error {
 		setupTimeout = flag.Duration("setup-timeout", 10*time.Second, "bound on dial through first keyframe, per player and for the publisher")
 		readTimeout  = flag.Duration("read-timeout", 10*time.Second, "a streaming player with no data for this long counts as dropped")
 		readBuf      = flag.Int("read-buf", 16<<10, "player read buffer, bytes")
-		batch        = flag.Duration("batch", 100*time.Millisecond, "once counting, a player is woken when this much of the stream is buffered (SO_RCVLOWAT, at most -read-buf/2); 0: on every segment")
+		batch        = flag.Duration("batch", 100*time.Millisecond, "once counting, a player is read every this much of the stream (-read-pool; without it the kernel wakes the player when this much is buffered, SO_RCVLOWAT, at most -read-buf/2); 0: on every segment, a goroutine each")
 		jsonOut      = flag.Bool("json", false, "print the report as JSON on stdout instead of a table")
 		outFile      = flag.String("out", "", "also write the JSON report to this file")
 		keepTmp      = flag.Bool("keep-tmp", false, "keep the temporary directory (server configs and logs)")
@@ -189,6 +222,11 @@ func run() error {
 		cpuProfile   = flag.String("cpuprofile", "", "write this process's CPU profile (the players' and the publisher's side) to this file")
 		probesFlag   = flag.Int("latency-probes", -1, "RTMP players per step that parse every message and measure publisher → player latency from send times the publisher stamps into the video frames (-1: 10 with -server cluster, else 0; 0: none)")
 		niceness     = flag.Int("nice", 0, "run the tool and the servers it starts at this nice value (e.g. -10 on a shared host; needs root to go below 0)")
+		pinFlag      = flag.Bool("pin", true, "pin every server the tool starts to one CPU and the tool to another (the first two this process may use; only when there are two or more); -pin=false: leave placement to the kernel")
+		serverCPUs   = flag.String("server-cpus", "", "with -pin: the servers' CPUs, e.g. 0 or 0-1 (with -tool-cpus)")
+		toolCPUs     = flag.String("tool-cpus", "", "with -pin: the tool's CPUs, e.g. 1 (with -server-cpus)")
+		readPool     = flag.Bool("read-pool", true, "count streaming RTMP and HTTP-FLV players from one goroutine that reads every socket once per -batch, instead of a goroutine per player woken by SO_RCVLOWAT; -read-pool=false: a goroutine each")
+		roundsFlag   = flag.Int("rounds", 1, "run the whole list of steps this many times, interleaved (round 1: every step, round 2: every step, ...), then print medians and spread over the rounds")
 	)
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), usageText)
@@ -197,6 +235,21 @@ func run() error {
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (see -h)", flag.Args())
+	}
+	// First, before the runtime starts more threads: every later thread
+	// inherits the affinity of the one that starts it.
+	pin, err := planPinning(*pinFlag, *serverCPUs, *toolCPUs)
+	if err != nil {
+		return fmt.Errorf("-pin: %w", err)
+	}
+	if pin.on() {
+		if err := pinSelf(pin.Tool); err != nil {
+			return fmt.Errorf("-pin: %w", err)
+		}
+		log.Printf("%v", pin)
+	}
+	if *roundsFlag < 1 {
+		return fmt.Errorf("-rounds %d: want at least 1", *roundsFlag)
 	}
 	if os.Getenv("GOGC") == "" {
 		// The players' heap is small and churns (HLS: thousands of
@@ -247,7 +300,7 @@ func run() error {
 
 	cfg := &benchConfig{
 		plan: plan, players: players, duration: *duration, warmup: *warmup, settle: *settle,
-		rampRate: ramp, setupTimeout: *setupTimeout, readTimeout: *readTimeout, readBuf: *readBuf, batch: *batch,
+		rampRate: ramp, setupTimeout: *setupTimeout, readTimeout: *readTimeout, readBuf: *readBuf, batch: *batch, readPool: *readPool,
 		server: serverConfig{
 			rtmphubBin:   *rtmphubBin,
 			rtmphubArgs:  strings.Fields(*rtmphubArgs),
@@ -255,7 +308,9 @@ func run() error {
 			nginxModule:  *nginxModule,
 			externalPID:  *serverPID,
 			startTimeout: 15 * time.Second,
+			cpus:         pin.Server,
 		},
+		toolCores: len(pin.Tool),
 	}
 	var kinds []string
 	switch s := *serverFlag; {
@@ -263,13 +318,15 @@ func run() error {
 		kinds = []string{s}
 	case s == "both":
 		kinds = []string{kindRtmphub, kindNginx}
+	case s == "aa", s == "rtmphub,rtmphub":
+		kinds = []string{kindRtmphubA, kindRtmphubB}
 	case s == kindCluster:
 		kinds = []string{kindClusterOrigin, kindClusterEdge}
 	case strings.HasPrefix(s, "addr="):
 		cfg.server.externalAddr = strings.TrimPrefix(s, "addr=")
 		kinds = []string{kindExternal}
 	default:
-		return fmt.Errorf("bad -server %q: want rtmphub, nginx, both, cluster or addr=host:port", s)
+		return fmt.Errorf("bad -server %q: want rtmphub, nginx, both, aa, cluster or addr=host:port", s)
 	}
 	cfg.probes = *probesFlag
 	if cfg.probes < 0 {
@@ -321,7 +378,7 @@ func run() error {
 
 	for _, k := range kinds {
 		switch k {
-		case kindRtmphub, kindClusterOrigin, kindClusterEdge:
+		case kindRtmphub, kindRtmphubA, kindRtmphubB, kindClusterOrigin, kindClusterEdge:
 			if cfg.server.rtmphubBin == "" {
 				log.Printf("building ./cmd/rtmphub")
 				if cfg.server.rtmphubBin, err = buildRtmphub(ctx, tmp); err != nil {
@@ -343,29 +400,37 @@ func run() error {
 		Started: time.Now(), Stream: formatBitrate(bitrate), Plan: plan,
 		Warmup: warmup.String(), Duration: duration.String(), Ramp: ramp, HostCPUs: host.CPUs,
 		RcvLowat: rcvLowat(bitrate, *batch, *readBuf), Probes: cfg.probes,
+		Pinning: pin, Rounds: *roundsFlag, ReadPool: *readPool && *batch > 0,
 	}
 	log.Printf("%v", plan)
-	for _, st := range steps {
-		if ctx.Err() != nil {
-			break
-		}
-		if *idleBusy > 0 {
-			busy, err := waitIdle(ctx, *idleBusy, *idleMax)
-			switch {
-			case ctx.Err() != nil:
-				continue
-			case err != nil:
-				log.Printf("waiting for an idle host: %v", err)
-			case busy >= *idleBusy:
-				log.Printf("host still %.0f%% busy after %v; running anyway", busy, *idleMax)
+	for round := 1; round <= *roundsFlag; round++ {
+		for _, st := range steps {
+			if ctx.Err() != nil {
+				break
 			}
+			if *roundsFlag > 1 {
+				log.Printf("round %d of %d: %v", round, *roundsFlag, st)
+			}
+			if *idleBusy > 0 {
+				busy, err := waitIdle(ctx, *idleBusy, *idleMax)
+				switch {
+				case ctx.Err() != nil:
+					continue
+				case err != nil:
+					log.Printf("waiting for an idle host: %v", err)
+				case busy >= *idleBusy:
+					log.Printf("host still %.0f%% busy after %v; running anyway", busy, *idleMax)
+				}
+			}
+			res := runStep(ctx, cfg, st)
+			res.Round = round
+			if res.Error != "" {
+				log.Printf("%v: %s", st, res.Error)
+			}
+			rep.Results = append(rep.Results, res)
 		}
-		res := runStep(ctx, cfg, st)
-		if res.Error != "" {
-			log.Printf("%v: %s", st, res.Error)
-		}
-		rep.Results = append(rep.Results, res)
 	}
+	rep.Summary = summarizeRounds(rep.Results)
 
 	if *outFile != "" {
 		f, err := os.Create(*outFile)

@@ -72,6 +72,9 @@ type playerConfig struct {
 	readTimeout     time.Duration // longest silence tolerated while streaming
 	readBuf         int
 	rcvLowat        int // SO_RCVLOWAT while counting; 0 leaves the default (1)
+	// pool, when not nil, counts RTMP and HTTP-FLV players' bytes once
+	// they stream, instead of a goroutine each (-read-pool).
+	pool *readPool
 }
 
 // run is the player's goroutine. ready is called once when the player
@@ -131,6 +134,9 @@ func (p *player) runRTMP(ctx context.Context, cfg *playerConfig, ready func()) e
 	// Bytes the chunk reader buffered past the keyframe were counted when
 	// they were read; the reader itself is not needed any more.
 	c.r = nil
+	if cfg.pool != nil {
+		return cfg.pool.count(ctx, c.conn, &p.bytes, c.ackWindow, c.lastAck)
+	}
 	// Acknowledge per the window the server set at connect (later changes
 	// are not seen: messages are no longer parsed).
 	var ack func(total uint64) error

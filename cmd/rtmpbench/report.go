@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,7 +21,13 @@ type report struct {
 	HostCPUs int          `json:"host_cpus"`
 	RcvLowat int          `json:"player_rcvlowat"` // SO_RCVLOWAT of counting players, 0 = default
 	Probes   int          `json:"latency_probes,omitempty"`
-	Results  []stepResult `json:"results"`
+	Pinning  pinning      `json:"pinning"`
+	ReadPool bool         `json:"read_pool,omitempty"` // counting players read by one goroutine (readpool.go)
+	Rounds   int          `json:"rounds,omitempty"`
+	Results  []stepResult `json:"results"` // all rounds, in the order run; Round says which
+	// Summary is over the rounds: per (server, protocol, players), then per
+	// ratio row (see summarizeRounds).
+	Summary []summaryRow `json:"summary,omitempty"`
 }
 
 func (r *report) writeJSON(w io.Writer) error {
@@ -34,15 +41,26 @@ func (r *report) writeJSON(w io.Writer) error {
 // (see ratioRows).
 func (r *report) writeTable(w io.Writer) error {
 	fmt.Fprintf(w, "%s\n", r.Plan)
-	fmt.Fprintf(w, "window %s after %s warmup; players connect at %g/s, read with SO_RCVLOWAT %d; host has %d CPUs\n",
-		r.Duration, r.Warmup, r.Ramp, max(1, r.RcvLowat), r.HostCPUs)
-	io.WriteString(w, `CPU% = server CPU over the window, % of one core; RSS/pl = (RSS at end − RSS with publisher only) / streaming players;
+	reads := fmt.Sprintf("read with SO_RCVLOWAT %d", max(1, r.RcvLowat))
+	if r.ReadPool {
+		reads = "read by one goroutine every -batch once streaming"
+	}
+	fmt.Fprintf(w, "window %s after %s warmup; players connect at %g/s, %s; host has %d CPUs; %v\n",
+		r.Duration, r.Warmup, r.Ramp, reads, r.HostCPUs, r.Pinning)
+	if cpus := r.allowedCPUs(); cpus != "" {
+		fmt.Fprintf(w, "servers' Cpus_allowed_list as the kernel reported it: %s\n", cpus)
+	}
+	io.WriteString(w, `CPU% = server CPU over the window, % of one core; µs/pl·s = server CPU µs per streaming player per second of the window;
+RSS/pl = (RSS at end − RSS with publisher only) / streaming players;
 Mbps = bytes received by all players (RTMP chunk headers, HTTP and FLV framing included) vs players × stream bitrate; min% = slowest player;
 TTFF = play or GET sent → first video message or tag, key = → first keyframe (ms); tool% = this process; other% = the rest
 of the machine (host busy − server − tool, % of one core): large values mean the run competed with something else.
 
 `)
 	extra := r.hasExtra()
+	if r.hasAA() {
+		io.WriteString(w, "A, B = the same rtmphub command started twice per step (-server aa): B/A shows the noise of the method.\n\n")
+	}
 	if extra {
 		fmt.Fprintf(w, `CPU/pl = CPU%% / streaming players; peer%% = the cluster's other hub's CPU (edge step: the origin, serving the pull);
 lag = publisher write → player read of stamped video frames in the window, %d probe players (ms); in an edge/origin row: edge − origin (ms),
@@ -50,29 +68,29 @@ and peer%% = both hubs' CPU, edge step over origin step.
 
 `, r.Probes)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := "players\tserver\tproto\tok/fail/drop\tMbps got\texpected\tmin%\tCPU%\tRSS base\tRSS/pl\tTTFF p50\tp95\tmax\tkey p50\tp95\ttool%\tother%\t"
-	if extra {
-		head += "CPU/pl\tpeer%\tlag p50\tp99\tmax\t"
-	}
-	fmt.Fprintln(tw, head)
-	for i, res := range r.Results {
-		row := resultRow(res)
-		if extra {
-			row += extraCols(res)
+	rounds := r.roundResults()
+	for i, results := range rounds {
+		if len(rounds) > 1 {
+			fmt.Fprintf(w, "round %d of %d\n", i+1, len(rounds))
 		}
-		fmt.Fprintln(tw, row)
-		if i+1 == len(r.Results) || r.Results[i+1].Players != res.Players {
-			for _, row := range r.ratioRows(res.Players, extra) {
-				fmt.Fprintln(tw, row)
-			}
+		if err := writeResults(w, results, extra); err != nil {
+			return err
+		}
+		if len(rounds) > 1 {
+			io.WriteString(w, "\n")
 		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	if len(rounds) > 1 && len(r.Summary) > 0 {
+		fmt.Fprintf(w, "summary over %d rounds: median [min–max]\n", len(rounds))
+		if err := writeSummary(w, r.Summary); err != nil {
+			return err
+		}
 	}
 	for _, res := range r.Results {
 		name := res.Server + " " + res.protocol()
+		if res.Round > 0 && r.Rounds > 1 {
+			name = fmt.Sprintf("round %d, %s", res.Round, name)
+		}
 		if res.Error != "" {
 			fmt.Fprintf(w, "\n%s, %d players: ERROR %s\n", name, res.Players, res.Error)
 		}
@@ -84,6 +102,73 @@ and peer%% = both hubs' CPU, edge step over origin step.
 		}
 	}
 	return nil
+}
+
+// writeResults prints one table of results (one round), with ratio rows
+// after each player count's steps.
+func writeResults(w io.Writer, results []stepResult, extra bool) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "players\tserver\tproto\tok/fail/drop\tMbps got\texpected\tmin%\tCPU%\tµs/pl·s\tRSS base\tRSS/pl\tTTFF p50\tp95\tmax\tkey p50\tp95\ttool%\tother%\t"
+	if extra {
+		head += "CPU/pl\tpeer%\tlag p50\tp99\tmax\t"
+	}
+	fmt.Fprintln(tw, head)
+	for i, res := range results {
+		row := resultRow(res)
+		if extra {
+			row += extraCols(res)
+		}
+		fmt.Fprintln(tw, row)
+		if i+1 == len(results) || results[i+1].Players != res.Players {
+			for _, row := range ratioRows(results, res.Players, extra) {
+				fmt.Fprintln(tw, row)
+			}
+		}
+	}
+	return tw.Flush()
+}
+
+// roundResults splits the results by round, in round order; results of
+// reports without rounds are one round.
+func (r *report) roundResults() [][]stepResult {
+	var out [][]stepResult
+	for _, res := range r.Results {
+		i := max(res.Round, 1) - 1
+		for len(out) <= i {
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], res)
+	}
+	return slices.DeleteFunc(out, func(rs []stepResult) bool { return len(rs) == 0 })
+}
+
+// allowedCPUs lists the distinct Cpus_allowed_list values of the servers
+// measured, by server.
+func (r *report) allowedCPUs() string {
+	var seen []string
+	for _, res := range r.Results {
+		if res.ServerCPUs == "" {
+			continue
+		}
+		s := res.Server + " " + res.ServerCPUs
+		if res.PeerCPUs != "" {
+			s += " (peer " + res.PeerCPUs + ")"
+		}
+		if !slices.Contains(seen, s) {
+			seen = append(seen, s)
+		}
+	}
+	return strings.Join(seen, ", ")
+}
+
+// hasAA says whether the report holds -server aa steps.
+func (r *report) hasAA() bool {
+	for _, res := range r.Results {
+		if res.Server == kindRtmphubA || res.Server == kindRtmphubB {
+			return true
+		}
+	}
+	return false
 }
 
 // hasExtra says whether the table has the columns of latency probes and
@@ -135,7 +220,7 @@ func lagDiff(a, b *lagStats, f func(*lagStats) float64) string {
 
 func resultRow(r stepResult) string {
 	if r.Error != "" && r.WindowSec == 0 {
-		return fmt.Sprintf("%d\t%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t\t\t\t\t", r.Players, r.Server, r.protocol(), "error")
+		return fmt.Sprintf("%d\t%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t", r.Players, r.Server, r.protocol(), "error")
 	}
 	dash := func(ok bool, s string) string {
 		if !ok {
@@ -157,6 +242,7 @@ func resultRow(r stepResult) string {
 		fmt.Sprintf("%.2f", r.ExpectedMbps),
 		fmt.Sprintf("%.1f", r.MinPlayerPct),
 		dash(hasProc, fmt.Sprintf("%.1f", r.ServerCPUPct)),
+		dash(hasProc && r.CPUUsPerPlayerSec > 0, formatUs(r.CPUUsPerPlayerSec)),
 		dash(hasProc, formatKiB(float64(r.RSSBaseKiB))),
 		dash(hasProc && r.OK > 0, formatKiB(r.RSSPerPlayerKiB)),
 		dash(r.TTFF.N > 0, formatMs(r.TTFF.P50)),
@@ -191,6 +277,8 @@ func compared(a, b *stepResult) (server, proto string, ok bool) {
 		return a.Server, a.protocol() + "/rtmp", true
 	case a.Server == kindClusterEdge && b.Server == kindClusterOrigin && a.protocol() == b.protocol():
 		return "edge/origin", a.protocol(), true
+	case a.Server == kindRtmphubB && b.Server == kindRtmphubA && a.protocol() == b.protocol():
+		return "B/A", a.protocol(), true
 	}
 	return "", "", false
 }
@@ -198,15 +286,15 @@ func compared(a, b *stepResult) (server, proto string, ok bool) {
 // ratioRows are the ratio rows of a player count: one for each pair of
 // results compared() pairs, a's value divided by b's; with extra, also
 // the cells of hasExtra's columns (latencies as differences).
-func (r *report) ratioRows(players int, extra bool) []string {
+func ratioRows(results []stepResult, players int, extra bool) []string {
 	var rows []string
-	for i := range r.Results {
-		a := &r.Results[i]
+	for i := range results {
+		a := &results[i]
 		if a.Players != players {
 			continue
 		}
-		for j := range r.Results {
-			b := &r.Results[j]
+		for j := range results {
+			b := &results[j]
 			server, proto, ok := compared(a, b)
 			if !ok {
 				continue
@@ -220,6 +308,7 @@ func (r *report) ratioRows(players int, extra bool) []string {
 				"",
 				"",
 				ratio(a.ServerCPUPct, b.ServerCPUPct),
+				ratio(a.CPUUsPerPlayerSec, b.CPUUsPerPlayerSec),
 				ratio(float64(a.RSSBaseKiB), float64(b.RSSBaseKiB)),
 				ratio(a.RSSPerPlayerKiB, b.RSSPerPlayerKiB),
 				ratio(a.TTFF.P50, b.TTFF.P50),
@@ -272,6 +361,17 @@ func formatKiB(kib float64) string {
 		return fmt.Sprintf("%.0fK", kib)
 	}
 	return fmt.Sprintf("%.1fK", kib)
+}
+
+// formatUs prints microseconds: two decimals below 10, one below 100.
+func formatUs(us float64) string {
+	switch {
+	case us < 10:
+		return fmt.Sprintf("%.2f", us)
+	case us < 100:
+		return fmt.Sprintf("%.1f", us)
+	}
+	return fmt.Sprintf("%.0f", us)
 }
 
 // formatMs prints milliseconds: one decimal below 10 ms, none above.

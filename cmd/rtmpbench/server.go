@@ -22,6 +22,9 @@ const (
 	kindRtmphub  = "rtmphub"
 	kindNginx    = "nginx"
 	kindExternal = "external"
+	// -server aa: the same rtmphub twice per step, to show the noise.
+	kindRtmphubA = "A"
+	kindRtmphubB = "B"
 )
 
 // serverConfig is how the bench starts servers.
@@ -34,6 +37,7 @@ type serverConfig struct {
 	externalPID  int
 	startTimeout time.Duration
 	tmpRoot      string // a directory for this run's files
+	cpus         []int  // -server-cpus: the servers' affinity; none: not pinned
 }
 
 // serverProc is one running server under test.
@@ -43,6 +47,7 @@ type serverProc struct {
 	pid  int // 0 when unknown (external server without -server-pid)
 	dir  string
 	log  string // path of its captured output
+	cpus []int  // the affinity it is started with; none: as the tool's
 
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the process has been waited for
@@ -59,8 +64,8 @@ func startServer(ctx context.Context, kind string, cfg *serverConfig) (*serverPr
 			return nil, err
 		}
 		return s, nil
-	case kindRtmphub:
-		return startRtmphub(ctx, cfg, "rtmphub", nil, "")
+	case kindRtmphub, kindRtmphubA, kindRtmphubB:
+		return startRtmphub(ctx, cfg, kind, nil, "")
 	case kindNginx:
 		return startNginx(ctx, cfg)
 	}
@@ -94,7 +99,7 @@ func (s *serverProc) exec(bin string, args []string, onLine func(string)) error 
 	} else {
 		cmd.Stderr = f
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startPinned(cmd, s.cpus); err != nil {
 		f.Close()
 		return err
 	}
@@ -187,7 +192,7 @@ func startRtmphub(ctx context.Context, cfg *serverConfig, kind string, extra []s
 	if err != nil {
 		return nil, err
 	}
-	s := &serverProc{kind: kind, dir: dir, log: filepath.Join(dir, "rtmphub.log")}
+	s := &serverProc{kind: kind, dir: dir, log: filepath.Join(dir, "rtmphub.log"), cpus: cfg.cpus}
 	data := filepath.Join(dir, "data")
 	if err := os.Mkdir(data, 0o755); err != nil {
 		return nil, err
@@ -301,7 +306,7 @@ func startNginx(ctx context.Context, cfg *serverConfig) (*serverProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &serverProc{kind: kindNginx, dir: dir, log: filepath.Join(dir, "stderr.log")}
+	s := &serverProc{kind: kindNginx, dir: dir, log: filepath.Join(dir, "stderr.log"), cpus: cfg.cpus}
 	if s.addr, err = freePort(); err != nil {
 		return nil, err
 	}
