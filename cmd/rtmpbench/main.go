@@ -59,7 +59,9 @@ Servers (-server):
             with a ratio row rtmphub/nginx
   aa        (or rtmphub,rtmphub) the same rtmphub command twice per player
             count, labelled A and B, with a ratio row B/A: an A/A run, to
-            show how far two measurements of one server differ
+            show how far two measurements of one server differ; with
+            -rtmphub-args-b, B gets those arguments too (an A/B run of two
+            settings, e.g. -rtmphub-args-b "--merged-write 350ms")
   cluster   two rtmphub processes (-rtmphub-args, then --node-name
             rtmpbench-a|b, --cluster-secret, --cluster-embedded,
             --cluster-route-addr, --cluster-routes) joined into one cluster
@@ -207,6 +209,7 @@ func run() error {
 		settle       = flag.Duration("settle", 2*time.Second, "publisher alone before the baseline RSS and the players")
 		rampFlag     = flag.String("ramp", "500/s", "player connect rate")
 		rtmphubBin   = flag.String("rtmphub-bin", "", "rtmphub binary (default: go build ./cmd/rtmphub)")
+		rtmphubArgsB = flag.String("rtmphub-args-b", "", "with -server aa: arguments added to B's command (an A/B run of two settings of one binary)")
 		rtmphubArgs  = flag.String("rtmphub-args", "serve --rtmp-addr 127.0.0.1:0 --http-addr= --data-dir {datadir} --log-format json --log-level info", "rtmphub arguments, space-separated; {datadir} is a fresh directory, {addr} a free 127.0.0.1 port (then readiness is seen by connecting instead of from the log)")
 		nginxBin     = flag.String("nginx-bin", "nginx", "nginx binary")
 		nginxModule  = flag.String("nginx-module", "/usr/lib/nginx/modules/ngx_rtmp_module.so", "nginx-rtmp dynamic module (load_module)")
@@ -304,6 +307,7 @@ func run() error {
 		server: serverConfig{
 			rtmphubBin:   *rtmphubBin,
 			rtmphubArgs:  strings.Fields(*rtmphubArgs),
+			rtmphubArgsB: strings.Fields(*rtmphubArgsB),
 			nginxBin:     *nginxBin,
 			nginxModule:  *nginxModule,
 			externalPID:  *serverPID,
@@ -320,6 +324,9 @@ func run() error {
 		kinds = []string{kindRtmphub, kindNginx}
 	case s == "aa", s == "rtmphub,rtmphub":
 		kinds = []string{kindRtmphubA, kindRtmphubB}
+		if *rtmphubArgsB != "" {
+			log.Printf("A/B run: B is started with %q added", *rtmphubArgsB)
+		}
 	case s == kindCluster:
 		kinds = []string{kindClusterOrigin, kindClusterEdge}
 	case strings.HasPrefix(s, "addr="):
@@ -327,6 +334,9 @@ func run() error {
 		kinds = []string{kindExternal}
 	default:
 		return fmt.Errorf("bad -server %q: want rtmphub, nginx, both, aa, cluster or addr=host:port", s)
+	}
+	if *rtmphubArgsB != "" && kinds[0] != kindRtmphubA {
+		return fmt.Errorf("-rtmphub-args-b needs -server aa")
 	}
 	cfg.probes = *probesFlag
 	if cfg.probes < 0 {

@@ -31,6 +31,7 @@ const (
 type serverConfig struct {
 	rtmphubBin   string   // built from ./cmd/rtmphub when empty
 	rtmphubArgs  []string // {datadir} and {addr} are substituted
+	rtmphubArgsB []string // added for kindRtmphubB (-rtmphub-args-b)
 	nginxBin     string
 	nginxModule  string
 	externalAddr string
@@ -64,8 +65,10 @@ func startServer(ctx context.Context, kind string, cfg *serverConfig) (*serverPr
 			return nil, err
 		}
 		return s, nil
-	case kindRtmphub, kindRtmphubA, kindRtmphubB:
+	case kindRtmphub, kindRtmphubA:
 		return startRtmphub(ctx, cfg, kind, nil, "")
+	case kindRtmphubB:
+		return startRtmphub(ctx, cfg, kind, cfg.rtmphubArgsB, "")
 	case kindNginx:
 		return startNginx(ctx, cfg)
 	}
