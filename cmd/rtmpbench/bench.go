@@ -37,7 +37,7 @@ type benchConfig struct {
 // one protocol.
 type step struct {
 	server   string // kindRtmphub, kindNginx, kindExternal, kindClusterOrigin or kindClusterEdge
-	protocol string // protoRTMP, protoHTTPFLV or protoHLS
+	protocol string // protoRTMP, protoHTTPFLV, protoHLS or protoVOD
 	players  int
 }
 
@@ -211,7 +211,12 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		probes = probeIndexes(n, cfg.probes)
 	}
 	res.Probes = len(probes)
-	pub, err := startPublisher(ctx, pubSrv.addr, benchApp, benchStream, cfg.plan, cfg.setupTimeout, len(probes) > 0)
+	var pub *publisher
+	if st.protocol == protoVOD {
+		pub, err = prepareVOD(srv, cfg, n) // vod.go: the file instead of a publisher
+	} else {
+		pub, err = startPublisher(ctx, pubSrv.addr, benchApp, benchStream, cfg.plan, cfg.setupTimeout, len(probes) > 0)
+	}
 	if err != nil {
 		return fail(pubSrv.fail(err))
 	}

@@ -89,6 +89,13 @@ Players (-protocol):
             sections and parts (playlists not counted); TTFF = index.m3u8
             asked → first part in, key = the same when it is INDEPENDENT.
             rtmphub or addr= only
+  vod       RTMP players of a recorded stream: the tool writes the
+            synthetic stream (-vod-length of it) as an FLV file into the
+            data dir of the rtmphub it starts, live/streams/_definst_/
+            bench.flv, and publishes nothing; the players play "bench" with
+            start 0 and count bytes like rtmp players. The server paces the
+            file at real time after its VOD buffer (2 s), so expected is
+            players × bitrate as for live. -server rtmphub only
   a,b       each player count with each protocol, one after the other (a
             fresh server each), with a ratio row b/rtmp when one is rtmp
 
@@ -392,9 +399,9 @@ func parseProtocols(s string, kinds []string) ([]string, error) {
 	for p := range strings.SplitSeq(s, ",") {
 		p = strings.TrimSpace(p)
 		switch p {
-		case protoRTMP, protoHTTPFLV, protoHLS:
+		case protoRTMP, protoHTTPFLV, protoHLS, protoVOD:
 		default:
-			return nil, fmt.Errorf("bad -protocol %q: want rtmp, http-flv or hls, or a comma-separated list of them", p)
+			return nil, fmt.Errorf("bad -protocol %q: want rtmp, http-flv, hls or vod, or a comma-separated list of them", p)
 		}
 		if slices.Contains(protos, p) {
 			return nil, fmt.Errorf("-protocol %q lists %s twice", s, p)
