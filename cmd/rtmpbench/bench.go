@@ -231,7 +231,7 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 
 	// Players, connecting at a bounded rate.
 	pcfg := &playerConfig{
-		protocol: st.protocol, addr: srv.addr, app: benchApp, name: benchStream,
+		protocol: st.protocol, addr: srv.addr, app: stepApp(st), name: benchStream,
 		setupTimeout: cfg.setupTimeout, readTimeout: cfg.readTimeout, readBuf: cfg.readBuf,
 		rcvLowat: rcvLowat(cfg.plan.Bitrate, cfg.batch, cfg.readBuf),
 	}

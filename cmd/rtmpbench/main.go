@@ -90,12 +90,14 @@ Players (-protocol):
             asked → first part in, key = the same when it is INDEPENDENT.
             rtmphub or addr= only
   vod       RTMP players of a recorded stream: the tool writes the
-            synthetic stream (-vod-length of it) as an FLV file into the
-            data dir of the rtmphub it starts, live/streams/_definst_/
-            bench.flv, and publishes nothing; the players play "bench" with
-            start 0 and count bytes like rtmp players. The server paces the
-            file at real time after its VOD buffer (2 s), so expected is
-            players × bitrate as for live. -server rtmphub only
+            synthetic stream (-vod-length of it) as an FLV file and
+            publishes nothing; the players connect to app vod, play "bench"
+            with start 0 and count bytes like rtmp players. The file is
+            vod/streams/_definst_/bench.flv in the data dir of the rtmphub
+            the tool starts, or <dir>/vod/bench.flv for nginx (application
+            vod { play <dir>/vod; }). rtmphub paces a file at real time after
+            its VOD buffer (2 s), nginx-rtmp after the client's buffer, so
+            expected is players × bitrate as for live. rtmphub or nginx
   a,b       each player count with each protocol, one after the other (a
             fresh server each), with a ratio row b/rtmp when one is rtmp
 
@@ -406,7 +408,7 @@ func parseProtocols(s string, kinds []string) ([]string, error) {
 		if slices.Contains(protos, p) {
 			return nil, fmt.Errorf("-protocol %q lists %s twice", s, p)
 		}
-		if p != protoRTMP && slices.Contains(kinds, kindNginx) {
+		if p != protoRTMP && p != protoVOD && slices.Contains(kinds, kindNginx) {
 			return nil, fmt.Errorf("-protocol %s: nginx-rtmp does not serve %s; use -server rtmphub or addr=host:port", p, p)
 		}
 		protos = append(protos, p)

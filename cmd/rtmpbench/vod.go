@@ -14,22 +14,44 @@ import (
 
 // VOD players (-protocol vod): before the step the tool writes the
 // synthetic stream (the publisher's media: same plan, same payloads) as
-// an FLV file, <data dir>/live/streams/_definst_/bench.flv, where rtmphub
-// looks for the recorded stream "bench" of application live; there is no
-// publisher. The players connect, createStream and play "bench" with
-// start 0 (recorded only), parse until the first keyframe, then count
-// bytes like live players. rtmphub sends a recorded stream ahead of real
-// time by the client's buffer length (the players set none: the server's
-// --vod-buffer, 2 s by default) and then at real time, so after the
-// warm-up a player receives the file's bitrate: expected is players ×
-// bitrate, as for live players.
+// an FLV file where the server looks for the recorded stream "bench" of
+// application vod: <data dir>/vod/streams/_definst_/bench.flv for rtmphub,
+// <dir>/vod/bench.flv for nginx-rtmp (application vod { play <dir>/vod; }
+// in its configuration); there is no publisher. The players connect to
+// app vod, createStream and play "bench" with start 0 (recorded only),
+// parse until the first keyframe, then count bytes like live players.
+// rtmphub sends a recorded stream ahead of real time by the client's
+// buffer length (the players set none: the server's --vod-buffer, 2 s by
+// default) and then at real time, so after the warm-up a player receives
+// the file's bitrate: expected is players × bitrate, as for live players.
 const protoVOD = "vod"
 
 var vodLength = flag.Duration("vod-length", 0, "-protocol vod: length of the file the players play (0: long enough for the ramp, warm-up and window, plus a minute)")
 
-// vodFile is where the VOD step's file goes under a data dir.
-func vodFile(dataDir string) string {
-	return filepath.Join(dataDir, benchApp, "streams", "_definst_", benchStream+".flv")
+// vodApp is the application VOD players connect to.
+const vodApp = "vod"
+
+// stepApp is the application a step's players connect to.
+func stepApp(st step) string {
+	if st.protocol == protoVOD {
+		return vodApp
+	}
+	return benchApp
+}
+
+// nginxVODDir is the folder nginx-rtmp's application vod plays from.
+func nginxVODDir(dir string) string { return filepath.Join(dir, vodApp) }
+
+// vodFile is where the VOD step's file goes for server srv.
+func vodFile(srv *serverProc) (string, error) {
+	switch {
+	case srv.dir == "":
+	case srv.kind == kindRtmphub:
+		return filepath.Join(srv.dir, "data", vodApp, "streams", "_definst_", benchStream+".flv"), nil
+	case srv.kind == kindNginx:
+		return filepath.Join(nginxVODDir(srv.dir), benchStream+".flv"), nil
+	}
+	return "", fmt.Errorf("-protocol vod: only a server the tool starts (-server rtmphub, nginx or both) has a folder to write the file into")
 }
 
 // vodFileLength is the length of the file a step of n players plays: it
@@ -43,14 +65,14 @@ func vodFileLength(cfg *benchConfig, n int) time.Duration {
 	return ramp + cfg.setupTimeout + cfg.warmup + cfg.duration + time.Minute
 }
 
-// prepareVOD writes the step's file into the data dir of srv and returns
+// prepareVOD writes the step's file where srv looks for it and returns
 // a publisher that publishes nothing, so that the step runs as a live one
 // does.
 func prepareVOD(srv *serverProc, cfg *benchConfig, n int) (*publisher, error) {
-	if srv.kind != kindRtmphub || srv.dir == "" {
-		return nil, fmt.Errorf("-protocol vod: only a server the tool starts (-server rtmphub) has a data dir to write the file into")
+	path, err := vodFile(srv)
+	if err != nil {
+		return nil, err
 	}
-	path := vodFile(filepath.Join(srv.dir, "data"))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
