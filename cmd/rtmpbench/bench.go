@@ -39,7 +39,7 @@ type benchConfig struct {
 // one protocol.
 type step struct {
 	server   string // kindRtmphub, kindNginx, kindExternal, kindClusterOrigin or kindClusterEdge
-	protocol string // protoRTMP, protoHTTPFLV or protoHLS
+	protocol string // protoRTMP, protoHTTPFLV, protoHLS or protoVOD
 	players  int
 }
 
@@ -231,7 +231,12 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 		probes = probeIndexes(n, cfg.probes)
 	}
 	res.Probes = len(probes)
-	pub, err := startPublisher(ctx, pubSrv.addr, benchApp, benchStream, cfg.plan, cfg.setupTimeout, len(probes) > 0)
+	var pub *publisher
+	if st.protocol == protoVOD {
+		pub, err = prepareVOD(srv, cfg, n) // vod.go: the file instead of a publisher
+	} else {
+		pub, err = startPublisher(ctx, pubSrv.addr, benchApp, benchStream, cfg.plan, cfg.setupTimeout, len(probes) > 0)
+	}
 	if err != nil {
 		return fail(pubSrv.fail(err))
 	}
@@ -246,7 +251,7 @@ func runStep(ctx context.Context, cfg *benchConfig, st step) stepResult {
 
 	// Players, connecting at a bounded rate.
 	pcfg := &playerConfig{
-		protocol: st.protocol, addr: srv.addr, app: benchApp, name: benchStream,
+		protocol: st.protocol, addr: srv.addr, app: stepApp(st), name: benchStream,
 		setupTimeout: cfg.setupTimeout, readTimeout: cfg.readTimeout, readBuf: cfg.readBuf,
 		rcvLowat: rcvLowat(cfg.plan.Bitrate, cfg.batch, cfg.readBuf),
 	}

@@ -105,6 +105,15 @@ Players (-protocol):
             connect, createStream, play and counting as an RTMP player
             (RTMP bytes of the replies). Each player dials from its own
             127.1.x.y source address (per-address limits). rtmphub or addr=
+  vod       RTMP players of a recorded stream: the tool writes the
+            synthetic stream (-vod-length of it) as an FLV file and
+            publishes nothing; the players connect to app vod, play "bench"
+            with start 0 and count bytes like rtmp players. The file is
+            vod/streams/_definst_/bench.flv in the data dir of the rtmphub
+            the tool starts, or <dir>/vod/bench.flv for nginx (application
+            vod { play <dir>/vod; }). rtmphub paces a file at real time after
+            its VOD buffer (2 s), nginx-rtmp after the client's buffer, so
+            expected is players × bitrate as for live. rtmphub or nginx
   a,b       each player count with each protocol, one after the other (a
             fresh server each), with a ratio row b/rtmp when one is rtmp
 
@@ -196,7 +205,7 @@ func main() {
 func run() error {
 	var (
 		serverFlag   = flag.String("server", "both", "rtmphub, nginx, both, aa (rtmphub against itself), cluster, or addr=host:port")
-		protoFlag    = flag.String("protocol", protoRTMP, "players' protocol: rtmp, http-flv, hls or rtmpt, or several comma-separated (each player count runs with each, e.g. rtmp,http-flv)")
+		protoFlag    = flag.String("protocol", protoRTMP, "players' protocol: rtmp, http-flv, hls, rtmpt or vod, or several comma-separated (each player count runs with each, e.g. rtmp,http-flv)")
 		serverPID    = flag.Int("server-pid", 0, "with -server addr=: the server's pid, for CPU and RSS")
 		playersFlag  = flag.String("players", "100,500,2000", "player counts to run, comma-separated")
 		bitrateFlag  = flag.String("bitrate", "232k", "stream bitrate (media payload), e.g. 232k, 1.5M")
@@ -474,14 +483,14 @@ func parseProtocols(s string, kinds []string) ([]string, error) {
 	for p := range strings.SplitSeq(s, ",") {
 		p = strings.TrimSpace(p)
 		switch p {
-		case protoRTMP, protoHTTPFLV, protoHLS, protoRTMPT:
+		case protoRTMP, protoHTTPFLV, protoHLS, protoRTMPT, protoVOD:
 		default:
-			return nil, fmt.Errorf("bad -protocol %q: want rtmp, http-flv, hls or rtmpt, or a comma-separated list of them", p)
+			return nil, fmt.Errorf("bad -protocol %q: want rtmp, http-flv, hls, rtmpt or vod, or a comma-separated list of them", p)
 		}
 		if slices.Contains(protos, p) {
 			return nil, fmt.Errorf("-protocol %q lists %s twice", s, p)
 		}
-		if p != protoRTMP && slices.Contains(kinds, kindNginx) {
+		if p != protoRTMP && p != protoVOD && slices.Contains(kinds, kindNginx) {
 			return nil, fmt.Errorf("-protocol %s: nginx-rtmp does not serve %s; use -server rtmphub or addr=host:port", p, p)
 		}
 		protos = append(protos, p)

@@ -204,8 +204,13 @@ func (p *player) setup(c *clientConn, cfg *playerConfig) error {
 	if err != nil {
 		return err
 	}
-	// Live only (-1000 ms), as librtmp asks for live streams.
-	if _, err := c.call(id, "play", nil, cfg.name, -1000.0); err != nil {
+	// Live only (-1000 ms), as librtmp asks for live streams; VOD players
+	// the recorded stream only, from its start (0).
+	start := -1000.0
+	if cfg.protocol == protoVOD {
+		start = 0
+	}
+	if _, err := c.call(id, "play", nil, cfg.name, start); err != nil {
 		return err
 	}
 	sent := time.Now()

@@ -149,7 +149,7 @@ func TestNginxConf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"load_module /m.so;", "master_process off;", "listen 127.0.0.1:5555;", "application live {", "worker_connections 10000;", "error_log " + dir + "/error.log"} {
+	for _, want := range []string{"load_module /m.so;", "master_process off;", "listen 127.0.0.1:5555;", "application live {", "worker_connections 10000;", "error_log " + dir + "/error.log", "application vod {", "play " + dir + "/vod;"} {
 		if !strings.Contains(b, want) {
 			t.Errorf("conf lacks %q:\n%s", want, b)
 		}

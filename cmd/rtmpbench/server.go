@@ -274,7 +274,8 @@ func startRtmphub(ctx context.Context, cfg *serverConfig, kind string, extra []s
 }
 
 // nginxConf is the nginx-rtmp configuration: one single-process worker, a
-// live application, chunk size 4096 as FMS uses. The keepalive ping is off:
+// live application, a vod application playing the files of a folder
+// (-protocol vod, vod.go), chunk size 4096 as FMS uses. The keepalive ping is off:
 // the bench's players stop parsing messages after the first keyframe and
 // cannot answer pings, and nginx-rtmp would drop them 90 s after they last
 // sent anything (ping 60s + ping_timeout 30s).
@@ -295,12 +296,15 @@ rtmp {
         application %s {
             live on;
         }
+        application vod {
+            play %s;
+        }
     }
 }
 `
 
 func writeNginxConf(path, module, dir, addr, app string) error {
-	conf := fmt.Sprintf(nginxConf, module, filepath.Join(dir, "error.log"), filepath.Join(dir, "nginx.pid"), addr, app)
+	conf := fmt.Sprintf(nginxConf, module, filepath.Join(dir, "error.log"), filepath.Join(dir, "nginx.pid"), addr, app, nginxVODDir(dir))
 	return os.WriteFile(path, []byte(conf), 0o644)
 }
 

@@ -15,7 +15,12 @@
 // FileName maps a play name to a file name and Kind: "name" and
 // "flv:name" are name.flv, "mp4:name.ext" an MP4 file. The Info of a file
 // is rebuilt when its size or modification time changes, and the Store
-// keeps it for later players within a bound in files and bytes. An MP4
+// keeps it for later players within a bound in files and bytes; players
+// of one cold file wait for the one build. The players of an FLV file
+// read it through blocks of 16 KiB shared by all of them (blocks.go): a
+// block is read once per file version and kept a few seconds within a
+// bound in bytes, and a tag is handed on as a slice of it, so a player
+// holds no read buffer and copies nothing. An MP4
 // file's moov box is flattened once into one list of samples; its Source
 // reads each sample from the file and hands it on in its FLV form (AVC
 // and AAC as legacy FLV tags, HEVC as Enhanced RTMP).

@@ -2,7 +2,6 @@ package vod
 
 import (
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -28,6 +27,9 @@ type Store struct {
 	files      map[string]*fileEntry    // by real path
 	bytes      int64                    // cost of the entries in files
 	recordings map[string]chan struct{} // by real path; closed when the recording ends
+	builds     int                      // Infos built, for tests
+
+	blocks *blockCache // FLV files' bytes, shared by their players
 }
 
 // Config is what a Store is made with.
@@ -54,6 +56,7 @@ func New(cfg Config) *Store {
 		log:        log,
 		files:      make(map[string]*fileEntry),
 		recordings: make(map[string]chan struct{}),
+		blocks:     newBlockCache(maxBlockBytes, blockIdle),
 	}
 }
 
@@ -185,6 +188,9 @@ type Info struct {
 	corrupt error
 	mp4     *mp4Table // MP4 files: the samples
 	cost    int64     // memory held, for the cache's bound
+	// size is the file's size in this version: the bytes before it are
+	// read through the Store's shared blocks (blocks.go).
+	size int64
 }
 
 type fileEntry struct {
@@ -217,18 +223,29 @@ func (s *Store) infoWith(real string, f *os.File, build func(*os.File) (*Info, e
 		<-e.ready
 		return e.info, e.err
 	}
+	if e != nil {
+		// Another version (the file was rewritten, or a recording grew):
+		// built again. Its cost leaves the bound with it; one being built
+		// has none yet, and its builder finds it replaced.
+		s.bytes -= e.cost
+		e.cost = 0
+	}
 	e = &fileEntry{size: fi.Size(), mtime: fi.ModTime(), used: time.Now(), ready: make(chan struct{})}
 	s.files[real] = e
+	s.builds++
 	s.evictLocked()
 	s.mu.Unlock()
 
 	start := time.Now()
 	e.info, e.err = build(f)
 	if e.info != nil {
+		e.info.size = e.size
 		s.mu.Lock()
-		e.cost = e.info.cost
-		s.bytes += e.cost
-		s.evictLocked()
+		if s.files[real] == e {
+			e.cost = e.info.cost
+			s.bytes += e.cost
+			s.evictLocked()
+		}
 		s.mu.Unlock()
 	}
 	close(e.ready)
@@ -374,7 +391,9 @@ type Source interface {
 	// start).
 	SeekKeyframe(ms int64) (ts int64, needSeq bool, err error)
 	// Next returns the next tag; io.EOF at the end, io.ErrUnexpectedEOF
-	// when the file ends inside a tag (it may still be growing).
+	// when the file ends inside a tag (it may still be growing). The Tag
+	// may be reused by the next call; its Data is the caller's to keep
+	// (never written to again, and not to be written to).
 	Next() (*flv.Tag, error)
 	Close()
 }
@@ -397,56 +416,13 @@ func (s *Store) Open(file File) (Source, error) {
 		f.Close()
 		return nil, err
 	}
-	r, err := flv.NewReader(f)
-	if err != nil {
+	src := &flvSource{store: s, real: real, f: f, info: info}
+	if err := src.readHeader(); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &flvSource{store: s, real: real, f: f, r: r, info: info}, nil
+	return src, nil
 }
-
-// flvSource reads an FLV file.
-type flvSource struct {
-	store *Store
-	real  string
-	f     *os.File
-	r     *flv.Reader
-	info  *Info
-}
-
-func (s *flvSource) Info() *Info { return s.info }
-
-func (s *flvSource) SeekKeyframe(ms int64) (int64, bool, error) {
-	if s.store.IsRecording(s.real) {
-		// A growing file: index what is there now (through a handle of
-		// its own: the Reader owns the offset of s.f).
-		if f, err := openFile(s.real); err == nil {
-			if info, err := s.store.info(s.real, f); err == nil {
-				s.info = info
-			}
-			f.Close()
-		}
-	}
-	idx := s.info.index
-	if ms <= 0 {
-		return 0, false, s.r.SeekTag(idx.Start)
-	}
-	k := idx.Lookup(time.Duration(ms) * time.Millisecond)
-	if k.Pos <= idx.Start {
-		return 0, false, s.r.SeekTag(idx.Start)
-	}
-	return int64(k.Time*1000 + 0.5), true, s.r.SeekTag(k.Pos)
-}
-
-func (s *flvSource) Next() (*flv.Tag, error) {
-	t, err := s.r.Next()
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, err
-	}
-	return t, err
-}
-
-func (s *flvSource) Close() { s.f.Close() }
 
 // HasVideo reports whether the file has video keyframes to start at.
 func (fi *Info) HasVideo() bool {
