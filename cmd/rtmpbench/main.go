@@ -419,7 +419,7 @@ func run() error {
 		Started: time.Now(), Stream: formatBitrate(bitrate), Plan: plan,
 		Warmup: warmup.String(), Duration: duration.String(), Ramp: ramp, HostCPUs: host.CPUs,
 		RcvLowat: rcvLowat(bitrate, *batch, *readBuf), Probes: cfg.probes,
-		Pinning: pin, Rounds: *roundsFlag, ReadPool: *readPool && *batch > 0,
+		Pinning: pin, Rounds: *roundsFlag, ReadPool: *readPool && *batch > 0, ArgsB: *rtmphubArgsB,
 	}
 	log.Printf("%v", plan)
 	for round := 1; round <= *roundsFlag; round++ {

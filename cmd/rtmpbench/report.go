@@ -24,7 +24,8 @@ type report struct {
 	Pinning  pinning      `json:"pinning"`
 	ReadPool bool         `json:"read_pool,omitempty"` // counting players read by one goroutine (readpool.go)
 	Rounds   int          `json:"rounds,omitempty"`
-	Results  []stepResult `json:"results"` // all rounds, in the order run; Round says which
+	ArgsB    string       `json:"rtmphub_args_b,omitempty"` // -server aa: what B's command adds (an A/B run)
+	Results  []stepResult `json:"results"`                  // all rounds, in the order run; Round says which
 	// Summary is over the rounds: per (server, protocol, players), then per
 	// ratio row (see summarizeRounds).
 	Summary []summaryRow `json:"summary,omitempty"`
@@ -58,7 +59,10 @@ of the machine (host busy − server − tool, % of one core): large values mean
 
 `)
 	extra := r.hasExtra()
-	if r.hasAA() {
+	switch {
+	case r.hasAA() && r.ArgsB != "":
+		fmt.Fprintf(w, "A = the rtmphub command, B = the same command with %s added (-server aa -rtmphub-args-b): B/A shows that setting's effect.\n\n", r.ArgsB)
+	case r.hasAA():
 		io.WriteString(w, "A, B = the same rtmphub command started twice per step (-server aa): B/A shows the noise of the method.\n\n")
 	}
 	if extra {
