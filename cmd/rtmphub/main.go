@@ -21,6 +21,17 @@ import (
 	"syscall"
 )
 
+// serveGCPercent is the collector's GOGC for a serving hub, unless the
+// environment sets GOGC. Most of a live player's memory was not its own
+// state but the heap's headroom over the live heap: with Go's default of
+// 100 the heap grows to twice what is live before a collection, and the
+// pages it grows into stay in RSS. Measured with rtmpbench, pinned, the
+// same binary with and without (bench/gogc-50.txt): RSS per player 30.3
+// -> 16.3-16.6 KiB at 100 players, 16.0-16.6 -> 12.8-13.1 at 1000, 15.7
+// -> 12.4 at 3000, and CPU per player the same within the rounds' noise
+// (the live path allocates little: messages are shared, buffers pooled).
+const serveGCPercent = 50
+
 func main() {
 	os.Exit(run(os.Args[1:], environ(), os.Stdout, os.Stderr))
 }
@@ -49,6 +60,9 @@ func run(args []string, env map[string]string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintln(stderr, "rtmphub:", strings.ReplaceAll(err.Error(), "\n", "; "))
 			return 2
+		}
+		if _, set := env["GOGC"]; !set {
+			debug.SetGCPercent(serveGCPercent)
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
