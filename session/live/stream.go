@@ -286,20 +286,28 @@ func (st *Stream) writePacket(p *Publication, ts uint32, pkt *Packet, seqKey str
 // and, in merged-write mode, the media of the readers that allow it up
 // to Config.MergedWrite after the first of their window.
 func (st *Stream) flushLocked(now bool) []Reader {
-	merged := st.cfg.MergedWrite > 0
-	if !now && !merged {
+	if !now && st.cfg.MergedWrite <= 0 {
 		st.schedule(true, false) // (no need to look at the readers)
 		return nil
 	}
+	return st.takeLocked(!now, true)
+}
+
+// takeLocked returns the readers whose pending media is to be written now
+// (nil for none) and schedules the flush timer for the media that waits:
+// in merged-write mode, that of the readers that merge while holdMerge;
+// that of the other readers while holdQuick.
+func (st *Stream) takeLocked(holdQuick, holdMerge bool) []Reader {
+	merged := st.cfg.MergedWrite > 0
 	readers := st.flushList[:0]
 	st.flushList = nil
 	quick, merge := false, false
 	for _, sub := range st.readers {
 		switch {
 		case !sub.pending:
-		case merged && sub.merge:
+		case merged && sub.merge && holdMerge:
 			merge = true
-		case !now:
+		case holdQuick:
 			quick = true
 		default:
 			sub.pending = false
@@ -387,22 +395,10 @@ func (st *Stream) flushDeferred() {
 		return
 	}
 	st.flushArmed = false
-	merged := st.cfg.MergedWrite > 0
+	// An early run (the timer was moved for quick media) leaves the
+	// merging readers' media waiting for the end of their window.
 	windowOver := !st.mergeDue.IsZero() && !time.Now().Before(st.mergeDue)
-	readers := st.flushList[:0]
-	st.flushList = nil
-	merge := false
-	for _, sub := range st.readers {
-		switch {
-		case !sub.pending:
-		case merged && sub.merge && !windowOver:
-			merge = true // an early run: the timer was moved for quick media
-		default:
-			sub.pending = false
-			readers = append(readers, sub.r)
-		}
-	}
-	st.schedule(false, merge)
+	readers := st.takeLocked(false, !windowOver)
 	st.mu.Unlock()
 	st.write(readers)
 }
