@@ -136,18 +136,13 @@ func cpuSet(cpus []int) *cpuMask {
 func pinSelf(cpus []int) error {
 	set := cpuSet(cpus)
 	for range 2 {
-		tasks, err := os.ReadDir("/proc/self/task")
-		if err != nil {
-			return err
-		}
-		for _, t := range tasks {
-			tid, err := strconv.Atoi(t.Name())
-			if err != nil {
-				continue
-			}
-			if err := schedSetaffinity(tid, set); err != nil && !errors.Is(err, syscall.ESRCH) {
+		if err := eachThread(func(tid int) error {
+			if err := schedSetaffinity(tid, set); err != nil {
 				return fmt.Errorf("sched_setaffinity(%d): %w", tid, err)
 			}
+			return nil
+		}); err != nil {
+			return err
 		}
 	}
 	runtime.GOMAXPROCS(len(cpus))

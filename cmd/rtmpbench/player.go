@@ -286,6 +286,18 @@ func (p *player) count(conn net.Conn, cfg *playerConfig, ack func(total uint64) 
 // bytes are buffered (a non-blocking read still returns what there is), so
 // a player costs a few wakeups a second instead of one per message.
 func setRcvLowat(conn net.Conn, n int) error {
+	var serr error
+	if err := controlFD(conn, func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, n)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// controlFD calls fn with conn's file descriptor (see syscall.RawConn's
+// Control).
+func controlFD(conn net.Conn, fn func(fd uintptr)) error {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return fmt.Errorf("%T has no file descriptor", conn)
@@ -294,11 +306,5 @@ func setRcvLowat(conn net.Conn, n int) error {
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, n)
-	}); err != nil {
-		return err
-	}
-	return serr
+	return raw.Control(fn)
 }

@@ -192,6 +192,12 @@ func waitIdle(ctx context.Context, maxBusy float64, maxWait time.Duration) (floa
 // the value of the thread that creates them, so the servers the bench
 // starts run at it too.
 func reniceSelf(n int) error {
+	return eachThread(func(tid int) error { return syscall.Setpriority(syscall.PRIO_PROCESS, tid, n) })
+}
+
+// eachThread calls fn with the id of every thread of this process; a
+// thread that ended meanwhile (ESRCH) is not an error.
+func eachThread(fn func(tid int) error) error {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return err
@@ -201,7 +207,7 @@ func reniceSelf(n int) error {
 		if err != nil {
 			continue
 		}
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, n); err != nil && !errors.Is(err, syscall.ESRCH) {
+		if err := fn(tid); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return err
 		}
 	}

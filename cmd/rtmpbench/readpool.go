@@ -86,17 +86,9 @@ func (rp *readPool) close() {
 // says why) or ctx is done. bytes gets every byte read; ackWindow and
 // lastAck continue an RTMP connection's acknowledgements (0: none).
 func (rp *readPool) count(ctx context.Context, conn net.Conn, bytes *atomic.Uint64, ackWindow, lastAck uint64) error {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return fmt.Errorf("%T has no file descriptor", conn)
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return err
-	}
 	fd := -1
 	var derr error
-	if err := raw.Control(func(f uintptr) { fd, derr = syscall.Dup(int(f)) }); err != nil {
+	if err := controlFD(conn, func(f uintptr) { fd, derr = syscall.Dup(int(f)) }); err != nil {
 		return err
 	}
 	if derr != nil {
